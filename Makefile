@@ -1,0 +1,43 @@
+# Comity: the README's two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit gen gen-check bench chaos clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: start three agencies' nodes on loopback and walk a preservation request through them
+demo: $(STAMP)
+	$(BIN)/comity demo
+
+## test: install, check generated code, lint, type-check, run every test
+test: $(STAMP) gen-check lint typecheck unit
+
+gen: $(STAMP)
+	ops/gen_proto.sh
+
+gen-check: $(STAMP)
+	ops/gen_proto.sh --check
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy node tests ops
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+## bench: node-to-node exchange beside a bare grpc.aio echo baseline
+bench: $(STAMP)
+	$(BIN)/python ops/bench/exchange.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

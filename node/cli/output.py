@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: Apache-2.0
+"""How the CLI shows requests and receipts: tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from node.gen.comity.v1 import envelope_pb2, local_pb2
+from node.timeutil import format_ms
+
+_DIRECTIONS = {
+    local_pb2.DIRECTION_OUTBOUND: "outbound",
+    local_pb2.DIRECTION_INBOUND: "inbound",
+}
+
+
+def summary_dict(summary: local_pb2.RequestSummary) -> dict[str, Any]:
+    return {
+        "request_id": summary.request_id,
+        "request_type": summary.request_type,
+        "direction": _DIRECTIONS.get(summary.direction, "unknown"),
+        "peer": summary.peer,
+        "state": summary.state,
+        "created_at": format_ms(summary.created_at_ms),
+        "updated_at": format_ms(summary.updated_at_ms),
+    }
+
+
+def receipt_dict(receipt: envelope_pb2.Receipt) -> dict[str, Any]:
+    return {
+        "message_id": receipt.message_id,
+        "receiver": receipt.receiver,
+        "sender": receipt.sender,
+        "status": envelope_pb2.ReceiptStatus.Name(receipt.status),
+        "envelope_digest": receipt.envelope_digest.hex(),
+        "received_at": format_ms(receipt.received_at_ms),
+        "signed_by": [s.key_id for s in receipt.signatures],
+    }
+
+
+def detail_dict(detail: local_pb2.RequestDetail) -> dict[str, Any]:
+    result = summary_dict(detail.summary)
+    result["form"] = json.loads(detail.form_json) if detail.form_json else None
+    result["receipt"] = receipt_dict(detail.receipt) if detail.HasField("receipt") else None
+    result["receipt_verified"] = detail.receipt_verified
+    result["last_error"] = detail.last_error or None
+    return result
+
+
+def print_json(console: Console, value: object) -> None:
+    console.print_json(json.dumps(value, ensure_ascii=False))
+
+
+def print_list(console: Console, summaries: list[local_pb2.RequestSummary]) -> None:
+    if not summaries:
+        console.print("No requests yet.")
+        return
+    table = Table("request id", "type", "direction", "peer", "state", "updated (UTC)")
+    for s in summaries:
+        d = summary_dict(s)
+        table.add_row(
+            d["request_id"],
+            d["request_type"],
+            d["direction"],
+            d["peer"],
+            d["state"],
+            d["updated_at"],
+        )
+    console.print(table)
+
+
+def print_detail(console: Console, detail: local_pb2.RequestDetail) -> None:
+    d = detail_dict(detail)
+    table = Table(show_header=False, box=None)
+    for key in (
+        "request_id",
+        "request_type",
+        "direction",
+        "peer",
+        "state",
+        "created_at",
+        "updated_at",
+    ):
+        table.add_row(key.replace("_", " "), str(d[key]))
+    if d["last_error"]:
+        table.add_row("last error", d["last_error"])
+    console.print(table)
+    if d["receipt"]:
+        print_receipt(console, d["receipt"], verified=detail.receipt_verified)
+    else:
+        console.print("No receipt yet.")
+
+
+def print_receipt(console: Console, receipt: dict[str, Any], *, verified: bool) -> None:
+    mark = "[green]verified[/green]" if verified else "[red]NOT verified[/red]"
+    console.print(f"Signed receipt ({mark}):")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for key, value in receipt.items():
+        table.add_row(
+            key.replace("_", " "), ", ".join(value) if isinstance(value, list) else str(value)
+        )
+    console.print(table)

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Starting and watching node processes on this machine (demo, benchmarks, tests)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from node.config import NodeConfig
+from node.errors import ConfigError
+
+START_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def comity_command(*args: str) -> list[str]:
+    """The argv that runs ``comity ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "node.cli.main", *args]
+
+
+def spawn_node(config: NodeConfig, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``comity node serve`` for ``config`` as its own process, output to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            comity_command("node", "serve", "--config", str(config.config_path)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_until_serving(
+    config: NodeConfig, process: subprocess.Popen[bytes], *, timeout_s: float = START_TIMEOUT_S
+) -> None:
+    """Block until the node answers its health check on the local socket.
+
+    Raises:
+        ConfigError: the process exited, or did not become healthy in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ConfigError(f"the node of {config.agency_id} exited with {process.returncode}")
+        if is_serving(config.local_socket):
+            return
+        time.sleep(0.1)
+    raise ConfigError(f"the node of {config.agency_id} did not start within {timeout_s}s")
+
+
+def is_serving(local_socket: Path) -> bool:
+    if not local_socket.exists():
+        return False
+    with grpc.insecure_channel(f"unix:{local_socket}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=1.0
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

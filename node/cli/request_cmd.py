@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``comity request …``: file, list and show requests through the local node."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from node.cli import output
+from node.cli.local_client import LocalClient
+from node.config import load_config
+from node.errors import ConfigError
+from node.gen.comity.v1 import local_pb2
+
+_DIRECTIONS = {
+    None: local_pb2.DIRECTION_UNSPECIFIED,
+    "outbound": local_pb2.DIRECTION_OUTBOUND,
+    "inbound": local_pb2.DIRECTION_INBOUND,
+}
+
+
+def _client(args: argparse.Namespace) -> LocalClient:
+    return LocalClient(load_config(args.config).local_socket)
+
+
+def file_request(args: argparse.Namespace, console: Console) -> int:
+    try:
+        form = args.form.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the form {args.form}: {e.strerror}") from e
+    with _client(args) as client:
+        detail = client.file_request(
+            request_type=args.request_type, recipient=args.recipient, form_json=form
+        )
+    if args.json:
+        output.print_json(console, output.detail_dict(detail))
+        return 0
+    summary = detail.summary
+    console.print(
+        f"Request [bold]{summary.request_id}[/bold] ({summary.request_type}) to "
+        f"{summary.peer}: {summary.state}"
+    )
+    if detail.HasField("receipt"):
+        receipt = output.receipt_dict(detail.receipt)
+        output.print_receipt(console, receipt, verified=detail.receipt_verified)
+    return 0
+
+
+def list_requests(args: argparse.Namespace, console: Console) -> int:
+    if not 1 <= args.limit <= 1000:
+        raise ConfigError("--limit must be between 1 and 1000")
+    with _client(args) as client:
+        response = client.list_requests(direction=_DIRECTIONS[args.direction], limit=args.limit)
+    summaries = list(response.requests)
+    if args.json:
+        output.print_json(console, [output.summary_dict(s) for s in summaries])
+    else:
+        output.print_list(console, summaries)
+    return 0
+
+
+def show_request(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        detail = client.get_request(args.request_id)
+    if args.json:
+        output.print_json(console, output.detail_dict(detail))
+    else:
+        output.print_detail(console, detail)
+    return 0

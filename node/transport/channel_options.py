@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: Apache-2.0
+"""gRPC channel and server options shared by both ends of the federation link."""
+
+from __future__ import annotations
+
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+"""Envelopes carry at most 1 MiB of payload; leave room for the header and signatures."""
+
+COMMON_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # Keep idle federation links alive through NAT and firewalls without flooding peers.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    *COMMON_OPTIONS,
+    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+    ("grpc.so_reuseport", 0),
+)

@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Federation.Deliver: the door through which other nodes hand this node their envelopes.
+
+The method is registered to receive the raw request bytes, so that bytes which do not even
+parse as protobuf are refused by Comity with ``INVALID_ARGUMENT`` and a reason, rather than by
+the gRPC runtime with an opaque ``INTERNAL``.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.message import DecodeError
+from opentelemetry.trace import SpanKind, Tracer
+
+from node import wire
+from node.errors import MalformedError
+from node.gen.comity.v1 import federation_pb2
+from node.services.exchange import ExchangeService
+from node.telemetry import extract_context
+from node.tls import peer_certificate_fingerprint
+from node.transport.status import answer_or_abort
+
+SERVICE_NAME = federation_pb2.DESCRIPTOR.services_by_name["Federation"].full_name
+
+DeliverContext = grpc.aio.ServicerContext[bytes, bytes]
+
+
+class FederationServicer:
+    def __init__(self, *, exchange: ExchangeService, tracer: Tracer) -> None:
+        self._exchange = exchange
+        self._tracer = tracer
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The service's handler, taking raw request bytes and answering serialised bytes."""
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME, {"Deliver": grpc.unary_unary_rpc_method_handler(self.deliver)}
+        )
+
+    async def deliver(self, request: bytes, context: DeliverContext) -> bytes:
+        parent = extract_context(context.invocation_metadata())
+        with self._tracer.start_as_current_span(
+            f"{SERVICE_NAME}/Deliver", context=parent, kind=SpanKind.SERVER
+        ):
+            return await answer_or_abort(
+                context, lambda: self._deliver(request, context), method="Deliver"
+            )
+
+    async def _deliver(self, request: bytes, context: DeliverContext) -> bytes:
+        sealed = wire.envelope_from_proto(_parse_request(request).envelope)
+        receipt = await self._exchange.receive(
+            sealed, peer_fingerprint=peer_certificate_fingerprint(context.auth_context())
+        )
+        response = federation_pb2.DeliverResponse(receipt=wire.receipt_to_proto(receipt))
+        return response.SerializeToString()
+
+
+def _parse_request(data: bytes) -> federation_pb2.DeliverRequest:
+    request = federation_pb2.DeliverRequest()
+    try:
+        request.ParseFromString(data)
+    except DecodeError as e:
+        raise MalformedError("DeliverRequest is not a valid protobuf message") from e
+    wire.refuse_unknown_fields(request, what="DeliverRequest")
+    if not request.HasField("envelope"):
+        raise MalformedError("DeliverRequest has no envelope")
+    return request

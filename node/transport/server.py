@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The two gRPC servers of a node: Federation over mutual TLS, Local over a Unix socket.
+
+Both also serve the standard health checking and reflection services. They are separate
+servers so that a peer can never reach the Local service and a local user never needs a
+federation certificate.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from node.errors import ConfigError
+from node.gen.comity.v1 import local_pb2, local_pb2_grpc
+from node.transport.channel_options import SERVER_OPTIONS
+from node.transport.federation_servicer import SERVICE_NAME as FEDERATION_SERVICE
+from node.transport.federation_servicer import FederationServicer
+from node.transport.local_servicer import LocalServicer
+
+LOCAL_SERVICE = local_pb2.DESCRIPTOR.services_by_name["Local"].full_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsIdentity:
+    certificate: bytes
+    private_key: bytes
+    trust_roots: bytes
+    """PEM certificates of every member: the only clients the handshake accepts."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeServers:
+    federation: grpc.aio.Server
+    local: grpc.aio.Server
+    federation_port: int
+    federation_health: health_aio.HealthServicer
+    local_health: health_aio.HealthServicer
+
+    async def start(self) -> None:
+        await self.federation.start()
+        await self.local.start()
+        for health, service in (
+            (self.federation_health, FEDERATION_SERVICE),
+            (self.local_health, LOCAL_SERVICE),
+        ):
+            await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+            await health.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace_s: float) -> None:
+        """Report NOT_SERVING, stop accepting calls, let in-flight calls finish."""
+        for health in (self.federation_health, self.local_health):
+            await health.enter_graceful_shutdown()
+        await self.federation.stop(grace_s)
+        await self.local.stop(grace_s)
+
+
+def build_servers(
+    *,
+    federation: FederationServicer,
+    local: LocalServicer,
+    listen: str,
+    local_socket: Path,
+    tls: TlsIdentity,
+    max_concurrent_rpcs: int,
+) -> NodeServers:
+    """Create (not start) both servers.
+
+    Raises:
+        ConfigError: the federation address cannot be bound or the socket path is unusable.
+    """
+    fed_server, fed_health = _server(max_concurrent_rpcs, FEDERATION_SERVICE)
+    fed_server.add_generic_rpc_handlers((federation.handler(),))
+    credentials = grpc.ssl_server_credentials(
+        [(tls.private_key, tls.certificate)],
+        root_certificates=tls.trust_roots,
+        require_client_auth=True,
+    )
+    try:
+        port = fed_server.add_secure_port(listen, credentials)
+    except RuntimeError as e:
+        raise ConfigError(f"cannot listen on {listen}: {e}") from e
+    local_server, local_health = _server(max_concurrent_rpcs, LOCAL_SERVICE)
+    local_pb2_grpc.add_LocalServicer_to_server(local, local_server)
+    _bind_socket(local_server, local_socket)
+    return NodeServers(
+        federation=fed_server,
+        local=local_server,
+        federation_port=port,
+        federation_health=fed_health,
+        local_health=local_health,
+    )
+
+
+def _server(
+    max_concurrent_rpcs: int, service: str
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+    server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=max_concurrent_rpcs)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (
+            service,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    return server, health
+
+
+def _bind_socket(server: grpc.aio.Server, path: Path) -> None:
+    # Unix socket paths are limited to ~107 bytes; say so instead of failing obscurely.
+    if len(str(path)) > 100:
+        raise ConfigError(f"local socket path is too long (max 100 characters): {path}")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.exists():
+        path.unlink()  # left behind by a node that did not shut down cleanly
+    # The socket's permissions decide who may use the Local service: the node's user only.
+    old_umask = os.umask(0o177)
+    try:
+        server.add_insecure_port(f"unix:{path}")
+    except RuntimeError as e:
+        raise ConfigError(f"cannot bind the local socket {path}: {e}") from e
+    finally:
+        os.umask(old_umask)

@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Exchange benchmark: node-to-node preservation requests beside a bare grpc.aio echo.
+
+The receiving node runs as its own process (`comity node serve`, SQLite, WAL, synchronous=FULL);
+the sending node runs in this process and files requests through its exchange service, so
+every request is validated, signed, sealed, stored, delivered over mutual TLS, verified,
+opened, validated again, stored, acknowledged with a signed receipt, and the receipt verified
+and stored. The baseline is a bare grpc.aio echo server, also its own process, sent a payload
+of the same size at the same concurrency, in the same run.
+
+Usage: python ops/bench/exchange.py [--requests N] [--concurrency 1,8,32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from node.cli.processes import free_port, spawn_node, wait_until_serving
+from node.config import NodeConfig, init_node
+from node.forms.registry import schemas_dir
+from node.members import build_members_file
+from node.runtime import RunningNode, start_node
+from node.storage import repo
+from node.storage.engine import transaction
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Result:
+    mode: str
+    concurrency: int
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _drive(
+    mode: str, call: Callable[[], Awaitable[object]], *, concurrency: int, requests: int
+) -> Result:
+    latencies: list[float] = []
+    remaining = requests
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            await call()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    for _ in range(min(20, requests)):  # warm up connections, caches and the JIT-less paths
+        await call()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Result(mode, concurrency, requests, time.perf_counter() - started, latencies)
+
+
+def _make_nodes(workdir: Path) -> tuple[NodeConfig, NodeConfig]:
+    sender = init_node(
+        directory=workdir / "sender",
+        agency_id="bench-sender",
+        country="EE",
+        roles=["requesting"],
+        listen=f"127.0.0.1:{free_port()}",
+    )
+    receiver = init_node(
+        directory=workdir / "receiver",
+        agency_id="bench-receiver",
+        country="PT",
+        roles=["central_authority"],
+        listen=f"127.0.0.1:{free_port()}",
+    )
+    cards = [(workdir / name / "member.toml").read_text() for name in ("sender", "receiver")]
+    members = build_members_file(cards)
+    for config in (sender, receiver):
+        config.members_file.write_text(members)
+    return sender, receiver
+
+
+async def _bench_comity(
+    sender: RunningNode, receiver: str, form: bytes, levels: list[int], requests: int
+) -> list[Result]:
+    async def call() -> object:
+        return await sender.exchange.file_request(
+            request_type="preservation", recipient=receiver, form_json=form
+        )
+
+    return [await _drive("comity", call, concurrency=c, requests=requests) for c in levels]
+
+
+async def _bench_echo(port: int, size: int, levels: list[int], requests: int) -> list[Result]:
+    payload = b"\x5a" * size
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        echo = channel.unary_unary("/bench.Echo/Echo")
+
+        async def call() -> object:
+            return await echo(payload, timeout=10)
+
+        return [await _drive("echo", call, concurrency=c, requests=requests) for c in levels]
+
+
+def _envelope_size(sender: RunningNode) -> int:
+    """Size of one stored, serialised envelope: what the echo baseline is sent."""
+    with transaction(sender.engine) as session:
+        newest = repo.list_exchanges(session, direction=None, limit=1)[0]
+        return len(repo.messages_for_exchange(session, newest.id)[0].envelope)
+
+
+def _start_echo_server(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "echo_server.py"), str(port)], stdout=subprocess.PIPE
+    )
+
+
+async def main(requests: int, levels: list[int]) -> None:
+    with tempfile.TemporaryDirectory(prefix="comity-bench-") as tmp:
+        workdir = Path(tmp)
+        sender_config, receiver_config = _make_nodes(workdir)
+        receiver_proc = spawn_node(receiver_config, workdir / "receiver.log")
+        echo_port = free_port()
+        echo_proc = _start_echo_server(echo_port)
+        try:
+            wait_until_serving(receiver_config, receiver_proc)
+            assert echo_proc.stdout is not None
+            echo_proc.stdout.readline()
+            sender = await start_node(sender_config)
+            try:
+                form = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
+                comity = await _bench_comity(
+                    sender, receiver_config.agency_id, form, levels, requests
+                )
+                size = _envelope_size(sender)
+            finally:
+                await sender.stop()
+            echo = await _bench_echo(echo_port, size, levels, requests)
+        finally:
+            receiver_proc.terminate()
+            echo_proc.terminate()
+            receiver_proc.wait(timeout=30)
+            echo_proc.wait(timeout=30)
+    _report(comity, echo, size)
+
+
+def _report(comity: list[Result], echo: list[Result], size: int) -> None:
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{_cpu_count()} cores, Python {platform.python_version()}, grpcio {grpc.__version__}"
+    )
+    print(f"payload: {size} bytes per request (serialised envelope)")
+    print(
+        f"{'concurrency':>11} | {'comity req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{'echo req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}"
+    )
+    for c, e in zip(comity, echo, strict=True):
+        print(
+            f"{c.concurrency:>11} | {c.rate:>12.0f} {c.percentile(0.5):>7.2f} "
+            f"{c.percentile(0.99):>7.2f} | {e.rate:>10.0f} {e.percentile(0.5):>7.2f} "
+            f"{e.percentile(0.99):>7.2f} | {c.rate / e.rate:>5.2f}"
+        )
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400, help="requests per level")
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
+    options = parser.parse_args()
+    asyncio.run(main(options.requests, [int(c) for c in options.concurrency.split(",")]))

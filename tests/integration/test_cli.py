@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The `comity request` commands against real nodes, through the local Unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from node.cli.main import main
+from node.forms.registry import schemas_dir
+from tests.integration.harness import Federation, make_configs, running_federation
+
+UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+EXAMPLE = schemas_dir() / "examples" / "preservation.example.json"
+
+
+@pytest.fixture
+async def fed(
+    tmp_path: Path, node_database_urls: Callable[[str], str]
+) -> AsyncIterator[Federation]:
+    async with running_federation(make_configs(tmp_path, node_database_urls)) as federation:
+        yield federation
+
+
+async def comity(
+    capsys: pytest.CaptureFixture[str], fed: Federation, agency: str, *args: str
+) -> tuple[int, str, str]:
+    config = str(fed.configs[agency].config_path)
+    # The CLI blocks; run it off the event loop the nodes are serving on.
+    code = await asyncio.to_thread(main, [*args, "--config", config])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+async def test_file_list_show_round_trip(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = await comity(
+        capsys,
+        fed,
+        UNIT,
+        "request",
+        "file",
+        "preservation",
+        "--to",
+        AUTHORITY,
+        "--form",
+        str(EXAMPLE),
+        "--json",
+    )
+    assert code == 0
+    filed = json.loads(out)
+    assert filed["state"] == "delivered"
+    assert filed["receipt_verified"] is True
+    assert filed["receipt"]["receiver"] == AUTHORITY
+
+    code, out, _ = await comity(capsys, fed, AUTHORITY, "request", "list", "--json")
+    assert code == 0
+    [listed] = json.loads(out)
+    assert listed["request_id"] == filed["request_id"]
+    assert listed["direction"] == "inbound"
+    assert listed["state"] == "registered"
+
+    code, out, _ = await comity(capsys, fed, AUTHORITY, "request", "show", filed["request_id"])
+    assert code == 0
+    assert "registered" in out
+    assert "verified" in out
+
+    code, out, _ = await comity(capsys, fed, UNIT, "request", "show", filed["request_id"])
+    assert code == 0
+    assert "delivered" in out
+    assert "Signed receipt" in out
+
+
+async def test_errors_are_one_plain_line_with_a_code(
+    fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = await comity(
+        capsys,
+        fed,
+        UNIT,
+        "request",
+        "file",
+        "preservation",
+        "--to",
+        "zz-nobody",
+        "--form",
+        str(EXAMPLE),
+    )
+    assert code == 1
+    assert "zz-nobody" in err
+    assert "unknown_agency" in err
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"form_version": "preservation.v1"}')
+    code, _, err = await comity(
+        capsys,
+        fed,
+        UNIT,
+        "request",
+        "file",
+        "preservation",
+        "--to",
+        AUTHORITY,
+        "--form",
+        str(bad),
+    )
+    assert code == 1
+    assert "form_invalid" in err
+
+    code, _, err = await comity(capsys, fed, UNIT, "request", "show", "not-a-uuid")
+    assert code == 1
+    assert "malformed" in err
+
+    code, _, err = await comity(
+        capsys, fed, UNIT, "request", "show", "3b0c3c9e-8d0e-4c36-9d7c-3f0a1d2e4b5c"
+    )
+    assert code == 1
+    assert "not_found" in err
+
+
+async def test_local_socket_is_private_to_the_node_user(fed: Federation) -> None:
+    mode = fed.configs[UNIT].local_socket.stat().st_mode
+    assert stat.S_ISSOCK(mode)
+    assert mode & 0o077 == 0
+
+
+def test_cli_says_when_the_local_node_is_not_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from node.config import init_node
+
+    config = init_node(
+        directory=tmp_path / "n",
+        agency_id="aa-cyber-unit",
+        country="EE",
+        roles=["requesting"],
+        listen="127.0.0.1:1",
+    )
+    code = main(["request", "list", "--config", str(config.config_path)])
+    assert code == 1
+    assert "is `comity node serve` running?" in capsys.readouterr().err

@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Nodes as real OS processes: graceful shutdown on SIGTERM, and the demo end to end."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+from node.cli.processes import comity_command, free_port, spawn_node, wait_until_serving
+from node.config import init_node
+
+
+def test_node_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    config = init_node(
+        directory=tmp_path / "n",
+        agency_id="aa-cyber-unit",
+        country="EE",
+        roles=["requesting"],
+        listen=f"127.0.0.1:{free_port()}",
+    )
+    log = tmp_path / "node.log"
+    process = spawn_node(config, log)
+    try:
+        wait_until_serving(config, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log.read_text()
+    assert "stopped" in text
+    assert "Traceback" not in text
+
+
+def test_demo_runs_end_to_end() -> None:
+    result = subprocess.run(
+        comity_command("demo"), capture_output=True, text=True, timeout=240, check=False
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "registered" in result.stdout
+    assert "Demo complete" in result.stdout
