@@ -8,7 +8,7 @@ ids, types, agency ids and outcomes only: never form contents or personal data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.util.types import AttributeValue
 
 from node.errors import ConfigError
 
@@ -74,7 +75,7 @@ def extract_context(metadata: Iterable[tuple[str, str | bytes]] | None) -> otel_
     return propagate.extract(carrier)
 
 
-def span_attributes(**values: str | int | bool | Sequence[str]) -> dict[str, object]:
+def span_attributes(**values: AttributeValue) -> dict[str, AttributeValue]:
     """Attributes under the ``comity.`` namespace; only ids, types and outcomes go here."""
     return {f"comity.{key}": value for key, value in values.items()}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.rule import Rule
+from rich.text import Text
 
 from node.cli.processes import comity_command, free_port, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node
@@ -50,7 +51,7 @@ def run(console: Console, *, keep: bool = False) -> int:
         _walk_through(console, configs)
         return _shut_down(console, processes)
     except ComityError as e:
-        console.print(f"[bold red]The demo failed:[/bold red] {e.diagnostics()}")
+        console.print(Text.assemble(("The demo failed: ", "bold red"), e.diagnostics()))
         _print_logs(console, workdir)
         return 1
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import grpc
 
@@ -14,6 +14,9 @@ from node.gen.comity.v1 import local_pb2, local_pb2_grpc
 from node.transport.status import ERROR_TRAILER
 
 LOCAL_CALL_TIMEOUT_S = 60.0
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 
 class LocalNodeUnreachableError(ComityError):
@@ -55,16 +58,16 @@ class LocalClient:
         )
         return self._call(self._stub.FileRequest, request)
 
-    def list_requests(self, *, direction: int, limit: int) -> local_pb2.ListRequestsResponse:
+    def list_requests(
+        self, *, direction: local_pb2.Direction.ValueType, limit: int
+    ) -> local_pb2.ListRequestsResponse:
         request = local_pb2.ListRequestsRequest(direction=direction, limit=limit)
         return self._call(self._stub.ListRequests, request)
 
     def get_request(self, request_id: str) -> local_pb2.RequestDetail:
         return self._call(self._stub.GetRequest, local_pb2.GetRequestRequest(request_id=request_id))
 
-    def _call[Req, Resp](
-        self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req
-    ) -> Resp:
+    def _call(self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req) -> Resp:
         try:
             return method(request, timeout=LOCAL_CALL_TIMEOUT_S)
         except grpc.RpcError as e:
@@ -72,9 +75,13 @@ class LocalClient:
 
 
 def _error_from(error: grpc.RpcError, socket: Path) -> ComityError:
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    details: str = error.details() or code.name  # type: ignore[attr-defined]
-    trailer = dict(error.trailing_metadata() or ()).get(ERROR_TRAILER)  # type: ignore[attr-defined]
+    if not isinstance(error, grpc.Call):
+        return LocalNodeError(str(error), kind=ErrorKind.INTERNAL, code="internal_error")
+    code = error.code()
+    details = error.details() or code.name
+    trailer = next(
+        (value for key, value in error.trailing_metadata() or () if key == ERROR_TRAILER), None
+    )
     if trailer is None and code == grpc.StatusCode.UNAVAILABLE:
         return LocalNodeUnreachableError(
             f"cannot reach the local node at {socket}: is `comity node serve` running?"

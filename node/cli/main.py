@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from node.cli import node_cmd, request_cmd
 from node.errors import ComityError
@@ -103,13 +104,13 @@ def _run_demo(args: argparse.Namespace, console: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(highlight=False)
-    errors = Console(stderr=True, highlight=False)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handler: Handler = args.handler
     try:
         return handler(args, console)
     except ComityError as e:
-        errors.print(f"[bold red]error:[/bold red] {e.diagnostics()}", markup=True)
+        errors.print(Text.assemble(("error: ", "bold red"), e.diagnostics()))
         return 1
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -47,7 +47,7 @@ def status_for(error: ComityError) -> grpc.StatusCode:
 
 
 async def answer_or_abort(
-    context: grpc.aio.ServicerContext[object, object],
+    context: grpc.aio.ServicerContext[Any, Any],
     handle: Callable[[], Awaitable[Response]],
     *,
     method: str,

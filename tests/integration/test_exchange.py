@@ -42,19 +42,19 @@ async def fed(
 
 
 def forge(
-    fed: Federation, *, sender: str, recipient: str, payload: bytes, **header: Any
+    fed: Federation, *, signer: str, recipient: str, payload: bytes, **header: Any
 ) -> SealedEnvelope:
-    """A correctly signed and sealed envelope from ``sender`` with header overrides."""
-    directory = StaticDirectory.from_file(fed.configs[sender].members_file)
+    """A correctly signed and sealed envelope from ``signer`` with header overrides."""
+    directory = StaticDirectory.from_file(fed.configs[signer].members_file)
     member = directory.find(recipient)
     assert member is not None
-    keys = fed.keys(sender)
+    keys = fed.keys(signer)
     created = now_ms()
     fields: dict[str, Any] = {
         "message_id": new_message_id(),
         "exchange_id": new_exchange_id(),
         "sequence": 1,
-        "sender": AgencyId(sender),
+        "sender": AgencyId(signer),
         "recipient": AgencyId(recipient),
         "created_at_ms": created,
         "expires_at_ms": created + 3_600_000,
@@ -112,7 +112,7 @@ async def test_preservation_request_is_registered_and_receipt_verified(
 async def test_repeated_delivery_returns_the_original_receipt(
     fed: Federation, example_form: bytes
 ) -> None:
-    envelope = forge(fed, sender=UNIT, recipient=AUTHORITY, payload=example_form)
+    envelope = forge(fed, signer=UNIT, recipient=AUTHORITY, payload=example_form)
     first = await deliver_raw(fed, request_bytes(envelope), client=UNIT, server=AUTHORITY)
     rows = fed.rows(AUTHORITY)
     second = await deliver_raw(fed, request_bytes(envelope), client=UNIT, server=AUTHORITY)
@@ -123,12 +123,12 @@ async def test_repeated_delivery_returns_the_original_receipt(
 async def test_same_message_id_with_other_content_is_refused(
     fed: Federation, example_form: bytes
 ) -> None:
-    envelope = forge(fed, sender=UNIT, recipient=AUTHORITY, payload=example_form)
+    envelope = forge(fed, signer=UNIT, recipient=AUTHORITY, payload=example_form)
     await deliver_raw(fed, request_bytes(envelope), client=UNIT, server=AUTHORITY)
     rows = fed.rows(AUTHORITY)
     other = forge(
         fed,
-        sender=UNIT,
+        signer=UNIT,
         recipient=AUTHORITY,
         payload=example_form,
         message_id=envelope.header.message_id,
@@ -178,14 +178,14 @@ BAD_INPUTS: dict[str, tuple[Callable[[Federation, bytes], bytes], grpc.StatusCod
         "no envelope",
     ),
     "for another recipient": (
-        lambda fed, form: request_bytes(forge(fed, sender=UNIT, recipient=OTHER, payload=form)),
+        lambda fed, form: request_bytes(forge(fed, signer=UNIT, recipient=OTHER, payload=form)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "misaddressed",
         OTHER,
     ),
     "unknown sender": (
         lambda fed, form: request_bytes(
-            forge(fed, sender=UNIT, recipient=AUTHORITY, payload=form, sender=AgencyId("zz-nobody"))
+            forge(fed, signer=UNIT, recipient=AUTHORITY, payload=form, sender=AgencyId("zz-nobody"))
         ),
         grpc.StatusCode.UNAUTHENTICATED,
         "unknown_sender",
@@ -193,7 +193,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[Federation, bytes], bytes], grpc.StatusCod
     ),
     "bad signature": (
         lambda fed, form: request_bytes(
-            flip_signature(forge(fed, sender=UNIT, recipient=AUTHORITY, payload=form))
+            flip_signature(forge(fed, signer=UNIT, recipient=AUTHORITY, payload=form))
         ),
         grpc.StatusCode.UNAUTHENTICATED,
         "bad_signature",
@@ -201,7 +201,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[Federation, bytes], bytes], grpc.StatusCod
     ),
     "form failing its schema": (
         lambda fed, form: request_bytes(
-            forge(fed, sender=UNIT, recipient=AUTHORITY, payload=b'{"form_version": "x"}')
+            forge(fed, signer=UNIT, recipient=AUTHORITY, payload=b'{"form_version": "x"}')
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
         "form_invalid",
@@ -209,7 +209,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[Federation, bytes], bytes], grpc.StatusCod
     ),
     "unknown payload type": (
         lambda fed, form: request_bytes(
-            forge(fed, sender=UNIT, recipient=AUTHORITY, payload=form, payload_type="text/plain")
+            forge(fed, signer=UNIT, recipient=AUTHORITY, payload=form, payload_type="text/plain")
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
         "unknown_request_type",
@@ -219,7 +219,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[Federation, bytes], bytes], grpc.StatusCod
         lambda fed, form: request_bytes(
             forge(
                 fed,
-                sender=UNIT,
+                signer=UNIT,
                 recipient=AUTHORITY,
                 payload=form,
                 created_at_ms=now_ms() - 7_200_000,
@@ -245,7 +245,7 @@ async def test_bad_input_is_refused_with_its_status_and_changes_nothing(
 async def test_tls_client_other_than_the_sender_is_refused(
     fed: Federation, example_form: bytes
 ) -> None:
-    envelope = forge(fed, sender=UNIT, recipient=AUTHORITY, payload=example_form)
+    envelope = forge(fed, signer=UNIT, recipient=AUTHORITY, payload=example_form)
     await expect_refusal(
         fed,
         request_bytes(envelope),
@@ -259,7 +259,7 @@ async def test_client_without_certificate_fails_the_handshake(
     fed: Federation, example_form: bytes
 ) -> None:
     rows = fed.rows(AUTHORITY)
-    envelope = forge(fed, sender=UNIT, recipient=AUTHORITY, payload=example_form)
+    envelope = forge(fed, signer=UNIT, recipient=AUTHORITY, payload=example_form)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await deliver_raw(fed, request_bytes(envelope), client=None, server=AUTHORITY)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -277,7 +277,7 @@ async def test_client_certificate_not_in_the_membership_fails_the_handshake(
         private_key=key,
         certificate_chain=cert,
     )
-    envelope = forge(fed, sender=UNIT, recipient=AUTHORITY, payload=example_form)
+    envelope = forge(fed, signer=UNIT, recipient=AUTHORITY, payload=example_form)
     rows = fed.rows(AUTHORITY)
     async with grpc.aio.secure_channel(
         f"127.0.0.1:{fed.nodes[AUTHORITY].federation_port}",

@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Node configuration: one TOML file, paths relative to it, every value checked on load."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from node.crypto.keys import AgencyKeys
+from node.errors import ComityError, ConfigError
+from node.ids import AgencyId, parse_agency_id
+from node.members import ROLES, build_members_file, member_card
+from node.telemetry import EXPORTERS
+from node.tls import generate_tls_identity, write_private_file
+
+CONFIG_FILE = "comity.toml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    config_path: Path
+    agency_id: AgencyId
+    listen: str
+    local_socket: Path
+    database_url: str
+    members_file: Path
+    keys_dir: Path
+    tls_certificate: Path
+    tls_private_key: Path
+    telemetry_exporter: str = "none"
+    otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+    max_concurrent_rpcs: int = 256
+    delivery_timeout_s: float = 10.0
+    message_lifetime_s: int = 86400
+    grace_period_s: float = 10.0
+
+
+# section -> key -> (type, required)
+_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
+    "": {"agency_id": (str, True)},
+    "federation": {
+        "listen": (str, True),
+        "members_file": (str, False),
+        "max_concurrent_rpcs": (int, False),
+        "delivery_timeout_s": (float, False),
+        "message_lifetime_s": (int, False),
+    },
+    "local": {"socket": (str, False)},
+    "storage": {"url": (str, False)},
+    "keys": {"directory": (str, False)},
+    "tls": {"certificate": (str, False), "private_key": (str, False)},
+    "telemetry": {"exporter": (str, False), "otlp_endpoint": (str, False)},
+    "logging": {"level": (str, False)},
+    "shutdown": {"grace_period_s": (float, False)},
+}
+
+
+def _check_shape(document: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """Split the document into sections, refusing unknown keys and wrong types."""
+    sections: dict[str, dict[str, Any]] = {"": {}}
+    for key, value in document.items():
+        if isinstance(value, dict):
+            if key not in _SCHEMA or not key:
+                raise ConfigError(f"{source}: unknown section [{key}]")
+            sections[key] = value
+        else:
+            sections[""][key] = value
+    for section, values in sections.items():
+        for key, value in values.items():
+            name = f"{section}.{key}" if section else key
+            if key not in _SCHEMA[section]:
+                raise ConfigError(f"{source}: unknown key {name}")
+            expected = _SCHEMA[section][key][0]
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+            if not ok or isinstance(value, bool):
+                raise ConfigError(f"{source}: {name} must be a {expected.__name__}")
+        for key, (_, required) in _SCHEMA[section].items():
+            if required and key not in values:
+                name = f"{section}.{key}" if section else key
+                raise ConfigError(f"{source}: {name} is required")
+    return sections
+
+
+def _positive(value: float, name: str, source: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{source}: {name} must be positive")
+
+
+def _sqlite_relative(url: str, base: Path) -> str:
+    """Resolve ``sqlite:///relative.db`` against the config file's directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(base / url[len(prefix) :])
+    return url
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and check a node configuration file.
+
+    Raises:
+        ConfigError: missing file, invalid TOML, unknown keys, wrong types or bad values;
+            the message names the file and the key.
+    """
+    source = str(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"configuration file {path} does not exist") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from e
+    s = _check_shape(document, source)
+    base = path.resolve().parent
+
+    def get(section: str, key: str, default: Any) -> Any:
+        return s.get(section, {}).get(key, default)
+
+    try:
+        agency = parse_agency_id(s[""]["agency_id"], field="agency_id")
+    except ComityError as e:
+        raise ConfigError(f"{source}: {e.message}") from e
+    config = NodeConfig(
+        config_path=path.resolve(),
+        agency_id=agency,
+        listen=get("federation", "listen", ""),
+        local_socket=base / get("local", "socket", "comity.sock"),
+        database_url=_sqlite_relative(get("storage", "url", "sqlite:///comity.db"), base),
+        members_file=base / get("federation", "members_file", "members.toml"),
+        keys_dir=base / get("keys", "directory", "keys"),
+        tls_certificate=base / get("tls", "certificate", "tls/node.crt"),
+        tls_private_key=base / get("tls", "private_key", "tls/node.key"),
+        telemetry_exporter=get("telemetry", "exporter", "none"),
+        otlp_endpoint=get("telemetry", "otlp_endpoint", None),
+        log_level=get("logging", "level", "INFO"),
+        max_concurrent_rpcs=get("federation", "max_concurrent_rpcs", 256),
+        delivery_timeout_s=float(get("federation", "delivery_timeout_s", 10.0)),
+        message_lifetime_s=get("federation", "message_lifetime_s", 86400),
+        grace_period_s=float(get("shutdown", "grace_period_s", 10.0)),
+    )
+    _check_values(config, source)
+    return config
+
+
+def _check_values(config: NodeConfig, source: str) -> None:
+    if config.telemetry_exporter not in EXPORTERS:
+        raise ConfigError(f"{source}: telemetry.exporter must be one of {', '.join(EXPORTERS)}")
+    if config.log_level not in LOG_LEVELS:
+        raise ConfigError(f"{source}: logging.level must be one of {', '.join(LOG_LEVELS)}")
+    if ":" not in config.listen:
+        raise ConfigError(f"{source}: federation.listen must be host:port")
+    _positive(config.max_concurrent_rpcs, "federation.max_concurrent_rpcs", source)
+    _positive(config.delivery_timeout_s, "federation.delivery_timeout_s", source)
+    _positive(config.grace_period_s, "shutdown.grace_period_s", source)
+    if not 60 <= config.message_lifetime_s <= 7 * 86400:
+        raise ConfigError(f"{source}: federation.message_lifetime_s must be 60 s to 7 days")
+
+
+def init_node(
+    *,
+    directory: Path,
+    agency_id: str,
+    country: str,
+    roles: Sequence[str],
+    listen: str,
+    endpoint: str | None = None,
+    database_url: str | None = None,
+) -> NodeConfig:
+    """Create keys, TLS material, a configuration and a member card for a new node.
+
+    Raises:
+        ConfigError: the directory already holds a node, or an argument is invalid.
+    """
+    directory = directory.resolve()
+    config_path = directory / CONFIG_FILE
+    if config_path.exists():
+        raise ConfigError(f"{config_path} exists already; refusing to overwrite a node")
+    unknown = set(roles) - ROLES
+    if unknown:
+        raise ConfigError(f"unknown role(s) {sorted(unknown)}; known: {sorted(ROLES)}")
+    try:
+        agency = parse_agency_id(agency_id, field="--agency-id")
+    except ComityError as e:
+        raise ConfigError(e.message) from e
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (directory / "tls").mkdir(mode=0o700, exist_ok=True)
+    keys = AgencyKeys.generate()
+    keys.save(directory / "keys")
+    certificate, private_key = generate_tls_identity(agency)
+    (directory / "tls" / "node.crt").write_bytes(certificate)
+    write_private_file(directory / "tls" / "node.key", private_key)
+    card = member_card(
+        agency_id=agency,
+        country=country,
+        roles=roles,
+        endpoint=endpoint or listen,
+        keys=keys,
+        tls_certificate=certificate,
+    )
+    (directory / "member.toml").write_text(card, encoding="utf-8")
+    members = directory / "members.toml"
+    if not members.exists():
+        members.write_text(build_members_file([card]), encoding="utf-8")
+    config_path.write_text(
+        _initial_config(agency, listen, database_url or "sqlite:///comity.db"), encoding="utf-8"
+    )
+    return load_config(config_path)
+
+
+def _initial_config(agency: str, listen: str, database_url: str) -> str:
+    return tomli_w.dumps(
+        {
+            "agency_id": agency,
+            "federation": {"listen": listen, "members_file": "members.toml"},
+            "local": {"socket": "comity.sock"},
+            "storage": {"url": database_url},
+            "keys": {"directory": "keys"},
+            "tls": {"certificate": "tls/node.crt", "private_key": "tls/node.key"},
+            "telemetry": {"exporter": "none"},
+            "logging": {"level": "INFO"},
+        }
+    )

@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: Apache-2.0
+"""An agency's message keys: Ed25519 for signing, X25519 for sealing, kept apart."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from node.errors import ConfigError
+from node.ids import KeyId
+
+SIGNING_FILE = "signing.key"
+ENCRYPTION_FILE = "encryption.key"
+KEY_BYTES = 32
+
+
+def key_id(public_key: bytes) -> KeyId:
+    """Lowercase hex of the first 16 bytes of SHA-256 over the raw public key."""
+    return KeyId(hashlib.sha256(public_key).digest()[:16].hex())
+
+
+def encode_public_key(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def decode_public_key(text: str, *, field: str) -> bytes:
+    """Decode a base64 public key.
+
+    Raises:
+        ConfigError: not base64, or not exactly 32 bytes.
+    """
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ConfigError(f"{field} is not valid base64") from e
+    if len(raw) != KEY_BYTES:
+        raise ConfigError(f"{field} must decode to {KEY_BYTES} bytes, got {len(raw)}")
+    return raw
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgencyKeys:
+    """This node's private message keys. Never printed: the repr shows key ids only."""
+
+    signing: SigningKey
+    encryption: PrivateKey
+
+    def __repr__(self) -> str:
+        return f"AgencyKeys(signing={self.signing_key_id}, encryption={self.encryption_key_id})"
+
+    @property
+    def signing_public(self) -> bytes:
+        return bytes(self.signing.verify_key)
+
+    @property
+    def encryption_public(self) -> bytes:
+        return bytes(self.encryption.public_key)
+
+    @property
+    def signing_key_id(self) -> KeyId:
+        return key_id(self.signing_public)
+
+    @property
+    def encryption_key_id(self) -> KeyId:
+        return key_id(self.encryption_public)
+
+    @classmethod
+    def generate(cls) -> AgencyKeys:
+        return cls(signing=SigningKey.generate(), encryption=PrivateKey.generate())
+
+    def save(self, directory: Path) -> None:
+        """Write both keys (base64, one line each) as files only the owner can read.
+
+        Raises:
+            ConfigError: a key file exists already or cannot be written.
+        """
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_secret(directory / SIGNING_FILE, bytes(self.signing))
+        _write_secret(directory / ENCRYPTION_FILE, bytes(self.encryption))
+
+    @classmethod
+    def load(cls, directory: Path) -> AgencyKeys:
+        """Read the keys written by :meth:`save`.
+
+        Raises:
+            ConfigError: a file is missing, readable by others, or not a 32-byte key.
+        """
+        signing = _read_secret(directory / SIGNING_FILE)
+        encryption = _read_secret(directory / ENCRYPTION_FILE)
+        return cls(signing=SigningKey(signing), encryption=PrivateKey(encryption))
+
+
+def _write_secret(path: Path, raw: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as e:
+        raise ConfigError(f"refusing to overwrite the existing key file {path}") from e
+    except OSError as e:
+        raise ConfigError(f"cannot create key file {path}: {e.strerror}") from e
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(base64.b64encode(raw).decode("ascii") + "\n")
+
+
+def _read_secret(path: Path) -> bytes:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError as e:
+        raise ConfigError(f"key file {path} does not exist") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read key file {path}") from e
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"key file {path} is accessible by other users; chmod 600 it")
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ConfigError(f"key file {path} is not base64") from e
+    if len(raw) != KEY_BYTES:
+        raise ConfigError(f"key file {path} does not hold a {KEY_BYTES}-byte key")
+    return raw

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Database tables. Table classes stay here; nothing outside storage builds them by hand."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+# Named constraints let Alembic's batch mode rebuild SQLite tables and drop constraints on
+# PostgreSQL by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(SQLModel):
+    metadata = metadata
+
+
+class Exchange(Base, table=True):
+    """One request and everything that follows it, at one end."""
+
+    __tablename__ = "exchange"
+    __table_args__ = (
+        CheckConstraint("direction IN ('outbound', 'inbound')", name="direction"),
+        Index("ix_exchange_direction_created", "direction", "created_at_ms"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    request_type: str = Field(sa_column=Column(String(64), nullable=False))
+    direction: str = Field(sa_column=Column(String(16), nullable=False))
+    peer: str = Field(sa_column=Column(String(64), nullable=False))
+    state: str = Field(sa_column=Column(String(32), nullable=False))
+    form_json: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(String(1000), nullable=True))
+
+
+class Message(Base, table=True):
+    """One envelope sent or received, with its receipt."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("exchange_id", "direction", "sequence", name="uq_message_position"),
+    )
+
+    message_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    exchange_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("exchange.id"), nullable=False, index=True)
+    )
+    direction: str = Field(sa_column=Column(String(16), nullable=False))
+    sequence: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sender: str = Field(sa_column=Column(String(64), nullable=False))
+    recipient: str = Field(sa_column=Column(String(64), nullable=False))
+    payload_type: str = Field(sa_column=Column(String(128), nullable=False))
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    envelope_digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    stored_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    receipt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    receipt_verified: bool = Field(default=False, nullable=False)

@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: Apache-2.0
+"""TLS material for mutual TLS between nodes.
+
+Each agency's node has a self-signed ECDSA P-256 certificate naming its agency id. The
+federation membership lists every certificate; a node trusts exactly those, so a certificate
+is pinned by being listed, not by a certificate authority.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from node.errors import ConfigError
+from node.ids import AgencyId
+
+DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _san(agency_id: str, hosts: Sequence[str]) -> x509.SubjectAlternativeName:
+    names: list[x509.GeneralName] = [x509.DNSName(agency_id)]
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return x509.SubjectAlternativeName(names)
+
+
+def generate_tls_identity(
+    agency_id: AgencyId, *, hosts: Sequence[str] = DEFAULT_HOSTS, valid_days: int = 825
+) -> tuple[bytes, bytes]:
+    """A self-signed certificate and its private key (both PEM) for ``agency_id``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agency_id)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=valid_days))
+        .add_extension(_san(agency_id, hosts), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _load(pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as e:
+        raise ConfigError("not a PEM X.509 certificate") from e
+
+
+def certificate_fingerprint(pem: bytes) -> str:
+    """``sha256:`` and the hex SHA-256 of the DER certificate.
+
+    Raises:
+        ConfigError: not a PEM certificate.
+    """
+    der = _load(pem).public_bytes(serialization.Encoding.DER)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def certificate_agency(pem: bytes) -> str:
+    """The certificate's common name: the agency id it was made for.
+
+    Raises:
+        ConfigError: not a PEM certificate, or without a common name.
+    """
+    names = _load(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise ConfigError("certificate has no common name")
+    value = names[0].value
+    return value if isinstance(value, str) else value.decode()
+
+
+def peer_certificate_fingerprint(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
+    """Fingerprint of the mutual-TLS client certificate in a gRPC auth context, if any."""
+    pem = next(iter(auth_context.get("x509_pem_cert", ())), None)
+    if pem is None:
+        return None
+    try:
+        return certificate_fingerprint(pem)
+    except ConfigError:
+        return None
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create ``path`` readable by its owner only.
+
+    Raises:
+        ConfigError: the file exists or cannot be created.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as e:
+        raise ConfigError(f"refusing to overwrite {path}") from e
+    except OSError as e:
+        raise ConfigError(f"cannot create {path}: {e.strerror}") from e
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)

@@ -1,0 +1,222 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The one module that converts between generated protobuf messages and domain types.
+
+Inbound conversion is strict (steps 1-2 of the receive table in proto/README.md): unknown
+fields, wrong protocol versions, malformed ids and out-of-range sizes are refused with a
+MalformedError naming the field, before any cryptography runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from node.errors import MalformedError
+from node.gen.comity.v1 import envelope_pb2
+from node.ids import (
+    parse_agency_id,
+    parse_exchange_id,
+    parse_key_id,
+    parse_message_id,
+)
+from node.model.envelope import (
+    PROTOCOL_VERSION,
+    EnvelopeHeader,
+    ReceiptBody,
+    ReceiptStatus,
+    SealedEnvelope,
+    SignatureEntry,
+    SignedReceipt,
+)
+
+MAX_PAYLOAD_BYTES = 1 << 20
+SEAL_OVERHEAD_BYTES = 40  # 24-byte nonce + 16-byte Poly1305 tag
+MAX_SIGNATURES = 8
+SIGNATURE_BYTES = 64
+DIGEST_BYTES = 32
+MAX_PAYLOAD_TYPE_CHARS = 128
+
+
+def refuse_unknown_fields(message: Message, *, what: str) -> None:
+    """Refuse fields this version does not know: they could change a message's meaning.
+
+    Raises:
+        MalformedError: ``message`` carries unknown fields.
+    """
+    if len(UnknownFieldSet(message)):
+        raise MalformedError(f"{what} carries fields unknown to protocol version 1")
+
+
+def _signatures(
+    entries: Iterable[envelope_pb2.Signature], *, what: str
+) -> tuple[SignatureEntry, ...]:
+    result = []
+    for entry in entries:
+        refuse_unknown_fields(entry, what=f"{what}.signatures")
+        if len(entry.signature) != SIGNATURE_BYTES:
+            raise MalformedError(f"{what}.signatures: a signature must be {SIGNATURE_BYTES} bytes")
+        result.append(
+            SignatureEntry(
+                key_id=parse_key_id(entry.key_id, field=f"{what}.signatures.key_id"),
+                signature=bytes(entry.signature),
+            )
+        )
+    if not 1 <= len(result) <= MAX_SIGNATURES:
+        raise MalformedError(f"{what} must carry 1 to {MAX_SIGNATURES} signatures")
+    return tuple(result)
+
+
+def _check_version(version: int, *, what: str) -> None:
+    if version != PROTOCOL_VERSION:
+        raise MalformedError(f"{what}.protocol_version must be {PROTOCOL_VERSION}, got {version}")
+
+
+def _payload_type(value: str) -> str:
+    if not value or len(value) > MAX_PAYLOAD_TYPE_CHARS or not value.isascii():
+        raise MalformedError("payload_type must be 1-128 ASCII characters")
+    if not value.isprintable() or " " in value:
+        raise MalformedError("payload_type must be printable and without spaces")
+    return value
+
+
+def envelope_from_proto(msg: envelope_pb2.Envelope) -> SealedEnvelope:
+    """Turn a wire envelope into a domain value, refusing anything malformed.
+
+    Raises:
+        MalformedError: the field that breaks the wire format's rules.
+    """
+    refuse_unknown_fields(msg, what="envelope")
+    _check_version(msg.protocol_version, what="envelope")
+    if msg.sequence < 1:
+        raise MalformedError("envelope.sequence must be at least 1")
+    if msg.created_at_ms <= 0 or msg.expires_at_ms <= 0:
+        raise MalformedError("envelope created_at_ms and expires_at_ms must be positive")
+    size = len(msg.sealed_payload)
+    if not SEAL_OVERHEAD_BYTES < size <= MAX_PAYLOAD_BYTES + SEAL_OVERHEAD_BYTES:
+        raise MalformedError("envelope.sealed_payload size is out of range (payload max 1 MiB)")
+    header = EnvelopeHeader(
+        message_id=parse_message_id(msg.message_id),
+        exchange_id=parse_exchange_id(msg.exchange_id),
+        sequence=msg.sequence,
+        sender=parse_agency_id(msg.sender, field="envelope.sender"),
+        recipient=parse_agency_id(msg.recipient, field="envelope.recipient"),
+        created_at_ms=msg.created_at_ms,
+        expires_at_ms=msg.expires_at_ms,
+        directory_version=msg.directory_version,
+        payload_type=_payload_type(msg.payload_type),
+        sender_encryption_key_id=parse_key_id(
+            msg.sender_encryption_key_id, field="envelope.sender_encryption_key_id"
+        ),
+        recipient_encryption_key_id=parse_key_id(
+            msg.recipient_encryption_key_id, field="envelope.recipient_encryption_key_id"
+        ),
+    )
+    return SealedEnvelope(
+        header=header,
+        sealed_payload=bytes(msg.sealed_payload),
+        signatures=_signatures(msg.signatures, what="envelope"),
+    )
+
+
+def envelope_to_proto(env: SealedEnvelope) -> envelope_pb2.Envelope:
+    h = env.header
+    return envelope_pb2.Envelope(
+        protocol_version=h.protocol_version,
+        message_id=h.message_id,
+        exchange_id=h.exchange_id,
+        sequence=h.sequence,
+        sender=h.sender,
+        recipient=h.recipient,
+        created_at_ms=h.created_at_ms,
+        expires_at_ms=h.expires_at_ms,
+        directory_version=h.directory_version,
+        payload_type=h.payload_type,
+        sender_encryption_key_id=h.sender_encryption_key_id,
+        recipient_encryption_key_id=h.recipient_encryption_key_id,
+        sealed_payload=env.sealed_payload,
+        signatures=[_signature_to_proto(s) for s in env.signatures],
+    )
+
+
+def _signature_to_proto(entry: SignatureEntry) -> envelope_pb2.Signature:
+    return envelope_pb2.Signature(key_id=entry.key_id, signature=entry.signature)
+
+
+def _parse(message: Message, data: bytes, *, what: str) -> None:
+    try:
+        message.ParseFromString(data)
+    except DecodeError as e:
+        raise MalformedError(f"{what} is not a valid protobuf message") from e
+
+
+def envelope_from_bytes(data: bytes) -> SealedEnvelope:
+    """Parse and check a serialised envelope.
+
+    Raises:
+        MalformedError: not protobuf, or a field breaks the wire format's rules.
+    """
+    msg = envelope_pb2.Envelope()
+    _parse(msg, data, what="envelope")
+    return envelope_from_proto(msg)
+
+
+def envelope_to_bytes(env: SealedEnvelope) -> bytes:
+    return envelope_to_proto(env).SerializeToString()
+
+
+def receipt_from_proto(msg: envelope_pb2.Receipt) -> SignedReceipt:
+    """Turn a wire receipt into a domain value, refusing anything malformed.
+
+    Raises:
+        MalformedError: the field that breaks the wire format's rules.
+    """
+    refuse_unknown_fields(msg, what="receipt")
+    _check_version(msg.protocol_version, what="receipt")
+    if len(msg.envelope_digest) != DIGEST_BYTES:
+        raise MalformedError(f"receipt.envelope_digest must be {DIGEST_BYTES} bytes")
+    try:
+        status = ReceiptStatus(msg.status)
+    except ValueError as e:
+        raise MalformedError("receipt.status is not a known status") from e
+    body = ReceiptBody(
+        message_id=parse_message_id(msg.message_id),
+        exchange_id=parse_exchange_id(msg.exchange_id),
+        receiver=parse_agency_id(msg.receiver, field="receipt.receiver"),
+        sender=parse_agency_id(msg.sender, field="receipt.sender"),
+        envelope_digest=bytes(msg.envelope_digest),
+        status=status,
+        received_at_ms=msg.received_at_ms,
+    )
+    return SignedReceipt(body=body, signatures=_signatures(msg.signatures, what="receipt"))
+
+
+def receipt_to_proto(receipt: SignedReceipt) -> envelope_pb2.Receipt:
+    b = receipt.body
+    return envelope_pb2.Receipt(
+        protocol_version=b.protocol_version,
+        message_id=b.message_id,
+        exchange_id=b.exchange_id,
+        receiver=b.receiver,
+        sender=b.sender,
+        envelope_digest=b.envelope_digest,
+        status=int(b.status),  # type: ignore[arg-type]
+        received_at_ms=b.received_at_ms,
+        signatures=[_signature_to_proto(s) for s in receipt.signatures],
+    )
+
+
+def receipt_to_bytes(receipt: SignedReceipt) -> bytes:
+    return receipt_to_proto(receipt).SerializeToString()
+
+
+def receipt_from_bytes(data: bytes) -> SignedReceipt:
+    """Parse a stored receipt.
+
+    Raises:
+        MalformedError: the bytes are not a well-formed receipt.
+    """
+    msg = envelope_pb2.Receipt()
+    _parse(msg, data, what="receipt")
+    return receipt_from_proto(msg)
