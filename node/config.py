@@ -63,7 +63,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
 
 
 def _check_shape(document: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
-    """Split the document into sections, refusing unknown keys and wrong types."""
+    """Split the document into sections, refusing unknown keys, wrong types, missing keys."""
     sections: dict[str, dict[str, Any]] = {"": {}}
     for key, value in document.items():
         if isinstance(value, dict):
@@ -72,6 +72,12 @@ def _check_shape(document: Mapping[str, Any], source: str) -> dict[str, dict[str
             sections[key] = value
         else:
             sections[""][key] = value
+    _check_types(sections, source)
+    _check_required(sections, source)
+    return sections
+
+
+def _check_types(sections: Mapping[str, Mapping[str, Any]], source: str) -> None:
     for section, values in sections.items():
         for key, value in values.items():
             name = f"{section}.{key}" if section else key
@@ -81,11 +87,14 @@ def _check_shape(document: Mapping[str, Any], source: str) -> dict[str, dict[str
             ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
             if not ok or isinstance(value, bool):
                 raise ConfigError(f"{source}: {name} must be a {expected.__name__}")
-        for key, (_, required) in _SCHEMA[section].items():
-            if required and key not in values:
+
+
+def _check_required(sections: Mapping[str, Mapping[str, Any]], source: str) -> None:
+    for section, keys in _SCHEMA.items():
+        for key, (_, required) in keys.items():
+            if required and key not in sections.get(section, {}):
                 name = f"{section}.{key}" if section else key
                 raise ConfigError(f"{source}: {name} is required")
-    return sections
 
 
 def _positive(value: float, name: str, source: str) -> None:

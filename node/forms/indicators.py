@@ -21,6 +21,7 @@ _PLATFORM = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 _HANDLE = re.compile(r"[a-z0-9._-]{1,64}")
 _STABLE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_HOST = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*|[0-9a-f:.]+")
 
 
 def _platform_account(value: str) -> str:
@@ -49,13 +50,15 @@ def _platform_account(value: str) -> str:
 def _url(value: str) -> str:
     """RFC 3986 normalisation, http(s) only, no credentials, no fragment."""
     text = value.strip()
+    if any(c.isspace() for c in text):
+        raise FormValidationError("url must not contain whitespace")
     if len(text) > MAX_URL_CHARS:
         raise FormValidationError(f"url is longer than {MAX_URL_CHARS} characters")
     try:
         parts = urlsplit(url_normalize(text) or "")
     except (ValueError, UnicodeError) as e:
         raise FormValidationError("url cannot be parsed") from e
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not _HOST.fullmatch(parts.hostname or ""):
         raise FormValidationError("url must be an http or https URL with a host")
     if parts.username is not None or parts.password is not None:
         raise FormValidationError("url must not carry credentials")

@@ -112,7 +112,9 @@ async def _bench_comity(
 async def _bench_echo(port: int, size: int, levels: list[int], requests: int) -> list[Result]:
     payload = b"\x5a" * size
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        echo = channel.unary_unary("/bench.Echo/Echo")
+        echo: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            "/bench.Echo/Echo"
+        )
 
         async def call() -> object:
             return await echo(payload, timeout=10)

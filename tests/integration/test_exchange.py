@@ -76,8 +76,8 @@ async def deliver_raw(
     fed: Federation, data: bytes, *, client: str | None, server: str
 ) -> federation_pb2.DeliverResponse:
     async with fed.channel(client=client, server=server) as channel:
-        call = channel.unary_unary(DELIVER)
-        reply: bytes = await call(data, timeout=10)
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(DELIVER)
+        reply = await call(data, timeout=10)
         return federation_pb2.DeliverResponse.FromString(reply)
 
 
@@ -284,8 +284,9 @@ async def test_client_certificate_not_in_the_membership_fails_the_handshake(
         credentials,
         options=(("grpc.ssl_target_name_override", AUTHORITY),),
     ) as channel:
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(DELIVER)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await channel.unary_unary(DELIVER)(request_bytes(envelope), timeout=10)
+            await call(request_bytes(envelope), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert fed.rows(AUTHORITY) == rows
 

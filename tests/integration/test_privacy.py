@@ -27,11 +27,11 @@ async def fed(
 
 def span_text(span: ReadableSpan) -> str:
     parts = [span.name, str(span.status.description or "")]
-    parts += [f"{k}={v}" for k, v in (span.attributes or {}).items()]
+    parts += [f"{k}={v!s}" for k, v in (span.attributes or {}).items()]
     for event in span.events:
         parts.append(event.name)
-        parts += [f"{k}={v}" for k, v in (event.attributes or {}).items()]
-    parts += [f"{k}={v}" for k, v in span.resource.attributes.items()]
+        parts += [f"{k}={v!s}" for k, v in (event.attributes or {}).items()]
+    parts += [f"{k}={v!s}" for k, v in span.resource.attributes.items()]
     return "\n".join(parts)
 
 

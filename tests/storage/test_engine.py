@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Engine factory, migrations and transactions, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from node.errors import ConfigError, StorageUnavailableError
+from node.storage import repo
+from node.storage.engine import (
+    create_engine,
+    current_revision,
+    downgrade,
+    head_revision,
+    redact_url,
+    transaction,
+    upgrade,
+)
+from node.storage.tables import metadata
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+    assert current_revision(engine) == head_revision()
+
+
+def test_upgrade_is_idempotent_and_downgrade_removes_everything(engine: Engine) -> None:
+    upgrade(engine)
+    downgrade(engine)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(engine)
+    assert {"exchange", "message"} <= set(inspect(engine).get_table_names())
+
+
+def test_sqlite_runs_with_wal_and_full_sync(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'n.db'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 2
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("sqlite:///:memory:", "needs a file"),
+        ("sqlite://", "needs a file"),
+        ("mysql://root@localhost/test", "use sqlite"),
+        ("sqlite:////no/such/dir/n.db", "does not exist"),
+        ("::::", "cannot be parsed"),
+    ],
+)
+def test_unusable_urls_are_refused(url: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        create_engine(url)
+
+
+def test_transaction_rolls_back_on_error(engine: Engine) -> None:
+    def fail_midway() -> None:
+        with transaction(engine) as session:
+            add_exchange(session, "0b8e6c3e-1111-4111-8111-111111111111")
+            session.flush()
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        fail_midway()
+    with transaction(engine) as session:
+        assert repo.count_rows(session) == {"exchange": 0, "message": 0}
+
+
+def add_exchange(session: Session, exchange_id: str) -> None:
+    repo.insert_exchange(
+        session,
+        exchange_id=exchange_id,
+        request_type="preservation",
+        direction="outbound",
+        peer="bb-authority",
+        state="submitted",
+        form_json=b"{}",
+        now_ms=1,
+    )
+
+
+def test_duplicate_keys_raise_integrity_error(engine: Engine) -> None:
+    exchange_id = "0b8e6c3e-2222-4222-8222-222222222222"
+    with transaction(engine) as session:
+        add_exchange(session, exchange_id)
+    with pytest.raises(IntegrityError), transaction(engine) as session:
+        add_exchange(session, exchange_id)
+
+
+def test_direction_is_constrained(engine: Engine) -> None:
+    with pytest.raises(IntegrityError), transaction(engine) as session:
+        repo.insert_exchange(
+            session,
+            exchange_id="0b8e6c3e-3333-4333-8333-333333333333",
+            request_type="preservation",
+            direction="sideways",
+            peer="bb-authority",
+            state="submitted",
+            form_json=b"{}",
+            now_ms=1,
+        )
+
+
+@pytest.mark.postgres
+def test_unreachable_postgres_is_storage_unavailable_without_password() -> None:
+    engine = create_engine("postgresql+psycopg://root:s3cret@127.0.0.1:1/test?connect_timeout=2")
+    with pytest.raises(StorageUnavailableError) as caught, transaction(engine) as session:
+        repo.count_rows(session)
+    assert "s3cret" not in caught.value.message
+    assert "***" in caught.value.message
+
+
+def test_redact_url_masks_passwords() -> None:
+    assert "s3cret" not in redact_url("postgresql+psycopg://u:s3cret@h/db")
