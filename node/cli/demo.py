@@ -146,7 +146,7 @@ def _walk_through(console: Console, configs: dict[str, NodeConfig]) -> None:
         "It checked the TLS peer, the signature and the seal before reading a byte of the "
         "form, validated the form again, stored it, and signed a receipt.",
     )
-    _cli(console, authority, "request", "show", request_id)
+    _cli(console, authority, "request", "show", request_id, "--form")
     _expect_state(authority, request_id, "registered")
     _step(
         console,

@@ -89,6 +89,7 @@ def _request_commands(parser: argparse.ArgumentParser) -> None:
     list_.set_defaults(handler=request_cmd.list_requests)
     show = sub.add_parser("show", help="one request with its form and signed receipt")
     show.add_argument("request_id")
+    show.add_argument("--form", action="store_true", help="also print the form as stored")
     show.set_defaults(handler=request_cmd.show_request)
     for command in (file_, list_, show):
         _add_config_option(command)

@@ -35,7 +35,9 @@ def receipt_dict(receipt: envelope_pb2.Receipt) -> dict[str, Any]:
         "message_id": receipt.message_id,
         "receiver": receipt.receiver,
         "sender": receipt.sender,
-        "status": envelope_pb2.ReceiptStatus.Name(receipt.status),
+        "status": envelope_pb2.ReceiptStatus.Name(receipt.status)
+        .removeprefix("RECEIPT_STATUS_")
+        .lower(),
         "envelope_digest": receipt.envelope_digest.hex(),
         "received_at": format_ms(receipt.received_at_ms),
         "signed_by": [s.key_id for s in receipt.signatures],
@@ -89,16 +91,25 @@ def print_detail(console: Console, detail: local_pb2.RequestDetail) -> None:
     if d["last_error"]:
         table.add_row("last error", d["last_error"])
     console.print(table)
-    if d["receipt"]:
-        print_receipt(console, d["receipt"], verified=detail.receipt_verified)
-    else:
+    if not d["receipt"]:
         console.print("No receipt yet.")
+    elif detail.summary.direction == local_pb2.DIRECTION_INBOUND:
+        print_receipt(console, d["receipt"], title="Signed receipt issued by this node")
+    else:
+        print_receipt(console, d["receipt"], verified=detail.receipt_verified)
 
 
-def print_receipt(console: Console, receipt: dict[str, Any], *, verified: bool) -> None:
-    mark = "[green]verified[/green]" if verified else "[red]NOT verified[/red]"
-    console.print(f"Signed receipt ({mark}):")
+def print_receipt(
+    console: Console, receipt: dict[str, Any], *, verified: bool = False, title: str = ""
+) -> None:
+    """A receipt; outbound ones say whether signature and digest were verified."""
+    if not title:
+        mark = "[green]verified[/green]" if verified else "[red]NOT verified[/red]"
+        title = f"Signed receipt from the recipient ({mark})"
+    console.print(f"{title}:")
     table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     for key, value in receipt.items():
         table.add_row(
             key.replace("_", " "), ", ".join(value) if isinstance(value, list) else str(value)

@@ -67,4 +67,7 @@ def show_request(args: argparse.Namespace, console: Console) -> int:
         output.print_json(console, output.detail_dict(detail))
     else:
         output.print_detail(console, detail)
+        if args.form:
+            console.print("Form:")
+            console.print_json(detail.form_json.decode("utf-8"))
     return 0

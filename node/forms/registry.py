@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from node.errors import ConfigError, UnknownRequestTypeError
@@ -35,6 +36,7 @@ _FORM_TYPES = (
 )
 
 
+@cache
 def schemas_dir() -> Path:
     """``$COMITY_SCHEMAS_DIR``, or the ``schemas/`` folder of the source tree.
 

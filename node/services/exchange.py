@@ -133,8 +133,7 @@ class ExchangeService:
                 )
             )
             await self._run_db(lambda: self._store_outbound(form_type, sealed, canonical))
-            await self._deliver_and_record(member, sealed, canonical)
-        return await self.get_request(sealed.header.exchange_id)
+            return await self._deliver_and_record(member, sealed, canonical)
 
     def _recipient(self, recipient: str) -> Member:
         member = self._directory.find(recipient)
@@ -190,7 +189,7 @@ class ExchangeService:
 
     async def _deliver_and_record(
         self, member: Member, sealed: SealedEnvelope, form: bytes
-    ) -> None:
+    ) -> RequestView:
         header = sealed.header
         try:
             receipt = await self._transport.deliver(member, sealed)
@@ -208,7 +207,7 @@ class ExchangeService:
             _LOG.warning("delivery of message %s failed: %s", header.message_id, failure.code)
             await self._run_db(lambda: self._record_failure(header, failure))
             raise
-        await self._run_db(lambda: self._record_receipt(header, receipt))
+        return await self._run_db(lambda: self._record_receipt(header, receipt))
 
     def _record_failure(self, header: EnvelopeHeader, error: ComityError) -> None:
         with transaction(self._engine) as session:
@@ -220,7 +219,8 @@ class ExchangeService:
                 last_error=error.diagnostics(),
             )
 
-    def _record_receipt(self, header: EnvelopeHeader, receipt: SignedReceipt) -> None:
+    def _record_receipt(self, header: EnvelopeHeader, receipt: SignedReceipt) -> RequestView:
+        """Store the verified receipt, mark the request delivered, and return its view."""
         with transaction(self._engine) as session:
             repo.set_message_receipt(
                 session,
@@ -234,6 +234,7 @@ class ExchangeService:
                 state=RequestState.DELIVERED,
                 now_ms=self._clock(),
             )
+            return _load_view(session, header.exchange_id)
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -259,12 +260,7 @@ class ExchangeService:
             ),
         ):
             opened = self._verify(sealed, peer_fingerprint=peer_fingerprint)
-            stored = await self._run_db(lambda: self._stored_receipt(opened))
-            if stored is not None:
-                return stored
-            form_type = form_type_for_payload(header.payload_type)
-            form = validate_form(form_type, opened.payload)
-            return await self._run_db(lambda: self._store_inbound(sealed, opened, form_type, form))
+            return await self._run_db(lambda: self._store_inbound(sealed, opened))
 
     def _verify(self, sealed: SealedEnvelope, *, peer_fingerprint: str | None) -> OpenedEnvelope:
         header = sealed.header
@@ -312,25 +308,22 @@ class ExchangeService:
             message = repo.get_message(session, opened.header.message_id)
             return _previous_receipt(message, opened)
 
-    def _store_inbound(
-        self, sealed: SealedEnvelope, opened: OpenedEnvelope, form_type: FormType, form: bytes
-    ) -> SignedReceipt:
-        header = opened.header
-        now = self._clock()
-        receipt = sign_receipt(
-            ReceiptBody(
-                message_id=header.message_id,
-                exchange_id=header.exchange_id,
-                receiver=self._me,
-                sender=header.sender,
-                envelope_digest=opened.digest,
-                status=ReceiptStatus.REGISTERED,
-                received_at_ms=now,
-            ),
-            keys=self._keys,
-        )
+    def _store_inbound(self, sealed: SealedEnvelope, opened: OpenedEnvelope) -> SignedReceipt:
+        """De-duplicate, parse and validate the payload, store it with a signed receipt.
+
+        One transaction: a repeated message id is answered from what is stored, before the
+        payload is parsed; a new one is stored together with its effect and receipt.
+        """
         try:
             with transaction(self._engine) as session:
+                stored = _previous_receipt(
+                    repo.get_message(session, opened.header.message_id), opened
+                )
+                if stored is not None:
+                    return stored
+                form_type = form_type_for_payload(opened.header.payload_type)
+                form = validate_form(form_type, opened.payload)
+                receipt = self._receipt_for(opened)
                 self._insert_inbound(
                     session,
                     sealed=sealed,
@@ -338,7 +331,6 @@ class ExchangeService:
                     form_type=form_type,
                     form=form,
                     receipt=receipt,
-                    now=now,
                 )
         except IntegrityError as e:
             # A concurrent delivery of the same message won the race, or the exchange id
@@ -347,8 +339,23 @@ class ExchangeService:
             if stored is None:
                 raise ReplayError("exchange_id already used by another exchange") from e
             return stored
-        _LOG.info("registered message %s from %s", header.message_id, header.sender)
+        _LOG.info("registered message %s from %s", opened.header.message_id, opened.header.sender)
         return receipt
+
+    def _receipt_for(self, opened: OpenedEnvelope) -> SignedReceipt:
+        header = opened.header
+        return sign_receipt(
+            ReceiptBody(
+                message_id=header.message_id,
+                exchange_id=header.exchange_id,
+                receiver=self._me,
+                sender=header.sender,
+                envelope_digest=opened.digest,
+                status=ReceiptStatus.REGISTERED,
+                received_at_ms=self._clock(),
+            ),
+            keys=self._keys,
+        )
 
     def _insert_inbound(
         self,
@@ -359,9 +366,9 @@ class ExchangeService:
         form_type: FormType,
         form: bytes,
         receipt: SignedReceipt,
-        now: int,
     ) -> None:
         header = opened.header
+        now = receipt.body.received_at_ms
         repo.insert_exchange(
             session,
             exchange_id=header.exchange_id,
@@ -381,7 +388,6 @@ class ExchangeService:
             now_ms=now,
             receipt=receipt,
         )
-        session.flush()
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -405,10 +411,7 @@ class ExchangeService:
 
     def _load_view(self, exchange_id: ExchangeId) -> RequestView:
         with transaction(self._engine) as session:
-            row = repo.get_exchange(session, exchange_id)
-            if row is None:
-                raise NotFoundError(f"no request {exchange_id} at this node")
-            return _view(row, repo.messages_for_exchange(session, exchange_id))
+            return _load_view(session, exchange_id)
 
     async def _run_db(self, work: Callable[[], T]) -> T:
         return await asyncio.to_thread(work)
@@ -440,6 +443,13 @@ def _insert_message(
         receipt=wire.receipt_to_bytes(receipt) if receipt else None,
         receipt_verified=receipt is not None,
     )
+
+
+def _load_view(session: Session, exchange_id: ExchangeId) -> RequestView:
+    row = repo.get_exchange(session, exchange_id)
+    if row is None:
+        raise NotFoundError(f"no request {exchange_id} at this node")
+    return _view(row, repo.messages_for_exchange(session, exchange_id))
 
 
 def _previous_receipt(message: Message | None, opened: OpenedEnvelope) -> SignedReceipt | None:

@@ -66,15 +66,19 @@ async def test_file_list_show_round_trip(
     assert listed["direction"] == "inbound"
     assert listed["state"] == "registered"
 
-    code, out, _ = await comity(capsys, fed, AUTHORITY, "request", "show", filed["request_id"])
+    code, out, _ = await comity(
+        capsys, fed, AUTHORITY, "request", "show", filed["request_id"], "--form"
+    )
     assert code == 0
+    assert "chirper:orbit_watch_77" in out  # the canonical indicator, as received
     assert "registered" in out
-    assert "verified" in out
+    assert "Signed receipt issued by this node" in out
+    assert filed["receipt"]["envelope_digest"] in out.replace("\n", "").replace(" ", "")
 
     code, out, _ = await comity(capsys, fed, UNIT, "request", "show", filed["request_id"])
     assert code == 0
     assert "delivered" in out
-    assert "Signed receipt" in out
+    assert "Signed receipt from the recipient (verified)" in out
 
 
 async def test_errors_are_one_plain_line_with_a_code(
