@@ -46,6 +46,7 @@ class RunningNode:
         _LOG.info("stopping (grace %.1fs)", self.config.grace_period_s)
         await self.servers.stop(self.config.grace_period_s)
         await self.peers.close()
+        self.exchange.close()
         self.engine.dispose()
         self.tracer_provider.shutdown()
         _LOG.info("stopped")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -50,7 +51,7 @@ from node.model.envelope import (
 )
 from node.model.request import Direction, RequestState, RequestView
 from node.storage import repo
-from node.storage.engine import transaction
+from node.storage.engine import database_workers, transaction
 from node.storage.tables import Exchange, Message
 from node.telemetry import span_attributes
 from node.timeutil import now_ms
@@ -105,6 +106,9 @@ class ExchangeService:
         self._transport = transport
         self._tracer = tracer
         self._clock = clock
+        self._db = ThreadPoolExecutor(
+            max_workers=database_workers(engine), thread_name_prefix="comity-db"
+        )
 
     # --- filing ------------------------------------------------------------------------------
 
@@ -414,7 +418,12 @@ class ExchangeService:
             return _load_view(session, exchange_id)
 
     async def _run_db(self, work: Callable[[], T]) -> T:
-        return await asyncio.to_thread(work)
+        """Run blocking database work off the event loop, on the database's own workers."""
+        return await asyncio.get_running_loop().run_in_executor(self._db, work)
+
+    def close(self) -> None:
+        """Wait for database work in progress, then release the workers."""
+        self._db.shutdown(wait=True)
 
 
 def _insert_message(

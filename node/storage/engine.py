@@ -28,6 +28,7 @@ from node.errors import ConfigError, StorageUnavailableError
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 _SYNCHRONOUS_FULL = 2
+POSTGRES_WORKERS = 8
 
 
 def redact_url(url: str) -> str:
@@ -86,6 +87,16 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # Durability is a promise to users: refuse to run without it rather than degrade silently.
     if str(mode).lower() != "wal" or synchronous != _SYNCHRONOUS_FULL:
         raise ConfigError(f"SQLite refused WAL/synchronous=FULL (got {mode}, {synchronous})")
+
+
+def database_workers(engine: Engine) -> int:
+    """How many threads should run database work for ``engine`` at once.
+
+    SQLite has one writer at a time; threads that wait for its lock sleep in growing steps
+    and make latency spiky, so its work is queued on one thread instead. PostgreSQL takes
+    concurrent transactions.
+    """
+    return 1 if engine.dialect.name == "sqlite" else POSTGRES_WORKERS
 
 
 def _alembic_config() -> Config:

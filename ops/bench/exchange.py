@@ -166,7 +166,7 @@ async def main(requests: int, levels: list[int]) -> None:
 
 def _report(comity: list[Result], echo: list[Result], size: int) -> None:
     print(
-        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"machine: {platform.machine()}, {_cpu_model()}, "
         f"{_cpu_count()} cores, Python {platform.python_version()}, grpcio {grpc.__version__}"
     )
     print(f"payload: {size} bytes per request (serialised envelope)")
@@ -180,6 +180,16 @@ def _report(comity: list[Result], echo: list[Result], size: int) -> None:
             f"{c.percentile(0.99):>7.2f} | {e.rate:>10.0f} {e.percentile(0.5):>7.2f} "
             f"{e.percentile(0.99):>7.2f} | {c.rate / e.rate:>5.2f}"
         )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def _cpu_count() -> int:
