@@ -13,10 +13,11 @@ import tomli_w
 
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ConfigError
+from node.files import write_private_file
 from node.ids import AgencyId, parse_agency_id
 from node.members import ROLES, build_members_file, member_card
 from node.telemetry import EXPORTERS
-from node.tls import generate_tls_identity, write_private_file
+from node.tls import generate_tls_identity
 
 CONFIG_FILE = "comity.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

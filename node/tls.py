@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -122,19 +120,3 @@ def peer_certificate_fingerprint(auth_context: Mapping[str, Iterable[bytes]]) ->
         return certificate_fingerprint(pem)
     except ConfigError:
         return None
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Create ``path`` readable by its owner only.
-
-    Raises:
-        ConfigError: the file exists or cannot be created.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as e:
-        raise ConfigError(f"refusing to overwrite {path}") from e
-    except OSError as e:
-        raise ConfigError(f"cannot create {path}: {e.strerror}") from e
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from node.errors import ConfigError
+from node.files import write_private_file
 from node.ids import KeyId
 
 SIGNING_FILE = "signing.key"
@@ -83,8 +83,8 @@ class AgencyKeys:
             ConfigError: a key file exists already or cannot be written.
         """
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_secret(directory / SIGNING_FILE, bytes(self.signing))
-        _write_secret(directory / ENCRYPTION_FILE, bytes(self.encryption))
+        write_private_file(directory / SIGNING_FILE, _encode_secret(bytes(self.signing)))
+        write_private_file(directory / ENCRYPTION_FILE, _encode_secret(bytes(self.encryption)))
 
     @classmethod
     def load(cls, directory: Path) -> AgencyKeys:
@@ -98,15 +98,8 @@ class AgencyKeys:
         return cls(signing=SigningKey(signing), encryption=PrivateKey(encryption))
 
 
-def _write_secret(path: Path, raw: bytes) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as e:
-        raise ConfigError(f"refusing to overwrite the existing key file {path}") from e
-    except OSError as e:
-        raise ConfigError(f"cannot create key file {path}: {e.strerror}") from e
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(base64.b64encode(raw).decode("ascii") + "\n")
+def _encode_secret(raw: bytes) -> bytes:
+    return base64.b64encode(raw) + b"\n"
 
 
 def _read_secret(path: Path) -> bytes:
