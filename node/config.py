@@ -41,6 +41,13 @@ class NodeConfig:
     delivery_timeout_s: float = 10.0
     message_lifetime_s: int = 86400
     grace_period_s: float = 10.0
+    file_wait_s: float = 5.0
+    retry_base_s: float = 0.5
+    retry_cap_s: float = 60.0
+    poll_interval_s: float = 1.0
+    max_in_flight: int = 16
+    outbox_capacity: int = 10_000
+    alert_after_s: float = 300.0
 
 
 # section -> key -> (type, required)
@@ -60,6 +67,15 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "telemetry": {"exporter": (str, False), "otlp_endpoint": (str, False)},
     "logging": {"level": (str, False)},
     "shutdown": {"grace_period_s": (float, False)},
+    "delivery": {
+        "file_wait_s": (float, False),
+        "retry_base_s": (float, False),
+        "retry_cap_s": (float, False),
+        "poll_interval_s": (float, False),
+        "max_in_flight": (int, False),
+        "outbox_capacity": (int, False),
+        "alert_after_s": (float, False),
+    },
 }
 
 
@@ -154,6 +170,13 @@ def load_config(path: Path) -> NodeConfig:
         delivery_timeout_s=float(get("federation", "delivery_timeout_s", 10.0)),
         message_lifetime_s=get("federation", "message_lifetime_s", 86400),
         grace_period_s=float(get("shutdown", "grace_period_s", 10.0)),
+        file_wait_s=float(get("delivery", "file_wait_s", 5.0)),
+        retry_base_s=float(get("delivery", "retry_base_s", 0.5)),
+        retry_cap_s=float(get("delivery", "retry_cap_s", 60.0)),
+        poll_interval_s=float(get("delivery", "poll_interval_s", 1.0)),
+        max_in_flight=get("delivery", "max_in_flight", 16),
+        outbox_capacity=get("delivery", "outbox_capacity", 10_000),
+        alert_after_s=float(get("delivery", "alert_after_s", 300.0)),
     )
     _check_values(config, source)
     return config
@@ -169,6 +192,17 @@ def _check_values(config: NodeConfig, source: str) -> None:
     _positive(config.max_concurrent_rpcs, "federation.max_concurrent_rpcs", source)
     _positive(config.delivery_timeout_s, "federation.delivery_timeout_s", source)
     _positive(config.grace_period_s, "shutdown.grace_period_s", source)
+    for name in (
+        "retry_base_s",
+        "retry_cap_s",
+        "poll_interval_s",
+        "max_in_flight",
+        "outbox_capacity",
+        "alert_after_s",
+    ):
+        _positive(getattr(config, name), f"delivery.{name}", source)
+    if config.file_wait_s < 0:
+        raise ConfigError(f"{source}: delivery.file_wait_s must not be negative")
     if not 60 <= config.message_lifetime_s <= 7 * 86400:
         raise ConfigError(f"{source}: federation.message_lifetime_s must be 60 s to 7 days")
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+import uuid
 from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -15,9 +18,12 @@ from node.config import NodeConfig
 from node.crypto.keys import AgencyKeys
 from node.errors import ConfigError
 from node.members import StaticDirectory
+from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
 from node.services.exchange import ExchangeService, ExchangeSettings
+from node.storage.database import Database
 from node.storage.engine import create_engine, redact_url, upgrade
 from node.telemetry import TRACER_NAME, make_tracer_provider
+from node.timeutil import now_ms
 from node.transport.federation_servicer import FederationServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
@@ -33,9 +39,14 @@ class RunningNode:
     config: NodeConfig
     servers: NodeServers
     exchange: ExchangeService
-    engine: Engine
+    delivery: DeliveryWorker
+    database: Database
     peers: PeerClient
     tracer_provider: TracerProvider
+
+    @property
+    def engine(self) -> Engine:
+        return self.database.engine
 
     @property
     def federation_port(self) -> int:
@@ -45,9 +56,9 @@ class RunningNode:
         """Graceful shutdown: stop accepting, finish in-flight calls, close the database."""
         _LOG.info("stopping (grace %.1fs)", self.config.grace_period_s)
         await self.servers.stop(self.config.grace_period_s)
+        await self.delivery.stop(self.config.grace_period_s)
         await self.peers.close()
-        self.exchange.close()
-        self.engine.dispose()
+        self.database.close()
         self.tracer_provider.shutdown()
         _LOG.info("stopped")
 
@@ -66,8 +77,8 @@ async def start_node(
     keys = AgencyKeys.load(config.keys_dir)
     directory = StaticDirectory.from_file(config.members_file)
     _check_listed(config, directory, keys)
-    engine = create_engine(config.database_url)
-    await asyncio.to_thread(upgrade, engine)
+    database = Database(create_engine(config.database_url))
+    await database.run(lambda: upgrade(database.engine))
     provider = tracer_provider or make_tracer_provider(
         agency_id=config.agency_id,
         exporter=config.telemetry_exporter,
@@ -78,14 +89,27 @@ async def start_node(
         certificate=certificate, private_key=private_key, timeout_s=config.delivery_timeout_s
     )
     tracer = provider.get_tracer(TRACER_NAME)
+    delivery = DeliveryWorker(
+        settings=_delivery_settings(config),
+        database=database,
+        directory=directory,
+        transport=peers,
+        agency_id=config.agency_id,
+        clock=now_ms,
+        tracer=tracer,
+    )
     exchange = ExchangeService(
         settings=ExchangeSettings(
-            agency_id=config.agency_id, message_lifetime_ms=config.message_lifetime_s * 1000
+            agency_id=config.agency_id,
+            message_lifetime_ms=config.message_lifetime_s * 1000,
+            file_wait_s=config.file_wait_s,
+            outbox_capacity=config.outbox_capacity,
+            alert_after_ms=int(config.alert_after_s * 1000),
         ),
         keys=keys,
         directory=directory,
-        engine=engine,
-        transport=peers,
+        database=database,
+        delivery=delivery,
         tracer=tracer,
     )
     servers = build_servers(
@@ -99,6 +123,7 @@ async def start_node(
         max_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     await servers.start()
+    delivery.start()
     _LOG.info(
         "node %s serving federation on port %d, local socket %s, database %s",
         config.agency_id,
@@ -110,9 +135,22 @@ async def start_node(
         config=config,
         servers=servers,
         exchange=exchange,
-        engine=engine,
+        delivery=delivery,
+        database=database,
         peers=peers,
         tracer_provider=provider,
+    )
+
+
+def _delivery_settings(config: NodeConfig) -> DeliverySettings:
+    return DeliverySettings(
+        # Unique per process: replicas sharing a database tell their claims apart.
+        owner=f"{config.agency_id}/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}",
+        retry=RetryPolicy(base_s=config.retry_base_s, cap_s=config.retry_cap_s),
+        # A claim outlives any single attempt (the call deadline) with room to record it.
+        lease_ms=int(config.delivery_timeout_s * 2000) + 5000,
+        max_in_flight=config.max_in_flight,
+        poll_interval_s=config.poll_interval_s,
     )
 
 

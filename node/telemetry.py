@@ -8,6 +8,7 @@ ids, types, agency ids and outcomes only: never form contents or personal data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from opentelemetry import context as otel_context
@@ -63,6 +64,20 @@ def inject_metadata() -> tuple[tuple[str, str], ...]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return tuple(carrier.items())
+
+
+def trace_carrier() -> str:
+    """The current trace context as text, to store with work that continues elsewhere."""
+    return json.dumps(dict(inject_metadata()), separators=(",", ":"))
+
+
+def context_from_carrier(carrier: str | None) -> otel_context.Context:
+    """The trace context stored by :func:`trace_carrier` (empty if none or unreadable)."""
+    try:
+        stored = json.loads(carrier) if carrier else {}
+    except ValueError:
+        stored = {}
+    return extract_context(stored.items() if isinstance(stored, dict) else ())
 
 
 def extract_context(metadata: Iterable[tuple[str, str | bytes]] | None) -> otel_context.Context:

@@ -64,6 +64,9 @@ class LocalClient:
         request = local_pb2.ListRequestsRequest(direction=direction, limit=limit)
         return self._call(self._stub.ListRequests, request)
 
+    def node_status(self) -> local_pb2.NodeStatus:
+        return self._call(self._stub.GetNodeStatus, local_pb2.GetNodeStatusRequest())
+
     def get_request(self, request_id: str) -> local_pb2.RequestDetail:
         return self._call(self._stub.GetRequest, local_pb2.GetRequestRequest(request_id=request_id))
 
@@ -90,5 +93,6 @@ def _error_from(error: grpc.RpcError, socket: Path) -> ComityError:
         grpc.StatusCode.INVALID_ARGUMENT: ErrorKind.INVALID_INPUT,
         grpc.StatusCode.NOT_FOUND: ErrorKind.NOT_FOUND,
         grpc.StatusCode.UNAVAILABLE: ErrorKind.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: ErrorKind.OVERLOADED,
     }.get(code, ErrorKind.INTERNAL)
     return LocalNodeError(details, kind=kind, code=str(trailer or code.name.lower()))

@@ -65,6 +65,10 @@ def _node_commands(parser: argparse.ArgumentParser) -> None:
     serve = sub.add_parser("serve", help="run the node until SIGTERM")
     _add_config_option(serve)
     serve.set_defaults(handler=node_cmd.serve)
+    status = sub.add_parser("status", help="pending deliveries per peer, and alerts")
+    _add_config_option(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=request_cmd.node_status)
 
 
 def _members_commands(parser: argparse.ArgumentParser) -> None:

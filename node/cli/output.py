@@ -44,8 +44,22 @@ def receipt_dict(receipt: envelope_pb2.Receipt) -> dict[str, Any]:
     }
 
 
+def delivery_dict(delivery: local_pb2.Delivery) -> dict[str, Any]:
+    pending = delivery.status == "pending"
+    return {
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": format_ms(delivery.next_attempt_at_ms) if pending else None,
+        "last_attempt_at": (
+            format_ms(delivery.last_attempt_at_ms) if delivery.last_attempt_at_ms else None
+        ),
+        "last_error": delivery.last_error or None,
+    }
+
+
 def detail_dict(detail: local_pb2.RequestDetail) -> dict[str, Any]:
     result = summary_dict(detail.summary)
+    result["delivery"] = delivery_dict(detail.delivery) if detail.HasField("delivery") else None
     result["form"] = json.loads(detail.form_json) if detail.form_json else None
     result["receipt"] = receipt_dict(detail.receipt) if detail.HasField("receipt") else None
     result["receipt_verified"] = detail.receipt_verified
@@ -90,6 +104,14 @@ def print_detail(console: Console, detail: local_pb2.RequestDetail) -> None:
         table.add_row(key.replace("_", " "), str(d[key]))
     if d["last_error"]:
         table.add_row("last error", d["last_error"])
+    delivery = d["delivery"]
+    if delivery:
+        text = f"{delivery['status']}, {delivery['attempts']} attempt(s)"
+        if delivery["next_attempt_at"]:
+            text += f", next attempt {delivery['next_attempt_at']}"
+        table.add_row("delivery", text)
+        if delivery["last_error"] and delivery["status"] != "delivered":
+            table.add_row("delivery error", delivery["last_error"])
     console.print(table)
     if not d["receipt"]:
         console.print("No receipt yet.")
@@ -113,5 +135,60 @@ def print_receipt(
     for key, value in receipt.items():
         table.add_row(
             key.replace("_", " "), ", ".join(value) if isinstance(value, list) else str(value)
+        )
+    console.print(table)
+
+
+def status_dict(status: local_pb2.NodeStatus) -> dict[str, Any]:
+    return {
+        "agency_id": status.agency_id,
+        "directory_version": status.directory_version,
+        "requests": {"outbound": status.requests_outbound, "inbound": status.requests_inbound},
+        "outbox": {
+            "pending": status.outbox_pending,
+            "capacity": status.outbox_capacity,
+            "failed": status.outbox_failed,
+        },
+        "peers": [
+            {
+                "peer": p.peer,
+                "pending": p.pending,
+                "oldest_pending_since": format_ms(p.oldest_pending_since_ms),
+                "max_attempts": p.max_attempts,
+                "next_attempt_at": format_ms(p.next_attempt_at_ms),
+                "last_error": p.last_error or None,
+                "alert": p.alert,
+            }
+            for p in status.peers
+        ],
+    }
+
+
+def print_status(console: Console, status: local_pb2.NodeStatus) -> None:
+    d = status_dict(status)
+    console.print(
+        f"Node [bold]{d['agency_id']}[/bold], membership version {d['directory_version']}: "
+        f"{d['requests']['outbound']} outbound and {d['requests']['inbound']} inbound requests."
+    )
+    outbox = d["outbox"]
+    console.print(
+        f"Outbox: {outbox['pending']} pending of {outbox['capacity']}, "
+        f"{outbox['failed']} failed for good."
+    )
+    if not d["peers"]:
+        console.print("Every delivery is done.")
+        return
+    table = Table(
+        "peer", "pending", "waiting since (UTC)", "attempts", "next attempt", "last error"
+    )
+    for p in d["peers"]:
+        peer = f"[bold red]ALERT {p['peer']}[/bold red]" if p["alert"] else p["peer"]
+        table.add_row(
+            peer,
+            str(p["pending"]),
+            p["oldest_pending_since"],
+            str(p["max_attempts"]),
+            p["next_attempt_at"],
+            p["last_error"] or "",
         )
     console.print(table)

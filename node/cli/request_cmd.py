@@ -71,3 +71,13 @@ def show_request(args: argparse.Namespace, console: Console) -> int:
             console.print("Form:")
             console.print_json(detail.form_json.decode("utf-8"))
     return 0
+
+
+def node_status(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        status = client.node_status()
+    if args.json:
+        output.print_json(console, output.status_dict(status))
+    else:
+        output.print_status(console, status)
+    return 0

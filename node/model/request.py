@@ -29,6 +29,40 @@ class RequestState(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeliveryView:
+    """An outbound request's delivery through the outbox."""
+
+    status: str
+    attempts: int
+    next_attempt_at_ms: int | None
+    last_attempt_at_ms: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerBacklogView:
+    peer: AgencyId
+    pending: int
+    oldest_pending_since_ms: int
+    max_attempts: int
+    next_attempt_at_ms: int
+    last_error: str | None
+    alert: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeStatusView:
+    agency_id: AgencyId
+    directory_version: int
+    outbox_pending: int
+    outbox_capacity: int
+    outbox_failed: int
+    peers: tuple[PeerBacklogView, ...]
+    requests_outbound: int
+    requests_inbound: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class RequestView:
     request_id: ExchangeId
     request_type: str
@@ -41,3 +75,4 @@ class RequestView:
     receipt: SignedReceipt | None
     receipt_verified: bool
     last_error: str | None
+    delivery: DeliveryView | None = None

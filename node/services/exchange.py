@@ -13,24 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from opentelemetry.trace import Tracer
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from node import wire
 from node.crypto.encoding import envelope_digest
-from node.crypto.envelope import open_envelope, seal_envelope, sign_receipt, verify_receipt
+from node.crypto.envelope import open_envelope, seal_envelope, sign_receipt
 from node.crypto.keys import AgencyKeys
 from node.errors import (
-    ComityError,
     FreshnessError,
     MisaddressedError,
     NotFoundError,
+    OverloadedError,
     PeerIdentityError,
     ReplayError,
     SupersededDirectoryError,
@@ -49,11 +47,20 @@ from node.model.envelope import (
     SealedEnvelope,
     SignedReceipt,
 )
-from node.model.request import Direction, RequestState, RequestView
+from node.model.request import (
+    DeliveryView,
+    Direction,
+    NodeStatusView,
+    PeerBacklogView,
+    RequestState,
+    RequestView,
+)
+from node.services.delivery import DeliveryWorker
 from node.storage import repo
-from node.storage.engine import database_workers, transaction
-from node.storage.tables import Exchange, Message
-from node.telemetry import span_attributes
+from node.storage.database import Database
+from node.storage.engine import transaction
+from node.storage.tables import Exchange, Message, Outbox
+from node.telemetry import span_attributes, trace_carrier
 from node.timeutil import now_ms
 
 _LOG = logging.getLogger(__name__)
@@ -64,24 +71,16 @@ MAX_LIFETIME_MS = 7 * 24 * 3600 * 1000
 T = TypeVar("T")
 
 
-class PeerTransport(Protocol):
-    """The only seam between the exchange and the network."""
-
-    async def deliver(self, member: Member, envelope: SealedEnvelope) -> SignedReceipt:
-        """Deliver ``envelope`` to ``member``'s node and return its receipt.
-
-        Raises:
-            PeerUnavailableError: the peer could not be reached in time.
-            PeerRejectedError: the peer refused the envelope.
-            ReceiptError: the peer answered with something that is not a receipt.
-        """
-        ...
-
-
 @dataclass(frozen=True, kw_only=True)
 class ExchangeSettings:
     agency_id: AgencyId
     message_lifetime_ms: int = 24 * 3600 * 1000
+    file_wait_s: float = 5.0
+    """How long filing waits for the receipt before answering with the pending delivery."""
+    outbox_capacity: int = 10_000
+    """Pending deliveries beyond which new requests are refused (RESOURCE_EXHAUSTED)."""
+    alert_after_ms: int = 5 * 60 * 1000
+    """A peer whose oldest pending delivery is older than this is shown as an alert."""
 
 
 class ExchangeService:
@@ -93,8 +92,8 @@ class ExchangeService:
         settings: ExchangeSettings,
         keys: AgencyKeys,
         directory: Directory,
-        engine: Engine,
-        transport: PeerTransport,
+        database: Database,
+        delivery: DeliveryWorker,
         tracer: Tracer,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -102,25 +101,28 @@ class ExchangeService:
         self._me = settings.agency_id
         self._keys = keys
         self._directory = directory
-        self._engine = engine
-        self._transport = transport
+        self._database = database
+        self._engine = database.engine
+        self._delivery = delivery
         self._tracer = tracer
         self._clock = clock
-        self._db = ThreadPoolExecutor(
-            max_workers=database_workers(engine), thread_name_prefix="comity-db"
-        )
 
     # --- filing ------------------------------------------------------------------------------
 
     async def file_request(
         self, *, request_type: str, recipient: str, form_json: bytes
     ) -> RequestView:
-        """Validate, sign, seal, store and deliver a request; store the verified receipt.
+        """Validate, sign and seal a request, and store it with its delivery in the outbox.
+
+        Waits up to ``file_wait_s`` for the signed receipt, then answers with the request as
+        it stands: delivered, or submitted with its delivery pending (it will be retried).
 
         Raises:
-            UnknownRequestTypeError, UnknownAgencyError, FormValidationError: bad input.
-            PeerUnavailableError, PeerRejectedError, ReceiptError: delivery failed; the
-                request stays stored with state ``delivery_failed`` and the reason.
+            UnknownRequestTypeError, UnknownAgencyError, FormValidationError: bad input;
+                nothing is stored.
+            OverloadedError: the outbox is full; nothing is stored.
+            ComityError: the peer refused the request for good while filing waited (the
+                request stays stored as ``delivery_failed`` with the reason).
         """
         form_type = get_form_type(request_type)
         member = self._recipient(recipient)
@@ -129,15 +131,33 @@ class ExchangeService:
             "comity.file_request", attributes=span_attributes(request_type=form_type.name)
         ) as span:
             sealed = self._seal(form_type, member, canonical)
+            header = sealed.header
             span.set_attributes(
                 span_attributes(
-                    exchange_id=sealed.header.exchange_id,
-                    message_id=sealed.header.message_id,
+                    exchange_id=header.exchange_id,
+                    message_id=header.message_id,
                     recipient=member.agency_id,
                 )
             )
-            await self._run_db(lambda: self._store_outbound(form_type, sealed, canonical))
-            return await self._deliver_and_record(member, sealed, canonical)
+            outcome = self._delivery.expect(header.message_id)
+            try:
+                # Taken here: database threads do not see the event loop's current span.
+                carrier = trace_carrier()
+                await self._run_db(
+                    lambda: self._store_outbound(form_type, sealed, canonical, carrier)
+                )
+            except BaseException:
+                self._delivery.forget(header.message_id)
+                raise
+            self._delivery.wake()
+            await self._await_delivery(header.message_id, outcome)
+        return await self.get_request(header.exchange_id)
+
+    async def _await_delivery(self, message_id: str, outcome: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(outcome), self._settings.file_wait_s)
+        except TimeoutError:
+            self._delivery.forget(message_id)  # it stays in the outbox and will be retried
 
     def _recipient(self, recipient: str) -> Member:
         member = self._directory.find(recipient)
@@ -169,10 +189,19 @@ class ExchangeService:
             recipient_encryption_key=member.encryption_key,
         )
 
-    def _store_outbound(self, form_type: FormType, sealed: SealedEnvelope, form: bytes) -> None:
+    def _store_outbound(
+        self, form_type: FormType, sealed: SealedEnvelope, form: bytes, trace_context: str
+    ) -> None:
+        """The request, its envelope and its outbox row: one transaction, all or nothing."""
         header = sealed.header
         now = self._clock()
         with transaction(self._engine) as session:
+            pending = repo.count_outbox(session, status=repo.PENDING)
+            if pending >= self._settings.outbox_capacity:
+                raise OverloadedError(
+                    f"the outbox holds {pending} pending deliveries (capacity "
+                    f"{self._settings.outbox_capacity}); try again later"
+                )
             repo.insert_exchange(
                 session,
                 exchange_id=header.exchange_id,
@@ -190,55 +219,16 @@ class ExchangeService:
                 direction=Direction.OUTBOUND,
                 now_ms=now,
             )
-
-    async def _deliver_and_record(
-        self, member: Member, sealed: SealedEnvelope, form: bytes
-    ) -> RequestView:
-        header = sealed.header
-        try:
-            receipt = await self._transport.deliver(member, sealed)
-            verify_receipt(
-                receipt,
-                receiver_signing_keys=member.signing_keys,
-                message_id=header.message_id,
-                exchange_id=header.exchange_id,
-                sender=self._me,
-                receiver=member.agency_id,
-                envelope_digest=envelope_digest(header, form),
-            )
-        except ComityError as e:
-            failure = e
-            _LOG.warning("delivery of message %s failed: %s", header.message_id, failure.code)
-            await self._run_db(lambda: self._record_failure(header, failure))
-            raise
-        return await self._run_db(lambda: self._record_receipt(header, receipt))
-
-    def _record_failure(self, header: EnvelopeHeader, error: ComityError) -> None:
-        with transaction(self._engine) as session:
-            repo.set_exchange_state(
-                session,
-                exchange_id=header.exchange_id,
-                state=RequestState.DELIVERY_FAILED,
-                now_ms=self._clock(),
-                last_error=error.diagnostics(),
-            )
-
-    def _record_receipt(self, header: EnvelopeHeader, receipt: SignedReceipt) -> RequestView:
-        """Store the verified receipt, mark the request delivered, and return its view."""
-        with transaction(self._engine) as session:
-            repo.set_message_receipt(
+            session.flush()
+            repo.insert_outbox(
                 session,
                 message_id=header.message_id,
-                receipt=wire.receipt_to_bytes(receipt),
-                verified=True,
-            )
-            repo.set_exchange_state(
-                session,
                 exchange_id=header.exchange_id,
-                state=RequestState.DELIVERED,
-                now_ms=self._clock(),
+                recipient=header.recipient,
+                now_ms=now,
+                expires_at_ms=header.expires_at_ms,
+                trace_context=trace_context,
             )
-            return _load_view(session, header.exchange_id)
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -409,7 +399,7 @@ class ExchangeService:
         def load() -> list[RequestView]:
             with transaction(self._engine) as session:
                 rows = repo.list_exchanges(session, direction=direction, limit=limit)
-                return [_view(row, repo.messages_for_exchange(session, row.id)) for row in rows]
+                return [_view(session, row) for row in rows]
 
         return await self._run_db(load)
 
@@ -417,13 +407,39 @@ class ExchangeService:
         with transaction(self._engine) as session:
             return _load_view(session, exchange_id)
 
-    async def _run_db(self, work: Callable[[], T]) -> T:
-        """Run blocking database work off the event loop, on the database's own workers."""
-        return await asyncio.get_running_loop().run_in_executor(self._db, work)
+    async def node_status(self) -> NodeStatusView:
+        """Pending deliveries per peer, with alerts for peers that stay unreachable."""
+        now = self._clock()
 
-    def close(self) -> None:
-        """Wait for database work in progress, then release the workers."""
-        self._db.shutdown(wait=True)
+        def load() -> NodeStatusView:
+            with transaction(self._engine) as session:
+                peers = tuple(
+                    PeerBacklogView(
+                        peer=AgencyId(b.peer),
+                        pending=b.pending,
+                        oldest_pending_since_ms=b.oldest_pending_since_ms,
+                        max_attempts=b.max_attempts,
+                        next_attempt_at_ms=b.next_attempt_at_ms,
+                        last_error=b.last_error,
+                        alert=now - b.oldest_pending_since_ms > self._settings.alert_after_ms,
+                    )
+                    for b in repo.backlog_by_peer(session)
+                )
+                return NodeStatusView(
+                    agency_id=self._me,
+                    directory_version=self._directory.version,
+                    outbox_pending=sum(p.pending for p in peers),
+                    outbox_capacity=self._settings.outbox_capacity,
+                    outbox_failed=repo.count_outbox(session, status=repo.FAILED),
+                    peers=peers,
+                    requests_outbound=repo.count_exchanges(session, direction=Direction.OUTBOUND),
+                    requests_inbound=repo.count_exchanges(session, direction=Direction.INBOUND),
+                )
+
+        return await self._run_db(load)
+
+    async def _run_db(self, work: Callable[[], T]) -> T:
+        return await self._database.run(work)
 
 
 def _insert_message(
@@ -458,7 +474,7 @@ def _load_view(session: Session, exchange_id: ExchangeId) -> RequestView:
     row = repo.get_exchange(session, exchange_id)
     if row is None:
         raise NotFoundError(f"no request {exchange_id} at this node")
-    return _view(row, repo.messages_for_exchange(session, exchange_id))
+    return _view(session, row)
 
 
 def _previous_receipt(message: Message | None, opened: OpenedEnvelope) -> SignedReceipt | None:
@@ -469,7 +485,20 @@ def _previous_receipt(message: Message | None, opened: OpenedEnvelope) -> Signed
     return wire.receipt_from_bytes(message.receipt)
 
 
-def _view(row: Exchange, messages: list[Message]) -> RequestView:
+def _delivery_view(row: Outbox | None) -> DeliveryView | None:
+    if row is None:
+        return None
+    return DeliveryView(
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at_ms=row.next_attempt_at_ms if row.status == repo.PENDING else None,
+        last_attempt_at_ms=row.last_attempt_at_ms,
+        last_error=row.last_error,
+    )
+
+
+def _view(session: Session, row: Exchange) -> RequestView:
+    messages = repo.messages_for_exchange(session, row.id)
     first = messages[0] if messages else None
     receipt = wire.receipt_from_bytes(first.receipt) if first and first.receipt else None
     return RequestView(
@@ -484,4 +513,5 @@ def _view(row: Exchange, messages: list[Message]) -> RequestView:
         receipt=receipt,
         receipt_verified=bool(first and first.receipt_verified),
         last_error=row.last_error,
+        delivery=_delivery_view(repo.outbox_for_exchange(session, row.id)),
     )

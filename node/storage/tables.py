@@ -75,3 +75,34 @@ class Message(Base, table=True):
     stored_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     receipt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     receipt_verified: bool = Field(default=False, nullable=False)
+
+
+class Outbox(Base, table=True):
+    """A message waiting for, or done with, delivery: written with the change that caused it.
+
+    A delivery worker claims a due row by setting ``claimed_by`` and a lease; a worker that
+    dies loses its claim when the lease runs out, so another can take the row over.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        Index("ix_outbox_due", "status", "next_attempt_at_ms"),
+    )
+
+    message_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("message.message_id"), primary_key=True)
+    )
+    exchange_id: str = Field(sa_column=Column(String(36), nullable=False))
+    recipient: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(default=0, nullable=False)
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    next_attempt_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_attempt_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    last_error: str | None = Field(default=None, sa_column=Column(String(1000)))
+    claimed_by: str | None = Field(default=None, sa_column=Column(String(64)))
+    claim_expires_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    trace_context: str | None = Field(default=None, sa_column=Column(String(512)))
+    """W3C trace context of the filing, so the delivery joins the filer's trace."""

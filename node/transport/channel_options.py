@@ -13,6 +13,11 @@ COMMON_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.http2.max_pings_without_data", 0),
+    # The outbox paces retries itself; gRPC's own reconnect backoff (up to two minutes)
+    # would otherwise keep failing calls fast long after a peer is back.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
 )
 
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (

@@ -7,7 +7,7 @@ import grpc
 
 from node import wire
 from node.gen.comity.v1 import local_pb2, local_pb2_grpc
-from node.model.request import Direction, RequestView
+from node.model.request import Direction, NodeStatusView, RequestView
 from node.services.exchange import ExchangeService
 from node.transport.status import answer_or_abort
 
@@ -66,6 +66,40 @@ class LocalServicer(local_pb2_grpc.LocalServicer):
 
         return await answer_or_abort(context, handle, method="GetRequest")
 
+    async def GetNodeStatus(  # noqa: N802
+        self,
+        _request: local_pb2.GetNodeStatusRequest,
+        context: grpc.aio.ServicerContext[local_pb2.GetNodeStatusRequest, local_pb2.NodeStatus],
+    ) -> local_pb2.NodeStatus:
+        async def handle() -> local_pb2.NodeStatus:
+            return node_status_to_proto(await self._exchange.node_status())
+
+        return await answer_or_abort(context, handle, method="GetNodeStatus")
+
+
+def node_status_to_proto(status: NodeStatusView) -> local_pb2.NodeStatus:
+    return local_pb2.NodeStatus(
+        agency_id=status.agency_id,
+        directory_version=status.directory_version,
+        outbox_pending=status.outbox_pending,
+        outbox_capacity=status.outbox_capacity,
+        outbox_failed=status.outbox_failed,
+        peers=[
+            local_pb2.PeerDeliveries(
+                peer=p.peer,
+                pending=p.pending,
+                oldest_pending_since_ms=p.oldest_pending_since_ms,
+                max_attempts=p.max_attempts,
+                last_error=p.last_error or "",
+                next_attempt_at_ms=p.next_attempt_at_ms,
+                alert=p.alert,
+            )
+            for p in status.peers
+        ],
+        requests_outbound=status.requests_outbound,
+        requests_inbound=status.requests_inbound,
+    )
+
 
 def _summary(view: RequestView) -> local_pb2.RequestSummary:
     return local_pb2.RequestSummary(
@@ -88,4 +122,15 @@ def request_detail_to_proto(view: RequestView) -> local_pb2.RequestDetail:
     )
     if view.receipt is not None:
         detail.receipt.CopyFrom(wire.receipt_to_proto(view.receipt))
+    if view.delivery is not None:
+        d = view.delivery
+        detail.delivery.CopyFrom(
+            local_pb2.Delivery(
+                status=d.status,
+                attempts=d.attempts,
+                next_attempt_at_ms=d.next_attempt_at_ms or 0,
+                last_attempt_at_ms=d.last_attempt_at_ms or 0,
+                last_error=d.last_error or "",
+            )
+        )
     return detail

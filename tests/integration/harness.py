@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
+import tomli_w
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -27,6 +29,34 @@ AGENCIES = (
     ("bb-central-authority", "PT", "central_authority"),
     ("cc-central-authority", "IE", "central_authority"),
 )
+
+
+def fast(config: NodeConfig) -> NodeConfig:
+    """Retries in tenths of a second, so tests that wait for them stay short."""
+    return replace(
+        config,
+        retry_base_s=0.05,
+        retry_cap_s=0.5,
+        poll_interval_s=0.1,
+        file_wait_s=5.0,
+        delivery_timeout_s=2.0,
+    )
+
+
+def set_endpoint(configs: dict[str, NodeConfig], agency_id: str, endpoint: str) -> None:
+    """Make every node dial ``agency_id`` at ``endpoint`` (a proxy, a black hole …)."""
+    for config in configs.values():
+        document = tomllib.loads(config.members_file.read_text())
+        for member in document["member"]:
+            if member["agency_id"] == agency_id:
+                member["endpoint"] = endpoint
+        config.members_file.write_text(tomli_w.dumps(document, multiline_strings=True))
+
+
+def set_members_version(config: NodeConfig, version: int) -> None:
+    document = tomllib.loads(config.members_file.read_text())
+    document["version"] = version
+    config.members_file.write_text(tomli_w.dumps(document, multiline_strings=True))
 
 
 @dataclass
@@ -77,12 +107,18 @@ def make_configs(tmp_path: Path, database_urls: Callable[[str], str]) -> dict[st
             roles=[role],
             listen=f"127.0.0.1:{free_port()}",
         )
-        configs[agency_id] = replace(config, database_url=database_urls(agency_id))
+        configs[agency_id] = fast(replace(config, database_url=database_urls(agency_id)))
     cards = [(tmp_path / agency_id / "member.toml").read_text() for agency_id, _, _ in AGENCIES]
     members = build_members_file(cards)
     for config in configs.values():
         config.members_file.write_text(members)
     return configs
+
+
+async def start(config: NodeConfig, spans: InMemorySpanExporter) -> RunningNode:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    return await start_node(config, tracer_provider=provider)
 
 
 @asynccontextmanager
@@ -91,9 +127,7 @@ async def running_federation(configs: dict[str, NodeConfig]) -> AsyncIterator[Fe
     nodes: dict[str, RunningNode] = {}
     try:
         for agency_id, config in configs.items():
-            provider = TracerProvider()
-            provider.add_span_processor(SimpleSpanProcessor(spans))
-            nodes[agency_id] = await start_node(config, tracer_provider=provider)
+            nodes[agency_id] = await start(config, spans)
         yield Federation(nodes=nodes, configs=configs, spans=spans)
     finally:
         await asyncio.gather(*(node.stop() for node in nodes.values()))

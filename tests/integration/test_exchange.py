@@ -14,7 +14,7 @@ import pytest
 
 from node import wire
 from node.crypto.envelope import seal_envelope
-from node.errors import FormValidationError, PeerUnavailableError, UnknownAgencyError
+from node.errors import FormValidationError, UnknownAgencyError
 from node.forms.registry import get_form_type, schemas_dir
 from node.gen.comity.v1 import federation_pb2
 from node.ids import AgencyId, new_exchange_id, new_message_id
@@ -309,22 +309,6 @@ async def test_unknown_recipient_is_refused(fed: Federation, example_form: bytes
         await fed.nodes[UNIT].exchange.file_request(
             request_type="preservation", recipient="zz-nobody", form_json=example_form
         )
-
-
-async def test_unreachable_peer_leaves_the_request_stored_as_not_delivered(
-    fed: Federation, example_form: bytes
-) -> None:
-    await fed.nodes[OTHER].stop()
-    with pytest.raises(PeerUnavailableError):
-        await fed.nodes[UNIT].exchange.file_request(
-            request_type="preservation", recipient=OTHER, form_json=example_form
-        )
-    [view] = await fed.nodes[UNIT].exchange.list_requests(direction=None, limit=10)
-    assert view.state is RequestState.DELIVERY_FAILED
-    assert view.last_error is not None
-    assert "peer_unavailable" in view.last_error
-    assert view.receipt is None
-    del fed.nodes[OTHER]
 
 
 async def test_health_and_reflection_are_served(fed: Federation) -> None:

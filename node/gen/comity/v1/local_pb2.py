@@ -25,27 +25,35 @@ _sym_db = _symbol_database.Default()
 from node.gen.comity.v1 import envelope_pb2 as comity_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63omity/v1/local.proto\x12\tcomity.v1\x1a\x18\x63omity/v1/envelope.proto\"P\n\x12\x46ileRequestRequest\x12\x14\n\x0crequest_type\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x11\n\tform_json\x18\x03 \x01(\x0c\"\xae\x01\n\x0eRequestSummary\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_type\x18\x02 \x01(\t\x12\'\n\tdirection\x18\x03 \x01(\x0e\x32\x14.comity.v1.Direction\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x07 \x01(\x03\"\xa1\x01\n\rRequestDetail\x12*\n\x07summary\x18\x01 \x01(\x0b\x32\x19.comity.v1.RequestSummary\x12\x11\n\tform_json\x18\x02 \x01(\x0c\x12#\n\x07receipt\x18\x03 \x01(\x0b\x32\x12.comity.v1.Receipt\x12\x18\n\x10receipt_verified\x18\x04 \x01(\x08\x12\x12\n\nlast_error\x18\x05 \x01(\t\"M\n\x13ListRequestsRequest\x12\'\n\tdirection\x18\x01 \x01(\x0e\x32\x14.comity.v1.Direction\x12\r\n\x05limit\x18\x02 \x01(\r\"C\n\x14ListRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.comity.v1.RequestSummary\"\'\n\x11GetRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t*U\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44IRECTION_OUTBOUND\x10\x01\x12\x15\n\x11\x44IRECTION_INBOUND\x10\x02\x32\xe6\x01\n\x05Local\x12\x46\n\x0b\x46ileRequest\x12\x1d.comity.v1.FileRequestRequest\x1a\x18.comity.v1.RequestDetail\x12O\n\x0cListRequests\x12\x1e.comity.v1.ListRequestsRequest\x1a\x1f.comity.v1.ListRequestsResponse\x12\x44\n\nGetRequest\x12\x1c.comity.v1.GetRequestRequest\x1a\x18.comity.v1.RequestDetailb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63omity/v1/local.proto\x12\tcomity.v1\x1a\x18\x63omity/v1/envelope.proto\"P\n\x12\x46ileRequestRequest\x12\x14\n\x0crequest_type\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x11\n\tform_json\x18\x03 \x01(\x0c\"\xae\x01\n\x0eRequestSummary\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_type\x18\x02 \x01(\t\x12\'\n\tdirection\x18\x03 \x01(\x0e\x32\x14.comity.v1.Direction\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x07 \x01(\x03\"\xc8\x01\n\rRequestDetail\x12*\n\x07summary\x18\x01 \x01(\x0b\x32\x19.comity.v1.RequestSummary\x12\x11\n\tform_json\x18\x02 \x01(\x0c\x12#\n\x07receipt\x18\x03 \x01(\x0b\x32\x12.comity.v1.Receipt\x12\x18\n\x10receipt_verified\x18\x04 \x01(\x08\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12%\n\x08\x64\x65livery\x18\x06 \x01(\x0b\x32\x13.comity.v1.Delivery\"x\n\x08\x44\x65livery\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\r\x12\x1a\n\x12next_attempt_at_ms\x18\x03 \x01(\x03\x12\x1a\n\x12last_attempt_at_ms\x18\x04 \x01(\x03\x12\x12\n\nlast_error\x18\x05 \x01(\t\"M\n\x13ListRequestsRequest\x12\'\n\tdirection\x18\x01 \x01(\x0e\x32\x14.comity.v1.Direction\x12\r\n\x05limit\x18\x02 \x01(\r\"C\n\x14ListRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.comity.v1.RequestSummary\"\'\n\x11GetRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\x16\n\x14GetNodeStatusRequest\"\xa5\x01\n\x0ePeerDeliveries\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\r\x12\x1f\n\x17oldest_pending_since_ms\x18\x03 \x01(\x03\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\r\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x1a\n\x12next_attempt_at_ms\x18\x06 \x01(\x03\x12\r\n\x05\x61lert\x18\x07 \x01(\x08\"\xe1\x01\n\nNodeStatus\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x19\n\x11\x64irectory_version\x18\x02 \x01(\x04\x12\x16\n\x0eoutbox_pending\x18\x03 \x01(\r\x12\x17\n\x0foutbox_capacity\x18\x04 \x01(\r\x12\x15\n\routbox_failed\x18\x05 \x01(\r\x12(\n\x05peers\x18\x06 \x03(\x0b\x32\x19.comity.v1.PeerDeliveries\x12\x19\n\x11requests_outbound\x18\x07 \x01(\r\x12\x18\n\x10requests_inbound\x18\x08 \x01(\r*U\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44IRECTION_OUTBOUND\x10\x01\x12\x15\n\x11\x44IRECTION_INBOUND\x10\x02\x32\xaf\x02\n\x05Local\x12\x46\n\x0b\x46ileRequest\x12\x1d.comity.v1.FileRequestRequest\x1a\x18.comity.v1.RequestDetail\x12O\n\x0cListRequests\x12\x1e.comity.v1.ListRequestsRequest\x1a\x1f.comity.v1.ListRequestsResponse\x12\x44\n\nGetRequest\x12\x1c.comity.v1.GetRequestRequest\x1a\x18.comity.v1.RequestDetail\x12G\n\rGetNodeStatus\x12\x1f.comity.v1.GetNodeStatusRequest\x1a\x15.comity.v1.NodeStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comity.v1.local_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DIRECTION']._serialized_start=674
-  _globals['_DIRECTION']._serialized_end=759
+  _globals['_DIRECTION']._serialized_start=1255
+  _globals['_DIRECTION']._serialized_end=1340
   _globals['_FILEREQUESTREQUEST']._serialized_start=62
   _globals['_FILEREQUESTREQUEST']._serialized_end=142
   _globals['_REQUESTSUMMARY']._serialized_start=145
   _globals['_REQUESTSUMMARY']._serialized_end=319
   _globals['_REQUESTDETAIL']._serialized_start=322
-  _globals['_REQUESTDETAIL']._serialized_end=483
-  _globals['_LISTREQUESTSREQUEST']._serialized_start=485
-  _globals['_LISTREQUESTSREQUEST']._serialized_end=562
-  _globals['_LISTREQUESTSRESPONSE']._serialized_start=564
-  _globals['_LISTREQUESTSRESPONSE']._serialized_end=631
-  _globals['_GETREQUESTREQUEST']._serialized_start=633
-  _globals['_GETREQUESTREQUEST']._serialized_end=672
-  _globals['_LOCAL']._serialized_start=762
-  _globals['_LOCAL']._serialized_end=992
+  _globals['_REQUESTDETAIL']._serialized_end=522
+  _globals['_DELIVERY']._serialized_start=524
+  _globals['_DELIVERY']._serialized_end=644
+  _globals['_LISTREQUESTSREQUEST']._serialized_start=646
+  _globals['_LISTREQUESTSREQUEST']._serialized_end=723
+  _globals['_LISTREQUESTSRESPONSE']._serialized_start=725
+  _globals['_LISTREQUESTSRESPONSE']._serialized_end=792
+  _globals['_GETREQUESTREQUEST']._serialized_start=794
+  _globals['_GETREQUESTREQUEST']._serialized_end=833
+  _globals['_GETNODESTATUSREQUEST']._serialized_start=835
+  _globals['_GETNODESTATUSREQUEST']._serialized_end=857
+  _globals['_PEERDELIVERIES']._serialized_start=860
+  _globals['_PEERDELIVERIES']._serialized_end=1025
+  _globals['_NODESTATUS']._serialized_start=1028
+  _globals['_NODESTATUS']._serialized_end=1253
+  _globals['_LOCAL']._serialized_start=1343
+  _globals['_LOCAL']._serialized_end=1646
 # @@protoc_insertion_point(module_scope)

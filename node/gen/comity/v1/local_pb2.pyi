@@ -120,6 +120,7 @@ class RequestDetail(_message.Message):
     RECEIPT_FIELD_NUMBER: _builtins.int
     RECEIPT_VERIFIED_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    DELIVERY_FIELD_NUMBER: _builtins.int
     form_json: _builtins.bytes
     """The form as filed (outbound) or as received and opened (inbound)."""
     receipt_verified: _builtins.bool
@@ -136,6 +137,10 @@ class RequestDetail(_message.Message):
         Absent while an outbound request is not delivered.
         """
 
+    @_builtins.property
+    def delivery(self) -> Global___Delivery:
+        """For an outbound request: its delivery through the outbox."""
+
     def __init__(
         self,
         *,
@@ -144,14 +149,48 @@ class RequestDetail(_message.Message):
         receipt: _envelope_pb2.Receipt | None = ...,
         receipt_verified: _builtins.bool = ...,
         last_error: _builtins.str = ...,
+        delivery: Global___Delivery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "receipt", b"receipt", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["form_json", b"form_json", "last_error", b"last_error", "receipt", b"receipt", "receipt_verified", b"receipt_verified", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "form_json", b"form_json", "last_error", b"last_error", "receipt", b"receipt", "receipt_verified", b"receipt_verified", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestDetail: _TypeAlias = RequestDetail  # noqa: Y015
+
+@_typing.final
+class Delivery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_MS_FIELD_NUMBER: _builtins.int
+    LAST_ATTEMPT_AT_MS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """"pending", "delivered" or "failed"."""
+    attempts: _builtins.int
+    next_attempt_at_ms: _builtins.int
+    """When the next attempt is due (pending only), ms since the Unix epoch."""
+    last_attempt_at_ms: _builtins.int
+    last_error: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        next_attempt_at_ms: _builtins.int = ...,
+        last_attempt_at_ms: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "last_attempt_at_ms", b"last_attempt_at_ms", "last_error", b"last_error", "next_attempt_at_ms", b"next_attempt_at_ms", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
 
 @_typing.final
 class ListRequestsRequest(_message.Message):
@@ -215,3 +254,100 @@ class GetRequestRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRequestRequest: _TypeAlias = GetRequestRequest  # noqa: Y015
+
+@_typing.final
+class GetNodeStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNodeStatusRequest: _TypeAlias = GetNodeStatusRequest  # noqa: Y015
+
+@_typing.final
+class PeerDeliveries(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEER_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    OLDEST_PENDING_SINCE_MS_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_MS_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
+    peer: _builtins.str
+    pending: _builtins.int
+    """Deliveries still pending to this peer, and the age of the oldest."""
+    oldest_pending_since_ms: _builtins.int
+    max_attempts: _builtins.int
+    last_error: _builtins.str
+    next_attempt_at_ms: _builtins.int
+    alert: _builtins.bool
+    """True when the oldest pending delivery has waited longer than the node's
+    alert threshold: the peer has stayed unreachable.
+    """
+    def __init__(
+        self,
+        *,
+        peer: _builtins.str = ...,
+        pending: _builtins.int = ...,
+        oldest_pending_since_ms: _builtins.int = ...,
+        max_attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        next_attempt_at_ms: _builtins.int = ...,
+        alert: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "last_error", b"last_error", "max_attempts", b"max_attempts", "next_attempt_at_ms", b"next_attempt_at_ms", "oldest_pending_since_ms", b"oldest_pending_since_ms", "peer", b"peer", "pending", b"pending"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerDeliveries: _TypeAlias = PeerDeliveries  # noqa: Y015
+
+@_typing.final
+class NodeStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_ID_FIELD_NUMBER: _builtins.int
+    DIRECTORY_VERSION_FIELD_NUMBER: _builtins.int
+    OUTBOX_PENDING_FIELD_NUMBER: _builtins.int
+    OUTBOX_CAPACITY_FIELD_NUMBER: _builtins.int
+    OUTBOX_FAILED_FIELD_NUMBER: _builtins.int
+    PEERS_FIELD_NUMBER: _builtins.int
+    REQUESTS_OUTBOUND_FIELD_NUMBER: _builtins.int
+    REQUESTS_INBOUND_FIELD_NUMBER: _builtins.int
+    agency_id: _builtins.str
+    directory_version: _builtins.int
+    outbox_pending: _builtins.int
+    outbox_capacity: _builtins.int
+    outbox_failed: _builtins.int
+    requests_outbound: _builtins.int
+    requests_inbound: _builtins.int
+    @_builtins.property
+    def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerDeliveries]: ...
+    def __init__(
+        self,
+        *,
+        agency_id: _builtins.str = ...,
+        directory_version: _builtins.int = ...,
+        outbox_pending: _builtins.int = ...,
+        outbox_capacity: _builtins.int = ...,
+        outbox_failed: _builtins.int = ...,
+        peers: _abc.Iterable[Global___PeerDeliveries] | None = ...,
+        requests_outbound: _builtins.int = ...,
+        requests_inbound: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "directory_version", b"directory_version", "outbox_capacity", b"outbox_capacity", "outbox_failed", b"outbox_failed", "outbox_pending", b"outbox_pending", "peers", b"peers", "requests_inbound", b"requests_inbound", "requests_outbound", b"requests_outbound"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeStatus: _TypeAlias = NodeStatus  # noqa: Y015

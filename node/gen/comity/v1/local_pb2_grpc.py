@@ -49,17 +49,25 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.GetRequestRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
                 _registered_method=True)
+        self.GetNodeStatus = channel.unary_unary(
+                '/comity.v1.Local/GetNodeStatus',
+                request_serializer=comity_dot_v1_dot_local__pb2.GetNodeStatusRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.NodeStatus.FromString,
+                _registered_method=True)
 
 
 class LocalServicer:
     """Missing associated documentation comment in .proto file."""
 
     def FileRequest(self, request, context):
-        """Validates the form, signs and seals it, delivers it to the recipient's
-        node and stores the signed receipt. Errors: INVALID_ARGUMENT (unknown
-        request type or recipient, form that fails its schema), UNAVAILABLE (the
-        recipient's node could not be reached; the request stays stored as not
-        delivered), and the errors of Federation.Deliver relayed from the peer.
+        """Validates the form, signs and seals it, and stores it together with its
+        delivery in the node's durable outbox: from then on the request will reach
+        the recipient exactly once, through crashes and outages. Waits a short
+        while for the signed receipt and answers with the request as it stands
+        ("delivered", or "submitted" with the pending delivery). Errors:
+        INVALID_ARGUMENT (unknown request type or recipient, form that fails its
+        schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
+        it refused the request for good while the call waited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -74,6 +82,14 @@ class LocalServicer:
 
     def GetRequest(self, request, context):
         """One request with its form and the signed receipt. NOT_FOUND if unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNodeStatus(self, request, context):
+        """The node's health as its operators see it: pending deliveries per peer and
+        alerts for peers that have stayed unreachable.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +112,11 @@ def add_LocalServicer_to_server(servicer, server):
                     servicer.GetRequest,
                     request_deserializer=comity_dot_v1_dot_local__pb2.GetRequestRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.RequestDetail.SerializeToString,
+            ),
+            'GetNodeStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNodeStatus,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.GetNodeStatusRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.NodeStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +200,33 @@ class Local:
             '/comity.v1.Local/GetRequest',
             comity_dot_v1_dot_local__pb2.GetRequestRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNodeStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/GetNodeStatus',
+            comity_dot_v1_dot_local__pb2.GetNodeStatusRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.NodeStatus.FromString,
             options,
             channel_credentials,
             insecure,

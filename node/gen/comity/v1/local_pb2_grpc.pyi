@@ -38,31 +38,45 @@ class LocalStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> LocalAsyncStub: ...
     FileRequest: _grpc.UnaryUnaryMultiCallable[_local_pb2.FileRequestRequest, _local_pb2.RequestDetail]
-    """Validates the form, signs and seals it, delivers it to the recipient's
-    node and stores the signed receipt. Errors: INVALID_ARGUMENT (unknown
-    request type or recipient, form that fails its schema), UNAVAILABLE (the
-    recipient's node could not be reached; the request stays stored as not
-    delivered), and the errors of Federation.Deliver relayed from the peer.
+    """Validates the form, signs and seals it, and stores it together with its
+    delivery in the node's durable outbox: from then on the request will reach
+    the recipient exactly once, through crashes and outages. Waits a short
+    while for the signed receipt and answers with the request as it stands
+    ("delivered", or "submitted" with the pending delivery). Errors:
+    INVALID_ARGUMENT (unknown request type or recipient, form that fails its
+    schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
+    it refused the request for good while the call waited.
     """
     ListRequests: _grpc.UnaryUnaryMultiCallable[_local_pb2.ListRequestsRequest, _local_pb2.ListRequestsResponse]
     """Lists requests, newest first."""
     GetRequest: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.RequestDetail]
     """One request with its form and the signed receipt. NOT_FOUND if unknown."""
+    GetNodeStatus: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetNodeStatusRequest, _local_pb2.NodeStatus]
+    """The node's health as its operators see it: pending deliveries per peer and
+    alerts for peers that have stayed unreachable.
+    """
 
 @_typing.type_check_only
 class LocalAsyncStub(LocalStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     FileRequest: _aio.UnaryUnaryMultiCallable[_local_pb2.FileRequestRequest, _local_pb2.RequestDetail]  # type: ignore[assignment]
-    """Validates the form, signs and seals it, delivers it to the recipient's
-    node and stores the signed receipt. Errors: INVALID_ARGUMENT (unknown
-    request type or recipient, form that fails its schema), UNAVAILABLE (the
-    recipient's node could not be reached; the request stays stored as not
-    delivered), and the errors of Federation.Deliver relayed from the peer.
+    """Validates the form, signs and seals it, and stores it together with its
+    delivery in the node's durable outbox: from then on the request will reach
+    the recipient exactly once, through crashes and outages. Waits a short
+    while for the signed receipt and answers with the request as it stands
+    ("delivered", or "submitted" with the pending delivery). Errors:
+    INVALID_ARGUMENT (unknown request type or recipient, form that fails its
+    schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
+    it refused the request for good while the call waited.
     """
     ListRequests: _aio.UnaryUnaryMultiCallable[_local_pb2.ListRequestsRequest, _local_pb2.ListRequestsResponse]  # type: ignore[assignment]
     """Lists requests, newest first."""
     GetRequest: _aio.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.RequestDetail]  # type: ignore[assignment]
     """One request with its form and the signed receipt. NOT_FOUND if unknown."""
+    GetNodeStatus: _aio.UnaryUnaryMultiCallable[_local_pb2.GetNodeStatusRequest, _local_pb2.NodeStatus]  # type: ignore[assignment]
+    """The node's health as its operators see it: pending deliveries per peer and
+    alerts for peers that have stayed unreachable.
+    """
 
 class LocalServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -71,11 +85,14 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         request: _local_pb2.FileRequestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_local_pb2.RequestDetail, _abc.Awaitable[_local_pb2.RequestDetail]]:
-        """Validates the form, signs and seals it, delivers it to the recipient's
-        node and stores the signed receipt. Errors: INVALID_ARGUMENT (unknown
-        request type or recipient, form that fails its schema), UNAVAILABLE (the
-        recipient's node could not be reached; the request stays stored as not
-        delivered), and the errors of Federation.Deliver relayed from the peer.
+        """Validates the form, signs and seals it, and stores it together with its
+        delivery in the node's durable outbox: from then on the request will reach
+        the recipient exactly once, through crashes and outages. Waits a short
+        while for the signed receipt and answers with the request as it stands
+        ("delivered", or "submitted" with the pending delivery). Errors:
+        INVALID_ARGUMENT (unknown request type or recipient, form that fails its
+        schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
+        it refused the request for good while the call waited.
         """
 
     @_abc_1.abstractmethod
@@ -93,5 +110,15 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_local_pb2.RequestDetail, _abc.Awaitable[_local_pb2.RequestDetail]]:
         """One request with its form and the signed receipt. NOT_FOUND if unknown."""
+
+    @_abc_1.abstractmethod
+    def GetNodeStatus(
+        self,
+        request: _local_pb2.GetNodeStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.NodeStatus, _abc.Awaitable[_local_pb2.NodeStatus]]:
+        """The node's health as its operators see it: pending deliveries per peer and
+        alerts for peers that have stayed unreachable.
+        """
 
 def add_LocalServicer_to_server(servicer: LocalServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

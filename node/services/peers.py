@@ -1,0 +1,21 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The only seam between the services and the network to other nodes."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from node.members import Member
+from node.model.envelope import SealedEnvelope, SignedReceipt
+
+
+class PeerTransport(Protocol):
+    async def deliver(self, member: Member, envelope: SealedEnvelope) -> SignedReceipt:
+        """Deliver ``envelope`` to ``member``'s node and return its (unverified) receipt.
+
+        Raises:
+            PeerUnavailableError: the peer could not be reached in time.
+            PeerRejectedError: the peer refused the envelope.
+            ReceiptError: the peer answered with something that is not a receipt.
+        """
+        ...
