@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """The exchange: filing a request to a peer, and receiving one from a peer.
 
-Filing validates the form, signs and seals it, stores it, delivers it through a
-:class:`PeerTransport` and stores the peer's verified receipt. Receiving runs the checks of
-proto/README.md in their order (verify before parse) and stores the envelope, its effect and
-the signed receipt in one transaction. Database work runs in worker threads so the event
-loop keeps serving.
+Filing validates the form, signs and seals it, and stores it with its outbox row in one
+transaction; the :class:`~node.services.delivery.DeliveryWorker` takes it from there.
+Receiving runs the checks of proto/README.md in their order (verify before parse) and stores
+the envelope, its effect and the signed receipt in one transaction. Database work runs on the
+database's own threads so the event loop keeps serving.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ opened, validated again, stored, acknowledged with a signed receipt, and the rec
 and stored. The baseline is a bare grpc.aio echo server, also its own process, sent a payload
 of the same size at the same concurrency, in the same run.
 
+A second mode, "direct", does all of that except the sender's own storage and outbox, so
+the cost of durability shows as the gap between the two.
+
 Usage: python ops/bench/exchange.py [--requests N] [--concurrency 1,8,32]
 """
 
@@ -29,11 +32,18 @@ import grpc
 
 from node.cli.processes import free_port, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node
-from node.forms.registry import schemas_dir
-from node.members import build_members_file
+from node.crypto.encoding import envelope_digest
+from node.crypto.envelope import seal_envelope, verify_receipt
+from node.crypto.keys import AgencyKeys
+from node.forms.registry import get_form_type, schemas_dir
+from node.forms.validate import validate_form
+from node.ids import new_exchange_id, new_message_id
+from node.members import StaticDirectory, build_members_file
+from node.model.envelope import EnvelopeHeader
 from node.runtime import RunningNode, start_node
 from node.storage import repo
 from node.storage.engine import transaction
+from node.timeutil import now_ms
 
 HERE = Path(__file__).resolve().parent
 
@@ -122,6 +132,53 @@ async def _bench_echo(port: int, size: int, levels: list[int], requests: int) ->
         return [await _drive("echo", call, concurrency=c, requests=requests) for c in levels]
 
 
+async def _bench_direct(
+    sender: RunningNode, receiver: str, form: bytes, levels: list[int], requests: int
+) -> list[Result]:
+    """Everything but the sender's durability: validate, sign, seal, deliver, verify receipt."""
+    keys = AgencyKeys.load(sender.config.keys_dir)
+    directory = StaticDirectory.from_file(sender.config.members_file)
+    member = directory.find(receiver)
+    assert member is not None
+    form_type = get_form_type("preservation")
+
+    async def call() -> object:
+        canonical = validate_form(form_type, form)
+        created = now_ms()
+        header = EnvelopeHeader(
+            message_id=new_message_id(),
+            exchange_id=new_exchange_id(),
+            sequence=1,
+            sender=sender.config.agency_id,
+            recipient=member.agency_id,
+            created_at_ms=created,
+            expires_at_ms=created + 3_600_000,
+            directory_version=directory.version,
+            payload_type=form_type.payload_type,
+            sender_encryption_key_id=keys.encryption_key_id,
+            recipient_encryption_key_id=member.encryption_key_id,
+        )
+        sealed = seal_envelope(
+            header=header,
+            payload=canonical,
+            sender_keys=keys,
+            recipient_encryption_key=member.encryption_key,
+        )
+        receipt = await sender.peers.deliver(member, sealed)
+        verify_receipt(
+            receipt,
+            receiver_signing_keys=member.signing_keys,
+            message_id=header.message_id,
+            exchange_id=header.exchange_id,
+            sender=header.sender,
+            receiver=header.recipient,
+            envelope_digest=envelope_digest(header, canonical),
+        )
+        return receipt
+
+    return [await _drive("direct", call, concurrency=c, requests=requests) for c in levels]
+
+
 def _envelope_size(sender: RunningNode) -> int:
     """Size of one stored, serialised envelope: what the echo baseline is sent."""
     with transaction(sender.engine) as session:
@@ -152,6 +209,9 @@ async def main(requests: int, levels: list[int]) -> None:
                 comity = await _bench_comity(
                     sender, receiver_config.agency_id, form, levels, requests
                 )
+                direct = await _bench_direct(
+                    sender, receiver_config.agency_id, form, levels, requests
+                )
                 size = _envelope_size(sender)
             finally:
                 await sender.stop()
@@ -161,25 +221,24 @@ async def main(requests: int, levels: list[int]) -> None:
             echo_proc.terminate()
             receiver_proc.wait(timeout=30)
             echo_proc.wait(timeout=30)
-    _report(comity, echo, size)
+    _report([comity, direct], echo, size)
 
 
-def _report(comity: list[Result], echo: list[Result], size: int) -> None:
+def _report(modes: list[list[Result]], echo: list[Result], size: int) -> None:
     print(
         f"machine: {platform.machine()}, {_cpu_model()}, "
         f"{_cpu_count()} cores, Python {platform.python_version()}, grpcio {grpc.__version__}"
     )
     print(f"payload: {size} bytes per request (serialised envelope)")
-    print(
-        f"{'concurrency':>11} | {'comity req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | "
-        f"{'echo req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}"
-    )
-    for c, e in zip(comity, echo, strict=True):
-        print(
-            f"{c.concurrency:>11} | {c.rate:>12.0f} {c.percentile(0.5):>7.2f} "
-            f"{c.percentile(0.99):>7.2f} | {e.rate:>10.0f} {e.percentile(0.5):>7.2f} "
-            f"{e.percentile(0.99):>7.2f} | {c.rate / e.rate:>5.2f}"
-        )
+    print("comity = through the outbox, durable at both ends (what `request file` does)")
+    print("direct = the same without the sender's database: cost of durability = the gap")
+    print(f"{'mode':>7} {'concurrency':>11} | {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} | ratio")
+    for results in [*modes, echo]:
+        for r, e in zip(results, echo, strict=True):
+            print(
+                f"{r.mode:>7} {r.concurrency:>11} | {r.rate:>7.0f} {r.percentile(0.5):>7.2f} "
+                f"{r.percentile(0.99):>7.2f} | {r.rate / e.rate:>5.2f}"
+            )
 
 
 def _cpu_model() -> str:
