@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from node.audit.merkle import (
     EMPTY_ROOT,
     ProofError,
+    SubtreeHash,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -56,7 +57,7 @@ def test_known_roots(n: int, root: str) -> None:
     assert root_from_leaf_hashes([leaf_hash(x) for x in LEAVES[:n]]).hex() == root
 
 
-def tree(size: int) -> tuple[list[bytes], object]:
+def tree(size: int) -> tuple[list[bytes], SubtreeHash]:
     leaves = [i.to_bytes(4, "big") for i in range(size)]
     hashes = [leaf_hash(x) for x in leaves]
 
@@ -79,9 +80,9 @@ LEAVES_300, SUBTREE_300 = tree(MAX)
 
 def test_every_inclusion_proof_below_300_verifies_and_only_for_its_leaf() -> None:
     for size in range(1, MAX):
-        root = SUBTREE_300(0, size)  # type: ignore[operator]
+        root = SUBTREE_300(0, size)
         for index in range(size):
-            proof = inclusion_proof(index, size, SUBTREE_300)  # type: ignore[arg-type]
+            proof = inclusion_proof(index, size, SUBTREE_300)
             verify_inclusion(leaf=LEAVES_300[index], index=index, size=size, proof=proof, root=root)
             if size > 1:
                 with pytest.raises(ProofError):
@@ -96,10 +97,10 @@ def test_every_inclusion_proof_below_300_verifies_and_only_for_its_leaf() -> Non
 
 def test_every_consistency_proof_below_300_verifies() -> None:
     for new in range(1, MAX):
-        new_root = SUBTREE_300(0, new)  # type: ignore[operator]
+        new_root = SUBTREE_300(0, new)
         for old in range(1, new + 1):
-            proof = consistency_proof(old, new, SUBTREE_300)  # type: ignore[arg-type]
-            old_root = SUBTREE_300(0, old)  # type: ignore[operator]
+            proof = consistency_proof(old, new, SUBTREE_300)
+            old_root = SUBTREE_300(0, old)
             verify_consistency(
                 old_size=old, old_root=old_root, new_size=new, new_root=new_root, proof=proof
             )
@@ -118,8 +119,8 @@ def test_size_and_root_must_both_come_from_one_checkpoint() -> None:
     """The reference's pitfall: the RFC 9162 algorithm accepts a proof for index 5 of 100
     against size 101 with the size-100 root. Only a size and root taken together from a
     verified checkpoint bind the proof; with the real size-101 root it fails."""
-    proof = inclusion_proof(5, 100, SUBTREE_300)  # type: ignore[arg-type]
-    root_100, root_101 = SUBTREE_300(0, 100), SUBTREE_300(0, 101)  # type: ignore[operator]
+    proof = inclusion_proof(5, 100, SUBTREE_300)
+    root_100, root_101 = SUBTREE_300(0, 100), SUBTREE_300(0, 101)
     verify_inclusion(leaf=LEAVES_300[5], index=5, size=101, proof=proof, root=root_100)
     with pytest.raises(ProofError):
         verify_inclusion(leaf=LEAVES_300[5], index=5, size=101, proof=proof, root=root_101)
@@ -132,8 +133,8 @@ def test_out_of_range_indices_are_refused(index: int, size: int) -> None:
 
 
 def test_malformed_proofs_are_refused() -> None:
-    root = SUBTREE_300(0, 8)  # type: ignore[operator]
-    proof = inclusion_proof(3, 8, SUBTREE_300)  # type: ignore[arg-type]
+    root = SUBTREE_300(0, 8)
+    proof = inclusion_proof(3, 8, SUBTREE_300)
     for bad in ([*proof, proof[0]], proof[:-1], [p[:31] for p in proof]):
         with pytest.raises(ProofError):
             verify_inclusion(leaf=LEAVES_300[3], index=3, size=8, proof=bad, root=root)
@@ -146,7 +147,7 @@ def test_malformed_proofs_are_refused() -> None:
 @given(st.integers(1, MAX - 1), st.data())
 def test_any_bit_flip_in_a_proof_is_refused(size: int, data: st.DataObject) -> None:
     index = data.draw(st.integers(0, size - 1))
-    proof = inclusion_proof(index, size, SUBTREE_300)  # type: ignore[arg-type]
+    proof = inclusion_proof(index, size, SUBTREE_300)
     if not proof:
         return
     which = data.draw(st.integers(0, len(proof) - 1))
@@ -157,4 +158,4 @@ def test_any_bit_flip_in_a_proof_is_refused(size: int, data: st.DataObject) -> N
     with pytest.raises(ProofError):
         verify_inclusion(
             leaf=LEAVES_300[index], index=index, size=size, proof=bad, root=SUBTREE_300(0, size)
-        )  # type: ignore[operator]
+        )
