@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+import psycopg
 import tomli_w
 from sqlmodel import select
 
@@ -259,19 +260,24 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "big"))
     parser.add_argument("--postgres", metavar="URL", help="use PostgreSQL (one schema a node)")
     args = parser.parse_args()
+    schemas: list[str] = []
     with _workdir() as workdir:
-        urls = _database_urls(workdir, args.postgres)
+        urls = _database_urls(workdir, args.postgres, schemas)
         configs = make_nodes(workdir, urls)
         started = time.monotonic()
-        report = run_campaign(
-            configs,
-            workdir,
-            cycles=args.cycles,
-            seed=args.seed,
-            progress=lambda n, victim: print(
-                f"\rcycle {n}/{args.cycles}: killed {victim:<24}", end="", flush=True
-            ),
-        )
+        try:
+            report = run_campaign(
+                configs,
+                workdir,
+                cycles=args.cycles,
+                seed=args.seed,
+                progress=lambda n, victim: print(
+                    f"\rcycle {n}/{args.cycles}: killed {victim:<24}", end="", flush=True
+                ),
+            )
+        finally:
+            if args.postgres:
+                _drop_schemas(args.postgres, schemas)
     print()
     print(
         f"seed {args.seed}, {time.monotonic() - started:.0f} s, database: "
@@ -281,21 +287,26 @@ def main() -> int:
     return 0 if report.ok else 1
 
 
-def _database_urls(workdir: Path, postgres: str | None) -> Callable[[str], str]:
+def _database_urls(workdir: Path, postgres: str | None, schemas: list[str]) -> Callable[[str], str]:
     if postgres is None:
         return lambda agency: f"sqlite:///{workdir / agency}.db"
 
     def schema_url(agency: str) -> str:
-        import psycopg
-
         schema = f"chaos_{agency.replace('-', '_')}_{os.getpid()}"
         with psycopg.connect(postgres.replace("+psycopg", ""), autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             connection.execute(f'CREATE SCHEMA "{schema}"')
+        schemas.append(schema)
         separator = "&" if "?" in postgres else "?"
         return f"{postgres}{separator}options=-csearch_path%3D{schema}"
 
     return schema_url
+
+
+def _drop_schemas(postgres: str, schemas: list[str]) -> None:
+    with psycopg.connect(postgres.replace("+psycopg", ""), autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 if __name__ == "__main__":
