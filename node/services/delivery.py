@@ -33,6 +33,7 @@ from node.ids import AgencyId, MessageId
 from node.members import Directory
 from node.model.envelope import SignedReceipt
 from node.model.request import RequestState
+from node.services.audit import record_event
 from node.services.peers import PeerTransport
 from node.storage import repo
 from node.storage.database import Database
@@ -265,6 +266,19 @@ class DeliveryWorker:
                 state=RequestState.DELIVERED,
                 now_ms=now,
             )
+            exchange = repo.get_exchange(session, receipt.body.exchange_id)
+            if exchange is not None:
+                record_event(
+                    session,
+                    event="receipt.received",
+                    request_type=exchange.request_type,
+                    form_json=exchange.form_json,
+                    sender=receipt.body.sender,
+                    recipient=receipt.body.receiver,
+                    exchange_id=receipt.body.exchange_id,
+                    instant_ms=now,
+                    envelope_digest=claim.digest,
+                )
         _LOG.info("delivered message %s to %s", claim.message_id, claim.recipient)
 
     async def _record_failure(self, claim: _Claim, error: ComityError) -> None:

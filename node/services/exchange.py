@@ -55,6 +55,7 @@ from node.model.request import (
     RequestState,
     RequestView,
 )
+from node.services.audit import record_event
 from node.services.delivery import DeliveryWorker
 from node.storage import repo
 from node.storage.database import Database
@@ -229,6 +230,17 @@ class ExchangeService:
                 expires_at_ms=header.expires_at_ms,
                 trace_context=trace_context,
             )
+            record_event(
+                session,
+                event="request.sent",
+                request_type=form_type.name,
+                form_json=form,
+                sender=header.sender,
+                recipient=header.recipient,
+                exchange_id=header.exchange_id,
+                instant_ms=now,
+                envelope_digest=envelope_digest(header, form),
+            )
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -382,6 +394,18 @@ class ExchangeService:
             now_ms=now,
             receipt=receipt,
         )
+        for event in ("request.received", "receipt.sent"):
+            record_event(
+                session,
+                event=event,
+                request_type=form_type.name,
+                form_json=form,
+                sender=header.sender,
+                recipient=header.recipient,
+                exchange_id=header.exchange_id,
+                instant_ms=now,
+                envelope_digest=opened.digest,
+            )
 
     # --- reading -----------------------------------------------------------------------------
 

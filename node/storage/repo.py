@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from node.errors import NotFoundError
-from node.storage.tables import Exchange, Message, Outbox
+from node.storage.tables import AuditHead, AuditLeaf, AuditOpening, Exchange, Message, Outbox
 
 MAX_ERROR_CHARS = 1000
 
@@ -139,7 +139,7 @@ def count_rows(session: Session) -> dict[str, int]:
     """Rows per table: tests use it to show that refused input changed nothing."""
     return {
         table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
-        for table in (Exchange, Message, Outbox)
+        for table in (Exchange, Message, Outbox, AuditLeaf)
     }
 
 
@@ -314,3 +314,48 @@ def _last_error(session: Session, peer: str) -> str | None:
 def count_exchanges(session: Session, *, direction: str) -> int:
     query = select(func.count()).select_from(Exchange).where(Exchange.direction == direction)
     return session.exec(query).one()
+
+
+# --- audit log -------------------------------------------------------------------------------
+
+
+def append_audit_leaf(
+    session: Session,
+    *,
+    leaf: bytes,
+    leaf_hash: bytes,
+    openings: list[tuple[str, str, bytes]],
+    now_ms: int,
+) -> int:
+    """Append a leaf and its private openings (name, value, salt); return its index.
+
+    The head row is incremented first: its row lock orders concurrent appenders, so indices
+    have no gaps and no two transactions take the same one.
+    """
+    bump = update(AuditHead).where(col(AuditHead.id) == 1).values(size=AuditHead.size + 1)
+    size: int = session.execute(bump.returning(col(AuditHead.size))).scalar_one()
+    index = size - 1
+    session.add(AuditLeaf(idx=index, leaf=leaf, leaf_hash=leaf_hash, created_at_ms=now_ms))
+    session.flush()
+    for name, value, salt in openings:
+        session.add(AuditOpening(leaf_idx=index, name=name, value=value, salt=salt))
+    return index
+
+
+def audit_size(session: Session) -> int:
+    head = session.get(AuditHead, 1)
+    return head.size if head is not None else 0
+
+
+def audit_leaves(session: Session, *, start: int, end: int) -> list[AuditLeaf]:
+    query = (
+        select(AuditLeaf)
+        .where(col(AuditLeaf.idx) >= start, col(AuditLeaf.idx) < end)
+        .order_by(col(AuditLeaf.idx))
+    )
+    return list(session.exec(query))
+
+
+def audit_openings(session: Session, index: int) -> list[AuditOpening]:
+    query = select(AuditOpening).where(col(AuditOpening.leaf_idx) == index)
+    return list(session.exec(query.order_by(col(AuditOpening.name))))

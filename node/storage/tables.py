@@ -106,3 +106,37 @@ class Outbox(Base, table=True):
     claim_expires_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
     trace_context: str | None = Field(default=None, sa_column=Column(String(512)))
     """W3C trace context of the filing, so the delivery joins the filer's trace."""
+
+
+class AuditHead(Base, table=True):
+    """The audit log's size: one row. Appenders increment it under a row lock, which
+    serialises appends across replicas and numbers leaves without gaps."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditLeaf(Base, table=True):
+    """One leaf of the node's append-only Merkle log (public fields and commitments only)."""
+
+    __tablename__ = "audit_leaf"
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditOpening(Base, table=True):
+    """What opens one commitment of a leaf. Private to the node; erased when retention ends."""
+
+    __tablename__ = "audit_opening"
+
+    leaf_idx: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("audit_leaf.idx"), primary_key=True)
+    )
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: str = Field(sa_column=Column(String(4096), nullable=False))
+    salt: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False))

@@ -75,7 +75,12 @@ def test_transaction_rolls_back_on_error(engine: Engine) -> None:
     with pytest.raises(RuntimeError):
         fail_midway()
     with transaction(engine) as session:
-        assert repo.count_rows(session) == {"exchange": 0, "message": 0, "outbox": 0}
+        assert repo.count_rows(session) == {
+            "exchange": 0,
+            "message": 0,
+            "outbox": 0,
+            "audit_leaf": 0,
+        }
 
 
 def add_exchange(session: Session, exchange_id: str) -> None:

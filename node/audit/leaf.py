@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Privacy-scoped audit leaves: public fields for statistics, salted commitments to the rest.
+
+A leaf is canonical JSON (sorted keys, no insignificant whitespace, version tag ``v``). Its
+public fields are what a treaty secretariat may see: event, request type, legal basis, the two
+agencies, the random exchange id both ends share, the hour, a refusal ground. Every sensitive
+field (exact time, case reference, envelope digest, …) appears only as a commitment
+``SHA-256(JSON ["<salt base64url>", "<name>", "<value>"])`` with a fresh 128-bit salt, in the
+manner of SD-JWT disclosures; decoy commitments pad every leaf to the same number, sorted, so
+neither the count nor the order tells which fields a leaf commits to. The openings (salt,
+name, value) stay in the node's private store. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from node.errors import ComityError, ErrorKind
+
+LEAF_VERSION = 1
+COMMITMENTS_PER_LEAF = 8
+SALT_BYTES = 16
+MAX_LEAF_BYTES = 64 * 1024
+EVENTS = frozenset({"request.sent", "request.received", "receipt.sent", "receipt.received"})
+
+
+class LeafError(ComityError):
+    kind = ErrorKind.INVALID_INPUT
+    code = "bad_leaf"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublicFields:
+    event: str
+    request_type: str
+    legal_basis: str
+    sender: str
+    recipient: str
+    exchange_id: str
+    hour: str
+    """The event's time coarsened to the hour, e.g. ``2026-11-24T02Z``."""
+    refusal_ground: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Opening:
+    """What opens one commitment: released by role, never published."""
+
+    name: str
+    value: str
+    salt: bytes
+
+    def commitment(self) -> bytes:
+        salt = base64.urlsafe_b64encode(self.salt).rstrip(b"=").decode()
+        disclosed = json.dumps(
+            [salt, self.name, self.value], ensure_ascii=False, separators=(",", ":")
+        )
+        return hashlib.sha256(disclosed.encode()).digest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leaf:
+    public: PublicFields
+    commitments: tuple[bytes, ...]
+
+    def to_bytes(self) -> bytes:
+        p = self.public
+        document: dict[str, Any] = {
+            "v": LEAF_VERSION,
+            "event": p.event,
+            "type": p.request_type,
+            "basis": p.legal_basis,
+            "from": p.sender,
+            "to": p.recipient,
+            "exchange": p.exchange_id,
+            "hour": p.hour,
+            "ground": p.refusal_ground,
+            "commitments": [c.hex() for c in self.commitments],
+        }
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Leaf:
+        """Parse a leaf as an auditor receives it.
+
+        Raises:
+            LeafError: not a version-1 leaf in canonical form.
+        """
+        if len(data) > MAX_LEAF_BYTES:
+            raise LeafError("leaf is larger than 64 KiB")
+        try:
+            document = json.loads(data)
+            public = PublicFields(
+                event=document["event"],
+                request_type=document["type"],
+                legal_basis=document["basis"],
+                sender=document["from"],
+                recipient=document["to"],
+                exchange_id=document["exchange"],
+                hour=document["hour"],
+                refusal_ground=document["ground"],
+            )
+            commitments = tuple(bytes.fromhex(c) for c in document["commitments"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise LeafError("leaf is not a version-1 audit leaf") from e
+        leaf = cls(public=public, commitments=commitments)
+        if document.get("v") != LEAF_VERSION or leaf.to_bytes() != data:
+            raise LeafError("leaf is not in canonical version-1 form")
+        return leaf
+
+    def opens(self, opening: Opening) -> bool:
+        return opening.commitment() in self.commitments
+
+
+def hour_of(instant_ms: int) -> str:
+    return datetime.fromtimestamp(instant_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%HZ")
+
+
+def build_leaf(
+    public: PublicFields, sensitive: Mapping[str, str]
+) -> tuple[Leaf, tuple[Opening, ...]]:
+    """A leaf committing to ``sensitive`` fields, padded with decoys, and its openings.
+
+    Raises:
+        LeafError: an unknown event, or more sensitive fields than a leaf holds.
+    """
+    if public.event not in EVENTS:
+        raise LeafError(f"unknown audit event {public.event!r}")
+    if len(sensitive) > COMMITMENTS_PER_LEAF:
+        raise LeafError(f"a leaf commits to at most {COMMITMENTS_PER_LEAF} fields")
+    openings = tuple(
+        Opening(name=name, value=value, salt=secrets.token_bytes(SALT_BYTES))
+        for name, value in sorted(sensitive.items())
+    )
+    decoys = [secrets.token_bytes(32) for _ in range(COMMITMENTS_PER_LEAF - len(openings))]
+    commitments = tuple(sorted([o.commitment() for o in openings] + decoys))
+    return Leaf(public=public, commitments=commitments), openings

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Privacy-scoped leaves: canonical bytes, commitments that open, decoys, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.audit.leaf import (
+    COMMITMENTS_PER_LEAF,
+    Leaf,
+    LeafError,
+    Opening,
+    PublicFields,
+    build_leaf,
+    hour_of,
+)
+
+PUBLIC = PublicFields(
+    event="request.sent",
+    request_type="preservation",
+    legal_basis="budapest-art29",
+    sender="aa-cyber-unit",
+    recipient="bb-central-authority",
+    exchange_id="2b1c7e0e-4a4f-4f58-9a53-1c2d3e4f5a6b",
+    hour=hour_of(1_790_000_000_000),
+)
+SENSITIVE = {"case_reference": "EE-CYB-2026-0417", "exact_time_ms": "1790000000000"}
+
+
+def test_round_trip_and_openings() -> None:
+    leaf, openings = build_leaf(PUBLIC, SENSITIVE)
+    data = leaf.to_bytes()
+    assert Leaf.from_bytes(data) == leaf
+    assert len(leaf.commitments) == COMMITMENTS_PER_LEAF
+    assert list(leaf.commitments) == sorted(leaf.commitments)
+    assert {o.name: o.value for o in openings} == SENSITIVE
+    assert all(leaf.opens(o) for o in openings)
+    forged = Opening(name="case_reference", value="EE-CYB-2026-9999", salt=openings[0].salt)
+    assert not leaf.opens(forged)
+
+
+def test_public_bytes_hold_no_sensitive_value() -> None:
+    data = build_leaf(PUBLIC, SENSITIVE)[0].to_bytes()
+    for value in SENSITIVE.values():
+        assert value.encode() not in data
+    assert b"2026-09-21T14Z" in data  # only the hour
+
+
+def test_two_leaves_of_the_same_facts_differ() -> None:
+    """Fresh salts and decoys: equal values cannot be linked across leaves."""
+    one, two = build_leaf(PUBLIC, SENSITIVE)[0], build_leaf(PUBLIC, SENSITIVE)[0]
+    assert not set(one.commitments) & set(two.commitments)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b"{}",
+        build_leaf(PUBLIC, SENSITIVE)[0].to_bytes().replace(b'"v":1', b'"v":2'),
+        build_leaf(PUBLIC, SENSITIVE)[0].to_bytes().replace(b",", b", "),
+    ],
+)
+def test_malformed_leaves_are_refused(data: bytes) -> None:
+    with pytest.raises(LeafError):
+        Leaf.from_bytes(data)
+
+
+def test_unknown_event_and_too_many_fields_are_refused() -> None:
+    with pytest.raises(LeafError, match="unknown audit event"):
+        build_leaf(PublicFields(**{**PUBLIC.__dict__, "event": "coffee.made"}), SENSITIVE)
+    with pytest.raises(LeafError, match="at most"):
+        build_leaf(PUBLIC, {f"f{i}": "x" for i in range(COMMITMENTS_PER_LEAF + 1)})

@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Both ends of an exchange log it, in the same transactions as the exchange itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from node.audit.leaf import Leaf, Opening
+from node.audit.merkle import leaf_hash
+from node.forms.registry import schemas_dir
+from node.forms.validate import form_strings
+from node.storage import repo
+from node.storage.engine import transaction
+from node.storage.tables import AuditOpening
+from tests.integration.harness import Federation, make_configs, running_federation
+
+UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
+
+
+@pytest.fixture
+async def fed(
+    tmp_path: Path, node_database_urls: Callable[[str], str]
+) -> AsyncIterator[Federation]:
+    async with running_federation(make_configs(tmp_path, node_database_urls)) as federation:
+        yield federation
+
+
+def audit_log(
+    fed: Federation, agency: str
+) -> tuple[list[Leaf], list[bytes], dict[int, list[AuditOpening]]]:
+    with transaction(fed.nodes[agency].engine) as session:
+        size = repo.audit_size(session)
+        rows = repo.audit_leaves(session, start=0, end=size)
+        openings = {row.idx: repo.audit_openings(session, row.idx) for row in rows}
+    assert [row.idx for row in rows] == list(range(size))  # no gaps
+    assert all(row.leaf_hash == leaf_hash(row.leaf) for row in rows)
+    return [Leaf.from_bytes(row.leaf) for row in rows], [row.leaf for row in rows], openings
+
+
+async def test_each_end_logs_its_events_with_the_shared_exchange_id(fed: Federation) -> None:
+    filed = await fed.nodes[UNIT].exchange.file_request(
+        request_type="preservation", recipient=AUTHORITY, form_json=FORM
+    )
+    sent, sent_bytes, sent_openings = audit_log(fed, UNIT)
+    received, received_bytes, _ = audit_log(fed, AUTHORITY)
+    assert [leaf.public.event for leaf in sent] == ["request.sent", "receipt.received"]
+    assert [leaf.public.event for leaf in received] == ["request.received", "receipt.sent"]
+    for leaf in sent + received:
+        assert leaf.public.exchange_id == filed.request_id
+        assert (leaf.public.sender, leaf.public.recipient) == (UNIT, AUTHORITY)
+        assert leaf.public.legal_basis == "budapest-art29"
+
+    # The node's private openings open its leaves' commitments; the case reference is there.
+    first = [Opening(name=o.name, value=o.value, salt=o.salt) for o in sent_openings[0]]
+    assert all(sent[0].opens(o) for o in first)
+    assert {o.name: o.value for o in first}["case_reference"] == "EE-CYB-2026-0417"
+
+    # Nothing of the case reaches the public part of any leaf.
+    public = b"".join(sent_bytes + received_bytes).decode()
+    for value in form_strings(filed.form_json):
+        if len(value) >= 6 and value not in ("budapest-art29", "preservation.v1"):
+            assert value not in public
+
+
+async def test_refused_input_logs_nothing(fed: Federation) -> None:
+    with pytest.raises(Exception):  # noqa: B017 (the refusal itself is tested elsewhere)
+        await fed.nodes[UNIT].exchange.file_request(
+            request_type="preservation", recipient=AUTHORITY, form_json=b"{}"
+        )
+    assert audit_log(fed, UNIT)[0] == []
+    assert audit_log(fed, AUTHORITY)[0] == []
