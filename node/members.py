@@ -33,6 +33,7 @@ _MEMBER_KEYS = frozenset(
         "endpoint",
         "signing_key",
         "encryption_key",
+        "checkpoint_key",
         "tls_certificate",
     }
 )
@@ -48,6 +49,8 @@ class Member:
     endpoint: str
     signing_keys: Mapping[KeyId, bytes]
     encryption_key: bytes
+    checkpoint_key: bytes
+    """Ed25519 key that signs the agency's audit-log checkpoints."""
     tls_certificate: bytes
 
     @property
@@ -139,7 +142,7 @@ def _refuse_duplicates(members: Sequence[Member], source: str) -> None:
         if member.agency_id in agencies:
             raise ConfigError(f"{source}: agency {member.agency_id} is listed twice")
         agencies.add(member.agency_id)
-        for kid in (*member.signing_keys, member.encryption_key_id):
+        for kid in (*member.signing_keys, member.encryption_key_id, key_id(member.checkpoint_key)):
             if kid in keys:
                 raise ConfigError(f"{source}: key {kid} of {member.agency_id} is used twice")
             keys.add(kid)
@@ -184,6 +187,7 @@ def _member(entry: object, where: str) -> Member:
         endpoint=endpoint,
         signing_keys={key_id(signing): signing},
         encryption_key=_key(entry, "encryption_key", where),
+        checkpoint_key=_key(entry, "checkpoint_key", where),
         tls_certificate=certificate,
     )
 
@@ -221,6 +225,7 @@ def member_card(
         "endpoint": endpoint,
         "signing_key": encode_public_key(keys.signing_public),
         "encryption_key": encode_public_key(keys.encryption_public),
+        "checkpoint_key": encode_public_key(keys.checkpoint_public),
         "tls_certificate": tls_certificate.decode("ascii"),
     }
     text = tomli_w.dumps({"member": [entry]}, multiline_strings=True)

@@ -18,12 +18,14 @@ from node.config import NodeConfig
 from node.crypto.keys import AgencyKeys
 from node.errors import ConfigError
 from node.members import StaticDirectory
+from node.services.audit import AuditService
 from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
 from node.services.exchange import ExchangeService, ExchangeSettings
 from node.storage.database import Database
 from node.storage.engine import create_engine, redact_url, upgrade
 from node.telemetry import TRACER_NAME, make_tracer_provider
 from node.timeutil import now_ms
+from node.transport.audit_servicer import AuditServicer
 from node.transport.federation_servicer import FederationServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
@@ -112,8 +114,12 @@ async def start_node(
         delivery=delivery,
         tracer=tracer,
     )
+    audit = AuditService(
+        database=database, key=keys.checkpoint, agency_id=config.agency_id, clock=now_ms
+    )
     servers = build_servers(
         federation=FederationServicer(exchange=exchange, tracer=tracer),
+        audit=AuditServicer(audit=audit),
         local=LocalServicer(exchange=exchange),
         listen=config.listen,
         local_socket=config.local_socket,

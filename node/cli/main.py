@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from node.cli import node_cmd, request_cmd
+from node.cli import audit_cmd, node_cmd, request_cmd
 from node.errors import ComityError
 
 Handler = Callable[[argparse.Namespace, Console], int]
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     _node_commands(commands.add_parser("node", help="set up and run this agency's node"))
     _members_commands(commands.add_parser("members", help="the static federation members file"))
     _request_commands(commands.add_parser("request", help="file and read requests"))
+    _audit_commands(commands.add_parser("audit", help="verify other nodes' audit logs"))
     demo = commands.add_parser("demo", help="run three agencies' nodes and walk a case through")
     demo.add_argument("--keep", action="store_true", help="keep the demo's directory")
     demo.set_defaults(handler=_run_demo)
@@ -98,6 +99,15 @@ def _request_commands(parser: argparse.ArgumentParser) -> None:
     for command in (file_, list_, show):
         _add_config_option(command)
         command.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _audit_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    verify = sub.add_parser("verify", help="verify a node's log: signature, leaves, consistency")
+    verify.add_argument("agency", help="agency id of the node to audit (may be this node)")
+    _add_config_option(verify)
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.set_defaults(handler=audit_cmd.verify)
 
 
 def _run_demo(args: argparse.Namespace, console: Console) -> int:

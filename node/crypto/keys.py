@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""An agency's message keys: Ed25519 for signing, X25519 for sealing, kept apart."""
+"""An agency's keys, each for one purpose: Ed25519 for signing messages, X25519 for sealing
+them, Ed25519 for signing audit-log checkpoints."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from node.ids import KeyId
 
 SIGNING_FILE = "signing.key"
 ENCRYPTION_FILE = "encryption.key"
+CHECKPOINT_FILE = "checkpoint.key"
 KEY_BYTES = 32
 
 
@@ -52,9 +54,14 @@ class AgencyKeys:
 
     signing: SigningKey
     encryption: PrivateKey
+    checkpoint: SigningKey
 
     def __repr__(self) -> str:
         return f"AgencyKeys(signing={self.signing_key_id}, encryption={self.encryption_key_id})"
+
+    @property
+    def checkpoint_public(self) -> bytes:
+        return bytes(self.checkpoint.verify_key)
 
     @property
     def signing_public(self) -> bytes:
@@ -74,7 +81,11 @@ class AgencyKeys:
 
     @classmethod
     def generate(cls) -> AgencyKeys:
-        return cls(signing=SigningKey.generate(), encryption=PrivateKey.generate())
+        return cls(
+            signing=SigningKey.generate(),
+            encryption=PrivateKey.generate(),
+            checkpoint=SigningKey.generate(),
+        )
 
     def save(self, directory: Path) -> None:
         """Write both keys (base64, one line each) as files only the owner can read.
@@ -85,6 +96,7 @@ class AgencyKeys:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_private_file(directory / SIGNING_FILE, _encode_secret(bytes(self.signing)))
         write_private_file(directory / ENCRYPTION_FILE, _encode_secret(bytes(self.encryption)))
+        write_private_file(directory / CHECKPOINT_FILE, _encode_secret(bytes(self.checkpoint)))
 
     @classmethod
     def load(cls, directory: Path) -> AgencyKeys:
@@ -93,9 +105,11 @@ class AgencyKeys:
         Raises:
             ConfigError: a file is missing, readable by others, or not a 32-byte key.
         """
-        signing = _read_secret(directory / SIGNING_FILE)
-        encryption = _read_secret(directory / ENCRYPTION_FILE)
-        return cls(signing=SigningKey(signing), encryption=PrivateKey(encryption))
+        return cls(
+            signing=SigningKey(_read_secret(directory / SIGNING_FILE)),
+            encryption=PrivateKey(_read_secret(directory / ENCRYPTION_FILE)),
+            checkpoint=SigningKey(_read_secret(directory / CHECKPOINT_FILE)),
+        )
 
 
 def _encode_secret(raw: bytes) -> bytes:

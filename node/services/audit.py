@@ -10,13 +10,27 @@ go in as salted commitments whose openings stay in the node's private store.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cache
 
+from nacl.signing import SigningKey
 from sqlmodel import Session
 
 from node.audit.leaf import PublicFields, build_leaf, hour_of
-from node.audit.merkle import leaf_hash
+from node.audit.merkle import (
+    SubtreeHash,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root_from_leaf_hashes,
+    split_point,
+)
+from node.audit.note import Checkpoint, sign_note
+from node.errors import MalformedError
 from node.storage import repo
+from node.storage.database import Database
+from node.storage.engine import transaction
 
 
 def record_event(
@@ -64,3 +78,96 @@ def _form(form_json: bytes) -> dict[str, object]:
     # The form was validated before it was stored; a stored form is always a JSON object.
     value = json.loads(form_json)
     return value if isinstance(value, dict) else {}
+
+
+def log_origin(agency_id: str) -> str:
+    """The log's C2SP origin: unique per agency and log, never reused."""
+    return f"comity/{agency_id}/audit/v1"
+
+
+class AuditService:
+    """Signs checkpoints of the node's log and answers auditors with leaves and proofs.
+
+    Proofs read the leaf hashes of the requested tree into memory (linear in the tree's
+    size); stored subtree hashes (tiles) are the next step for very large logs.
+    """
+
+    def __init__(
+        self, *, database: Database, key: SigningKey, agency_id: str, clock: Callable[[], int]
+    ) -> None:
+        self._database = database
+        self._key = key
+        self.origin = log_origin(agency_id)
+        self._clock = clock
+
+    async def checkpoint(self) -> str:
+        """A signed checkpoint of the log as it stands (signed anew only when it grew)."""
+        return await self._database.run(self._checkpoint)
+
+    def _checkpoint(self) -> str:
+        with transaction(self._database.engine) as session:
+            size = repo.audit_size(session)
+            latest = repo.latest_checkpoint(session)
+            if latest is not None and latest.size == size:
+                return latest.note
+            root = root_from_leaf_hashes(repo.audit_leaf_hashes(session, end=size))
+            text = Checkpoint(origin=self.origin, size=size, root=root).text()
+            note = sign_note(text, name=self.origin, key=self._key)
+            repo.save_checkpoint(session, size=size, note=note, now_ms=self._clock())
+            return note
+
+    async def leaves(self, *, start: int, end: int) -> list[bytes]:
+        """Leaves [start, end).
+
+        Raises:
+            MalformedError: an empty, too large or out-of-range window.
+        """
+
+        def load() -> list[bytes]:
+            with transaction(self._database.engine) as session:
+                _check_window(start, end, repo.audit_size(session))
+                return [row.leaf for row in repo.audit_leaves(session, start=start, end=end)]
+
+        return await self._database.run(load)
+
+    async def inclusion_proof(self, *, index: int, size: int) -> list[bytes]:
+        """Raises: MalformedError for a size beyond the log, ProofError for a bad index."""
+        hashes = await self._hashes(size)
+        return inclusion_proof(index, size, _subtrees(hashes))
+
+    async def consistency_proof(self, *, old_size: int, new_size: int) -> list[bytes]:
+        """Raises: MalformedError for a size beyond the log, ProofError for bad sizes."""
+        hashes = await self._hashes(new_size)
+        return consistency_proof(old_size, new_size, _subtrees(hashes))
+
+    async def _hashes(self, size: int) -> list[bytes]:
+        def load() -> list[bytes]:
+            with transaction(self._database.engine) as session:
+                current = repo.audit_size(session)
+                if size > current:
+                    raise MalformedError(f"the log has {current} leaves, not {size}")
+                return repo.audit_leaf_hashes(session, end=size)
+
+        return await self._database.run(load)
+
+
+MAX_LEAVES_PER_CALL = 1000
+
+
+def _check_window(start: int, end: int, size: int) -> None:
+    if not 0 <= start < end <= size or end - start > MAX_LEAVES_PER_CALL:
+        raise MalformedError(
+            f"leaves [{start}, {end}) are not a window of at most {MAX_LEAVES_PER_CALL} "
+            f"within the log's {size} leaves"
+        )
+
+
+def _subtrees(hashes: list[bytes]) -> SubtreeHash:
+    @cache
+    def subtree(start: int, end: int) -> bytes:
+        if end - start == 1:
+            return hashes[start]
+        k = split_point(end - start)
+        return node_hash(subtree(start, start + k), subtree(start + k, end))
+
+    return subtree

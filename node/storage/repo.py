@@ -11,7 +11,15 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from node.errors import NotFoundError
-from node.storage.tables import AuditHead, AuditLeaf, AuditOpening, Exchange, Message, Outbox
+from node.storage.tables import (
+    AuditCheckpoint,
+    AuditHead,
+    AuditLeaf,
+    AuditOpening,
+    Exchange,
+    Message,
+    Outbox,
+)
 
 MAX_ERROR_CHARS = 1000
 
@@ -359,3 +367,17 @@ def audit_leaves(session: Session, *, start: int, end: int) -> list[AuditLeaf]:
 def audit_openings(session: Session, index: int) -> list[AuditOpening]:
     query = select(AuditOpening).where(col(AuditOpening.leaf_idx) == index)
     return list(session.exec(query.order_by(col(AuditOpening.name))))
+
+
+def audit_leaf_hashes(session: Session, *, end: int) -> list[bytes]:
+    query = select(AuditLeaf.leaf_hash).where(col(AuditLeaf.idx) < end)
+    return list(session.exec(query.order_by(col(AuditLeaf.idx))))
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    query = select(AuditCheckpoint).order_by(col(AuditCheckpoint.size).desc())
+    return session.exec(query).first()
+
+
+def save_checkpoint(session: Session, *, size: int, note: str, now_ms: int) -> None:
+    session.add(AuditCheckpoint(size=size, note=note, created_at_ms=now_ms))

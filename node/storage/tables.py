@@ -140,3 +140,13 @@ class AuditOpening(Base, table=True):
     name: str = Field(sa_column=Column(String(64), primary_key=True))
     value: str = Field(sa_column=Column(String(4096), nullable=False))
     salt: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False))
+
+
+class AuditCheckpoint(Base, table=True):
+    """Every checkpoint the node signed: evidence of what it showed the world at each size."""
+
+    __tablename__ = "audit_checkpoint"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    note: str = Field(sa_column=Column(String(4096), nullable=False))
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

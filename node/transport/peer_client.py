@@ -36,7 +36,7 @@ class PeerClient:
             PeerRejectedError: the peer refused the envelope (its status and reason).
             ReceiptError: the answer does not hold a well-formed receipt.
         """
-        stub = federation_pb2_grpc.FederationStub(self._channel(member))
+        stub = federation_pb2_grpc.FederationStub(self.channel(member))
         request = federation_pb2.DeliverRequest(envelope=wire.envelope_to_proto(envelope))
         try:
             response = await stub.Deliver(
@@ -51,7 +51,8 @@ class PeerClient:
         except MalformedError as e:
             raise ReceiptError(f"node of {member.agency_id} sent a malformed receipt: {e}") from e
 
-    def _channel(self, member: Member) -> grpc.aio.Channel:
+    def channel(self, member: Member) -> grpc.aio.Channel:
+        """The mutual-TLS channel to ``member``'s node (created once, reused)."""
         key = (member.agency_id, member.endpoint, member.tls_fingerprint)
         channel = self._channels.get(key)
         if channel is None:

@@ -18,7 +18,9 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from node.errors import ConfigError
-from node.gen.comity.v1 import local_pb2, local_pb2_grpc
+from node.gen.comity.v1 import audit_pb2_grpc, local_pb2, local_pb2_grpc
+from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
+from node.transport.audit_servicer import AuditServicer
 from node.transport.channel_options import SERVER_OPTIONS
 from node.transport.federation_servicer import SERVICE_NAME as FEDERATION_SERVICE
 from node.transport.federation_servicer import FederationServicer
@@ -64,6 +66,7 @@ class NodeServers:
 def build_servers(
     *,
     federation: FederationServicer,
+    audit: AuditServicer,
     local: LocalServicer,
     listen: str,
     local_socket: Path,
@@ -75,8 +78,9 @@ def build_servers(
     Raises:
         ConfigError: the federation address cannot be bound or the socket path is unusable.
     """
-    fed_server, fed_health = _server(max_concurrent_rpcs, FEDERATION_SERVICE)
+    fed_server, fed_health = _server(max_concurrent_rpcs, FEDERATION_SERVICE, AUDIT_SERVICE)
     fed_server.add_generic_rpc_handlers((federation.handler(),))
+    audit_pb2_grpc.add_AuditServicer_to_server(audit, fed_server)
     credentials = grpc.ssl_server_credentials(
         [(tls.private_key, tls.certificate)],
         root_certificates=tls.trust_roots,
@@ -99,18 +103,14 @@ def build_servers(
 
 
 def _server(
-    max_concurrent_rpcs: int, service: str
+    max_concurrent_rpcs: int, *services: str
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=max_concurrent_rpcs)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    health_service = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection(
-        (
-            service,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+        (*services, health_service, reflection.SERVICE_NAME), server
     )
     return server, health
 

@@ -27,6 +27,13 @@ def upgrade() -> None:
     # The one head row; appenders increment its size under a row lock.
     op.execute("INSERT INTO audit_head (id, size) VALUES (1, 0)")
     op.create_table(
+        "audit_checkpoint",
+        sa.Column("size", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("note", sa.String(length=4096), nullable=False),
+        sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("size", name=op.f("pk_audit_checkpoint")),
+    )
+    op.create_table(
         "audit_leaf",
         sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("leaf", sa.LargeBinary(), nullable=False),
@@ -50,4 +57,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("audit_opening")
     op.drop_table("audit_leaf")
+    op.drop_table("audit_checkpoint")
     op.drop_table("audit_head")

@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What an auditor checks of one node's log, given what the node served. Pure: no I/O.
+
+The checkpoint must be signed by the node's listed checkpoint key under the node's origin;
+the leaves, hashed in a streaming compact range (memory logarithmic in the log's size), must
+give the checkpoint's root; every leaf must be a canonical version-1 leaf; and the log must be
+a consistent extension of the checkpoint this auditor accepted last time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from node.audit.leaf import Leaf
+from node.audit.merkle import EMPTY_ROOT, ProofError, leaf_hash, node_hash, verify_consistency
+from node.audit.note import Checkpoint, NoteVerifier, open_note
+from node.errors import ComityError, ErrorKind
+
+
+class AuditError(ComityError):
+    """The log fails a check: the message names which, and what it means."""
+
+    kind = ErrorKind.PRECONDITION
+    code = "audit_failed"
+
+
+class RootBuilder:
+    """RFC 6962 root of a stream of leaves, keeping only the perfect subtrees' hashes."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    def add(self, leaf: bytes) -> None:
+        self._stack.append((1, leaf_hash(leaf)))
+        self.size += 1
+        while len(self._stack) > 1 and self._stack[-1][0] == self._stack[-2][0]:
+            (width, right), (_, left) = self._stack.pop(), self._stack.pop()
+            self._stack.append((width * 2, node_hash(left, right)))
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        root = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            root = node_hash(left, root)
+        return root
+
+
+@dataclass
+class AuditResult:
+    origin: str
+    size: int
+    root: bytes
+    events: Counter[str] = field(default_factory=Counter)
+    consistent_with: int | None = None
+    """Size of the previously accepted checkpoint this one extends, if there was one."""
+
+
+def open_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
+    """The checkpoint in ``note``, once its signature and origin are verified.
+
+    Raises:
+        AuditError: bad signature, wrong origin, or not a checkpoint.
+    """
+    try:
+        text, _ = open_note(note, [verifier])
+        checkpoint = Checkpoint.parse(text)
+    except ComityError as e:
+        raise AuditError(f"checkpoint rejected: {e.message}") from e
+    if checkpoint.origin != verifier.name:
+        raise AuditError(f"checkpoint is for log {checkpoint.origin}, not {verifier.name}")
+    return checkpoint
+
+
+def verify_log(
+    checkpoint: Checkpoint,
+    leaves: Iterable[bytes],
+    *,
+    previous: Checkpoint | None,
+    consistency: Sequence[bytes] = (),
+) -> AuditResult:
+    """Check the served leaves against a verified checkpoint and the last accepted one.
+
+    Raises:
+        AuditError: the first check that fails, in words an auditor can act on.
+    """
+    result = AuditResult(origin=checkpoint.origin, size=checkpoint.size, root=checkpoint.root)
+    builder = RootBuilder()
+    for data in leaves:
+        try:
+            result.events[Leaf.from_bytes(data).public.event] += 1
+        except ComityError as e:
+            raise AuditError(f"leaf {builder.size} is malformed: {e.message}") from e
+        builder.add(data)
+    if builder.size != checkpoint.size:
+        raise AuditError(f"the node served {builder.size} leaves for a log of {checkpoint.size}")
+    if builder.root() != checkpoint.root:
+        raise AuditError(
+            "the leaves do not give the checkpoint's root: a leaf was altered, removed or hidden"
+        )
+    if previous is not None:
+        _check_extends(previous, checkpoint, consistency)
+        result.consistent_with = previous.size
+    return result
+
+
+def _check_extends(previous: Checkpoint, checkpoint: Checkpoint, proof: Sequence[bytes]) -> None:
+    if checkpoint.size < previous.size:
+        raise AuditError(
+            f"the log shrank from {previous.size} to {checkpoint.size} leaves "
+            "since the last accepted checkpoint (rollback)"
+        )
+    if previous.size == 0:
+        return
+    try:
+        verify_consistency(
+            old_size=previous.size,
+            old_root=previous.root,
+            new_size=checkpoint.size,
+            new_root=checkpoint.root,
+            proof=proof,
+        )
+    except ProofError as e:
+        raise AuditError(
+            "the log is not a consistent extension of the checkpoint accepted "
+            f"before (size {previous.size}): history was rewritten"
+        ) from e

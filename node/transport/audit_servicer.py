@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Audit service: checkpoints, leaves and proofs for auditors, over mutual TLS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
+from node.services.audit import AuditService
+from node.transport.status import answer_or_abort
+
+SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AuditServicer(audit_pb2_grpc.AuditServicer):
+    def __init__(self, *, audit: AuditService) -> None:
+        self._audit = audit
+
+    async def GetCheckpoint(  # noqa: N802 (the names are the RPCs')
+        self, _request: audit_pb2.GetCheckpointRequest, context: Context
+    ) -> audit_pb2.CheckpointNote:
+        async def handle() -> audit_pb2.CheckpointNote:
+            return audit_pb2.CheckpointNote(note=await self._audit.checkpoint())
+
+        return await answer_or_abort(context, handle, method="GetCheckpoint")
+
+    async def GetLeaves(  # noqa: N802
+        self, request: audit_pb2.GetLeavesRequest, context: Context
+    ) -> audit_pb2.GetLeavesResponse:
+        async def handle() -> audit_pb2.GetLeavesResponse:
+            leaves = await self._audit.leaves(start=request.start, end=request.end)
+            return audit_pb2.GetLeavesResponse(leaves=leaves)
+
+        return await answer_or_abort(context, handle, method="GetLeaves")
+
+    async def GetInclusionProof(  # noqa: N802
+        self, request: audit_pb2.GetInclusionProofRequest, context: Context
+    ) -> audit_pb2.Proof:
+        async def handle() -> audit_pb2.Proof:
+            proof = await self._audit.inclusion_proof(index=request.index, size=request.size)
+            return audit_pb2.Proof(hashes=proof)
+
+        return await answer_or_abort(context, handle, method="GetInclusionProof")
+
+    async def GetConsistencyProof(  # noqa: N802
+        self, request: audit_pb2.GetConsistencyProofRequest, context: Context
+    ) -> audit_pb2.Proof:
+        async def handle() -> audit_pb2.Proof:
+            proof = await self._audit.consistency_proof(
+                old_size=request.old_size, new_size=request.new_size
+            )
+            return audit_pb2.Proof(hashes=proof)
+
+        return await answer_or_abort(context, handle, method="GetConsistencyProof")

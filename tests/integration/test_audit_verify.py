@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`comity audit verify` against real nodes over mutual TLS: honest, altered, rewritten logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from node.cli.main import main
+from node.forms.registry import schemas_dir
+from tests.integration.harness import Federation, make_configs, running_federation
+
+UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
+
+
+@pytest.fixture
+async def fed(
+    tmp_path: Path, node_database_urls: Callable[[str], str]
+) -> AsyncIterator[Federation]:
+    async with running_federation(make_configs(tmp_path, node_database_urls)) as federation:
+        yield federation
+
+
+async def file(fed: Federation, n: int) -> None:
+    for _ in range(n):
+        await fed.nodes[UNIT].exchange.file_request(
+            request_type="preservation", recipient=AUTHORITY, form_json=FORM
+        )
+
+
+async def audit(
+    fed: Federation, capsys: pytest.CaptureFixture[str], *, auditor: str, audited: str
+) -> tuple[int, str, str]:
+    config = str(fed.configs[auditor].config_path)
+    code = await asyncio.to_thread(main, ["audit", "verify", audited, "--json", "--config", config])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+async def test_honest_logs_verify_and_keep_extending(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await file(fed, 3)
+    code, out, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["size"] == 6
+    assert first["events"] == {"request.received": 3, "receipt.sent": 3}
+    assert first["consistent_with"] is None
+
+    await file(fed, 2)
+    code, out, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 0, err
+    second = json.loads(out)
+    assert (second["size"], second["consistent_with"]) == (10, 6)
+
+    # A node can audit itself through the same door.
+    code, out, err = await audit(fed, capsys, auditor=UNIT, audited=UNIT)
+    assert code == 0, err
+    assert json.loads(out)["events"] == {"request.sent": 5, "receipt.received": 5}
+
+
+def tamper(fed: Federation, agency: str, index: int) -> None:
+    with fed.nodes[agency].engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_leaf SET leaf = :leaf WHERE idx = :idx"),
+            {"leaf": b'{"tampered":true}', "idx": index},
+        )
+
+
+async def test_a_leaf_altered_after_signing_is_caught(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await file(fed, 2)
+    code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 0, err
+    tamper(fed, AUTHORITY, 1)
+    code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 1
+    assert "audit_failed" in err
+    assert "leaf 1 is malformed" in err
+
+
+async def test_history_rewritten_before_the_next_checkpoint_is_caught(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await file(fed, 2)
+    code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 0, err
+    # Swap two earlier leaves (both well formed), then let the log grow and re-sign.
+    with fed.nodes[AUTHORITY].engine.begin() as connection:
+        rows = connection.execute(text("SELECT idx, leaf, leaf_hash FROM audit_leaf ORDER BY idx"))
+        (_, leaf0, hash0), (_, leaf2, hash2) = [r for r in rows if r[0] in (0, 2)]
+        for idx, leaf, digest in ((0, leaf2, hash2), (2, leaf0, hash0)):
+            connection.execute(
+                text("UPDATE audit_leaf SET leaf = :leaf, leaf_hash = :h WHERE idx = :idx"),
+                {"leaf": leaf, "h": digest, "idx": idx},
+            )
+    await file(fed, 1)
+    code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 1
+    assert "history was rewritten" in err
+
+
+async def test_unknown_agency_is_refused(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = await audit(fed, capsys, auditor=UNIT, audited="zz-nobody")
+    assert code == 1
+    assert "unknown_agency" in err
