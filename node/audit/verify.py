@@ -55,6 +55,7 @@ class AuditResult:
     size: int
     root: bytes
     events: Counter[str] = field(default_factory=Counter)
+    leaves: list[Leaf] = field(default_factory=list)
     consistent_with: int | None = None
     """Size of the previously accepted checkpoint this one extends, if there was one."""
 
@@ -91,9 +92,11 @@ def verify_log(
     builder = RootBuilder()
     for data in leaves:
         try:
-            result.events[Leaf.from_bytes(data).public.event] += 1
+            leaf = Leaf.from_bytes(data)
         except ComityError as e:
             raise AuditError(f"leaf {builder.size} is malformed: {e.message}") from e
+        result.events[leaf.public.event] += 1
+        result.leaves.append(leaf)
         builder.add(data)
     if builder.size != checkpoint.size:
         raise AuditError(f"the node served {builder.size} leaves for a log of {checkpoint.size}")

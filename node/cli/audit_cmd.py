@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from node.audit.note import Checkpoint, NoteVerifier, open_note
+from node.audit.reconcile import Finding, reconcile
 from node.audit.verify import AuditResult, open_checkpoint, verify_log
 from node.cli import output
 from node.config import NodeConfig, load_config
@@ -33,24 +34,69 @@ CALL_TIMEOUT_S = 30.0
 
 def verify(args: argparse.Namespace, console: Console) -> int:
     config = load_config(args.config)
-    member = StaticDirectory.from_file(config.members_file).find(args.agency)
-    if member is None:
-        raise UnknownAgencyError(f"{args.agency} is not a federation member")
-    verifier = NoteVerifier.for_key(log_origin(member.agency_id), member.checkpoint_key)
-    state = _state_file(config, member.agency_id)
-    previous = _previous(state, verifier)
-    result, note = asyncio.run(
-        _audit(
-            config, member, verifier=verifier, previous=previous, console=console, quiet=args.json
-        )
-    )
-    state.parent.mkdir(mode=0o700, exist_ok=True)
-    state.write_text(note, encoding="utf-8")
+    result = _verify_one(config, _member(config, args.agency), console, quiet=args.json)
     if args.json:
         output.print_json(console, _result_dict(result))
     else:
         _print(console, result)
     return 0
+
+
+def reconcile_logs(args: argparse.Namespace, console: Console) -> int:
+    """Verify every named log (default: every member's), then match both ends of each
+    exchange across them. Exit status 1 when anything does not reconcile."""
+    config = load_config(args.config)
+    directory = StaticDirectory.from_file(config.members_file)
+    agencies = args.agencies or [m.agency_id for m in directory.members()]
+    results = {
+        agency: _verify_one(config, _member(config, agency), console, quiet=args.json)
+        for agency in agencies
+    }
+    findings = reconcile({agency: r.leaves for agency, r in results.items()})
+    if args.json:
+        output.print_json(
+            console,
+            {
+                "logs": {a: _result_dict(r) for a, r in results.items()},
+                "findings": [f.__dict__ for f in findings],
+            },
+        )
+    else:
+        for result in results.values():
+            _print(console, result)
+        _print_findings(console, findings)
+    return 1 if findings else 0
+
+
+def _member(config: NodeConfig, agency: str) -> Member:
+    member = StaticDirectory.from_file(config.members_file).find(agency)
+    if member is None:
+        raise UnknownAgencyError(f"{agency} is not a federation member")
+    return member
+
+
+def _verify_one(
+    config: NodeConfig, member: Member, console: Console, *, quiet: bool
+) -> AuditResult:
+    """Audit one node's log and remember its checkpoint as the accepted one."""
+    verifier = NoteVerifier.for_key(log_origin(member.agency_id), member.checkpoint_key)
+    state = _state_file(config, member.agency_id)
+    previous = _previous(state, verifier)
+    result, note = asyncio.run(
+        _audit(config, member, verifier=verifier, previous=previous, console=console, quiet=quiet)
+    )
+    state.parent.mkdir(mode=0o700, exist_ok=True)
+    state.write_text(note, encoding="utf-8")
+    return result
+
+
+def _print_findings(console: Console, findings: list[Finding]) -> None:
+    if not findings:
+        console.print("[green]Every exchange reconciles across the logs.[/green]")
+        return
+    console.print(f"[bold red]{len(findings)} finding(s):[/bold red]")
+    for f in findings:
+        console.print(f"  {f.kind} at {f.node}, exchange {f.exchange_id}: {f.detail}")
 
 
 async def _audit(

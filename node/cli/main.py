@@ -108,6 +108,13 @@ def _audit_commands(parser: argparse.ArgumentParser) -> None:
     _add_config_option(verify)
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(handler=audit_cmd.verify)
+    rec = sub.add_parser(
+        "reconcile", help="verify several logs and match both ends of every exchange"
+    )
+    rec.add_argument("agencies", nargs="*", help="agency ids (default: every member)")
+    _add_config_option(rec)
+    rec.add_argument("--json", action="store_true", help="machine-readable output")
+    rec.set_defaults(handler=audit_cmd.reconcile_logs)
 
 
 def _run_demo(args: argparse.Namespace, console: Console) -> int:

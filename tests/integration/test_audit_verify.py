@@ -114,3 +114,31 @@ async def test_unknown_agency_is_refused(
     code, _, err = await audit(fed, capsys, auditor=UNIT, audited="zz-nobody")
     assert code == 1
     assert "unknown_agency" in err
+
+
+async def test_reconcile_finds_an_exchange_one_end_never_logged(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await file(fed, 2)
+    config = str(fed.configs[UNIT].config_path)
+    code = await asyncio.to_thread(
+        main, ["audit", "reconcile", UNIT, AUTHORITY, "--json", "--config", config]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["findings"] == []
+
+    # A receiver that never logged: its log is empty but self-consistent, so only the
+    # comparison with the sender's log can tell (a fresh auditor, who accepted nothing yet).
+    with fed.nodes[AUTHORITY].engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_opening"))
+        connection.execute(text("DELETE FROM audit_checkpoint"))
+        connection.execute(text("DELETE FROM audit_leaf"))
+        connection.execute(text("UPDATE audit_head SET size = 0"))
+    config = str(fed.configs["cc-central-authority"].config_path)
+    code = await asyncio.to_thread(
+        main, ["audit", "reconcile", UNIT, AUTHORITY, "--json", "--config", config]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    hidden = [f for f in report["findings"] if f["kind"] == "hidden" and f["node"] == AUTHORITY]
+    assert len(hidden) == 4  # per request: no request.received, no receipt.sent

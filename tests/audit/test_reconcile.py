@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Matching both ends of each exchange across logs."""
+
+from __future__ import annotations
+
+from node.audit.leaf import Leaf, PublicFields, build_leaf, hour_of
+from node.audit.reconcile import reconcile
+
+A, B = "aa-cyber-unit", "bb-central-authority"
+
+
+def leaf(event: str, exchange: str = "x-1", basis: str = "budapest-art29") -> Leaf:
+    public = PublicFields(
+        event=event,
+        request_type="preservation",
+        legal_basis=basis,
+        sender=A,
+        recipient=B,
+        exchange_id=exchange,
+        hour=hour_of(0),
+    )
+    return build_leaf(public, {})[0]
+
+
+FULL_A = [leaf("request.sent"), leaf("receipt.received")]
+FULL_B = [leaf("request.received"), leaf("receipt.sent")]
+
+
+def test_complete_exchange_reconciles() -> None:
+    assert reconcile({A: FULL_A, B: FULL_B}) == []
+
+
+def test_request_hidden_by_the_receiver_is_found() -> None:
+    [finding] = reconcile({A: FULL_A[:1], B: []})
+    assert (finding.kind, finding.node, finding.exchange_id) == ("hidden", B, "x-1")
+    assert "request.received" in finding.detail
+
+
+def test_receipt_not_recorded_by_the_sender_is_found() -> None:
+    [finding] = reconcile({A: FULL_A[:1], B: FULL_B})
+    assert (finding.kind, finding.node) == ("hidden", A)
+    assert "receipt.received" in finding.detail
+
+
+def test_ends_that_disagree_are_found() -> None:
+    findings = reconcile({A: FULL_A, B: [leaf("request.received", basis="other"), FULL_B[1]]})
+    assert {f.kind for f in findings} == {"mismatch"}
+
+
+def test_missing_logs_are_not_judged() -> None:
+    assert reconcile({A: FULL_A}) == []
