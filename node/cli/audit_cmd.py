@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from pathlib import Path
 
 import grpc
@@ -19,6 +20,7 @@ from rich.progress import Progress
 
 from node.audit.note import Checkpoint, NoteVerifier, open_note
 from node.audit.reconcile import Finding, reconcile
+from node.audit.report import build_report, report_csv, report_html
 from node.audit.verify import AuditResult, open_checkpoint, verify_log
 from node.cli import output
 from node.config import NodeConfig, load_config
@@ -66,6 +68,31 @@ def reconcile_logs(args: argparse.Namespace, console: Console) -> int:
             _print(console, result)
         _print_findings(console, findings)
     return 1 if findings else 0
+
+
+def report(args: argparse.Namespace, console: Console) -> int:
+    """Transparency statistics over verified logs, as JSON, CSV or a publishable HTML page."""
+    if args.suppress_below < 1:
+        raise ConfigError("--suppress-below must be at least 1")
+    config = load_config(args.config)
+    directory = StaticDirectory.from_file(config.members_file)
+    agencies = args.agencies or [m.agency_id for m in directory.members()]
+    logs = {
+        agency: _verify_one(config, _member(config, agency), console, quiet=True).leaves
+        for agency in agencies
+    }
+    built = build_report(logs, suppress_below=args.suppress_below)
+    rendered = {
+        "json": lambda: json.dumps(built, indent=2, ensure_ascii=False) + "\n",
+        "csv": lambda: report_csv(built),
+        "html": lambda: report_html(built),
+    }[args.format]()
+    if args.out is None:
+        console.print(rendered, markup=False, highlight=False, end="")
+    else:
+        args.out.write_text(rendered, encoding="utf-8")
+        console.print(f"Wrote the {args.format} report on {len(logs)} log(s) to {args.out}.")
+    return 0
 
 
 def _member(config: NodeConfig, agency: str) -> Member:

@@ -115,6 +115,18 @@ def _audit_commands(parser: argparse.ArgumentParser) -> None:
     _add_config_option(rec)
     rec.add_argument("--json", action="store_true", help="machine-readable output")
     rec.set_defaults(handler=audit_cmd.reconcile_logs)
+    rep = sub.add_parser("report", help="transparency statistics from verified logs")
+    rep.add_argument("agencies", nargs="*", help="agency ids (default: every member)")
+    rep.add_argument("--format", choices=("json", "csv", "html"), default="json")
+    rep.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    rep.add_argument(
+        "--suppress-below",
+        type=int,
+        default=5,
+        help="publish counts below this as '<N' (default 5)",
+    )
+    _add_config_option(rep)
+    rep.set_defaults(handler=audit_cmd.report)
 
 
 def _run_demo(args: argparse.Namespace, console: Console) -> int:

@@ -142,3 +142,36 @@ async def test_reconcile_finds_an_exchange_one_end_never_logged(
     assert code == 1
     hidden = [f for f in report["findings"] if f["kind"] == "hidden" and f["node"] == AUTHORITY]
     assert len(hidden) == 4  # per request: no request.received, no receipt.sent
+
+
+async def test_report_publishes_counts_without_case_content(
+    fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    await file(fed, 6)
+    page = tmp_path / "report.html"
+    config = str(fed.configs[UNIT].config_path)
+    code = await asyncio.to_thread(
+        main,
+        [
+            "audit",
+            "report",
+            UNIT,
+            AUTHORITY,
+            "--format",
+            "html",
+            "--out",
+            str(page),
+            "--config",
+            config,
+        ],
+    )
+    assert "Wrote the html report on 2 log(s)" in capsys.readouterr().out
+    assert code == 0
+    text = page.read_text()
+    assert f"{UNIT} -&gt; {AUTHORITY}" in text
+    assert "EE-CYB-2026-0417" not in text
+    code = await asyncio.to_thread(
+        main, ["audit", "report", "--format", "json", "--config", config, UNIT]
+    )
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["by_request_type"] == {"preservation": 6}
