@@ -48,6 +48,7 @@ class NodeConfig:
     max_in_flight: int = 16
     outbox_capacity: int = 10_000
     alert_after_s: float = 300.0
+    cosign_interval_s: float = 60.0
 
 
 # section -> key -> (type, required)
@@ -76,6 +77,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "outbox_capacity": (int, False),
         "alert_after_s": (float, False),
     },
+    "audit": {"cosign_interval_s": (float, False)},
 }
 
 
@@ -177,6 +179,7 @@ def load_config(path: Path) -> NodeConfig:
         max_in_flight=get("delivery", "max_in_flight", 16),
         outbox_capacity=get("delivery", "outbox_capacity", 10_000),
         alert_after_s=float(get("delivery", "alert_after_s", 300.0)),
+        cosign_interval_s=float(get("audit", "cosign_interval_s", 60.0)),
     )
     _check_values(config, source)
     return config
@@ -201,6 +204,7 @@ def _check_values(config: NodeConfig, source: str) -> None:
         "alert_after_s",
     ):
         _positive(getattr(config, name), f"delivery.{name}", source)
+    _positive(config.cosign_interval_s, "audit.cosign_interval_s", source)
     if config.file_wait_s < 0:
         raise ConfigError(f"{source}: delivery.file_wait_s must not be negative")
     if not 60 <= config.message_lifetime_s <= 7 * 86400:

@@ -34,6 +34,7 @@ _MEMBER_KEYS = frozenset(
         "signing_key",
         "encryption_key",
         "checkpoint_key",
+        "witness_key",
         "tls_certificate",
     }
 )
@@ -51,6 +52,8 @@ class Member:
     encryption_key: bytes
     checkpoint_key: bytes
     """Ed25519 key that signs the agency's audit-log checkpoints."""
+    witness_key: bytes
+    """Ed25519 key with which the agency cosigns other logs' checkpoints as a witness."""
     tls_certificate: bytes
 
     @property
@@ -142,7 +145,12 @@ def _refuse_duplicates(members: Sequence[Member], source: str) -> None:
         if member.agency_id in agencies:
             raise ConfigError(f"{source}: agency {member.agency_id} is listed twice")
         agencies.add(member.agency_id)
-        for kid in (*member.signing_keys, member.encryption_key_id, key_id(member.checkpoint_key)):
+        for kid in (
+            *member.signing_keys,
+            member.encryption_key_id,
+            key_id(member.checkpoint_key),
+            key_id(member.witness_key),
+        ):
             if kid in keys:
                 raise ConfigError(f"{source}: key {kid} of {member.agency_id} is used twice")
             keys.add(kid)
@@ -188,6 +196,7 @@ def _member(entry: object, where: str) -> Member:
         signing_keys={key_id(signing): signing},
         encryption_key=_key(entry, "encryption_key", where),
         checkpoint_key=_key(entry, "checkpoint_key", where),
+        witness_key=_key(entry, "witness_key", where),
         tls_certificate=certificate,
     )
 
@@ -226,6 +235,7 @@ def member_card(
         "signing_key": encode_public_key(keys.signing_public),
         "encryption_key": encode_public_key(keys.encryption_public),
         "checkpoint_key": encode_public_key(keys.checkpoint_public),
+        "witness_key": encode_public_key(keys.witness_public),
         "tls_certificate": tls_certificate.decode("ascii"),
     }
     text = tomli_w.dumps({"member": [entry]}, multiline_strings=True)

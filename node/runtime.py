@@ -16,20 +16,22 @@ from sqlalchemy import Engine
 
 from node.config import NodeConfig
 from node.crypto.keys import AgencyKeys
-from node.errors import ConfigError
+from node.errors import ComityError, ConfigError
 from node.members import StaticDirectory
 from node.services.audit import AuditService
 from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
 from node.services.exchange import ExchangeService, ExchangeSettings
+from node.services.witness import WitnessService
 from node.storage.database import Database
 from node.storage.engine import create_engine, redact_url, upgrade
 from node.telemetry import TRACER_NAME, make_tracer_provider
 from node.timeutil import now_ms
-from node.transport.audit_servicer import AuditServicer
+from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.federation_servicer import FederationServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
 from node.transport.server import NodeServers, TlsIdentity, build_servers
+from node.transport.witness_client import collect_cosignatures
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,6 +47,32 @@ class RunningNode:
     database: Database
     peers: PeerClient
     tracer_provider: TracerProvider
+    audit: AuditService
+    directory: StaticDirectory
+    _witnessing: asyncio.Task[None] | None = None
+
+    async def collect_cosignatures(self) -> int:
+        """Ask every other member's witness to cosign this node's newest checkpoint."""
+        others = [m for m in self.directory.members() if m.agency_id != self.config.agency_id]
+        return await collect_cosignatures(
+            audit=self.audit,
+            database=self.database,
+            witnesses=[(m, self.peers.channel(m)) for m in others],
+            clock=now_ms,
+        )
+
+    def start_witnessing(self) -> None:
+        """Collect cosignatures every ``audit.cosign_interval_s`` in the background."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(self.config.cosign_interval_s)
+                try:
+                    await self.collect_cosignatures()
+                except ComityError as e:
+                    _LOG.warning("collecting cosignatures failed: %s", e.code)
+
+        self._witnessing = asyncio.create_task(loop(), name="comity-witnessing")
 
     @property
     def engine(self) -> Engine:
@@ -57,6 +85,9 @@ class RunningNode:
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, finish in-flight calls, close the database."""
         _LOG.info("stopping (grace %.1fs)", self.config.grace_period_s)
+        if self._witnessing is not None:
+            self._witnessing.cancel()
+            await asyncio.gather(self._witnessing, return_exceptions=True)
         await self.servers.stop(self.config.grace_period_s)
         await self.delivery.stop(self.config.grace_period_s)
         await self.peers.close()
@@ -120,6 +151,15 @@ async def start_node(
     servers = build_servers(
         federation=FederationServicer(exchange=exchange, tracer=tracer),
         audit=AuditServicer(audit=audit),
+        witness=WitnessServicer(
+            witness=WitnessService(
+                database=database,
+                key=keys.witness,
+                agency_id=config.agency_id,
+                directory=directory,
+                clock=now_ms,
+            )
+        ),
         local=LocalServicer(exchange=exchange),
         listen=config.listen,
         local_socket=config.local_socket,
@@ -145,6 +185,8 @@ async def start_node(
         database=database,
         peers=peers,
         tracer_provider=provider,
+        audit=audit,
+        directory=directory,
     )
 
 
@@ -192,6 +234,7 @@ async def serve_until_signalled(config: NodeConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     node = await start_node(config)
+    node.start_witnessing()
     try:
         await stop.wait()
     finally:

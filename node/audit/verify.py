@@ -58,6 +58,8 @@ class AuditResult:
     leaves: list[Leaf] = field(default_factory=list)
     consistent_with: int | None = None
     """Size of the previously accepted checkpoint this one extends, if there was one."""
+    witnesses: list[str] = field(default_factory=list)
+    """Witnesses whose cosignatures on the checkpoint verified."""
 
 
 def open_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:

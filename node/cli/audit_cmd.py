@@ -18,16 +18,17 @@ import grpc
 from rich.console import Console
 from rich.progress import Progress
 
-from node.audit.note import Checkpoint, NoteVerifier, open_note
+from node.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, verify_cosignatures
 from node.audit.reconcile import Finding, reconcile
 from node.audit.report import build_report, report_csv, report_html
-from node.audit.verify import AuditResult, open_checkpoint, verify_log
+from node.audit.verify import AuditError, AuditResult, open_checkpoint, verify_log
 from node.cli import output
 from node.config import NodeConfig, load_config
 from node.errors import ConfigError, UnknownAgencyError
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
 from node.members import Member, StaticDirectory
 from node.services.audit import MAX_LEAVES_PER_CALL, log_origin
+from node.services.witness import witness_name
 from node.transport.peer_client import PeerClient
 from node.transport.status import error_from_rpc
 
@@ -36,7 +37,9 @@ CALL_TIMEOUT_S = 30.0
 
 def verify(args: argparse.Namespace, console: Console) -> int:
     config = load_config(args.config)
-    result = _verify_one(config, _member(config, args.agency), console, quiet=args.json)
+    result = _verify_one(
+        config, _member(config, args.agency), console, quiet=args.json, quorum=args.quorum
+    )
     if args.json:
         output.print_json(console, _result_dict(result))
     else:
@@ -51,7 +54,9 @@ def reconcile_logs(args: argparse.Namespace, console: Console) -> int:
     directory = StaticDirectory.from_file(config.members_file)
     agencies = args.agencies or [m.agency_id for m in directory.members()]
     results = {
-        agency: _verify_one(config, _member(config, agency), console, quiet=args.json)
+        agency: _verify_one(
+            config, _member(config, agency), console, quiet=args.json, quorum=args.quorum
+        )
         for agency in agencies
     }
     findings = reconcile({agency: r.leaves for agency, r in results.items()})
@@ -103,15 +108,30 @@ def _member(config: NodeConfig, agency: str) -> Member:
 
 
 def _verify_one(
-    config: NodeConfig, member: Member, console: Console, *, quiet: bool
+    config: NodeConfig, member: Member, console: Console, *, quiet: bool, quorum: int = 0
 ) -> AuditResult:
-    """Audit one node's log and remember its checkpoint as the accepted one."""
+    """Audit one node's log, check its witness quorum, and remember its checkpoint as the
+    accepted one."""
     verifier = NoteVerifier.for_key(log_origin(member.agency_id), member.checkpoint_key)
     state = _state_file(config, member.agency_id)
     previous = _previous(state, verifier)
     result, note = asyncio.run(
         _audit(config, member, verifier=verifier, previous=previous, console=console, quiet=quiet)
     )
+    witnesses = {
+        witness_name(m.agency_id): m.witness_key
+        for m in StaticDirectory.from_file(config.members_file).members()
+        if m.agency_id != member.agency_id
+    }
+    try:
+        result.witnesses = sorted(verify_cosignatures(note, witnesses))
+    except NoteError as e:
+        raise AuditError(f"a witness cosignature is bad: {e.message}") from e
+    if len(result.witnesses) < quorum:
+        raise AuditError(
+            f"checkpoint of {member.agency_id} is cosigned by {len(result.witnesses)} "
+            f"witness(es), the policy asks for {quorum}"
+        )
     state.parent.mkdir(mode=0o700, exist_ok=True)
     state.write_text(note, encoding="utf-8")
     return result
@@ -196,6 +216,7 @@ def _result_dict(result: AuditResult) -> dict[str, object]:
         "root": result.root.hex(),
         "events": dict(result.events),
         "consistent_with": result.consistent_with,
+        "witnesses": result.witnesses,
         "verified": True,
     }
 
@@ -212,5 +233,7 @@ def _print(console: Console, result: AuditResult) -> None:
         console.print(
             f"  consistent with the checkpoint accepted before (size {result.consistent_with})"
         )
+    witnesses = ", ".join(result.witnesses) or "none"
+    console.print(f"  cosigned by {len(result.witnesses)} witness(es): {witnesses}")
     for event, count in sorted(result.events.items()):
         console.print(f"  {event}: {count}")

@@ -105,6 +105,12 @@ def _audit_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
     verify = sub.add_parser("verify", help="verify a node's log: signature, leaves, consistency")
     verify.add_argument("agency", help="agency id of the node to audit (may be this node)")
+    verify.add_argument(
+        "--quorum",
+        type=int,
+        default=0,
+        help="witness cosignatures the checkpoint must carry (default 0)",
+    )
     _add_config_option(verify)
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(handler=audit_cmd.verify)
@@ -112,6 +118,12 @@ def _audit_commands(parser: argparse.ArgumentParser) -> None:
         "reconcile", help="verify several logs and match both ends of every exchange"
     )
     rec.add_argument("agencies", nargs="*", help="agency ids (default: every member)")
+    rec.add_argument(
+        "--quorum",
+        type=int,
+        default=0,
+        help="witness cosignatures each checkpoint must carry (default 0)",
+    )
     _add_config_option(rec)
     rec.add_argument("--json", action="store_true", help="machine-readable output")
     rec.set_defaults(handler=audit_cmd.reconcile_logs)

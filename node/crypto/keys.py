@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """An agency's keys, each for one purpose: Ed25519 for signing messages, X25519 for sealing
-them, Ed25519 for signing audit-log checkpoints."""
+them, Ed25519 for signing audit-log checkpoints, Ed25519 for cosigning others' checkpoints as a
+witness."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from node.ids import KeyId
 SIGNING_FILE = "signing.key"
 ENCRYPTION_FILE = "encryption.key"
 CHECKPOINT_FILE = "checkpoint.key"
+WITNESS_FILE = "witness.key"
 KEY_BYTES = 32
 
 
@@ -55,6 +57,7 @@ class AgencyKeys:
     signing: SigningKey
     encryption: PrivateKey
     checkpoint: SigningKey
+    witness: SigningKey
 
     def __repr__(self) -> str:
         return f"AgencyKeys(signing={self.signing_key_id}, encryption={self.encryption_key_id})"
@@ -62,6 +65,10 @@ class AgencyKeys:
     @property
     def checkpoint_public(self) -> bytes:
         return bytes(self.checkpoint.verify_key)
+
+    @property
+    def witness_public(self) -> bytes:
+        return bytes(self.witness.verify_key)
 
     @property
     def signing_public(self) -> bytes:
@@ -85,6 +92,7 @@ class AgencyKeys:
             signing=SigningKey.generate(),
             encryption=PrivateKey.generate(),
             checkpoint=SigningKey.generate(),
+            witness=SigningKey.generate(),
         )
 
     def save(self, directory: Path) -> None:
@@ -97,6 +105,7 @@ class AgencyKeys:
         write_private_file(directory / SIGNING_FILE, _encode_secret(bytes(self.signing)))
         write_private_file(directory / ENCRYPTION_FILE, _encode_secret(bytes(self.encryption)))
         write_private_file(directory / CHECKPOINT_FILE, _encode_secret(bytes(self.checkpoint)))
+        write_private_file(directory / WITNESS_FILE, _encode_secret(bytes(self.witness)))
 
     @classmethod
     def load(cls, directory: Path) -> AgencyKeys:
@@ -109,6 +118,7 @@ class AgencyKeys:
             signing=SigningKey(_read_secret(directory / SIGNING_FILE)),
             encryption=PrivateKey(_read_secret(directory / ENCRYPTION_FILE)),
             checkpoint=SigningKey(_read_secret(directory / CHECKPOINT_FILE)),
+            witness=SigningKey(_read_secret(directory / WITNESS_FILE)),
         )
 
 

@@ -101,10 +101,22 @@ class AuditService:
         self._clock = clock
 
     async def checkpoint(self) -> str:
-        """A signed checkpoint of the log as it stands (signed anew only when it grew)."""
-        return await self._database.run(self._checkpoint)
+        """The newest signed checkpoint with the witnesses' cosignature lines collected for it."""
 
-    def _checkpoint(self) -> str:
+        def load() -> str:
+            note = self._signed_checkpoint()
+            size = int(note.split("\n", 2)[1])
+            with transaction(self._database.engine) as session:
+                lines = [row.line + "\n" for row in repo.cosignatures(session, size=size)]
+            return note + "".join(lines)
+
+        return await self._database.run(load)
+
+    async def signed_checkpoint(self) -> str:
+        """A checkpoint of the log as it stands, signed by this node (anew only if it grew)."""
+        return await self._database.run(self._signed_checkpoint)
+
+    def _signed_checkpoint(self) -> str:
         with transaction(self._database.engine) as session:
             size = repo.audit_size(session)
             latest = repo.latest_checkpoint(session)

@@ -13,12 +13,14 @@ from sqlmodel import Session, col, select
 from node.errors import NotFoundError
 from node.storage.tables import (
     AuditCheckpoint,
+    AuditCosignature,
     AuditHead,
     AuditLeaf,
     AuditOpening,
     Exchange,
     Message,
     Outbox,
+    WitnessState,
 )
 
 MAX_ERROR_CHARS = 1000
@@ -381,3 +383,34 @@ def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
 
 def save_checkpoint(session: Session, *, size: int, note: str, now_ms: int) -> None:
     session.add(AuditCheckpoint(size=size, note=note, created_at_ms=now_ms))
+
+
+def witness_state(session: Session, origin: str) -> WitnessState | None:
+    """The state this witness holds for ``origin``, locked until the transaction ends."""
+    query = select(WitnessState).where(col(WitnessState.origin) == origin).with_for_update()
+    return session.exec(query).first()
+
+
+def save_witness_state(
+    session: Session, *, origin: str, size: int, root: bytes, now_ms: int
+) -> None:
+    row = session.get(WitnessState, origin) or WitnessState(
+        origin=origin, size=0, root=b"", updated_at_ms=now_ms
+    )
+    row.size, row.root, row.updated_at_ms = size, root, now_ms
+    session.add(row)
+
+
+def save_cosignature(session: Session, *, size: int, witness: str, line: str, now_ms: int) -> None:
+    if session.get(AuditCosignature, (size, witness)) is None:
+        session.add(AuditCosignature(size=size, witness=witness, line=line, created_at_ms=now_ms))
+
+
+def cosignatures(session: Session, *, size: int) -> list[AuditCosignature]:
+    query = select(AuditCosignature).where(col(AuditCosignature.size) == size)
+    return list(session.exec(query.order_by(col(AuditCosignature.witness))))
+
+
+def last_cosigned_size(session: Session, *, witness: str) -> int:
+    query = select(func.max(AuditCosignature.size)).where(col(AuditCosignature.witness) == witness)
+    return session.exec(query).one() or 0

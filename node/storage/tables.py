@@ -150,3 +150,25 @@ class AuditCheckpoint(Base, table=True):
     size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     note: str = Field(sa_column=Column(String(4096), nullable=False))
     created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class WitnessState(Base, table=True):
+    """What this node, as a witness, last cosigned for each log: the only state it trusts."""
+
+    __tablename__ = "witness_state"
+
+    origin: str = Field(sa_column=Column(String(256), primary_key=True))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditCosignature(Base, table=True):
+    """A witness's cosignature line over one of this node's checkpoints."""
+
+    __tablename__ = "audit_cosignature"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness: str = Field(sa_column=Column(String(256), primary_key=True))
+    line: str = Field(sa_column=Column(String(1024), nullable=False))
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -9,9 +9,11 @@ import grpc
 
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
 from node.services.audit import AuditService
+from node.services.witness import WitnessService
 from node.transport.status import answer_or_abort
 
 SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
+WITNESS_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Witness"].full_name
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -56,3 +58,21 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
             return audit_pb2.Proof(hashes=proof)
 
         return await answer_or_abort(context, handle, method="GetConsistencyProof")
+
+
+class WitnessServicer(audit_pb2_grpc.WitnessServicer):
+    def __init__(self, *, witness: WitnessService) -> None:
+        self._witness = witness
+
+    async def AddCheckpoint(  # noqa: N802 (the name is the RPC's)
+        self, request: audit_pb2.AddCheckpointRequest, context: Context
+    ) -> audit_pb2.CosignatureLine:
+        async def handle() -> audit_pb2.CosignatureLine:
+            line = await self._witness.add_checkpoint(
+                note=request.note,
+                old_size=request.old_size,
+                proof=list(request.consistency_proof),
+            )
+            return audit_pb2.CosignatureLine(line=line)
+
+        return await answer_or_abort(context, handle, method="AddCheckpoint")

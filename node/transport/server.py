@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha import reflection
 from node.errors import ConfigError
 from node.gen.comity.v1 import audit_pb2_grpc, local_pb2, local_pb2_grpc
 from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
-from node.transport.audit_servicer import AuditServicer
+from node.transport.audit_servicer import WITNESS_SERVICE_NAME as WITNESS_SERVICE
+from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.channel_options import SERVER_OPTIONS
 from node.transport.federation_servicer import SERVICE_NAME as FEDERATION_SERVICE
 from node.transport.federation_servicer import FederationServicer
@@ -67,6 +68,7 @@ def build_servers(
     *,
     federation: FederationServicer,
     audit: AuditServicer,
+    witness: WitnessServicer,
     local: LocalServicer,
     listen: str,
     local_socket: Path,
@@ -78,9 +80,12 @@ def build_servers(
     Raises:
         ConfigError: the federation address cannot be bound or the socket path is unusable.
     """
-    fed_server, fed_health = _server(max_concurrent_rpcs, FEDERATION_SERVICE, AUDIT_SERVICE)
+    fed_server, fed_health = _server(
+        max_concurrent_rpcs, FEDERATION_SERVICE, AUDIT_SERVICE, WITNESS_SERVICE
+    )
     fed_server.add_generic_rpc_handlers((federation.handler(),))
     audit_pb2_grpc.add_AuditServicer_to_server(audit, fed_server)
+    audit_pb2_grpc.add_WitnessServicer_to_server(witness, fed_server)
     credentials = grpc.ssl_server_credentials(
         [(tls.private_key, tls.certificate)],
         root_certificates=tls.trust_roots,

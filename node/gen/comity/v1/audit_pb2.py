@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63omity/v1/audit.proto\x12\tcomity.v1\"\x16\n\x14GetCheckpointRequest\"\x1e\n\x0e\x43heckpointNote\x12\x0c\n\x04note\x18\x01 \x01(\t\".\n\x10GetLeavesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"#\n\x11GetLeavesResponse\x12\x0e\n\x06leaves\x18\x01 \x03(\x0c\"7\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04size\x18\x02 \x01(\x04\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\x17\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\x32\xb8\x02\n\x05\x41udit\x12K\n\rGetCheckpoint\x12\x1f.comity.v1.GetCheckpointRequest\x1a\x19.comity.v1.CheckpointNote\x12\x46\n\tGetLeaves\x12\x1b.comity.v1.GetLeavesRequest\x1a\x1c.comity.v1.GetLeavesResponse\x12J\n\x11GetInclusionProof\x12#.comity.v1.GetInclusionProofRequest\x1a\x10.comity.v1.Proof\x12N\n\x13GetConsistencyProof\x12%.comity.v1.GetConsistencyProofRequest\x1a\x10.comity.v1.Proofb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63omity/v1/audit.proto\x12\tcomity.v1\"\x16\n\x14GetCheckpointRequest\"\x1e\n\x0e\x43heckpointNote\x12\x0c\n\x04note\x18\x01 \x01(\t\".\n\x10GetLeavesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"#\n\x11GetLeavesResponse\x12\x0e\n\x06leaves\x18\x01 \x03(\x0c\"7\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04size\x18\x02 \x01(\x04\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\x17\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"Q\n\x14\x41\x64\x64\x43heckpointRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x02 \x03(\x0c\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x1f\n\x0f\x43osignatureLine\x12\x0c\n\x04line\x18\x01 \x01(\t2\xb8\x02\n\x05\x41udit\x12K\n\rGetCheckpoint\x12\x1f.comity.v1.GetCheckpointRequest\x1a\x19.comity.v1.CheckpointNote\x12\x46\n\tGetLeaves\x12\x1b.comity.v1.GetLeavesRequest\x1a\x1c.comity.v1.GetLeavesResponse\x12J\n\x11GetInclusionProof\x12#.comity.v1.GetInclusionProofRequest\x1a\x10.comity.v1.Proof\x12N\n\x13GetConsistencyProof\x12%.comity.v1.GetConsistencyProofRequest\x1a\x10.comity.v1.Proof2W\n\x07Witness\x12L\n\rAddCheckpoint\x12\x1f.comity.v1.AddCheckpointRequest\x1a\x1a.comity.v1.CosignatureLineb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=298
   _globals['_PROOF']._serialized_start=300
   _globals['_PROOF']._serialized_end=323
-  _globals['_AUDIT']._serialized_start=326
-  _globals['_AUDIT']._serialized_end=638
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=325
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=406
+  _globals['_COSIGNATURELINE']._serialized_start=408
+  _globals['_COSIGNATURELINE']._serialized_end=439
+  _globals['_AUDIT']._serialized_start=442
+  _globals['_AUDIT']._serialized_end=754
+  _globals['_WITNESS']._serialized_start=756
+  _globals['_WITNESS']._serialized_end=843
 # @@protoc_insertion_point(module_scope)

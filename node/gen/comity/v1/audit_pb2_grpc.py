@@ -230,3 +230,88 @@ class Audit:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WitnessStub:
+    """A witness: cosigns another node's checkpoint only if it is a consistent extension of the
+    last checkpoint it cosigned for that log (C2SP tlog-witness semantics). Every node runs
+    one; so does the treaty secretariat.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AddCheckpoint = channel.unary_unary(
+                '/comity.v1.Witness/AddCheckpoint',
+                request_serializer=comity_dot_v1_dot_audit__pb2.AddCheckpointRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_audit__pb2.CosignatureLine.FromString,
+                _registered_method=True)
+
+
+class WitnessServicer:
+    """A witness: cosigns another node's checkpoint only if it is a consistent extension of the
+    last checkpoint it cosigned for that log (C2SP tlog-witness semantics). Every node runs
+    one; so does the treaty secretariat.
+    """
+
+    def AddCheckpoint(self, request, context):
+        """Answers with one C2SP cosignature line ("cosignature/v1") for the checkpoint.
+        FAILED_PRECONDITION when `old_size` is not the size this witness last cosigned for
+        the log (the message names the size it holds), or the proof does not join them;
+        UNAUTHENTICATED when the checkpoint is not signed by a member's listed log key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WitnessServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AddCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCheckpoint,
+                    request_deserializer=comity_dot_v1_dot_audit__pb2.AddCheckpointRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_audit__pb2.CosignatureLine.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'comity.v1.Witness', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('comity.v1.Witness', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Witness:
+    """A witness: cosigns another node's checkpoint only if it is a consistent extension of the
+    last checkpoint it cosigned for that log (C2SP tlog-witness semantics). Every node runs
+    one; so does the treaty secretariat.
+    """
+
+    @staticmethod
+    def AddCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Witness/AddCheckpoint',
+            comity_dot_v1_dot_audit__pb2.AddCheckpointRequest.SerializeToString,
+            comity_dot_v1_dot_audit__pb2.CosignatureLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

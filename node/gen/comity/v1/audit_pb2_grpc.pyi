@@ -103,3 +103,55 @@ class AuditServicer(metaclass=_abc_1.ABCMeta):
         """RFC 6962 consistency proof from the tree of `old_size` to the tree of `new_size`."""
 
 def add_AuditServicer_to_server(servicer: AuditServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class WitnessStub:
+    """A witness: cosigns another node's checkpoint only if it is a consistent extension of the
+    last checkpoint it cosigned for that log (C2SP tlog-witness semantics). Every node runs
+    one; so does the treaty secretariat.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> WitnessAsyncStub: ...
+    AddCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.AddCheckpointRequest, _audit_pb2.CosignatureLine]
+    """Answers with one C2SP cosignature line ("cosignature/v1") for the checkpoint.
+    FAILED_PRECONDITION when `old_size` is not the size this witness last cosigned for
+    the log (the message names the size it holds), or the proof does not join them;
+    UNAUTHENTICATED when the checkpoint is not signed by a member's listed log key.
+    """
+
+@_typing.type_check_only
+class WitnessAsyncStub(WitnessStub):
+    """A witness: cosigns another node's checkpoint only if it is a consistent extension of the
+    last checkpoint it cosigned for that log (C2SP tlog-witness semantics). Every node runs
+    one; so does the treaty secretariat.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    AddCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.AddCheckpointRequest, _audit_pb2.CosignatureLine]  # type: ignore[assignment]
+    """Answers with one C2SP cosignature line ("cosignature/v1") for the checkpoint.
+    FAILED_PRECONDITION when `old_size` is not the size this witness last cosigned for
+    the log (the message names the size it holds), or the proof does not join them;
+    UNAUTHENTICATED when the checkpoint is not signed by a member's listed log key.
+    """
+
+class WitnessServicer(metaclass=_abc_1.ABCMeta):
+    """A witness: cosigns another node's checkpoint only if it is a consistent extension of the
+    last checkpoint it cosigned for that log (C2SP tlog-witness semantics). Every node runs
+    one; so does the treaty secretariat.
+    """
+
+    @_abc_1.abstractmethod
+    def AddCheckpoint(
+        self,
+        request: _audit_pb2.AddCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.CosignatureLine, _abc.Awaitable[_audit_pb2.CosignatureLine]]:
+        """Answers with one C2SP cosignature line ("cosignature/v1") for the checkpoint.
+        FAILED_PRECONDITION when `old_size` is not the size this witness last cosigned for
+        the log (the message names the size it holds), or the proof does not join them;
+        UNAUTHENTICATED when the checkpoint is not signed by a member's listed log key.
+        """
+
+def add_WitnessServicer_to_server(servicer: WitnessServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
