@@ -8,6 +8,7 @@ and of the machine); PostgreSQL is used through psycopg 3.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,10 +26,12 @@ from sqlmodel import Session
 
 from node.errors import ConfigError, StorageUnavailableError
 
+_LOG = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 _SYNCHRONOUS_FULL = 2
 POSTGRES_WORKERS = 8
+POSTGRES_CONNECT_TIMEOUT_S = 10
 
 
 def redact_url(url: str) -> str:
@@ -52,8 +55,17 @@ def create_engine(url: str) -> Engine:
     if parsed.drivername == "sqlite":
         return _sqlite_engine(parsed.database)
     if parsed.drivername in ("postgresql+psycopg", "postgresql"):
+        # Without a connect timeout a database host that accepts and never answers would
+        # hold a worker thread forever; the URL may still set its own.
+        connect_args = (
+            {}
+            if "connect_timeout" in parsed.query
+            else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        )
         return sqlalchemy.create_engine(
-            parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True
+            parsed.set(drivername="postgresql+psycopg"),
+            pool_pre_ping=True,
+            connect_args=connect_args,
         )
     raise ConfigError(
         f"storage URL {redact_url(url)}: use sqlite:///FILE or postgresql+psycopg://…"
@@ -155,6 +167,9 @@ def transaction(engine: Engine) -> Iterator[Session]:
         raise
     except DBAPIError as e:
         reason = type(e.orig).__name__ if e.orig is not None else type(e).__name__
+        # Where the database lives is for this node's operators, not for peers that the
+        # error may be relayed to: it goes to the log, the error says what happened.
+        _LOG.warning("database %s failed: %s", redact_url(str(engine.url)), reason)
         raise StorageUnavailableError(
-            f"database {redact_url(str(engine.url))} failed: {reason}"
+            f"this node's database is unavailable ({reason}); try again later"
         ) from e
