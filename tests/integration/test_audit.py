@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
 import pytest
 
 from node.audit.leaf import Leaf, Opening
@@ -15,18 +12,10 @@ from node.forms.validate import form_strings
 from node.storage import repo
 from node.storage.engine import transaction
 from node.storage.tables import AuditOpening
-from tests.integration.harness import Federation, make_configs, running_federation
+from tests.integration.harness import Federation
 
 UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
-
-
-@pytest.fixture
-async def fed(
-    tmp_path: Path, node_database_urls: Callable[[str], str]
-) -> AsyncIterator[Federation]:
-    async with running_federation(make_configs(tmp_path, node_database_urls)) as federation:
-        yield federation
 
 
 def audit_log(

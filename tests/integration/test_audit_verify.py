@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,10 @@ from sqlalchemy import text
 
 from node.cli.main import main
 from node.forms.registry import schemas_dir
-from tests.integration.harness import Federation, make_configs, running_federation
+from tests.integration.harness import Federation
 
 UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
-
-
-@pytest.fixture
-async def fed(
-    tmp_path: Path, node_database_urls: Callable[[str], str]
-) -> AsyncIterator[Federation]:
-    async with running_federation(make_configs(tmp_path, node_database_urls)) as federation:
-        yield federation
 
 
 async def file(fed: Federation, n: int) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from node.members import StaticDirectory
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
 from node.model.request import RequestState
 from node.timeutil import now_ms
-from tests.integration.harness import Federation, make_configs, running_federation
+from tests.integration.harness import Federation
 
 UNIT, AUTHORITY, OTHER = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
 DELIVER = "/comity.v1.Federation/Deliver"
@@ -31,14 +31,6 @@ DELIVER = "/comity.v1.Federation/Deliver"
 @pytest.fixture
 def example_form() -> bytes:
     return (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
-
-
-@pytest.fixture
-async def fed(
-    tmp_path: Path, node_database_urls: Callable[[str], str]
-) -> AsyncIterator[Federation]:
-    async with running_federation(make_configs(tmp_path, node_database_urls)) as federation:
-        yield federation
 
 
 def forge(

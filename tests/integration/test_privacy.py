@@ -4,25 +4,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
 from node.forms.registry import get_form_type, schemas_dir
 from node.forms.validate import form_strings
-from tests.integration.harness import Federation, make_configs, running_federation
+from tests.integration.harness import Federation
 
 UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
-
-
-@pytest.fixture
-async def fed(
-    tmp_path: Path, node_database_urls: Callable[[str], str]
-) -> AsyncIterator[Federation]:
-    async with running_federation(make_configs(tmp_path, node_database_urls)) as federation:
-        yield federation
 
 
 def span_text(span: ReadableSpan) -> str:

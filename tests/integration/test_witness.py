@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import grpc
 import pytest
@@ -16,18 +14,10 @@ from node.cli.main import main
 from node.forms.registry import schemas_dir
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
 from node.services.audit import log_origin
-from tests.integration.harness import Federation, make_configs, running_federation
+from tests.integration.harness import Federation
 
 UNIT, AUTHORITY, OTHER = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
-
-
-@pytest.fixture
-async def fed(
-    tmp_path: Path, node_database_urls: Callable[[str], str]
-) -> AsyncIterator[Federation]:
-    async with running_federation(make_configs(tmp_path, node_database_urls)) as federation:
-        yield federation
 
 
 async def file(fed: Federation, n: int) -> None:
