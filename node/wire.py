@@ -188,6 +188,7 @@ def receipt_from_proto(msg: envelope_pb2.Receipt) -> SignedReceipt:
         envelope_digest=bytes(msg.envelope_digest),
         status=status,
         received_at_ms=msg.received_at_ms,
+        audit_leaf_index=msg.audit_leaf_index,
     )
     return SignedReceipt(body=body, signatures=_signatures(msg.signatures, what="receipt"))
 
@@ -203,6 +204,7 @@ def receipt_to_proto(receipt: SignedReceipt) -> envelope_pb2.Receipt:
         envelope_digest=b.envelope_digest,
         status=int(b.status),  # type: ignore[arg-type]
         received_at_ms=b.received_at_ms,
+        audit_leaf_index=b.audit_leaf_index,
         signatures=[_signature_to_proto(s) for s in receipt.signatures],
     )
 

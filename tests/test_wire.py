@@ -125,6 +125,7 @@ def test_receipt_round_trip_and_refusals() -> None:
             envelope_digest=bytes(32),
             status=ReceiptStatus.REGISTERED,
             received_at_ms=1,
+            audit_leaf_index=0,
         ),
         keys=PAIR.recipient,
     )

@@ -47,6 +47,8 @@ class PublicFields:
     hour: str
     """The event's time coarsened to the hour, e.g. ``2026-11-24T02Z``."""
     refusal_ground: str | None = None
+    promised_leaf: int | None = None
+    """On ``receipt.received``: the leaf index the receiver's signed receipt promised."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +84,7 @@ class Leaf:
             "exchange": p.exchange_id,
             "hour": p.hour,
             "ground": p.refusal_ground,
+            "promise": p.promised_leaf,
             "commitments": [c.hex() for c in self.commitments],
         }
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
@@ -106,10 +109,14 @@ class Leaf:
                 exchange_id=document["exchange"],
                 hour=document["hour"],
                 refusal_ground=document["ground"],
+                promised_leaf=document["promise"],
             )
             commitments = tuple(bytes.fromhex(c) for c in document["commitments"])
         except (ValueError, KeyError, TypeError) as e:
             raise LeafError("leaf is not a version-1 audit leaf") from e
+        promise = public.promised_leaf
+        if promise is not None and (not isinstance(promise, int) or isinstance(promise, bool)):
+            raise LeafError("leaf promise must be a leaf index or null")
         leaf = cls(public=public, commitments=commitments)
         if document.get("v") != LEAF_VERSION or leaf.to_bytes() != data:
             raise LeafError("leaf is not in canonical version-1 form")

@@ -26,19 +26,22 @@ _COUNTERPARTS = (
 @dataclass(frozen=True)
 class Finding:
     kind: str
-    """``hidden`` (one end logged it, the other did not) or ``mismatch`` (they disagree)."""
+    """``hidden`` (one end logged it, the other did not), ``mismatch`` (they disagree), or
+    ``broken_promise`` (a receipt named a leaf that does not record the request)."""
     exchange_id: str
     node: str
     detail: str
 
 
 def reconcile(logs: Mapping[str, Iterable[Leaf]]) -> list[Finding]:
-    """Findings across the logs of the agencies in ``logs`` (agency id -> its leaves).
+    """Findings across the logs of the agencies in ``logs`` (agency id -> its leaves, in log
+    order).
 
     Only pairs where both agencies' logs are present are judged.
     """
+    ordered = {agency: list(leaves) for agency, leaves in logs.items()}
     index: dict[tuple[str, str, str], Leaf] = {}
-    for agency, leaves in logs.items():
+    for agency, leaves in ordered.items():
         for leaf in leaves:
             index[(agency, leaf.public.exchange_id, leaf.public.event)] = leaf
     findings: list[Finding] = []
@@ -69,7 +72,38 @@ def reconcile(logs: Mapping[str, Iterable[Leaf]]) -> list[Finding]:
                         "on type, legal basis or agencies",
                     )
                 )
+    findings += _broken_promises(ordered)
     return findings
+
+
+def _broken_promises(logs: Mapping[str, list[Leaf]]) -> list[Finding]:
+    """Each receipt the requester logged names the receiver's leaf for the request: check
+    that the receiver's log holds exactly that leaf there."""
+    findings = []
+    for leaves in logs.values():
+        for leaf in leaves:
+            p = leaf.public
+            receiver = logs.get(p.recipient)
+            if p.event != "receipt.received" or receiver is None:
+                continue
+            if not _promise_kept(receiver, p.promised_leaf, p.exchange_id):
+                findings.append(
+                    Finding(
+                        "broken_promise",
+                        p.exchange_id,
+                        p.recipient,
+                        f"the receipt promised leaf {p.promised_leaf}, which does not record "
+                        "this request",
+                    )
+                )
+    return findings
+
+
+def _promise_kept(receiver: list[Leaf], index: int | None, exchange_id: str) -> bool:
+    if index is None or not 0 <= index < len(receiver):
+        return False
+    promised = receiver[index].public
+    return (promised.event, promised.exchange_id) == ("request.received", exchange_id)
 
 
 def _public(leaf: Leaf) -> tuple[str, str, str, str]:

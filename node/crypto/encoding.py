@@ -72,5 +72,6 @@ def receipt_signed_bytes(body: ReceiptBody) -> bytes:
             body.envelope_digest,
             _u64(int(body.status)),
             _i64(body.received_at_ms),
+            _u64(body.audit_leaf_index),
         )
     )

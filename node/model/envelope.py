@@ -70,6 +70,8 @@ class ReceiptBody:
     envelope_digest: bytes
     status: ReceiptStatus
     received_at_ms: int
+    audit_leaf_index: int
+    """Where the receiver's audit log records this envelope (its "request.received" leaf)."""
 
 
 @dataclass(frozen=True, kw_only=True)

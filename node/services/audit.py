@@ -45,6 +45,7 @@ def record_event(
     instant_ms: int,
     envelope_digest: bytes,
     extra: Mapping[str, str] | None = None,
+    promised_leaf: int | None = None,
 ) -> int:
     """Append one event's leaf and openings; return the leaf's index."""
     form = _form(form_json)
@@ -56,6 +57,7 @@ def record_event(
         recipient=recipient,
         exchange_id=exchange_id,
         hour=hour_of(instant_ms),
+        promised_leaf=promised_leaf,
     )
     sensitive = {
         "exact_time_ms": str(instant_ms),

@@ -278,6 +278,7 @@ class DeliveryWorker:
                     exchange_id=receipt.body.exchange_id,
                     instant_ms=now,
                     envelope_digest=claim.digest,
+                    promised_leaf=receipt.body.audit_leaf_index,
                 )
         _LOG.info("delivered message %s to %s", claim.message_id, claim.recipient)
 

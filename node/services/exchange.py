@@ -329,14 +329,8 @@ class ExchangeService:
                     return stored
                 form_type = form_type_for_payload(opened.header.payload_type)
                 form = validate_form(form_type, opened.payload)
-                receipt = self._receipt_for(opened)
-                self._insert_inbound(
-                    session,
-                    sealed=sealed,
-                    opened=opened,
-                    form_type=form_type,
-                    form=form,
-                    receipt=receipt,
+                receipt = self._insert_inbound(
+                    session, sealed=sealed, opened=opened, form_type=form_type, form=form
                 )
         except IntegrityError as e:
             # A concurrent delivery of the same message won the race, or the exchange id
@@ -348,21 +342,6 @@ class ExchangeService:
         _LOG.info("registered message %s from %s", opened.header.message_id, opened.header.sender)
         return receipt
 
-    def _receipt_for(self, opened: OpenedEnvelope) -> SignedReceipt:
-        header = opened.header
-        return sign_receipt(
-            ReceiptBody(
-                message_id=header.message_id,
-                exchange_id=header.exchange_id,
-                receiver=self._me,
-                sender=header.sender,
-                envelope_digest=opened.digest,
-                status=ReceiptStatus.REGISTERED,
-                received_at_ms=self._clock(),
-            ),
-            keys=self._keys,
-        )
-
     def _insert_inbound(
         self,
         session: Session,
@@ -371,10 +350,10 @@ class ExchangeService:
         opened: OpenedEnvelope,
         form_type: FormType,
         form: bytes,
-        receipt: SignedReceipt,
-    ) -> None:
+    ) -> SignedReceipt:
+        """Store the request, log it, and sign a receipt that names its audit leaf."""
         header = opened.header
-        now = receipt.body.received_at_ms
+        now = self._clock()
         repo.insert_exchange(
             session,
             exchange_id=header.exchange_id,
@@ -386,16 +365,9 @@ class ExchangeService:
             now_ms=now,
         )
         session.flush()
-        _insert_message(
-            session,
-            sealed,
-            digest=opened.digest,
-            direction=Direction.INBOUND,
-            now_ms=now,
-            receipt=receipt,
-        )
-        for event in ("request.received", "receipt.sent"):
-            record_event(
+
+        def log(event: str) -> int:
+            return record_event(
                 session,
                 event=event,
                 request_type=form_type.name,
@@ -406,6 +378,37 @@ class ExchangeService:
                 instant_ms=now,
                 envelope_digest=opened.digest,
             )
+
+        # The leaf exists before the receipt is signed, so the receipt's promise is kept.
+        receipt = self._receipt_for(opened, received_at_ms=now, leaf=log("request.received"))
+        _insert_message(
+            session,
+            sealed,
+            digest=opened.digest,
+            direction=Direction.INBOUND,
+            now_ms=now,
+            receipt=receipt,
+        )
+        log("receipt.sent")
+        return receipt
+
+    def _receipt_for(
+        self, opened: OpenedEnvelope, *, received_at_ms: int, leaf: int
+    ) -> SignedReceipt:
+        header = opened.header
+        return sign_receipt(
+            ReceiptBody(
+                message_id=header.message_id,
+                exchange_id=header.exchange_id,
+                receiver=self._me,
+                sender=header.sender,
+                envelope_digest=opened.digest,
+                status=ReceiptStatus.REGISTERED,
+                received_at_ms=received_at_ms,
+                audit_leaf_index=leaf,
+            ),
+            keys=self._keys,
+        )
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -22,7 +22,13 @@ def leaf(event: str, exchange: str = "x-1", basis: str = "budapest-art29") -> Le
     return build_leaf(public, {})[0]
 
 
-FULL_A = [leaf("request.sent"), leaf("receipt.received")]
+def receipt_received(promise: int | None = 0) -> Leaf:
+    base = leaf("receipt.received")
+    public = PublicFields(**{**base.public.__dict__, "promised_leaf": promise})
+    return Leaf(public=public, commitments=base.commitments)
+
+
+FULL_A = [leaf("request.sent"), receipt_received(0)]
 FULL_B = [leaf("request.received"), leaf("receipt.sent")]
 
 
@@ -49,3 +55,9 @@ def test_ends_that_disagree_are_found() -> None:
 
 def test_missing_logs_are_not_judged() -> None:
     assert reconcile({A: FULL_A}) == []
+
+
+def test_receipt_promising_the_wrong_leaf_is_found() -> None:
+    for promise in (1, 9, None):  # another leaf, no leaf at all, no promise
+        [finding] = reconcile({A: [FULL_A[0], receipt_received(promise)], B: FULL_B})
+        assert (finding.kind, finding.node) == ("broken_promise", B)

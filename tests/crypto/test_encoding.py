@@ -80,6 +80,7 @@ def test_receipt_encoding_matches_the_protocol_document() -> None:
         envelope_digest=bytes(range(32)),
         status=ReceiptStatus.REGISTERED,
         received_at_ms=-1,
+        audit_leaf_index=41,
     )
     expected = b"".join(
         field(part)
@@ -93,6 +94,7 @@ def test_receipt_encoding_matches_the_protocol_document() -> None:
             bytes(range(32)),
             (1).to_bytes(8, "big"),
             b"\xff" * 8,
+            (41).to_bytes(8, "big"),
         )
     )
     assert receipt_signed_bytes(body) == expected

@@ -134,6 +134,7 @@ def receipt_body(pair: Pair, digest: bytes) -> ReceiptBody:
         envelope_digest=digest,
         status=ReceiptStatus.REGISTERED,
         received_at_ms=1_790_000_001_000,
+        audit_leaf_index=7,
     )
 
 

@@ -42,6 +42,11 @@ async def test_each_end_logs_its_events_with_the_shared_exchange_id(fed: Federat
         assert leaf.public.exchange_id == filed.request_id
         assert (leaf.public.sender, leaf.public.recipient) == (UNIT, AUTHORITY)
         assert leaf.public.legal_basis == "budapest-art29"
+    # The signed receipt promised the receiver's leaf; the sender logged that promise.
+    assert filed.receipt is not None
+    assert filed.receipt.body.audit_leaf_index == 0
+    assert sent[1].public.promised_leaf == 0
+    assert received[0].public.event == "request.received"
 
     # The node's private openings open its leaves' commitments; the case reference is there.
     first = [Opening(name=o.name, value=o.value, salt=o.salt) for o in sent_openings[0]]

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63omity/v1/envelope.proto\x12\tcomity.v1\".\n\tSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xea\x02\n\x08\x45nvelope\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x13\n\x0b\x65xchange_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x0e\n\x06sender\x18\x05 \x01(\t\x12\x11\n\trecipient\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x08 \x01(\x03\x12\x19\n\x11\x64irectory_version\x18\t \x01(\x04\x12\x14\n\x0cpayload_type\x18\n \x01(\t\x12 \n\x18sender_encryption_key_id\x18\x0b \x01(\t\x12#\n\x1brecipient_encryption_key_id\x18\x0c \x01(\t\x12\x16\n\x0esealed_payload\x18\r \x01(\x0c\x12(\n\nsignatures\x18\x0e \x03(\x0b\x32\x14.comity.v1.Signature\"\xf3\x01\n\x07Receipt\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x13\n\x0b\x65xchange_id\x18\x03 \x01(\t\x12\x10\n\x08receiver\x18\x04 \x01(\t\x12\x0e\n\x06sender\x18\x05 \x01(\t\x12\x17\n\x0f\x65nvelope_digest\x18\x06 \x01(\x0c\x12(\n\x06status\x18\x07 \x01(\x0e\x32\x18.comity.v1.ReceiptStatus\x12\x16\n\x0ereceived_at_ms\x18\x08 \x01(\x03\x12(\n\nsignatures\x18\t \x03(\x0b\x32\x14.comity.v1.Signature*N\n\rReceiptStatus\x12\x1e\n\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19RECEIPT_STATUS_REGISTERED\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63omity/v1/envelope.proto\x12\tcomity.v1\".\n\tSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xea\x02\n\x08\x45nvelope\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x13\n\x0b\x65xchange_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x0e\n\x06sender\x18\x05 \x01(\t\x12\x11\n\trecipient\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x08 \x01(\x03\x12\x19\n\x11\x64irectory_version\x18\t \x01(\x04\x12\x14\n\x0cpayload_type\x18\n \x01(\t\x12 \n\x18sender_encryption_key_id\x18\x0b \x01(\t\x12#\n\x1brecipient_encryption_key_id\x18\x0c \x01(\t\x12\x16\n\x0esealed_payload\x18\r \x01(\x0c\x12(\n\nsignatures\x18\x0e \x03(\x0b\x32\x14.comity.v1.Signature\"\x8d\x02\n\x07Receipt\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x13\n\x0b\x65xchange_id\x18\x03 \x01(\t\x12\x10\n\x08receiver\x18\x04 \x01(\t\x12\x0e\n\x06sender\x18\x05 \x01(\t\x12\x17\n\x0f\x65nvelope_digest\x18\x06 \x01(\x0c\x12(\n\x06status\x18\x07 \x01(\x0e\x32\x18.comity.v1.ReceiptStatus\x12\x16\n\x0ereceived_at_ms\x18\x08 \x01(\x03\x12(\n\nsignatures\x18\t \x03(\x0b\x32\x14.comity.v1.Signature\x12\x18\n\x10\x61udit_leaf_index\x18\n \x01(\x04*N\n\rReceiptStatus\x12\x1e\n\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19RECEIPT_STATUS_REGISTERED\x10\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comity.v1.envelope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECEIPTSTATUS']._serialized_start=698
-  _globals['_RECEIPTSTATUS']._serialized_end=776
+  _globals['_RECEIPTSTATUS']._serialized_start=724
+  _globals['_RECEIPTSTATUS']._serialized_end=802
   _globals['_SIGNATURE']._serialized_start=39
   _globals['_SIGNATURE']._serialized_end=85
   _globals['_ENVELOPE']._serialized_start=88
   _globals['_ENVELOPE']._serialized_end=450
   _globals['_RECEIPT']._serialized_start=453
-  _globals['_RECEIPT']._serialized_end=696
+  _globals['_RECEIPT']._serialized_end=722
 # @@protoc_insertion_point(module_scope)

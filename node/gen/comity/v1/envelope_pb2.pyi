@@ -186,6 +186,7 @@ class Receipt(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_MS_FIELD_NUMBER: _builtins.int
     SIGNATURES_FIELD_NUMBER: _builtins.int
+    AUDIT_LEAF_INDEX_FIELD_NUMBER: _builtins.int
     protocol_version: _builtins.int
     message_id: _builtins.str
     """message_id and exchange_id of the envelope being acknowledged."""
@@ -202,6 +203,12 @@ class Receipt(_message.Message):
     status: Global___ReceiptStatus.ValueType
     received_at_ms: _builtins.int
     """When the receiver durably stored the envelope, ms since the Unix epoch."""
+    audit_leaf_index: _builtins.int
+    """The receiver's promise of audit: the index, in the receiver's audit log, of
+    the "request.received" leaf that records this envelope. The leaf is appended
+    in the same transaction that stores the envelope, before the receipt is
+    signed, so the promise is kept when it is made; auditors check it.
+    """
     @_builtins.property
     def signatures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Signature]:
         """Signature(s) by the receiver's signing keys over the receipt's signed
@@ -220,10 +227,11 @@ class Receipt(_message.Message):
         status: Global___ReceiptStatus.ValueType = ...,
         received_at_ms: _builtins.int = ...,
         signatures: _abc.Iterable[Global___Signature] | None = ...,
+        audit_leaf_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_digest", b"envelope_digest", "exchange_id", b"exchange_id", "message_id", b"message_id", "protocol_version", b"protocol_version", "received_at_ms", b"received_at_ms", "receiver", b"receiver", "sender", b"sender", "signatures", b"signatures", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_leaf_index", b"audit_leaf_index", "envelope_digest", b"envelope_digest", "exchange_id", b"exchange_id", "message_id", b"message_id", "protocol_version", b"protocol_version", "received_at_ms", b"received_at_ms", "receiver", b"receiver", "sender", b"sender", "signatures", b"signatures", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
