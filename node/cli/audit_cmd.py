@@ -182,7 +182,9 @@ async def _leaves(
     stub: audit_pb2_grpc.AuditAsyncStub, member: Member, size: int, console: Console, quiet: bool
 ) -> list[bytes]:
     leaves: list[bytes] = []
-    with Progress(console=console, transient=True, disable=quiet) as progress:
+    with Progress(
+        console=console, transient=True, disable=quiet or not console.is_terminal
+    ) as progress:
         task = progress.add_task(f"leaves of {member.agency_id}", total=size)
         while len(leaves) < size:
             end = min(size, len(leaves) + MAX_LEAVES_PER_CALL)

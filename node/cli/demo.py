@@ -8,11 +8,14 @@ with the same CLI commands an investigator would type.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,8 @@ from node.config import NodeConfig, init_node
 from node.errors import ComityError, ConfigError
 from node.forms.registry import schemas_dir
 from node.members import build_members_file
+
+WITNESS_WAIT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ AGENCIES = (
     Agency("ee-cyber-unit", "EE", "requesting", "a national cybercrime unit in Estonia"),
     Agency("pt-central-authority", "PT", "central_authority", "the central authority of Portugal"),
     Agency("ie-central-authority", "IE", "central_authority", "the central authority of Ireland"),
+    Agency("coe-secretariat", "FR", "secretariat", "the treaty secretariat, which audits"),
 )
 
 
@@ -49,6 +55,7 @@ def run(console: Console, *, keep: bool = False) -> int:
         configs = _set_up(console, workdir)
         processes = _start(console, configs, workdir)
         _walk_through(console, configs)
+        _audit(console, configs)
         return _shut_down(console, processes)
     except ComityError as e:
         console.print(Text.assemble(("The demo failed: ", "bold red"), e.diagnostics()))
@@ -72,7 +79,7 @@ def _step(console: Console, title: str, text: str) -> None:
 def _set_up(console: Console, workdir: Path) -> dict[str, NodeConfig]:
     _step(
         console,
-        "1. Three agencies set up their nodes",
+        "1. Three agencies and the treaty secretariat set up their nodes",
         "Each agency creates its own signing key (Ed25519), encryption key (X25519) and TLS "
         "certificate, and an embedded SQLite database:\n"
         + "\n".join(f"  - {a.agency_id}: {a.description}" for a in AGENCIES),
@@ -99,6 +106,10 @@ def _set_up(console: Console, workdir: Path) -> dict[str, NodeConfig]:
     members = build_members_file(cards, version=1)
     for agency in AGENCIES:
         configs[agency.agency_id].members_file.write_text(members)
+        # Witnesses cosign every second here (a minute by default), so the audit below
+        # can require a quorum of them.
+        with configs[agency.agency_id].config_path.open("a", encoding="utf-8") as config:
+            config.write("\n[audit]\ncosign_interval_s = 1.0\n")
     return configs
 
 
@@ -116,7 +127,7 @@ def _start(
 
 
 def _walk_through(console: Console, configs: dict[str, NodeConfig]) -> None:
-    unit, authority, other = (configs[a.agency_id] for a in AGENCIES)
+    unit, authority, other, _ = (configs[a.agency_id] for a in AGENCIES)
     form = schemas_dir() / "examples" / "preservation.example.json"
     _step(
         console,
@@ -164,6 +175,43 @@ def _walk_through(console: Console, configs: dict[str, NodeConfig]) -> None:
         raise ConfigError("the third agency unexpectedly holds a request")
 
 
+def _audit(console: Console, configs: dict[str, NodeConfig]) -> None:
+    secretariat = configs["coe-secretariat"]
+    parties = [a.agency_id for a in AGENCIES[:3]]
+    _step(
+        console,
+        "8. The treaty secretariat audits the three logs",
+        "Every node logged its side of the exchange in a Merkle log, in the same transaction "
+        "as the exchange itself, with public fields only (case details are salted "
+        "commitments). The secretariat checks each node's signed checkpoint, recomputes its "
+        "root from every leaf, requires that at least two other members' witnesses cosigned "
+        "it, and matches both ends of every exchange, without reading a case.",
+    )
+    time.sleep(WITNESS_WAIT_S)  # let the witnesses cosign the newest checkpoints
+    _cli(console, secretariat, "audit", "reconcile", "--quorum", "2", *parties)
+    _cli(console, secretariat, "audit", "report", "--format", "csv", *parties)
+    _step(
+        console,
+        "9. Someone alters Portugal's log behind its back",
+        "One leaf is rewritten directly in Portugal's database. The next audit catches it.",
+    )
+    _rewrite_first_leaf(configs["pt-central-authority"])
+    error = _cli(
+        console, secretariat, "audit", "verify", "pt-central-authority", expect_failure=True
+    )
+    if "audit_failed" not in error:
+        raise ConfigError("the tampered log was not caught")
+
+
+def _rewrite_first_leaf(config: NodeConfig) -> None:
+    path = config.database_url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(
+            "UPDATE audit_leaf SET leaf = CAST(replace(CAST(leaf AS TEXT), 'preservation', "
+            "'production') AS BLOB) WHERE idx = 0"
+        )
+
+
 def _expect_state(config: NodeConfig, request_id: str, state: str) -> dict[str, object]:
     detail: dict[str, object] = json.loads(
         _cli(Console(quiet=True), config, "request", "show", request_id, "--json", show=False)
@@ -176,7 +224,7 @@ def _expect_state(config: NodeConfig, request_id: str, state: str) -> dict[str, 
 def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> int:
     _step(
         console,
-        "8. Shutting down",
+        "10. Shutting down",
         "Each node gets SIGTERM, finishes in-flight work and closes its database.",
     )
     for process in processes:
@@ -187,18 +235,32 @@ def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> in
         return 1
     console.print(
         "[bold green]Demo complete:[/bold green] request registered at the "
-        "receiving authority, signed receipt verified at the sender."
+        "receiving authority, signed receipt verified at the sender, logs audited and the "
+        "tampering caught."
     )
     return 0
 
 
-def _cli(console: Console, config: NodeConfig, *args: str, show: bool = True) -> str:
+def _cli(
+    console: Console,
+    config: NodeConfig,
+    *args: str,
+    show: bool = True,
+    expect_failure: bool = False,
+) -> str:
+    """Run ``comity ARGS`` at ``config``'s node; its output, or its error when a failure is
+    what the demo expects."""
     command = comity_command(*args, "--config", str(config.config_path))
     if show:
         console.print(f"[dim]$ comity {' '.join(args)}   # at {config.agency_id}[/dim]")
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
     if show:
         console.print(result.stdout.rstrip(), markup=False, highlight=False)
+    if expect_failure:
+        if result.returncode == 0:
+            raise ConfigError(f"`comity {' '.join(args)}` should have failed")
+        console.print(result.stderr.rstrip(), markup=False, highlight=False)
+        return result.stderr
     if result.returncode != 0:
         raise ConfigError(f"`comity {' '.join(args)}` failed: {result.stderr.strip()}")
     return result.stdout
