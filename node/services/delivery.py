@@ -84,8 +84,10 @@ class DeliverySettings:
     poll_interval_s: float = 1.0
 
 
-@dataclass(frozen=True)
-class _Claim:
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A delivery this worker holds: what it needs to attempt it without reading it again."""
+
     message_id: MessageId
     recipient: AgencyId
     envelope: bytes
@@ -141,6 +143,24 @@ class DeliveryWorker:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
 
+    def claim_owner(self) -> str | None:
+        """This worker's owner id if it has a free slot for a delivery to start right away,
+        else None (the delivery then waits for the worker's next claim)."""
+        if len(self._in_flight) >= self._settings.max_in_flight or self._stopping:
+            return None
+        return self._settings.owner
+
+    @property
+    def lease_ms(self) -> int:
+        return self._settings.lease_ms
+
+    def attempt_now(self, claim: Claim) -> None:
+        """Start a delivery that was claimed for this worker when it was stored: no claim
+        transaction, no wait for the next poll."""
+        task = asyncio.create_task(self._attempt(claim))
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
     def wake(self) -> None:
         """Something became due: claim now rather than at the next poll."""
         self._wakeup.set()
@@ -182,13 +202,13 @@ class DeliveryWorker:
         self._in_flight.discard(task)
         self._wakeup.set()  # a slot is free
 
-    async def _claim(self) -> list[_Claim]:
+    async def _claim(self) -> list[Claim]:
         slots = self._settings.max_in_flight - len(self._in_flight)
         if slots <= 0:
             return []
         now = self._clock()
 
-        def claim() -> list[_Claim]:
+        def claim() -> list[Claim]:
             with transaction(self._database.engine) as session:
                 rows = repo.claim_due(
                     session,
@@ -203,7 +223,7 @@ class DeliveryWorker:
 
     # --- one attempt -------------------------------------------------------------------------
 
-    async def _attempt(self, claim: _Claim) -> None:
+    async def _attempt(self, claim: Claim) -> None:
         with self._tracer.start_as_current_span(
             "comity.deliver",
             context=context_from_carrier(claim.trace_context),
@@ -213,7 +233,7 @@ class DeliveryWorker:
         ):
             await self._attempt_in_span(claim)
 
-    async def _attempt_in_span(self, claim: _Claim) -> None:
+    async def _attempt_in_span(self, claim: Claim) -> None:
         try:
             receipt = await self._deliver(claim)
         except ComityError as e:
@@ -227,7 +247,7 @@ class DeliveryWorker:
             await self._database.run(lambda: self._record_receipt(claim, receipt))
             self._resolve(claim.message_id, None)
 
-    async def _deliver(self, claim: _Claim) -> SignedReceipt:
+    async def _deliver(self, claim: Claim) -> SignedReceipt:
         if self._clock() >= claim.expires_at_ms:
             raise DeliveryExpiredError("the envelope expired before it could be delivered")
         member = self._directory.find(claim.recipient)
@@ -249,7 +269,7 @@ class DeliveryWorker:
         )
         return receipt
 
-    def _record_receipt(self, claim: _Claim, receipt: SignedReceipt) -> None:
+    def _record_receipt(self, claim: Claim, receipt: SignedReceipt) -> None:
         now = self._clock()
         with transaction(self._database.engine) as session:
             if not repo.mark_delivered(session, message_id=claim.message_id, now_ms=now):
@@ -282,7 +302,7 @@ class DeliveryWorker:
                 )
         _LOG.info("delivered message %s to %s", claim.message_id, claim.recipient)
 
-    async def _record_failure(self, claim: _Claim, error: ComityError) -> None:
+    async def _record_failure(self, claim: Claim, error: ComityError) -> None:
         retry = error.kind in RETRYABLE
         _LOG.warning(
             "delivery of message %s to %s failed (%s)%s",
@@ -302,7 +322,7 @@ class DeliveryWorker:
             return
         self._resolve(claim.message_id, error)
 
-    def _schedule_retry(self, claim: _Claim, error: ComityError) -> None:
+    def _schedule_retry(self, claim: Claim, error: ComityError) -> None:
         now = self._clock()
         with transaction(self._database.engine) as session:
             row = repo.get_outbox(session, claim.message_id)
@@ -315,7 +335,7 @@ class DeliveryWorker:
                 error=error.diagnostics(),
             )
 
-    def _fail(self, claim: _Claim, error: ComityError) -> None:
+    def _fail(self, claim: Claim, error: ComityError) -> None:
         now = self._clock()
         with transaction(self._database.engine) as session:
             row = repo.get_outbox(session, claim.message_id)
@@ -344,11 +364,11 @@ class DeliveryWorker:
             future.set_exception(error)
 
 
-def _load_claim(session: Session, row: Outbox) -> _Claim:
+def _load_claim(session: Session, row: Outbox) -> Claim:
     message = repo.get_message(session, row.message_id)
     if message is None:  # the foreign key makes this impossible; say so if it happens
         raise UnexpectedDeliveryError(f"outbox row {row.message_id} has no message")
-    return _Claim(
+    return Claim(
         message_id=MessageId(row.message_id),
         recipient=AgencyId(row.recipient),
         envelope=message.envelope,

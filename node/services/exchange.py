@@ -56,7 +56,7 @@ from node.model.request import (
     RequestView,
 )
 from node.services.audit import record_event
-from node.services.delivery import DeliveryWorker
+from node.services.delivery import Claim, DeliveryWorker
 from node.storage import repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -141,16 +141,22 @@ class ExchangeService:
                 )
             )
             outcome = self._delivery.expect(header.message_id)
+            # Taken here: database threads do not see the event loop's current span.
+            carrier = trace_carrier()
+            # With a free delivery slot the row is stored already claimed by this node's
+            # worker, which starts on it at once; otherwise the worker's next claim takes it.
+            owner = self._delivery.claim_owner()
             try:
-                # Taken here: database threads do not see the event loop's current span.
-                carrier = trace_carrier()
-                await self._run_db(
-                    lambda: self._store_outbound(form_type, sealed, canonical, carrier)
+                claim = await self._run_db(
+                    lambda: self._store_outbound(form_type, sealed, canonical, carrier, owner)
                 )
             except BaseException:
                 self._delivery.forget(header.message_id)
                 raise
-            self._delivery.wake()
+            if owner is None:
+                self._delivery.wake()
+            else:
+                self._delivery.attempt_now(claim)
             await self._await_delivery(header.message_id, outcome)
         return await self.get_request(header.exchange_id)
 
@@ -191,11 +197,18 @@ class ExchangeService:
         )
 
     def _store_outbound(
-        self, form_type: FormType, sealed: SealedEnvelope, form: bytes, trace_context: str
-    ) -> None:
+        self,
+        form_type: FormType,
+        sealed: SealedEnvelope,
+        form: bytes,
+        trace_context: str,
+        owner: str | None,
+    ) -> Claim:
         """The request, its envelope and its outbox row: one transaction, all or nothing."""
         header = sealed.header
         now = self._clock()
+        envelope = wire.envelope_to_bytes(sealed)
+        digest = envelope_digest(header, form)
         with transaction(self._engine) as session:
             pending = repo.count_outbox(session, status=repo.PENDING)
             if pending >= self._settings.outbox_capacity:
@@ -216,7 +229,7 @@ class ExchangeService:
             _insert_message(
                 session,
                 sealed,
-                digest=envelope_digest(header, form),
+                digest=digest,
                 direction=Direction.OUTBOUND,
                 now_ms=now,
             )
@@ -229,6 +242,8 @@ class ExchangeService:
                 now_ms=now,
                 expires_at_ms=header.expires_at_ms,
                 trace_context=trace_context,
+                claimed_by=owner,
+                claim_expires_at_ms=now + self._delivery.lease_ms if owner else None,
             )
             record_event(
                 session,
@@ -239,8 +254,17 @@ class ExchangeService:
                 recipient=header.recipient,
                 exchange_id=header.exchange_id,
                 instant_ms=now,
-                envelope_digest=envelope_digest(header, form),
+                envelope_digest=digest,
             )
+        return Claim(
+            message_id=header.message_id,
+            recipient=header.recipient,
+            envelope=envelope,
+            digest=digest,
+            expires_at_ms=header.expires_at_ms,
+            attempts=0,
+            trace_context=trace_context,
+        )
 
     # --- receiving ---------------------------------------------------------------------------
 

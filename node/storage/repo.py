@@ -179,9 +179,14 @@ def insert_outbox(
     now_ms: int,
     expires_at_ms: int,
     trace_context: str | None = None,
+    claimed_by: str | None = None,
+    claim_expires_at_ms: int | None = None,
 ) -> Outbox:
+    """A pending delivery, due now; ``claimed_by`` claims it at once for that worker."""
     row = Outbox(
         trace_context=trace_context,
+        claimed_by=claimed_by,
+        claim_expires_at_ms=claim_expires_at_ms,
         message_id=message_id,
         exchange_id=exchange_id,
         recipient=recipient,
