@@ -229,6 +229,7 @@ class ExchangeService:
             _insert_message(
                 session,
                 sealed,
+                envelope=envelope,
                 digest=digest,
                 direction=Direction.OUTBOUND,
                 now_ms=now,
@@ -408,6 +409,7 @@ class ExchangeService:
         _insert_message(
             session,
             sealed,
+            envelope=wire.envelope_to_bytes(sealed),
             digest=opened.digest,
             direction=Direction.INBOUND,
             now_ms=now,
@@ -497,11 +499,13 @@ def _insert_message(
     session: Session,
     sealed: SealedEnvelope,
     *,
+    envelope: bytes,
     digest: bytes,
     direction: Direction,
     now_ms: int,
     receipt: SignedReceipt | None = None,
 ) -> None:
+    """The message row; ``envelope`` is ``sealed`` serialised for the wire."""
     header = sealed.header
     repo.insert_message(
         session,
@@ -512,7 +516,7 @@ def _insert_message(
         sender=header.sender,
         recipient=header.recipient,
         payload_type=header.payload_type,
-        envelope=wire.envelope_to_bytes(sealed),
+        envelope=envelope,
         envelope_digest=digest,
         created_at_ms=header.created_at_ms,
         now_ms=now_ms,
