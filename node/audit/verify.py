@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from node.audit.leaf import Leaf
 from node.audit.merkle import EMPTY_ROOT, ProofError, leaf_hash, node_hash, verify_consistency
@@ -97,6 +98,7 @@ def verify_log(
             leaf = Leaf.from_bytes(data)
         except ComityError as e:
             raise AuditError(f"leaf {builder.size} is malformed: {e.message}") from e
+        _check_not_back_dated(leaf, result.leaves[-1] if result.leaves else None, builder.size)
         result.events[leaf.public.event] += 1
         result.leaves.append(leaf)
         builder.add(data)
@@ -110,6 +112,29 @@ def verify_log(
         _check_extends(previous, checkpoint, consistency)
         result.consistent_with = previous.size
     return result
+
+
+BACKDATING_TOLERANCE = timedelta(hours=1)
+
+
+def _check_not_back_dated(leaf: Leaf, previous: Leaf | None, index: int) -> None:
+    """Leaves are appended as events happen, so their hours never go back by more than the
+    tolerance (clock adjustments); an entry slipped in later with an earlier hour does."""
+    if previous is None:
+        _hour(leaf, index)
+        return
+    if _hour(leaf, index) < _hour(previous, index - 1) - BACKDATING_TOLERANCE:
+        raise AuditError(
+            f"leaf {index} claims {leaf.public.hour}, earlier than leaf {index - 1} "
+            f"({previous.public.hour}): the entry was back-dated"
+        )
+
+
+def _hour(leaf: Leaf, index: int) -> datetime:
+    try:
+        return datetime.strptime(leaf.public.hour, "%Y-%m-%dT%HZ").replace(tzinfo=UTC)
+    except ValueError as e:
+        raise AuditError(f"leaf {index} has a malformed hour") from e
 
 
 def _check_extends(previous: Checkpoint, checkpoint: Checkpoint, proof: Sequence[bytes]) -> None:

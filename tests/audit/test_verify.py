@@ -113,3 +113,32 @@ def test_malformed_leaf_is_detected() -> None:
     data = [b"not a leaf"]
     with pytest.raises(AuditError, match="leaf 0 is malformed"):
         verify_log(checkpoint_of(data), data, previous=None)
+
+
+def test_back_dated_entry_is_detected() -> None:
+    public = PublicFields(
+        event="request.sent",
+        request_type="preservation",
+        legal_basis="budapest-art29",
+        sender="aa-cyber-unit",
+        recipient="bb-central-authority",
+        exchange_id="2b1c7e0e-4a4f-4f58-9a53-1c2d3e4f5a6b",
+        hour="2026-11-24T10Z",
+    )
+    on_time = build_leaf(public, {})[0].to_bytes()
+    an_hour_early = build_leaf(PublicFields(**{**public.__dict__, "hour": "2026-11-24T09Z"}), {})[
+        0
+    ].to_bytes()
+    days_early = build_leaf(PublicFields(**{**public.__dict__, "hour": "2026-11-20T10Z"}), {})[
+        0
+    ].to_bytes()
+    # A clock adjusted back within the tolerance is fine.
+    assert (
+        verify_log(
+            checkpoint_of([on_time, an_hour_early]), [on_time, an_hour_early], previous=None
+        ).size
+        == 2
+    )
+    data = [on_time, days_early]
+    with pytest.raises(AuditError, match=r"leaf 1 .* back-dated"):
+        verify_log(checkpoint_of(data), data, previous=None)
