@@ -1,19 +1,28 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A loopback TCP proxy that a test or a campaign can cut and heal: a network partition."""
+"""A loopback TCP proxy that a test or a campaign can cut and heal (a network partition), or
+make slow and lossy (each chunk delayed; a connection dropped now and then)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 
 
 class PartitionProxy:
     """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target``; ``cut()`` drops every connection
     and refuses new ones until ``heal()``."""
 
-    def __init__(self, *, target: int) -> None:
+    def __init__(
+        self, *, target: int, delay_s: float = 0.0, drop_rate: float = 0.0, seed: int = 0
+    ) -> None:
         self.target = target
         self.port = 0
+        self.delay_s = delay_s
+        """Added to every chunk forwarded, either way."""
+        self.drop_rate = drop_rate
+        """Chance that forwarding a chunk drops the whole connection instead."""
+        self._rng = random.Random(seed)  # noqa: S311 (fault schedule, not secrets)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -58,6 +67,10 @@ class PartitionProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while chunk := await reader.read(65536):
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+                if self.drop_rate and self._rng.random() < self.drop_rate:
+                    break  # a lost link: the connection goes down mid-call
                 writer.write(chunk)
                 await writer.drain()
         except (ConnectionError, OSError):

@@ -58,3 +58,34 @@ async def test_partition_then_heal_delivers_everything_once(
         # Each received request logs two events: request.received and receipt.sent.
         assert fed.rows(AUTHORITY) == {"exchange": 20, "message": 20, "outbox": 0, "audit_leaf": 40}
     await proxy.cut()
+
+
+async def test_slow_lossy_link_delivers_everything_once(
+    tmp_path: Path, node_database_urls: Callable[[str], str]
+) -> None:
+    configs = make_configs(tmp_path, node_database_urls)
+    configs[UNIT] = replace(configs[UNIT], file_wait_s=0.2, delivery_timeout_s=1.0)
+    authority_port = int(configs[AUTHORITY].listen.rsplit(":", 1)[1])
+    # 20 ms each way per chunk, and one chunk in eight takes its connection down.
+    proxy = PartitionProxy(target=authority_port, delay_s=0.02, drop_rate=0.125, seed=7)
+    proxy.port = free_port()
+    await proxy.start()
+    set_endpoint(configs, AUTHORITY, f"127.0.0.1:{proxy.port}")
+    async with running_federation(configs) as fed:
+        unit = fed.nodes[UNIT].exchange
+        filed = [
+            (
+                await unit.file_request(
+                    request_type="preservation", recipient=AUTHORITY, form_json=FORM
+                )
+            ).request_id
+            for _ in range(10)
+        ]
+        for _ in range(600):  # up to 60 s through the bad link
+            if (await unit.node_status()).outbox_pending == 0:
+                break
+            await asyncio.sleep(0.1)
+        for request_id in filed:
+            assert (await unit.get_request(request_id)).state is RequestState.DELIVERED
+        assert fed.rows(AUTHORITY)["exchange"] == 10  # each exactly once
+    await proxy.cut()
