@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -31,13 +33,17 @@ def comity_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "node.cli.main", *args]
 
 
-def spawn_node(config: NodeConfig, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``comity node serve`` for ``config`` as its own process, output to ``log``."""
+def spawn_node(
+    config: NodeConfig, log: Path, *, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``comity node serve`` for ``config`` as its own process, output to ``log``;
+    ``env`` adds environment variables."""
     with log.open("ab") as out:
         return subprocess.Popen(
             comity_command("node", "serve", "--config", str(config.config_path)),
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
 
 

@@ -29,6 +29,7 @@ from node.errors import (
     MalformedError,
     UnknownAgencyError,
 )
+from node.faults import kill_point
 from node.ids import AgencyId, MessageId
 from node.members import Directory
 from node.model.envelope import SignedReceipt
@@ -244,6 +245,7 @@ class DeliveryWorker:
                 claim, UnexpectedDeliveryError("unexpected error; see the log")
             )
         else:
+            kill_point("deliver.before_record")
             await self._database.run(lambda: self._record_receipt(claim, receipt))
             self._resolve(claim.message_id, None)
 

@@ -35,6 +35,7 @@ from node.errors import (
     UnknownAgencyError,
     UnknownSenderError,
 )
+from node.faults import kill_point
 from node.forms.registry import FormType, form_type_for_payload, get_form_type
 from node.forms.validate import validate_form
 from node.ids import AgencyId, ExchangeId, new_exchange_id, new_message_id, parse_exchange_id
@@ -153,6 +154,7 @@ class ExchangeService:
             except BaseException:
                 self._delivery.forget(header.message_id)
                 raise
+            kill_point("file.after_commit")
             if owner is None:
                 self._delivery.wake()
             else:
@@ -291,7 +293,9 @@ class ExchangeService:
             ),
         ):
             opened = self._verify(sealed, peer_fingerprint=peer_fingerprint)
-            return await self._run_db(lambda: self._store_inbound(sealed, opened))
+            receipt = await self._run_db(lambda: self._store_inbound(sealed, opened))
+            kill_point("receive.after_commit")
+            return receipt
 
     def _verify(self, sealed: SealedEnvelope, *, peer_fingerprint: str | None) -> OpenedEnvelope:
         header = sealed.header

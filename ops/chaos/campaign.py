@@ -180,8 +180,8 @@ def wait_for_drain(sender: NodeConfig, timeout_s: float) -> int:
 
 def compare(configs: dict[str, NodeConfig], sent: set[str], report: Report) -> None:
     """Read both databases and fill in delivered, lost, duplicated and disagreements."""
-    outbound = _exchanges(configs[SENDER], direction="outbound")
-    inbound = _exchanges(configs[RECEIVER], direction="inbound")
+    outbound = exchanges(configs[SENDER], direction="outbound")
+    inbound = exchanges(configs[RECEIVER], direction="inbound")
     inbound_messages = _messages_per_exchange(configs[RECEIVER])
     report.sent = len(sent)
     report.delivered = sum(1 for i in sent if inbound.get(i) == "registered")
@@ -194,7 +194,7 @@ def compare(configs: dict[str, NodeConfig], sent: set[str], report: Report) -> N
     report.disagreements += [f"{i}: reported sent, not stored" for i in sent if i not in outbound]
 
 
-def _exchanges(config: NodeConfig, *, direction: str) -> dict[str, str]:
+def exchanges(config: NodeConfig, *, direction: str) -> dict[str, str]:
     engine = create_engine(config.database_url)
     try:
         with transaction(engine) as session:
