@@ -15,7 +15,7 @@ from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ConfigError
 from node.files import write_private_file
 from node.ids import AgencyId, parse_agency_id
-from node.members import ROLES, build_members_file, member_card
+from node.members import ROLES, member_card
 from node.telemetry import EXPORTERS
 from node.tls import generate_tls_identity
 
@@ -30,7 +30,7 @@ class NodeConfig:
     listen: str
     local_socket: Path
     database_url: str
-    members_file: Path
+    directory_file: Path
     keys_dir: Path
     tls_certificate: Path
     tls_private_key: Path
@@ -49,6 +49,10 @@ class NodeConfig:
     outbox_capacity: int = 10_000
     alert_after_s: float = 300.0
     cosign_interval_s: float = 60.0
+    directory_sync_interval_s: float = 300.0
+    directory_grace_s: float = 86400.0
+    share_port: bool = False
+    """Replicas of one node on one host listen on the same port (SO_REUSEPORT)."""
 
 
 # section -> key -> (type, required)
@@ -56,7 +60,10 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "": {"agency_id": (str, True)},
     "federation": {
         "listen": (str, True),
-        "members_file": (str, False),
+        "directory_file": (str, False),
+        "directory_sync_interval_s": (float, False),
+        "directory_grace_s": (float, False),
+        "share_port": (bool, False),
         "max_concurrent_rpcs": (int, False),
         "delivery_timeout_s": (float, False),
         "message_lifetime_s": (int, False),
@@ -104,7 +111,11 @@ def _check_types(sections: Mapping[str, Mapping[str, Any]], source: str) -> None
                 raise ConfigError(f"{source}: unknown key {name}")
             expected = _SCHEMA[section][key][0]
             ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-            if not ok or isinstance(value, bool):
+            if expected is bool:
+                ok = isinstance(value, bool)
+            elif isinstance(value, bool):
+                ok = False
+            if not ok:
                 raise ConfigError(f"{source}: {name} must be a {expected.__name__}")
 
 
@@ -161,7 +172,7 @@ def load_config(path: Path) -> NodeConfig:
         listen=get("federation", "listen", ""),
         local_socket=base / get("local", "socket", "comity.sock"),
         database_url=_sqlite_relative(get("storage", "url", "sqlite:///comity.db"), base),
-        members_file=base / get("federation", "members_file", "members.toml"),
+        directory_file=base / get("federation", "directory_file", "directory.json"),
         keys_dir=base / get("keys", "directory", "keys"),
         tls_certificate=base / get("tls", "certificate", "tls/node.crt"),
         tls_private_key=base / get("tls", "private_key", "tls/node.key"),
@@ -180,6 +191,9 @@ def load_config(path: Path) -> NodeConfig:
         outbox_capacity=get("delivery", "outbox_capacity", 10_000),
         alert_after_s=float(get("delivery", "alert_after_s", 300.0)),
         cosign_interval_s=float(get("audit", "cosign_interval_s", 60.0)),
+        directory_sync_interval_s=float(get("federation", "directory_sync_interval_s", 300.0)),
+        directory_grace_s=float(get("federation", "directory_grace_s", 86400.0)),
+        share_port=get("federation", "share_port", False),
     )
     _check_values(config, source)
     return config
@@ -195,6 +209,9 @@ def _check_values(config: NodeConfig, source: str) -> None:
     _positive(config.max_concurrent_rpcs, "federation.max_concurrent_rpcs", source)
     _positive(config.delivery_timeout_s, "federation.delivery_timeout_s", source)
     _positive(config.grace_period_s, "shutdown.grace_period_s", source)
+    _positive(config.directory_sync_interval_s, "federation.directory_sync_interval_s", source)
+    if config.directory_grace_s < 0:
+        raise ConfigError(f"{source}: federation.directory_grace_s must not be negative")
     for name in (
         "retry_base_s",
         "retry_cap_s",
@@ -222,6 +239,9 @@ def init_node(
     database_url: str | None = None,
 ) -> NodeConfig:
     """Create keys, TLS material, a configuration and a member card for a new node.
+
+    The node starts once the secretariat's signed directory listing the card is saved as
+    ``directory.json`` beside the configuration.
 
     Raises:
         ConfigError: the directory already holds a node, or an argument is invalid.
@@ -253,9 +273,6 @@ def init_node(
         tls_certificate=certificate,
     )
     (directory / "member.toml").write_text(card, encoding="utf-8")
-    members = directory / "members.toml"
-    if not members.exists():
-        members.write_text(build_members_file([card]), encoding="utf-8")
     config_path.write_text(
         _initial_config(agency, listen, database_url or "sqlite:///comity.db"), encoding="utf-8"
     )
@@ -266,7 +283,7 @@ def _initial_config(agency: str, listen: str, database_url: str) -> str:
     return tomli_w.dumps(
         {
             "agency_id": agency,
-            "federation": {"listen": listen, "members_file": "members.toml"},
+            "federation": {"listen": listen, "directory_file": "directory.json"},
             "local": {"socket": "comity.sock"},
             "storage": {"url": database_url},
             "keys": {"directory": "keys"},

@@ -142,6 +142,36 @@ class SupersededDirectoryError(ComityError):
     code = "superseded_directory"
 
 
+class DirectoryError(ComityError):
+    """A federation directory that breaks one of the trust rules; ``rule`` names which one.
+
+    Rules: malformed, duplicate-json-key, unknown-field, duplicate-root-key, bad-threshold,
+    duplicate-member, duplicate-member-key, duplicate-signature, missing-key, bad-validity,
+    threshold, new-root-threshold, rollback, expired, not-listed.
+    """
+
+    kind = ErrorKind.PRECONDITION
+    code = "directory_rejected"
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"directory refused ({rule}): {message}")
+        self.rule = rule
+
+
+class RevokedKeyError(ComityError):
+    """A message signed by a key that the directory revoked or that is outside its validity."""
+
+    kind = ErrorKind.PERMISSION_DENIED
+    code = "key_revoked"
+
+
+class DirectoryBehindError(ComityError):
+    """An envelope addressed under a directory version this node does not trust yet."""
+
+    kind = ErrorKind.UNAVAILABLE
+    code = "directory_behind"
+
+
 class ReplayError(ComityError):
     """A message id seen before with different content."""
 

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Federation membership behind one small interface.
+"""Federation membership as services see it, and the member card an agency hands out.
 
-For now membership is a static TOML file that every node loads (a later version replaces it
-with a threshold-signed directory behind the same :class:`Directory` protocol). Loading
-validates everything and names the member and field that is wrong.
+Services depend on the small :class:`Directory` protocol; the threshold-signed federation
+directory (node.federation) implements it. A member card (``member.toml``, written by
+``comity node init``) carries an agency's public keys and certificate to the secretariat,
+which adds it to the directory; reading one validates everything and names the field that is
+wrong.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import tomli_w
 
 from node.crypto.keys import AgencyKeys, decode_public_key, encode_public_key, key_id
 from node.errors import ComityError, ConfigError
 from node.ids import AgencyId, KeyId, parse_agency_id
-from node.tls import certificate_agency, certificate_fingerprint
+from node.tls import certificate_agency
+
+if TYPE_CHECKING:
+    from node.federation.document import MemberEntry
 
 ROLES = frozenset(
     {"requesting", "central_authority", "point_of_contact_24_7", "secretariat", "oversight"}
@@ -55,105 +59,48 @@ class Member:
     witness_key: bytes
     """Ed25519 key with which the agency cosigns other logs' checkpoints as a witness."""
     tls_certificate: bytes
+    tls_fingerprint: str
+    """``sha256:`` and the hex SHA-256 of the DER certificate (see node.tls)."""
+    signing_key_order: tuple[KeyId, ...] = ()
+    """Key ids of ``signing_keys``, newest first: the one to sign with is the first held."""
+    encryption_keys: Mapping[KeyId, bytes] = field(default_factory=dict)
+    """Every active encryption key by key id, newest first (``encryption_key`` is the first):
+    during a rotation's overlap, envelopes sealed with either are accepted."""
 
     @property
     def encryption_key_id(self) -> KeyId:
         return key_id(self.encryption_key)
 
-    @property
-    def tls_fingerprint(self) -> str:
-        return certificate_fingerprint(self.tls_certificate)
-
 
 class Directory(Protocol):
-    """What a node needs to know about the federation."""
+    """What a node needs to know about the federation (node.federation implements it)."""
 
     @property
     def version(self) -> int: ...
 
-    def find(self, agency_id: str) -> Member | None: ...
+    @property
+    def expires_ms(self) -> int:
+        """When this version stops being trusted (freeze protection)."""
+        ...
+
+    def find(self, agency_id: str) -> Member | None:
+        """The member as it stands now: only its currently active keys. None when it is not
+        listed or has no active signing or encryption key."""
+        ...
 
     def members(self) -> Sequence[Member]: ...
+
+    def entry(self, agency_id: str) -> MemberEntry | None:
+        """Everything listed for an agency, expired and revoked keys included."""
+        ...
+
+    def superseded_at(self, version: int) -> int | None:
+        """When this node accepted a newer version than ``version`` (None: not superseded)."""
+        ...
 
     def trust_roots(self) -> bytes:
         """PEM certificates of every member: the only TLS peers a node accepts."""
         ...
-
-
-class StaticDirectory:
-    """Membership read from a members file."""
-
-    def __init__(self, *, version: int, members: Sequence[Member]) -> None:
-        self._version = version
-        self._members = {m.agency_id: m for m in members}
-
-    @property
-    def version(self) -> int:
-        return self._version
-
-    def find(self, agency_id: str) -> Member | None:
-        return self._members.get(AgencyId(agency_id))
-
-    def members(self) -> Sequence[Member]:
-        return list(self._members.values())
-
-    def trust_roots(self) -> bytes:
-        return b"".join(m.tls_certificate for m in self._members.values())
-
-    @classmethod
-    def from_file(cls, path: Path) -> StaticDirectory:
-        """Load and check a members file.
-
-        Raises:
-            ConfigError: the file is missing or anything in it is invalid.
-        """
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read members file {path}: {e.strerror}") from e
-        return cls.from_toml(text, source=str(path))
-
-    @classmethod
-    def from_toml(cls, text: str, *, source: str) -> StaticDirectory:
-        """Parse and check members-file text.
-
-        Raises:
-            ConfigError: invalid TOML, unknown keys, bad values or duplicates.
-        """
-        try:
-            document = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{source}: not valid TOML: {e}") from e
-        unknown = set(document) - {"version", "member"}
-        if unknown:
-            raise ConfigError(f"{source}: unknown top-level key(s) {sorted(unknown)}")
-        version = document.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ConfigError(f"{source}: version must be a positive integer")
-        entries = document.get("member", [])
-        if not isinstance(entries, list) or not entries:
-            raise ConfigError(f"{source}: at least one [[member]] is required")
-        members = [_member(entry, f"{source}: member {i + 1}") for i, entry in enumerate(entries)]
-        _refuse_duplicates(members, source)
-        return cls(version=version, members=members)
-
-
-def _refuse_duplicates(members: Sequence[Member], source: str) -> None:
-    agencies: set[str] = set()
-    keys: set[str] = set()
-    for member in members:
-        if member.agency_id in agencies:
-            raise ConfigError(f"{source}: agency {member.agency_id} is listed twice")
-        agencies.add(member.agency_id)
-        for kid in (
-            *member.signing_keys,
-            member.encryption_key_id,
-            key_id(member.checkpoint_key),
-            key_id(member.witness_key),
-        ):
-            if kid in keys:
-                raise ConfigError(f"{source}: key {kid} of {member.agency_id} is used twice")
-            keys.add(kid)
 
 
 def _text(entry: Mapping[str, Any], key: str, where: str) -> str:
@@ -163,7 +110,38 @@ def _text(entry: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _member(entry: object, where: str) -> Member:
+@dataclass(frozen=True, kw_only=True)
+class MemberCard:
+    """An agency's public card: what the secretariat needs to list it."""
+
+    agency_id: AgencyId
+    country: str
+    roles: frozenset[str]
+    endpoint: str
+    signing_key: bytes
+    encryption_key: bytes
+    checkpoint_key: bytes
+    witness_key: bytes
+    tls_certificate: bytes
+
+
+def read_member_card(text: str, *, source: str = "member card") -> MemberCard:
+    """Parse and check a member card.
+
+    Raises:
+        ConfigError: invalid TOML, unknown keys or bad values, naming the field.
+    """
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from e
+    entries = document.get("member")
+    if set(document) != {"member"} or not isinstance(entries, list) or len(entries) != 1:
+        raise ConfigError(f"{source}: a member card holds exactly one [[member]] table")
+    return _card(entries[0], source)
+
+
+def _card(entry: object, where: str) -> MemberCard:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a table")
     unknown = set(entry) - _MEMBER_KEYS
@@ -180,7 +158,6 @@ def _member(entry: object, where: str) -> Member:
     endpoint = _text(entry, "endpoint", where)
     if not _ENDPOINT.fullmatch(endpoint):
         raise ConfigError(f"{where}: endpoint must be host:port")
-    signing = _key(entry, "signing_key", where)
     certificate = _text(entry, "tls_certificate", where).encode()
     try:
         issued_to = certificate_agency(certificate)
@@ -188,12 +165,12 @@ def _member(entry: object, where: str) -> Member:
         raise ConfigError(f"{where}: tls_certificate: {e.message}") from e
     if issued_to != agency:
         raise ConfigError(f"{where}: tls_certificate is not issued to {agency}")
-    return Member(
+    return MemberCard(
         agency_id=agency,
         country=country,
         roles=_roles(entry.get("roles"), where),
         endpoint=endpoint,
-        signing_keys={key_id(signing): signing},
+        signing_key=_key(entry, "signing_key", where),
         encryption_key=_key(entry, "encryption_key", where),
         checkpoint_key=_key(entry, "checkpoint_key", where),
         witness_key=_key(entry, "witness_key", where),
@@ -239,22 +216,5 @@ def member_card(
         "tls_certificate": tls_certificate.decode("ascii"),
     }
     text = tomli_w.dumps({"member": [entry]}, multiline_strings=True)
-    _member(tomllib.loads(text)["member"][0], "member card")
-    return text
-
-
-def build_members_file(cards: Sequence[str], *, version: int = 1) -> str:
-    """Merge member cards into one members file, checked as a whole.
-
-    Raises:
-        ConfigError: a card is invalid, or agencies or keys repeat.
-    """
-    entries: list[Any] = []
-    for index, card in enumerate(cards, start=1):
-        try:
-            entries.extend(tomllib.loads(card).get("member", []))
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"member card {index} is not valid TOML: {e}") from e
-    text = tomli_w.dumps({"version": version, "member": entries}, multiline_strings=True)
-    StaticDirectory.from_toml(text, source="members file")
+    read_member_card(text)
     return text

@@ -17,9 +17,11 @@ from sqlalchemy import Engine
 from node.config import NodeConfig
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ConfigError
-from node.members import StaticDirectory
+from node.federation.trusted import FederationDirectory
 from node.services.audit import AuditService
 from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
+from node.services.directory_sync import DirectorySync
+from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
 from node.services.witness import WitnessService
 from node.storage.database import Database
@@ -27,6 +29,8 @@ from node.storage.engine import create_engine, redact_url, upgrade
 from node.telemetry import TRACER_NAME, make_tracer_provider
 from node.timeutil import now_ms
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
+from node.transport.directory_servicer import DirectoryServicer
+from node.transport.evidence_servicer import EvidenceServicer
 from node.transport.federation_servicer import FederationServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
@@ -48,8 +52,12 @@ class RunningNode:
     peers: PeerClient
     tracer_provider: TracerProvider
     audit: AuditService
-    directory: StaticDirectory
+    directory: FederationDirectory
+    directory_sync: DirectorySync
+    evidence: EvidenceService
+    _uploading: asyncio.Task[None] | None = None
     _witnessing: asyncio.Task[None] | None = None
+    _syncing: asyncio.Task[None] | None = None
 
     async def collect_cosignatures(self) -> int:
         """Ask every other member's witness to cosign this node's newest checkpoint."""
@@ -74,6 +82,13 @@ class RunningNode:
 
         self._witnessing = asyncio.create_task(loop(), name="comity-witnessing")
 
+    def start_directory_sync(self) -> None:
+        """Ask the secretariat for newer directories every ``directory_sync_interval_s``."""
+        self._syncing = asyncio.create_task(
+            self.directory_sync.run(self.config.directory_sync_interval_s),
+            name="comity-directory-sync",
+        )
+
     @property
     def engine(self) -> Engine:
         return self.database.engine
@@ -85,9 +100,11 @@ class RunningNode:
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, finish in-flight calls, close the database."""
         _LOG.info("stopping (grace %.1fs)", self.config.grace_period_s)
-        if self._witnessing is not None:
-            self._witnessing.cancel()
-            await asyncio.gather(self._witnessing, return_exceptions=True)
+        for task in (self._witnessing, self._syncing, self._uploading):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await self.directory_sync.close()
         await self.servers.stop(self.config.grace_period_s)
         await self.delivery.stop(self.config.grace_period_s)
         await self.peers.close()
@@ -108,10 +125,12 @@ async def start_node(
         StorageUnavailableError: the database cannot be reached.
     """
     keys = AgencyKeys.load(config.keys_dir)
-    directory = StaticDirectory.from_file(config.members_file)
-    _check_listed(config, directory, keys)
     database = Database(create_engine(config.database_url))
     await database.run(lambda: upgrade(database.engine))
+    directory = await FederationDirectory.open(
+        database=database, bootstrap=config.directory_file, clock=now_ms
+    )
+    _check_listed(config, directory, keys)
     provider = tracer_provider or make_tracer_provider(
         agency_id=config.agency_id,
         exporter=config.telemetry_exporter,
@@ -121,6 +140,8 @@ async def start_node(
     peers = PeerClient(
         certificate=certificate, private_key=private_key, timeout_s=config.delivery_timeout_s
     )
+    sync = DirectorySync(directory=directory, source=peers, agency_id=config.agency_id)
+    peers.on_directory_version = sync.announce
     tracer = provider.get_tracer(TRACER_NAME)
     delivery = DeliveryWorker(
         settings=_delivery_settings(config),
@@ -138,18 +159,31 @@ async def start_node(
             file_wait_s=config.file_wait_s,
             outbox_capacity=config.outbox_capacity,
             alert_after_ms=int(config.alert_after_s * 1000),
+            directory_grace_ms=int(config.directory_grace_s * 1000),
         ),
         keys=keys,
         directory=directory,
         database=database,
         delivery=delivery,
         tracer=tracer,
+        catch_up=sync,
+    )
+    directory.on_change(lambda _document: _reload_keys(config, exchange))
+    evidence = EvidenceService(
+        database=database,
+        messages=exchange,
+        transport=peers,
+        directory=directory,
+        keys=exchange.current_keys,
+        clock=now_ms,
     )
     audit = AuditService(
         database=database, key=keys.checkpoint, agency_id=config.agency_id, clock=now_ms
     )
     servers = build_servers(
-        federation=FederationServicer(exchange=exchange, tracer=tracer),
+        federation=FederationServicer(
+            exchange=exchange, tracer=tracer, directory_version=lambda: directory.version
+        ),
         audit=AuditServicer(audit=audit),
         witness=WitnessServicer(
             witness=WitnessService(
@@ -160,16 +194,22 @@ async def start_node(
                 clock=now_ms,
             )
         ),
-        local=LocalServicer(exchange=exchange),
+        directory=DirectoryServicer(directory=directory),
+        evidence=EvidenceServicer(evidence=evidence),
+        local=LocalServicer(exchange=exchange, directory=directory, evidence=evidence),
         listen=config.listen,
         local_socket=config.local_socket,
         tls=TlsIdentity(
-            certificate=certificate, private_key=private_key, trust_roots=directory.trust_roots()
+            certificate=certificate, private_key=private_key, trust_roots=directory.trust_roots
         ),
         max_concurrent_rpcs=config.max_concurrent_rpcs,
+        share_port=config.share_port,
     )
     await servers.start()
     delivery.start()
+    uploading = asyncio.create_task(
+        evidence.run(config.poll_interval_s * 5), name="comity-evidence-upload"
+    )
     _LOG.info(
         "node %s serving federation on port %d, local socket %s, database %s",
         config.agency_id,
@@ -187,6 +227,9 @@ async def start_node(
         tracer_provider=provider,
         audit=audit,
         directory=directory,
+        directory_sync=sync,
+        evidence=evidence,
+        _uploading=uploading,
     )
 
 
@@ -202,22 +245,32 @@ def _delivery_settings(config: NodeConfig) -> DeliverySettings:
     )
 
 
-def _check_listed(config: NodeConfig, directory: StaticDirectory, keys: AgencyKeys) -> None:
+def _check_listed(config: NodeConfig, directory: FederationDirectory, keys: AgencyKeys) -> None:
+    where = f"directory version {directory.version}"
     member = directory.find(config.agency_id)
     if member is None:
         raise ConfigError(
-            f"{config.members_file}: this node's agency {config.agency_id} is not listed"
+            f"{where} does not list {config.agency_id} with active keys; ask the secretariat "
+            "to add this node's member card"
         )
-    if keys.signing_key_id not in member.signing_keys:
+    if not set(member.signing_keys) & set(keys.signing_keys()):
         raise ConfigError(
-            f"{config.members_file}: the signing key in {config.keys_dir} is not "
-            f"the one listed for {config.agency_id}"
+            f"{where}: none of the signing keys in {config.keys_dir} is listed as active "
+            f"for {config.agency_id}"
         )
-    if keys.encryption_key_id != member.encryption_key_id:
+    if not set(member.encryption_keys) & set(keys.encryption_keys()):
         raise ConfigError(
-            f"{config.members_file}: the encryption key in {config.keys_dir} is "
-            f"not the one listed for {config.agency_id}"
+            f"{where}: none of the encryption keys in {config.keys_dir} is listed as active "
+            f"for {config.agency_id}"
         )
+
+
+def _reload_keys(config: NodeConfig, exchange: ExchangeService) -> None:
+    """A new directory may list a signing key made by ``comity node rotate-key`` since start."""
+    try:
+        exchange.use_keys(AgencyKeys.load(config.keys_dir))
+    except ConfigError as e:
+        _LOG.warning("keeping the keys loaded earlier: %s", e.message)
 
 
 def _read_tls(config: NodeConfig) -> tuple[bytes, bytes]:
@@ -235,6 +288,7 @@ async def serve_until_signalled(config: NodeConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     node = await start_node(config)
     node.start_witnessing()
+    node.start_directory_sync()
     try:
         await stop.wait()
     finally:

@@ -28,7 +28,25 @@ LEAF_VERSION = 1
 COMMITMENTS_PER_LEAF = 8
 SALT_BYTES = 16
 MAX_LEAF_BYTES = 64 * 1024
-EVENTS = frozenset({"request.sent", "request.received", "receipt.sent", "receipt.received"})
+MESSAGE_KINDS = (
+    "review",
+    "clarification-request",
+    "clarification-answer",
+    "decision",
+    "preservation-confirmation",
+    "extension-request",
+    "extension",
+    "execution",
+    "evidence",
+    "withdrawal",
+    "closure",
+)
+"""The lifecycle messages after a request (node.model.lifecycle); each is logged as
+``<kind>.sent`` by its sender and ``<kind>.received`` by its recipient."""
+EVENTS = frozenset(
+    {"request.sent", "request.received", "receipt.sent", "receipt.received"}
+    | {f"{kind}.{end}" for kind in MESSAGE_KINDS for end in ("sent", "received")}
+)
 
 
 class LeafError(ComityError):

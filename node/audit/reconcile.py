@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from node.audit.leaf import Leaf
+from node.audit.leaf import MESSAGE_KINDS, Leaf
 
 # (event at one end, event that must exist at the other end, which end logs the other)
 _COUNTERPARTS = (
@@ -20,6 +20,8 @@ _COUNTERPARTS = (
     ("request.received", "request.sent", "from"),
     ("receipt.sent", "receipt.received", "from"),
     ("receipt.received", "receipt.sent", "to"),
+    *((f"{kind}.sent", f"{kind}.received", "to") for kind in MESSAGE_KINDS),
+    *((f"{kind}.received", f"{kind}.sent", "from") for kind in MESSAGE_KINDS),
 )
 
 
@@ -40,29 +42,32 @@ def reconcile(logs: Mapping[str, Iterable[Leaf]]) -> list[Finding]:
     Only pairs where both agencies' logs are present are judged.
     """
     ordered = {agency: list(leaves) for agency, leaves in logs.items()}
-    index: dict[tuple[str, str, str], Leaf] = {}
+    # Several messages of one kind can pass in one exchange: count them at both ends.
+    index: dict[tuple[str, str, str], list[Leaf]] = {}
     for agency, leaves in ordered.items():
         for leaf in leaves:
-            index[(agency, leaf.public.exchange_id, leaf.public.event)] = leaf
+            index.setdefault((agency, leaf.public.exchange_id, leaf.public.event), []).append(leaf)
     findings: list[Finding] = []
-    for (agency, exchange_id, event), leaf in sorted(index.items()):
+    for (agency, exchange_id, event), group in sorted(index.items()):
+        leaf = group[0]
         for mine, theirs, end in _COUNTERPARTS:
             if event != mine:
                 continue
             other = leaf.public.recipient if end == "to" else leaf.public.sender
             if other not in logs:
                 continue
-            counterpart = index.get((other, exchange_id, theirs))
-            if counterpart is None:
+            counterparts = index.get((other, exchange_id, theirs), [])
+            if len(counterparts) < len(group):
                 findings.append(
                     Finding(
                         "hidden",
                         exchange_id,
                         other,
-                        f"{agency} logged {event}; {other} has no {theirs}",
+                        f"{agency} logged {event} {len(group)} time(s); {other} logged "
+                        f"{theirs} {len(counterparts)} time(s)",
                     )
                 )
-            elif _public(counterpart) != _public(leaf):
+            elif any(_public(c) != _public(leaf) for c in counterparts):
                 findings.append(
                     Finding(
                         "mismatch",

@@ -13,8 +13,11 @@ from __future__ import annotations
 import csv
 import html
 import io
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from node.audit.leaf import Leaf
@@ -22,18 +25,40 @@ from node.audit.leaf import Leaf
 SUPPRESS_BELOW = 5
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """A legal basis's deadline as the report applies it (from the legal-basis profiles)."""
+
+    hours: int
+    until: str
+    """``decision`` or ``execution``."""
+
+
 def build_report(
-    logs: Mapping[str, Iterable[Leaf]], *, suppress_below: int = SUPPRESS_BELOW
+    logs: Mapping[str, Iterable[Leaf]],
+    *,
+    suppress_below: int = SUPPRESS_BELOW,
+    deadlines: Mapping[str, Deadline] | None = None,
+    now_ms: int | None = None,
 ) -> dict[str, Any]:
+    """Statistics over the logs' public fields. With ``deadlines`` (by legal basis) and
+    ``now_ms``, also times to decision and deadline breaches, to the hour (leaves carry only
+    the hour)."""
+    listed = {agency: list(leaves) for agency, leaves in logs.items()}
+    timing = _timing(listed, deadlines or {}, now_ms, suppress_below)
     exchanges: dict[str, tuple[str, str, str, str]] = {}
     events: Counter[str] = Counter()
-    for leaves in logs.values():
+    # A decision is logged at both ends: count each (exchange, ground) once.
+    grounds: set[tuple[str, str]] = set()
+    for leaves in listed.values():
         for leaf in leaves:
             p = leaf.public
             exchanges.setdefault(
                 p.exchange_id, (p.request_type, p.legal_basis, p.sender, p.recipient)
             )
             events[p.event] += 1
+            if p.event.startswith("decision.") and p.refusal_ground:
+                grounds.update((p.exchange_id, g) for g in p.refusal_ground.split(","))
     by = {
         "request_type": Counter(t for t, _, _, _ in exchanges.values()),
         "legal_basis": Counter(b for _, b, _, _ in exchanges.values()),
@@ -47,14 +72,82 @@ def build_report(
         }
 
     return {
-        "logs": sorted(logs),
+        "logs": sorted(listed),
         "suppressed_below": suppress_below,
         "exchanges": _shown_total(len(exchanges), suppress_below),
         "by_request_type": shown(by["request_type"]),
         "by_legal_basis": shown(by["legal_basis"]),
         "by_pair": shown(by["pair"]),
+        "refusals_by_ground": shown(Counter(ground for _, ground in grounds)),
+        **timing,
         "events": shown(events),
     }
+
+
+def _hour(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%HZ").replace(tzinfo=UTC)
+
+
+def _first_hours(logs: Mapping[str, list[Leaf]]) -> dict[str, dict[str, datetime]]:
+    """For each exchange, the first hour at which each step was logged at either end."""
+    steps = {
+        "request.received": "received",
+        "decision.sent": "decision",
+        "decision.received": "decision",
+        "execution.sent": "execution",
+        "execution.received": "execution",
+    }
+    found: dict[str, dict[str, datetime]] = {}
+    for leaves in logs.values():
+        for leaf in leaves:
+            step = steps.get(leaf.public.event)
+            if step is None:
+                continue
+            hours = found.setdefault(leaf.public.exchange_id, {})
+            hour = _hour(leaf.public.hour)
+            hours[step] = min(hours.get(step, hour), hour)
+    return found
+
+
+def _timing(
+    logs: Mapping[str, list[Leaf]],
+    deadlines: Mapping[str, Deadline],
+    now_ms: int | None,
+    suppress_below: int,
+) -> dict[str, Any]:
+    kinds = {
+        leaf.public.exchange_id: (leaf.public.request_type, leaf.public.legal_basis)
+        for leaves in logs.values()
+        for leaf in leaves
+    }
+    waits: dict[str, list[float]] = {}
+    breaches: Counter[str] = Counter()
+    now = datetime.fromtimestamp(now_ms / 1000, tz=UTC) if now_ms is not None else None
+    for exchange_id, hours in _first_hours(logs).items():
+        received = hours.get("received")
+        if received is None:
+            continue
+        request_type, basis = kinds[exchange_id]
+        if "decision" in hours:
+            waits.setdefault(request_type, []).append(
+                (hours["decision"] - received).total_seconds() / 3600
+            )
+        deadline = deadlines.get(basis)
+        if deadline is None or now is None:
+            continue
+        reached = hours.get(deadline.until) or now
+        if (reached - received).total_seconds() / 3600 > deadline.hours:
+            breaches[basis] += 1
+    median = {
+        t: round(statistics.median(w), 1)
+        if len(w) >= suppress_below
+        else f"<{suppress_below} decided"
+        for t, w in sorted(waits.items())
+    }
+    shown = {
+        b: n if n >= suppress_below else f"<{suppress_below}" for b, n in sorted(breaches.items())
+    }
+    return {"median_hours_to_decision_by_type": median, "deadline_breaches_by_legal_basis": shown}
 
 
 def _shown_total(value: int, suppress_below: int) -> int | str:
@@ -65,6 +158,9 @@ _SECTIONS = (
     ("by_request_type", "Exchanges by request type"),
     ("by_legal_basis", "Exchanges by legal basis"),
     ("by_pair", "Exchanges by requesting and requested agency"),
+    ("refusals_by_ground", "Refusals by ground"),
+    ("median_hours_to_decision_by_type", "Median hours from receipt to decision, by type"),
+    ("deadline_breaches_by_legal_basis", "Deadline breaches by legal basis"),
     ("events", "Logged events"),
 )
 
@@ -105,13 +201,14 @@ def report_html(report: Mapping[str, Any], *, title: str = "Comity transparency 
     return "\n".join(parts) + "\n"
 
 
-def _table_with_bars(counts: Mapping[str, int | str]) -> str:
+def _table_with_bars(counts: Mapping[str, float | str]) -> str:
     if not counts:
         return "<p>None.</p>"
-    largest = max((c for c in counts.values() if isinstance(c, int)), default=1)
+    numbers = [c for c in counts.values() if isinstance(c, int | float)]
+    largest = max(numbers, default=1) or 1
     rows = []
     for key, count in counts.items():
-        width = int(240 * count / largest) if isinstance(count, int) else 0
+        width = int(240 * count / largest) if isinstance(count, int | float) else 0
         bar = (
             f'<svg width="240" height="12" role="img" aria-label="{html.escape(str(count))}">'
             f'<rect width="{width}" height="12"/></svg>'

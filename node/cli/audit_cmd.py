@@ -20,15 +20,18 @@ from rich.progress import Progress
 
 from node.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, verify_cosignatures
 from node.audit.reconcile import Finding, reconcile
-from node.audit.report import build_report, report_csv, report_html
+from node.audit.report import Deadline, build_report, report_csv, report_html
 from node.audit.verify import AuditError, AuditResult, open_checkpoint, verify_log
 from node.cli import output
 from node.config import NodeConfig, load_config
 from node.errors import ConfigError, UnknownAgencyError
+from node.federation.trusted import current_members, read_trusted
+from node.forms.profiles import profiles
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
-from node.members import Member, StaticDirectory
+from node.members import Member
 from node.services.audit import MAX_LEAVES_PER_CALL, log_origin
 from node.services.witness import witness_name
+from node.timeutil import now_ms
 from node.transport.peer_client import PeerClient
 from node.transport.status import error_from_rpc
 
@@ -51,8 +54,7 @@ def reconcile_logs(args: argparse.Namespace, console: Console) -> int:
     """Verify every named log (default: every member's), then match both ends of each
     exchange across them. Exit status 1 when anything does not reconcile."""
     config = load_config(args.config)
-    directory = StaticDirectory.from_file(config.members_file)
-    agencies = args.agencies or [m.agency_id for m in directory.members()]
+    agencies = args.agencies or [m.agency_id for m in _members(config)]
     results = {
         agency: _verify_one(
             config, _member(config, agency), console, quiet=args.json, quorum=args.quorum
@@ -80,13 +82,14 @@ def report(args: argparse.Namespace, console: Console) -> int:
     if args.suppress_below < 1:
         raise ConfigError("--suppress-below must be at least 1")
     config = load_config(args.config)
-    directory = StaticDirectory.from_file(config.members_file)
-    agencies = args.agencies or [m.agency_id for m in directory.members()]
+    agencies = args.agencies or [m.agency_id for m in _members(config)]
     logs = {
         agency: _verify_one(config, _member(config, agency), console, quiet=True).leaves
         for agency in agencies
     }
-    built = build_report(logs, suppress_below=args.suppress_below)
+    built = build_report(
+        logs, suppress_below=args.suppress_below, deadlines=_deadlines(), now_ms=now_ms()
+    )
     rendered = {
         "json": lambda: json.dumps(built, indent=2, ensure_ascii=False) + "\n",
         "csv": lambda: report_csv(built),
@@ -100,10 +103,28 @@ def report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _deadlines() -> dict[str, Deadline]:
+    """Each legal basis's deadline, from the legal-basis profiles."""
+    return {
+        p.code: Deadline(hours=p.deadline.hours, until=p.deadline.until)
+        for p in profiles()
+        if p.deadline is not None
+    }
+
+
+def _members(config: NodeConfig) -> list[Member]:
+    """The members of the directory the auditor's node trusts, as they stand now."""
+    now = now_ms()
+    document = read_trusted(
+        database_url=config.database_url, bootstrap=config.directory_file, now_ms=now
+    )
+    return current_members(document, now_ms=now)
+
+
 def _member(config: NodeConfig, agency: str) -> Member:
-    member = StaticDirectory.from_file(config.members_file).find(agency)
+    member = next((m for m in _members(config) if m.agency_id == agency), None)
     if member is None:
-        raise UnknownAgencyError(f"{agency} is not a federation member")
+        raise UnknownAgencyError(f"{agency} is not a federation member with active keys")
     return member
 
 
@@ -120,7 +141,7 @@ def _verify_one(
     )
     witnesses = {
         witness_name(m.agency_id): m.witness_key
-        for m in StaticDirectory.from_file(config.members_file).members()
+        for m in _members(config)
         if m.agency_id != member.agency_id
     }
     try:

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``comity demo``: three agencies, one preservation request, told step by step.
+"""``comity demo``: three agencies and the treaty secretariat, one case, told step by step.
 
-Everything runs for real: three ``comity node serve`` processes on loopback, each with its
-own keys, certificate and SQLite database in a temporary directory, and the request filed
-with the same CLI commands an investigator would type.
+Everything runs for real: four ``comity node serve`` processes on loopback, each with its own
+keys, certificate and SQLite database in a temporary directory, set up through the
+secretariat's key ceremony, and every request, decision and piece of evidence moved with the
+same CLI commands investigators and reviewers would type.
 """
 
 from __future__ import annotations
@@ -16,20 +17,23 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomli_w
 from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from node.cli.demo_case import run_case
+from node.cli.demo_tools import cli, expect_state, file_request, step
 from node.cli.processes import comity_command, free_port, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node
 from node.errors import ComityError, ConfigError
-from node.forms.registry import schemas_dir
-from node.members import build_members_file
 
 WITNESS_WAIT_S = 3.0
+DIRECTORY_WAIT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,10 @@ def run(console: Console, *, keep: bool = False) -> int:
     try:
         configs = _set_up(console, workdir)
         processes = _start(console, configs, workdir)
-        _walk_through(console, configs)
+        preservation = _walk_through(console, configs)
+        unit, authority = configs["ee-cyber-unit"], configs["pt-central-authority"]
+        run_case(console, workdir, unit, authority, preservation)
+        _rotate(console, workdir, configs)
         _audit(console, configs)
         return _shut_down(console, processes)
     except ComityError as e:
@@ -71,13 +78,8 @@ def run(console: Console, *, keep: bool = False) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _step(console: Console, title: str, text: str) -> None:
-    console.print(Rule(f"[bold]{title}[/bold]"))
-    console.print(text)
-
-
 def _set_up(console: Console, workdir: Path) -> dict[str, NodeConfig]:
-    _step(
+    step(
         console,
         "1. Three agencies and the treaty secretariat set up their nodes",
         "Each agency creates its own signing key (Ed25519), encryption key (X25519) and TLS "
@@ -95,28 +97,139 @@ def _set_up(console: Console, workdir: Path) -> dict[str, NodeConfig]:
             listen=listen,
         )
         console.print(f"  comity node init --agency-id {agency.agency_id} --listen {listen}")
-    _step(
-        console,
-        "2. They exchange member cards",
-        "Each node's public card (endpoint, public keys, certificate) goes into one members "
-        "file that every node loads. Nodes accept mutual-TLS connections only from the "
-        "certificates listed there.",
-    )
-    cards = [(workdir / a.agency_id / "member.toml").read_text() for a in AGENCIES]
-    members = build_members_file(cards, version=1)
-    for agency in AGENCIES:
-        configs[agency.agency_id].members_file.write_text(members)
-        # Witnesses cosign every second here (a minute by default), so the audit below
-        # can require a quorum of them.
-        with configs[agency.agency_id].config_path.open("a", encoding="utf-8") as config:
-            config.write("\n[audit]\ncosign_interval_s = 1.0\n")
+    for config in configs.values():
+        _tune(config)
+    _ceremony(console, workdir, configs)
     return configs
+
+
+def _tune(config: NodeConfig) -> None:
+    """Witnesses cosign and nodes look for a new directory every second here (a minute and
+    five minutes by default), so the demo need not wait."""
+    document = tomllib.loads(config.config_path.read_text(encoding="utf-8"))
+    document["federation"]["directory_sync_interval_s"] = 1.0
+    document["audit"] = {"cosign_interval_s": 1.0}
+    config.config_path.write_text(tomli_w.dumps(document), encoding="utf-8")
+
+
+def _ceremony(console: Console, workdir: Path, configs: dict[str, NodeConfig]) -> None:
+    step(
+        console,
+        "2. The secretariat's key ceremony: a signed federation directory",
+        "Three root key holders each make a root key offline; any two of them must sign a "
+        "directory version before a node believes it. The directory lists every member's "
+        "endpoint, TLS certificate and public keys, read from the member cards the agencies "
+        "handed in.",
+    )
+    ceremony = workdir / "ceremony"
+    ceremony.mkdir()
+    for index in range(3):
+        _offline(console, ceremony, "keygen", "--out", f"root-{index}.key")
+    roots = [arg for i in range(3) for arg in ("--root-key", f"root-{i}.key.pub")]
+    _offline(console, ceremony, "init", "directory.json", *roots, "--threshold", "2")
+    cards = [str(workdir / a.agency_id / "member.toml") for a in AGENCIES]
+    _offline(console, ceremony, "add-member", "directory.json", *cards)
+    _sign_by_two(console, ceremony)
+    _offline(console, ceremony, "verify", "directory.json")
+    _offline(console, ceremony, "show", "directory.json")
+    for config in configs.values():
+        shutil.copyfile(ceremony / "directory.json", config.directory_file)
+    console.print("  Every node gets directory.json beside its configuration.")
+
+
+def _sign_by_two(console: Console, ceremony: Path) -> None:
+    """Two holders sign copies separately, offline; the copies are merged."""
+    for index in (0, 1):
+        _offline(
+            console,
+            ceremony,
+            "sign",
+            "directory.json",
+            "--key",
+            f"root-{index}.key",
+            "--out",
+            f"signed-{index}.json",
+        )
+    _offline(
+        console, ceremony, "merge", "signed-0.json", "signed-1.json", "--out", "directory.json"
+    )
+
+
+def _offline(console: Console, ceremony: Path, *args: str) -> str:
+    """``comity federation ARGS`` run in the ceremony's folder, away from any node."""
+    console.print(f"[dim]$ comity federation {' '.join(args)}   # offline[/dim]")
+    result = subprocess.run(
+        comity_command("federation", *args),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=ceremony,
+    )
+    console.print(result.stdout.rstrip(), markup=False, highlight=False)
+    if result.returncode != 0:
+        raise ConfigError(f"`comity federation {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _rotate(console: Console, workdir: Path, configs: dict[str, NodeConfig]) -> None:
+    unit = configs["ee-cyber-unit"]
+    step(
+        console,
+        "12. The cybercrime unit rotates its signing key without downtime",
+        "The unit makes a new signing key; the secretariat lists it in directory version 2, "
+        "with the old key valid 24 more hours so messages signed just before the switch "
+        "still verify. Two root holders sign, the secretariat's node gets it, and every "
+        "node fetches it from there.",
+    )
+    rotated = json.loads(cli(console, unit, "node", "rotate-key", "--json"))
+    ceremony = workdir / "ceremony"
+    shutil.copyfile(ceremony / "directory.json", ceremony / "version-1.json")
+    _offline(
+        console,
+        ceremony,
+        "rotate-key",
+        "directory.json",
+        unit.agency_id,
+        "--purpose",
+        "signing",
+        "--public-key",
+        rotated["public_key"],
+    )
+    _sign_by_two(console, ceremony)
+    _offline(console, ceremony, "verify", "directory.json", "--trusted", "version-1.json")
+    secretariat = configs["coe-secretariat"]
+    cli(console, secretariat, "federation", "publish", str(ceremony / "directory.json"))
+    _wait_for_directory(configs, version=2)
+    console.print("  Every node trusts directory version 2 now:")
+    cli(console, configs["pt-central-authority"], "node", "status")
+    authority = configs["pt-central-authority"]
+    request_id = file_request(console, unit, authority)
+    cli(console, authority, "request", "show", request_id)
+    detail = expect_state(authority, request_id, "registered")
+    if detail["signed_by"] != [rotated["key_id"]]:
+        raise ConfigError("the request after the rotation was not signed with the new key")
+    console.print(f"  Portugal registered it, signed with the new key {rotated['key_id']}.")
+
+
+def _wait_for_directory(configs: dict[str, NodeConfig], *, version: int) -> None:
+    deadline = time.monotonic() + DIRECTORY_WAIT_S
+    for config in configs.values():
+        while True:
+            status = json.loads(
+                cli(Console(quiet=True), config, "node", "status", "--json", show=False)
+            )
+            if status["directory_version"] >= version:
+                break
+            if time.monotonic() > deadline:
+                raise ConfigError(f"{config.agency_id} did not fetch directory version {version}")
+            time.sleep(0.2)
 
 
 def _start(
     console: Console, configs: dict[str, NodeConfig], workdir: Path
 ) -> list[subprocess.Popen[bytes]]:
-    _step(console, "3. The nodes start", "Each runs `comity node serve` as its own process.")
+    step(console, "3. The nodes start", "Each runs `comity node serve` as its own process.")
     processes = [
         spawn_node(config, workdir / f"{agency_id}.log") for agency_id, config in configs.items()
     ]
@@ -126,10 +239,10 @@ def _start(
     return processes
 
 
-def _walk_through(console: Console, configs: dict[str, NodeConfig]) -> None:
+def _walk_through(console: Console, configs: dict[str, NodeConfig]) -> str:
+    """Steps 4-7: the preservation request filed, registered and receipted; its id."""
     unit, authority, other, _ = (configs[a.agency_id] for a in AGENCIES)
-    form = schemas_dir() / "examples" / "preservation.example.json"
-    _step(
+    step(
         console,
         "4. The cybercrime unit files an expedited preservation request",
         "An investigator at ee-cyber-unit asks Portugal to preserve the accounts and posts "
@@ -137,50 +250,38 @@ def _walk_through(console: Console, configs: dict[str, NodeConfig]) -> None:
         "Art. 29. The node checks the form against its schema, canonicalises the indicators, "
         "signs it, seals it to Portugal's key and delivers it over mutual TLS.",
     )
-    _cli(
-        console,
-        unit,
-        "request",
-        "file",
-        "preservation",
-        "--to",
-        authority.agency_id,
-        "--form",
-        str(form),
-    )
-    request_id = json.loads(_cli(console, unit, "request", "list", "--json", show=False))[0][
-        "request_id"
-    ]
-    _step(
+    request_id = file_request(console, unit, authority)
+    step(
         console,
         "5. Portugal's node has registered it",
         "It checked the TLS peer, the signature and the seal before reading a byte of the "
         "form, validated the form again, stored it, and signed a receipt.",
     )
-    _cli(console, authority, "request", "show", request_id, "--form")
-    _expect_state(authority, request_id, "registered")
-    _step(
+    cli(console, authority, "request", "show", request_id, "--form")
+    expect_state(authority, request_id, "registered")
+    step(
         console,
         "6. The unit holds Portugal's signed receipt",
         "The receipt carries the digest of exactly what Portugal received; the unit's node "
         "verified the signature and compared the digest with what it sent.",
     )
-    _cli(console, unit, "request", "show", request_id)
-    detail = _expect_state(unit, request_id, "delivered")
+    cli(console, unit, "request", "show", request_id)
+    detail = expect_state(unit, request_id, "delivered")
     if not detail["receipt_verified"]:
         raise ConfigError("the receipt at the sender is not verified")
-    _step(console, "7. Ireland saw nothing", "The request went only to its addressee.")
-    _cli(console, other, "request", "list")
-    if json.loads(_cli(console, other, "request", "list", "--json", show=False)):
+    step(console, "7. Ireland saw nothing", "The request went only to its addressee.")
+    cli(console, other, "request", "list")
+    if json.loads(cli(console, other, "request", "list", "--json", show=False)):
         raise ConfigError("the third agency unexpectedly holds a request")
+    return request_id
 
 
 def _audit(console: Console, configs: dict[str, NodeConfig]) -> None:
     secretariat = configs["coe-secretariat"]
     parties = [a.agency_id for a in AGENCIES[:3]]
-    _step(
+    step(
         console,
-        "8. The treaty secretariat audits the three logs",
+        "13. The treaty secretariat audits the three logs",
         "Every node logged its side of the exchange in a Merkle log, in the same transaction "
         "as the exchange itself, with public fields only (case details are salted "
         "commitments). The secretariat checks each node's signed checkpoint, recomputes its "
@@ -188,15 +289,15 @@ def _audit(console: Console, configs: dict[str, NodeConfig]) -> None:
         "it, and matches both ends of every exchange, without reading a case.",
     )
     time.sleep(WITNESS_WAIT_S)  # let the witnesses cosign the newest checkpoints
-    _cli(console, secretariat, "audit", "reconcile", "--quorum", "2", *parties)
-    _cli(console, secretariat, "audit", "report", "--format", "csv", *parties)
-    _step(
+    cli(console, secretariat, "audit", "reconcile", "--quorum", "2", *parties)
+    cli(console, secretariat, "audit", "report", "--format", "csv", *parties)
+    step(
         console,
-        "9. Someone alters Portugal's log behind its back",
+        "14. Someone alters Portugal's log behind its back",
         "One leaf is rewritten directly in Portugal's database. The next audit catches it.",
     )
     _rewrite_first_leaf(configs["pt-central-authority"])
-    error = _cli(
+    error = cli(
         console, secretariat, "audit", "verify", "pt-central-authority", expect_failure=True
     )
     if "audit_failed" not in error:
@@ -212,19 +313,10 @@ def _rewrite_first_leaf(config: NodeConfig) -> None:
         )
 
 
-def _expect_state(config: NodeConfig, request_id: str, state: str) -> dict[str, object]:
-    detail: dict[str, object] = json.loads(
-        _cli(Console(quiet=True), config, "request", "show", request_id, "--json", show=False)
-    )
-    if detail["state"] != state:
-        raise ConfigError(f"expected state {state} at {config.agency_id}, got {detail['state']}")
-    return detail
-
-
 def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> int:
-    _step(
+    step(
         console,
-        "10. Shutting down",
+        "15. Shutting down",
         "Each node gets SIGTERM, finishes in-flight work and closes its database.",
     )
     for process in processes:
@@ -236,34 +328,9 @@ def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> in
     console.print(
         "[bold green]Demo complete:[/bold green] request registered at the "
         "receiving authority, signed receipt verified at the sender, logs audited and the "
-        "tampering caught."
+        "tampering caught; a signing key rotated without downtime."
     )
     return 0
-
-
-def _cli(
-    console: Console,
-    config: NodeConfig,
-    *args: str,
-    show: bool = True,
-    expect_failure: bool = False,
-) -> str:
-    """Run ``comity ARGS`` at ``config``'s node; its output, or its error when a failure is
-    what the demo expects."""
-    command = comity_command(*args, "--config", str(config.config_path))
-    if show:
-        console.print(f"[dim]$ comity {' '.join(args)}   # at {config.agency_id}[/dim]")
-    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
-    if show:
-        console.print(result.stdout.rstrip(), markup=False, highlight=False)
-    if expect_failure:
-        if result.returncode == 0:
-            raise ConfigError(f"`comity {' '.join(args)}` should have failed")
-        console.print(result.stderr.rstrip(), markup=False, highlight=False)
-        return result.stderr
-    if result.returncode != 0:
-        raise ConfigError(f"`comity {' '.join(args)}` failed: {result.stderr.strip()}")
-    return result.stdout
 
 
 def _print_logs(console: Console, workdir: Path) -> None:

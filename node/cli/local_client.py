@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -51,12 +52,29 @@ class LocalClient:
         self._channel.close()
 
     def file_request(
-        self, *, request_type: str, recipient: str, form_json: bytes
+        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
     ) -> local_pb2.RequestDetail:
         request = local_pb2.FileRequestRequest(
-            request_type=request_type, recipient=recipient, form_json=form_json
+            request_type=request_type,
+            recipient=recipient,
+            form_json=form_json,
+            strip_identifiers=strip,
         )
         return self._call(self._stub.FileRequest, request)
+
+    def preview_request(
+        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
+    ) -> local_pb2.RequestPreview:
+        request = local_pb2.FileRequestRequest(
+            request_type=request_type,
+            recipient=recipient,
+            form_json=form_json,
+            strip_identifiers=strip,
+        )
+        return self._call(self._stub.PreviewRequest, request)
+
+    def overdue(self) -> local_pb2.ListRequestsResponse:
+        return self._call(self._stub.ListOverdue, local_pb2.ListOverdueRequest())
 
     def list_requests(
         self, *, direction: local_pb2.Direction.ValueType, limit: int
@@ -69,6 +87,43 @@ class LocalClient:
 
     def get_request(self, request_id: str) -> local_pb2.RequestDetail:
         return self._call(self._stub.GetRequest, local_pb2.GetRequestRequest(request_id=request_id))
+
+    def send_message(
+        self, *, request_id: str, kind: str, body_json: bytes
+    ) -> local_pb2.RequestDetail:
+        request = local_pb2.SendMessageRequest(
+            request_id=request_id, kind=kind, body_json=body_json
+        )
+        return self._call(self._stub.SendMessage, request)
+
+    def send_evidence(
+        self, *, request_id: str, files: list[tuple[str, str]], note: str | None
+    ) -> local_pb2.RequestDetail:
+        request = local_pb2.SendEvidenceRequest(
+            request_id=request_id,
+            files=[local_pb2.EvidenceFile(path=p, media_type=m) for p, m in files],
+            note=note or "",
+        )
+        return self._call(self._stub.SendEvidence, request)
+
+    def list_evidence(self, request_id: str) -> local_pb2.EvidenceList:
+        request = local_pb2.GetRequestRequest(request_id=request_id)
+        return self._call(self._stub.ListEvidence, request)
+
+    def fetch_evidence(self, *, request_id: str, evidence_id: str, item: int) -> Iterator[bytes]:
+        """The file's bytes, chunk by chunk, as the node re-verifies them."""
+        request = local_pb2.FetchEvidenceRequest(
+            request_id=request_id, evidence_id=evidence_id, item=item
+        )
+        try:
+            for message in self._stub.FetchEvidence(request, timeout=LOCAL_CALL_TIMEOUT_S):
+                yield message.data
+        except grpc.RpcError as e:
+            raise _error_from(e, self._socket) from e
+
+    def install_directory(self, document: bytes) -> local_pb2.InstallDirectoryResponse:
+        request = local_pb2.InstallDirectoryRequest(document=document)
+        return self._call(self._stub.InstallDirectory, request)
 
     def _call(self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req) -> Resp:
         try:
@@ -94,5 +149,9 @@ def _error_from(error: grpc.RpcError, socket: Path) -> ComityError:
         grpc.StatusCode.NOT_FOUND: ErrorKind.NOT_FOUND,
         grpc.StatusCode.UNAVAILABLE: ErrorKind.UNAVAILABLE,
         grpc.StatusCode.RESOURCE_EXHAUSTED: ErrorKind.OVERLOADED,
+        grpc.StatusCode.PERMISSION_DENIED: ErrorKind.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION: ErrorKind.PRECONDITION,
+        grpc.StatusCode.ALREADY_EXISTS: ErrorKind.CONFLICT,
+        grpc.StatusCode.UNAUTHENTICATED: ErrorKind.UNAUTHENTICATED,
     }.get(code, ErrorKind.INTERNAL)
     return LocalNodeError(details, kind=kind, code=str(trailer or code.name.lower()))

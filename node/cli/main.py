@@ -9,12 +9,23 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from node.cli import audit_cmd, node_cmd, request_cmd
+from node.cli import (
+    audit_cmd,
+    evidence_cmd,
+    federation_cmd,
+    forms_cmd,
+    node_cmd,
+    request_cmd,
+    review_cmd,
+)
+from node.crypto.keys import ROTATABLE
 from node.errors import ComityError
+from node.model.lifecycle import REFUSAL_GROUNDS
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -37,8 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _node_commands(commands.add_parser("node", help="set up and run this agency's node"))
-    _members_commands(commands.add_parser("members", help="the static federation members file"))
-    _request_commands(commands.add_parser("request", help="file and read requests"))
+    _federation_commands(
+        commands.add_parser("federation", help="the signed federation directory (key ceremony)")
+    )
+    _request_commands(commands.add_parser("request", help="file, follow and answer requests"))
+    _review_commands(commands.add_parser("review", help="review and decide inbound requests"))
+    _forms_commands(commands.add_parser("forms", help="request types, fields, legal bases"))
+    _evidence_commands(commands.add_parser("evidence", help="return, follow and fetch evidence"))
     _audit_commands(commands.add_parser("audit", help="verify other nodes' audit logs"))
     demo = commands.add_parser("demo", help="run three agencies' nodes and walk a case through")
     demo.add_argument("--keep", action="store_true", help="keep the demo's directory")
@@ -70,15 +86,89 @@ def _node_commands(parser: argparse.ArgumentParser) -> None:
     _add_config_option(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=request_cmd.node_status)
+    rotate = sub.add_parser("rotate-key", help="make a new key (then ask the secretariat)")
+    rotate.add_argument("--purpose", choices=ROTATABLE, default="signing", help="default signing")
+    _add_config_option(rotate)
+    rotate.add_argument("--json", action="store_true", help="machine-readable output")
+    rotate.set_defaults(handler=node_cmd.rotate_key)
 
 
-def _members_commands(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="members_command", required=True, metavar="COMMAND")
-    build = sub.add_parser("build", help="merge agencies' member cards into a members file")
-    build.add_argument("cards", nargs="+", type=Path, help="member.toml files from `node init`")
-    build.add_argument("--out", type=Path, required=True, help="members file to write")
-    build.add_argument("--version", type=int, default=1, help="membership version (default 1)")
-    build.set_defaults(handler=node_cmd.build_members)
+def _federation_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="federation_command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str, handler: Handler, *, edits: bool = True) -> Any:
+        cmd = sub.add_parser(name, help=help_)
+        if name not in {"keygen", "merge"}:
+            cmd.add_argument("directory", type=Path, help="the directory document (JSON)")
+        if edits:
+            cmd.add_argument(
+                "--valid-days", type=int, help="also move expiry to this many days from now"
+            )
+        cmd.set_defaults(handler=handler)
+        return cmd
+
+    keygen = command("keygen", "make a root key pair (offline)", federation_cmd.keygen, edits=False)
+    keygen.add_argument("--out", type=Path, required=True, help="private key file to create")
+    init = command("init", "draft version 1 with its root keys", federation_cmd.init, edits=False)
+    init.add_argument("--root-key", action="append", required=True, help=".pub file or base64")
+    init.add_argument("--threshold", type=int, required=True, help="root signatures required")
+    init.add_argument("--valid-days", type=int, default=365, help="expiry (default 365 days)")
+    add = command("add-member", "list agencies from their member cards", federation_cmd.add_member)
+    add.add_argument("cards", nargs="+", type=Path, help="member.toml files from `node init`")
+    remove = command("remove-member", "drop an agency", federation_cmd.remove_member)
+    remove.add_argument("agency")
+    endpoint = command(
+        "set-endpoint", "change an agency's endpoint or certificate", federation_cmd.set_endpoint
+    )
+    endpoint.add_argument("agency")
+    endpoint.add_argument("--endpoint", help="host:port peers dial")
+    endpoint.add_argument("--certificate", type=Path, help="PEM certificate of its node")
+    rotate = command(
+        "rotate-key",
+        "add an agency's new key, old one valid for an overlap",
+        federation_cmd.rotate_key,
+    )
+    rotate.add_argument("agency")
+    rotate.add_argument(
+        "--purpose", required=True, choices=("signing", "encryption", "checkpoint", "witness")
+    )
+    rotate.add_argument("--public-key", required=True, help="base64, or a file holding it")
+    rotate.add_argument("--overlap-hours", type=float, default=24.0, help="default 24")
+    revoke = command(
+        "revoke-key", "refuse an agency's key from a time on", federation_cmd.revoke_key
+    )
+    revoke.add_argument("agency")
+    revoke.add_argument("key_id", help="32 hex characters (see `federation show`)")
+    revoke.add_argument("--at", help="YYYY-MM-DDTHH:MM:SSZ (default: now)")
+    roots = command(
+        "set-roots", "replace the root keys (old and new must sign)", federation_cmd.set_roots
+    )
+    roots.add_argument("--root-key", action="append", required=True, help=".pub file or base64")
+    roots.add_argument("--threshold", type=int, required=True)
+    command("renew", "a new version with a later expiry", federation_cmd.renew)
+    sign = command("sign", "add one root key holder's signature", federation_cmd.sign, edits=False)
+    sign.add_argument("--key", type=Path, required=True, help="this holder's root key file")
+    sign.add_argument("--out", type=Path, help="write the signed copy here (default: in place)")
+    merge = command("merge", "merge separately signed copies", federation_cmd.merge, edits=False)
+    merge.add_argument("copies", nargs="+", type=Path, help="signed copies of one draft")
+    merge.add_argument("--out", type=Path, required=True, help="merged document to write")
+    verify = command(
+        "verify",
+        "check it as a node would; list missing signatures",
+        federation_cmd.verify,
+        edits=False,
+    )
+    verify.add_argument("--trusted", type=Path, help="the version nodes trust now")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    show = command("show", "members, keys and signatures", federation_cmd.show, edits=False)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    publish = command(
+        "publish",
+        "hand a signed version to a node (the secretariat's)",
+        federation_cmd.publish,
+        edits=False,
+    )
+    _add_config_option(publish)
 
 
 def _request_commands(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +178,20 @@ def _request_commands(parser: argparse.ArgumentParser) -> None:
     file_.add_argument("--to", required=True, dest="recipient", help="recipient agency id")
     file_.add_argument("--form", required=True, type=Path, help="the form, a JSON file")
     file_.set_defaults(handler=request_cmd.file_request)
+    preview = sub.add_parser("preview", help="show exactly what filing would send; send nothing")
+    preview.add_argument("request_type", help="request type, e.g. preservation")
+    preview.add_argument("--to", required=True, dest="recipient", help="recipient agency id")
+    preview.add_argument("--form", required=True, type=Path, help="the form, a JSON file")
+    preview.set_defaults(handler=request_cmd.preview_request)
+    for command in (file_, preview):
+        command.add_argument(
+            "--strip",
+            dest="strip_identifiers",
+            action="store_true",
+            help="replace identifiers found in free text instead of refusing the request",
+        )
+    overdue = sub.add_parser("overdue", help="requests past their deadline, most overdue first")
+    overdue.set_defaults(handler=request_cmd.overdue)
     list_ = sub.add_parser("list", help="list requests, newest first")
     list_.add_argument("--direction", choices=("outbound", "inbound"))
     list_.add_argument("--limit", type=int, default=50)
@@ -96,9 +200,107 @@ def _request_commands(parser: argparse.ArgumentParser) -> None:
     show.add_argument("request_id")
     show.add_argument("--form", action="store_true", help="also print the form as stored")
     show.set_defaults(handler=request_cmd.show_request)
-    for command in (file_, list_, show):
+    for command in (file_, preview, list_, show, overdue):
         _add_config_option(command)
         command.add_argument("--json", action="store_true", help="machine-readable output")
+    answer = _move(sub, "answer", "answer the requested party's questions", review_cmd.answer)
+    answer.add_argument("--answer", action="append", required=True, help="one per question")
+    withdraw = _move(sub, "withdraw", "withdraw the request", review_cmd.withdraw)
+    withdraw.add_argument("--reason", required=True)
+    extend = _move(
+        sub, "extend", "ask for the preservation to be extended", review_cmd.ask_extension
+    )
+    extend.add_argument("--days", type=int, required=True, help="additional days (1-90)")
+    extend.add_argument("--reason", required=True)
+    close = _move(sub, "close", "close the exchange", review_cmd.close)
+    close.add_argument("--reason")
+
+
+def _move(sub: Any, name: str, help_: str, handler: Handler) -> argparse.ArgumentParser:
+    """A command that sends one lifecycle message on request ID."""
+    command: argparse.ArgumentParser = sub.add_parser(name, help=help_)
+    command.add_argument("request_id")
+    _add_config_option(command)
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _evidence_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="evidence_command", required=True, metavar="COMMAND")
+    send = sub.add_parser("send", help="return files for a request this agency received")
+    send.add_argument("request_id")
+    send.add_argument("files", nargs="+", help="FILE or FILE:MEDIA/TYPE (the node reads them)")
+    send.add_argument("--note", help="what the evidence is (no personal data)")
+    send.set_defaults(handler=evidence_cmd.send)
+    list_ = sub.add_parser("list", help="a request's evidence and each file's progress")
+    list_.add_argument("request_id")
+    list_.set_defaults(handler=evidence_cmd.list_sets)
+    fetch = sub.add_parser("fetch", help="write a received file, verified against its manifest")
+    fetch.add_argument("request_id")
+    fetch.add_argument("evidence_id")
+    fetch.add_argument("item", type=int, help="the file's index in the manifest (see list)")
+    fetch.add_argument("--out", type=Path, required=True, help="file to create")
+    fetch.set_defaults(handler=evidence_cmd.fetch)
+    verify = sub.add_parser("verify", help="re-check every stored file against its manifest")
+    verify.add_argument("request_id")
+    verify.set_defaults(handler=evidence_cmd.verify)
+    for command in (send, list_, fetch, verify):
+        _add_config_option(command)
+    for command in (list_, verify):
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _forms_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="forms_command", required=True, metavar="COMMAND")
+    list_ = sub.add_parser("list", help="every request type and its legal bases")
+    list_.set_defaults(handler=forms_cmd.list_forms)
+    show = sub.add_parser("show", help="a type's fields, profiles and example")
+    show.add_argument("request_type")
+    show.set_defaults(handler=forms_cmd.show_form)
+    for command in (list_, show):
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _review_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="review_command", required=True, metavar="COMMAND")
+    queue = sub.add_parser("queue", help="inbound requests waiting for a reviewer, oldest first")
+    _add_config_option(queue)
+    queue.add_argument("--json", action="store_true", help="machine-readable output")
+    queue.set_defaults(handler=review_cmd.queue)
+    show = sub.add_parser("show", help="one request with its form, receipt and history")
+    show.add_argument("request_id")
+    show.add_argument("--form", action="store_true", help="also print the form as received")
+    _add_config_option(show)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=request_cmd.show_request)
+    start = _move(sub, "start", "tell the requester the review has begun", review_cmd.start)
+    start.add_argument("--note")
+    clarify = _move(sub, "clarify", "ask the requester to clarify", review_cmd.clarify)
+    clarify.add_argument("--question", action="append", required=True, help="repeat for several")
+    decide = _move(sub, "decide", "accept, partially accept or refuse", review_cmd.decide)
+    outcome = decide.add_mutually_exclusive_group(required=True)
+    for flag in ("accept", "partial", "refuse"):
+        outcome.add_argument(f"--{flag}", dest="outcome", action="store_const", const=flag)
+    decide.add_argument(
+        "--ground",
+        action="append",
+        choices=sorted(REFUSAL_GROUNDS),
+        metavar="CODE",
+        help="refusal ground code (repeat for several): "
+        + "; ".join(f"{code}: {text}" for code, text in REFUSAL_GROUNDS.items()),
+    )
+    decide.add_argument("--scope", help="for --partial: what will and will not be done")
+    decide.add_argument("--reason", required=True, help="the reasoning, in words")
+    preserve = _move(sub, "preserve", "confirm the data is preserved", review_cmd.preserve)
+    preserve.add_argument("--until", required=True, help="RFC 3339, e.g. 2027-03-01T00:00:00Z")
+    preserve.add_argument("--note")
+    extend = _move(sub, "extend", "extend the preservation", review_cmd.extend)
+    extend.add_argument("--until", required=True, help="RFC 3339, e.g. 2027-03-31T00:00:00Z")
+    execute = _move(sub, "execute", "report the request executed", review_cmd.execute)
+    execute.add_argument("--summary", required=True)
+    close = _move(sub, "close", "close the exchange", review_cmd.close)
+    close.add_argument("--reason")
 
 
 def _audit_commands(parser: argparse.ArgumentParser) -> None:

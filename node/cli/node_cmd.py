@@ -1,17 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``comity node …`` and ``comity members …``: set up, run, and federate nodes."""
+"""``comity node …``: set up and run this agency's node."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 
 from rich.console import Console
 
+from node.cli import output
 from node.config import init_node, load_config
-from node.errors import ConfigError
-from node.members import build_members_file
+from node.crypto.keys import key_id
+from node.crypto.keys import rotate_key as rotate_key_files
 from node.runtime import serve_until_signalled
 
 
@@ -27,7 +29,10 @@ def init(args: argparse.Namespace, console: Console) -> int:
     )
     console.print(f"Created node [bold]{config.agency_id}[/bold] in {args.dir}")
     console.print(f"  configuration: {config.config_path}")
-    console.print(f"  member card:   {args.dir / 'member.toml'} (give it to the federation)")
+    console.print(
+        f"  member card:   {args.dir / 'member.toml'} (give it to the federation secretariat)"
+    )
+    console.print(f"  then save the signed federation directory as {config.directory_file}")
     console.print(f"  start it with: comity node serve --config {config.config_path}")
     return 0
 
@@ -42,14 +47,22 @@ def serve(args: argparse.Namespace, _console: Console) -> int:
     return 0
 
 
-def build_members(args: argparse.Namespace, console: Console) -> int:
-    cards = []
-    for path in args.cards:
-        try:
-            cards.append(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"cannot read member card {path}: {e.strerror}") from e
-    text = build_members_file(cards, version=args.version)
-    args.out.write_text(text, encoding="utf-8")
-    console.print(f"Wrote {args.out} with {len(cards)} members (version {args.version}).")
+def rotate_key(args: argparse.Namespace, console: Console) -> int:
+    """Make a new signing or encryption key; the node switches to it once the directory lists
+    it, and keeps the old one."""
+    config = load_config(args.config)
+    public = rotate_key_files(config.keys_dir, args.purpose)
+    encoded = base64.b64encode(public).decode("ascii")
+    if args.json:
+        output.print_json(console, {"key_id": key_id(public), "public_key": encoded})
+        return 0
+    console.print(f"New {args.purpose} key {key_id(public)} in {config.keys_dir}: {encoded}")
+    console.print(
+        "The node keeps using the old key until the secretariat publishes a directory "
+        "listing the new one:"
+    )
+    console.print(
+        f"  comity federation rotate-key DIRECTORY {config.agency_id} --purpose {args.purpose} "
+        f"--public-key {encoded}"
+    )
     return 0

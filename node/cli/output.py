@@ -27,6 +27,8 @@ def summary_dict(summary: local_pb2.RequestSummary) -> dict[str, Any]:
         "state": summary.state,
         "created_at": format_ms(summary.created_at_ms),
         "updated_at": format_ms(summary.updated_at_ms),
+        "due_at": format_ms(summary.due_at_ms) if summary.due_at_ms else None,
+        "overdue": summary.overdue,
     }
 
 
@@ -64,7 +66,53 @@ def detail_dict(detail: local_pb2.RequestDetail) -> dict[str, Any]:
     result["receipt"] = receipt_dict(detail.receipt) if detail.HasField("receipt") else None
     result["receipt_verified"] = detail.receipt_verified
     result["last_error"] = detail.last_error or None
+    result["signed_by"] = list(detail.signed_by)
+    result["preserved_until"] = (
+        format_ms(detail.preserved_until_ms) if detail.preserved_until_ms else None
+    )
+    result["history"] = [history_dict(entry) for entry in detail.history]
     return result
+
+
+def history_dict(entry: local_pb2.HistoryEntry) -> dict[str, Any]:
+    return {
+        "kind": entry.kind,
+        "direction": _DIRECTIONS.get(entry.direction, "unknown"),
+        "sequence": entry.sequence,
+        "state": entry.state,
+        "created_at": format_ms(entry.created_at_ms),
+        "body": json.loads(entry.body_json) if entry.body_json else None,
+        "delivery": entry.delivery or None,
+        "note": entry.note or None,
+    }
+
+
+def print_history(console: Console, history: list[dict[str, Any]]) -> None:
+    table = Table("#", "when (UTC)", "message", "direction", "state", "details")
+    for number, entry in enumerate(history, start=1):
+        state = entry["state"] + (f" ({entry['note']})" if entry["note"] else "")
+        if entry["delivery"] and entry["delivery"] != "delivered":
+            state += f", delivery {entry['delivery']}"
+        table.add_row(
+            str(number),
+            entry["created_at"],
+            entry["kind"],
+            entry["direction"],
+            state,
+            _details(entry["kind"], entry["body"] or {}),
+        )
+    console.print(table)
+
+
+def _details(kind: str, body: dict[str, Any]) -> str:
+    if kind == "evidence":
+        names = ", ".join(str(item["name"]) for item in body.get("items", []))
+        return f"{len(body.get('items', []))} file(s): {names}"
+    return "; ".join(
+        f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in body.items()
+        if k != "form_version"
+    )
 
 
 def print_json(console: Console, value: object) -> None:
@@ -89,6 +137,16 @@ def print_list(console: Console, summaries: list[local_pb2.RequestSummary]) -> N
     console.print(table)
 
 
+def print_overdue(console: Console, summaries: list[local_pb2.RequestSummary]) -> None:
+    table = Table("request id", "type", "direction", "peer", "state", "due (UTC)")
+    for s in summaries:
+        d = summary_dict(s)
+        table.add_row(
+            d["request_id"], d["request_type"], d["direction"], d["peer"], d["state"], d["due_at"]
+        )
+    console.print(table)
+
+
 def print_detail(console: Console, detail: local_pb2.RequestDetail) -> None:
     d = detail_dict(detail)
     table = Table(show_header=False, box=None)
@@ -102,16 +160,18 @@ def print_detail(console: Console, detail: local_pb2.RequestDetail) -> None:
         "updated_at",
     ):
         table.add_row(key.replace("_", " "), str(d[key]))
+    if d["due_at"]:
+        table.add_row(
+            "due", d["due_at"] + (" [bold red]OVERDUE[/bold red]" if d["overdue"] else "")
+        )
+    if d["preserved_until"]:
+        table.add_row("preserved until", d["preserved_until"])
+    if d["signed_by"]:
+        table.add_row("signed with key", ", ".join(d["signed_by"]))
     if d["last_error"]:
         table.add_row("last error", d["last_error"])
-    delivery = d["delivery"]
-    if delivery:
-        text = f"{delivery['status']}, {delivery['attempts']} attempt(s)"
-        if delivery["next_attempt_at"]:
-            text += f", next attempt {delivery['next_attempt_at']}"
-        table.add_row("delivery", text)
-        if delivery["last_error"] and delivery["status"] != "delivered":
-            table.add_row("delivery error", delivery["last_error"])
+    if d["delivery"]:
+        _delivery_rows(table, d["delivery"])
     console.print(table)
     if not d["receipt"]:
         console.print("No receipt yet.")
@@ -119,6 +179,17 @@ def print_detail(console: Console, detail: local_pb2.RequestDetail) -> None:
         print_receipt(console, d["receipt"], title="Signed receipt issued by this node")
     else:
         print_receipt(console, d["receipt"], verified=detail.receipt_verified)
+    if len(d["history"]) > 1:
+        print_history(console, d["history"])
+
+
+def _delivery_rows(table: Table, delivery: dict[str, Any]) -> None:
+    text = f"{delivery['status']}, {delivery['attempts']} attempt(s)"
+    if delivery["next_attempt_at"]:
+        text += f", next attempt {delivery['next_attempt_at']}"
+    table.add_row("delivery", text)
+    if delivery["last_error"] and delivery["status"] != "delivered":
+        table.add_row("delivery error", delivery["last_error"])
 
 
 def print_receipt(
@@ -143,6 +214,7 @@ def status_dict(status: local_pb2.NodeStatus) -> dict[str, Any]:
     return {
         "agency_id": status.agency_id,
         "directory_version": status.directory_version,
+        "directory_expires": format_ms(status.directory_expires_at_ms),
         "requests": {"outbound": status.requests_outbound, "inbound": status.requests_inbound},
         "outbox": {
             "pending": status.outbox_pending,
@@ -167,8 +239,11 @@ def status_dict(status: local_pb2.NodeStatus) -> dict[str, Any]:
 def print_status(console: Console, status: local_pb2.NodeStatus) -> None:
     d = status_dict(status)
     console.print(
-        f"Node [bold]{d['agency_id']}[/bold], membership version {d['directory_version']}: "
-        f"{d['requests']['outbound']} outbound and {d['requests']['inbound']} inbound requests."
+        f"Node [bold]{d['agency_id']}[/bold]: {d['requests']['outbound']} outbound and "
+        f"{d['requests']['inbound']} inbound requests."
+    )
+    console.print(
+        f"Federation directory version {d['directory_version']}, expires {d['directory_expires']}."
     )
     outbox = d["outbox"]
     console.print(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from rich.console import Console
 
@@ -24,14 +25,56 @@ def _client(args: argparse.Namespace) -> LocalClient:
     return LocalClient(load_config(args.config).local_socket)
 
 
-def file_request(args: argparse.Namespace, console: Console) -> int:
+def _read_form(args: argparse.Namespace) -> bytes:
     try:
-        form = args.form.read_bytes()
+        form: bytes = args.form.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read the form {args.form}: {e.strerror}") from e
+    return form
+
+
+def preview_request(args: argparse.Namespace, console: Console) -> int:
+    """Show exactly what filing would sign and send; send nothing."""
+    with _client(args) as client:
+        preview = client.preview_request(
+            request_type=args.request_type,
+            recipient=args.recipient,
+            form_json=_read_form(args),
+            strip=args.strip_identifiers,
+        )
+    result = {
+        "request_type": preview.request_type,
+        "recipient": preview.recipient,
+        "payload_type": preview.payload_type,
+        "legal_basis": preview.legal_basis,
+        "due_hours_after_receipt": preview.deadline_hours or None,
+        "stripped": list(preview.notes),
+        "form": json.loads(preview.form_json),
+    }
+    if args.json:
+        output.print_json(console, result)
+        return 0
+    console.print(
+        f"This {preview.request_type} request to {preview.recipient} under "
+        f"{preview.legal_basis} would leave the node as {len(preview.form_json)} bytes, signed "
+        f"and sealed to {preview.recipient}'s key"
+        + (f"; due {preview.deadline_hours} h after receipt." if preview.deadline_hours else ".")
+    )
+    for note in preview.notes:
+        console.print(f"  stripped: {note}")
+    console.print("Exactly this form, nothing else:")
+    console.print_json(preview.form_json.decode("utf-8"))
+    return 0
+
+
+def file_request(args: argparse.Namespace, console: Console) -> int:
+    form = _read_form(args)
     with _client(args) as client:
         detail = client.file_request(
-            request_type=args.request_type, recipient=args.recipient, form_json=form
+            request_type=args.request_type,
+            recipient=args.recipient,
+            form_json=form,
+            strip=args.strip_identifiers,
         )
     if args.json:
         output.print_json(console, output.detail_dict(detail))
@@ -70,6 +113,19 @@ def show_request(args: argparse.Namespace, console: Console) -> int:
         if args.form:
             console.print("Form:")
             console.print_json(detail.form_json.decode("utf-8"))
+    return 0
+
+
+def overdue(args: argparse.Namespace, console: Console) -> int:
+    """Requests past their deadline, both directions, most overdue first."""
+    with _client(args) as client:
+        summaries = list(client.overdue().requests)
+    if args.json:
+        output.print_json(console, [output.summary_dict(s) for s in summaries])
+    elif summaries:
+        output.print_overdue(console, summaries)
+    else:
+        console.print("Nothing is overdue.")
     return 0
 
 

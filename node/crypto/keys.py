@@ -9,7 +9,7 @@ import base64
 import binascii
 import hashlib
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nacl.public import PrivateKey
@@ -23,6 +23,8 @@ SIGNING_FILE = "signing.key"
 ENCRYPTION_FILE = "encryption.key"
 CHECKPOINT_FILE = "checkpoint.key"
 WITNESS_FILE = "witness.key"
+SIGNING_PREFIX = "signing-"
+ENCRYPTION_PREFIX = "encryption-"
 KEY_BYTES = 32
 
 
@@ -58,6 +60,10 @@ class AgencyKeys:
     encryption: PrivateKey
     checkpoint: SigningKey
     witness: SigningKey
+    other_signing: tuple[SigningKey, ...] = ()
+    """Signing keys held besides ``signing``: the key before a rotation, or the next one."""
+    other_encryption: tuple[PrivateKey, ...] = ()
+    """Encryption keys held besides ``encryption``, likewise."""
 
     def __repr__(self) -> str:
         return f"AgencyKeys(signing={self.signing_key_id}, encryption={self.encryption_key_id})"
@@ -85,6 +91,28 @@ class AgencyKeys:
     @property
     def encryption_key_id(self) -> KeyId:
         return key_id(self.encryption_public)
+
+    def signing_keys(self) -> dict[KeyId, SigningKey]:
+        """Every signing key this node holds, by key id."""
+        held = (self.signing, *self.other_signing)
+        return {key_id(bytes(k.verify_key)): k for k in held}
+
+    def using_signing(self, kid: KeyId) -> AgencyKeys:
+        """These keys with ``kid`` (one of :meth:`signing_keys`) as the signing key."""
+        held = self.signing_keys()
+        others = tuple(k for i, k in held.items() if i != kid)
+        return replace(self, signing=held[kid], other_signing=others)
+
+    def encryption_keys(self) -> dict[KeyId, PrivateKey]:
+        """Every encryption key this node holds, by key id."""
+        held = (self.encryption, *self.other_encryption)
+        return {key_id(bytes(k.public_key)): k for k in held}
+
+    def using_encryption(self, kid: KeyId) -> AgencyKeys:
+        """These keys with ``kid`` (one of :meth:`encryption_keys`) as the encryption key."""
+        held = self.encryption_keys()
+        others = tuple(k for i, k in held.items() if i != kid)
+        return replace(self, encryption=held[kid], other_encryption=others)
 
     @classmethod
     def generate(cls) -> AgencyKeys:
@@ -119,7 +147,53 @@ class AgencyKeys:
             encryption=PrivateKey(_read_secret(directory / ENCRYPTION_FILE)),
             checkpoint=SigningKey(_read_secret(directory / CHECKPOINT_FILE)),
             witness=SigningKey(_read_secret(directory / WITNESS_FILE)),
+            other_signing=tuple(
+                SigningKey(_read_secret(path))
+                for path in sorted(directory.glob(f"{SIGNING_PREFIX}*.key"))
+            ),
+            other_encryption=tuple(
+                PrivateKey(_read_secret(path))
+                for path in sorted(directory.glob(f"{ENCRYPTION_PREFIX}*.key"))
+            ),
         )
+
+
+ROTATABLE = ("signing", "encryption")
+
+
+def rotate_key(directory: Path, purpose: str) -> bytes:
+    """Keep the current key of ``purpose`` (signing or encryption) as
+    ``<purpose>-<key id>.key`` and make a new ``<purpose>.key``.
+
+    The node keeps using the old key until the directory lists the new one, and keeps the old
+    one to open what was sealed to it; returns the new public key for the secretariat.
+
+    Raises:
+        ConfigError: an unknown purpose, or the key directory does not hold readable keys.
+    """
+    if purpose not in ROTATABLE:
+        raise ConfigError(f"only {' and '.join(ROTATABLE)} keys can be rotated on a node")
+    path = directory / f"{purpose}.key"
+    current = _read_secret(path)
+    old_public, new_secret, new_public = (
+        (bytes(SigningKey(current).verify_key), *_new_signing())
+        if purpose == "signing"
+        else (bytes(PrivateKey(current).public_key), *_new_encryption())
+    )
+    write_private_file(directory / f"{purpose}-{key_id(old_public)}.key", _encode_secret(current))
+    path.unlink()
+    write_private_file(path, _encode_secret(new_secret))
+    return new_public
+
+
+def _new_signing() -> tuple[bytes, bytes]:
+    key = SigningKey.generate()
+    return bytes(key), bytes(key.verify_key)
+
+
+def _new_encryption() -> tuple[bytes, bytes]:
+    key = PrivateKey.generate()
+    return bytes(key), bytes(key.public_key)
 
 
 def _encode_secret(raw: bytes) -> bytes:
@@ -143,3 +217,21 @@ def _read_secret(path: Path) -> bytes:
     if len(raw) != KEY_BYTES:
         raise ConfigError(f"key file {path} does not hold a {KEY_BYTES}-byte key")
     return raw
+
+
+def save_signing_key(path: Path, key: SigningKey) -> None:
+    """Write one Ed25519 private key (base64, one line) readable by its owner only.
+
+    Raises:
+        ConfigError: the file exists already or cannot be written.
+    """
+    write_private_file(path, _encode_secret(bytes(key)))
+
+
+def load_signing_key(path: Path) -> SigningKey:
+    """Read a key written by :func:`save_signing_key`.
+
+    Raises:
+        ConfigError: missing, readable by others, or not a 32-byte key.
+    """
+    return SigningKey(_read_secret(path))

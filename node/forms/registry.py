@@ -29,6 +29,8 @@ class FormType:
     payload_type: str
     title: str
     schema_path: Path
+    is_message: bool = False
+    """A lifecycle message within an exchange, not a request that opens one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,13 +41,51 @@ class _Definition:
     schema_file: str
 
 
-_DEFINITIONS = (
+_REQUEST_TITLES = {
+    "preservation": "Expedited preservation of stored computer data (Budapest Art. 29; EU "
+    "European Preservation Order)",
+    "traffic-disclosure": "Expedited disclosure of preserved traffic data (Budapest Art. 30)",
+    "subscriber-information": "Subscriber information (Second Additional Protocol Art. 8; EU "
+    "European Production Order)",
+    "production": "Production of stored data (Budapest Art. 31; Second Additional Protocol "
+    "Art. 8; EU European Production Order)",
+    "emergency-disclosure": "Emergency disclosure or emergency assistance (Second Additional "
+    "Protocol Arts. 9-10; EU emergency European Production Order)",
+    "campaign-alert": "Campaign alert: spontaneous information (Budapest Art. 26)",
+}
+_DEFINITIONS = tuple(
     _Definition(
-        name="preservation",
-        payload_type="application/vnd.comity.request.preservation.v1+json",
-        title="Expedited preservation of stored computer data (Budapest Convention Art. 29)",
-        schema_file="requests/preservation.v1.json",
-    ),
+        name=name,
+        payload_type=f"application/vnd.comity.request.{name}.v1+json",
+        title=title,
+        schema_file=f"requests/{name}.v1.json",
+    )
+    for name, title in _REQUEST_TITLES.items()
+)
+
+# The messages that move a request through its lifecycle once it is registered
+# (node.model.lifecycle says who may send which, and when).
+_MESSAGE_TITLES = {
+    "review": "Review started",
+    "clarification-request": "Clarification requested",
+    "clarification-answer": "Clarification supplied",
+    "decision": "Decision: accepted, partially accepted or refused",
+    "preservation-confirmation": "Data preserved until a date",
+    "extension-request": "Extension of the preservation requested",
+    "extension": "Preservation extended",
+    "execution": "Request executed",
+    "evidence": "Evidence manifest: the files returned, with their SHA-256 digests",
+    "withdrawal": "Request withdrawn",
+    "closure": "Exchange closed",
+}
+_MESSAGE_DEFINITIONS = tuple(
+    _Definition(
+        name=kind,
+        payload_type=f"application/vnd.comity.message.{kind}.v1+json",
+        title=title,
+        schema_file=f"messages/{kind}.v1.json",
+    )
+    for kind, title in _MESSAGE_TITLES.items()
 )
 
 
@@ -71,6 +111,19 @@ def form_types() -> tuple[FormType, ...]:
     Raises:
         ConfigError: the schemas directory does not exist.
     """
+    return _types(_DEFINITIONS, is_message=False)
+
+
+def message_types() -> tuple[FormType, ...]:
+    """Every lifecycle message kind, with schema paths under :func:`schemas_dir`.
+
+    Raises:
+        ConfigError: the schemas directory does not exist.
+    """
+    return _types(_MESSAGE_DEFINITIONS, is_message=True)
+
+
+def _types(definitions: tuple[_Definition, ...], *, is_message: bool) -> tuple[FormType, ...]:
     directory = schemas_dir()
     return tuple(
         FormType(
@@ -78,9 +131,25 @@ def form_types() -> tuple[FormType, ...]:
             payload_type=d.payload_type,
             title=d.title,
             schema_path=directory / d.schema_file,
+            is_message=is_message,
         )
-        for d in _DEFINITIONS
+        for d in definitions
     )
+
+
+def get_message_type(kind: str) -> FormType:
+    """The lifecycle message kind called ``kind``.
+
+    Raises:
+        UnknownRequestTypeError: no such message kind (the message lists the known ones).
+    """
+    known = message_types()
+    for message_type in known:
+        if message_type.name == kind:
+            return message_type
+    shown = f" {kind!r}" if _SAFE_NAME.fullmatch(kind) else ""
+    names = ", ".join(m.name for m in known)
+    raise UnknownRequestTypeError(f"unknown message kind{shown}; known kinds: {names}")
 
 
 def get_form_type(name: str) -> FormType:
@@ -100,13 +169,13 @@ def get_form_type(name: str) -> FormType:
 
 
 def form_type_for_payload(payload_type: str) -> FormType:
-    """The request type whose wire ``payload_type`` is ``payload_type``.
+    """The request type or message kind whose wire ``payload_type`` is ``payload_type``.
 
     Raises:
-        UnknownRequestTypeError: no request type has that payload type.
+        UnknownRequestTypeError: nothing has that payload type.
         ConfigError: the schemas directory does not exist.
     """
-    known = form_types()
+    known = form_types() + message_types()
     for form_type in known:
         if form_type.payload_type == payload_type:
             return form_type

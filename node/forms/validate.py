@@ -218,21 +218,36 @@ def _schema_problems(form_type: FormType, form: dict[str, Any]) -> list[str]:
 # --- rules beyond the schema -----------------------------------------------------------------
 
 
+# Where forms carry their indicators: inside the data asked for, or at the top (alerts).
+INDICATOR_HOLDERS = ("data_to_preserve", "data_requested", None)
+
+
+def indicator_list(form: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """The form's indicator list and its JSON path, if it has one."""
+    for holder in INDICATOR_HOLDERS:
+        container = form.get(holder) if holder else form
+        items = container.get("indicators") if isinstance(container, dict) else None
+        if isinstance(items, list):
+            return (f"$.{holder}.indicators" if holder else "$.indicators"), items
+    return None
+
+
 def _indicator_problems(form: dict[str, Any]) -> list[str]:
     problems = []
+    found = indicator_list(form)
+    path = found[0] if found else ""
     for index, item in _indicator_items(form):
         try:
             canonicalize_indicator(item["type"], item["value"])
         except FormValidationError as e:
-            problems.append(f"$.data_to_preserve.indicators[{index}].value: {e.message}")
+            problems.append(f"{path}[{index}].value: {e.message}")
     return problems
 
 
 def _indicator_items(form: dict[str, Any]) -> Iterator[tuple[int, dict[str, str]]]:
     """Indicators well-formed enough to canonicalise (the schema reports the others)."""
-    data = form.get("data_to_preserve")
-    items = data.get("indicators") if isinstance(data, dict) else None
-    for index, item in enumerate(items if isinstance(items, list) else []):
+    found = indicator_list(form)
+    for index, item in enumerate(found[1] if found else []):
         if (
             isinstance(item, dict)
             and item.get("type") in INDICATOR_TYPES
@@ -242,7 +257,8 @@ def _indicator_items(form: dict[str, Any]) -> Iterator[tuple[int, dict[str, str]
 
 
 def _period_problems(form: dict[str, Any]) -> list[str]:
-    data = form.get("data_to_preserve")
+    holder = next((h for h in ("data_to_preserve", "data_requested") if h in form), None)
+    data = form.get(holder) if holder else None
     period = data.get("period") if isinstance(data, dict) else None
     if not isinstance(period, dict):
         return []
@@ -250,7 +266,7 @@ def _period_problems(form: dict[str, Any]) -> list[str]:
     if not (_is_instant(start) and _is_instant(end)):
         return []  # the schema's format check reports these
     if _instant(str(start)) > _instant(str(end)):
-        return ["$.data_to_preserve.period: 'from' must not be later than 'to'"]
+        return [f"$.{holder}.period: 'from' must not be later than 'to'"]
     return []
 
 
@@ -279,7 +295,9 @@ def _canonicalize_indicators(form: dict[str, Any]) -> None:
         if key not in seen:
             seen.add(key)
             canonical.append({"type": key[0], "value": key[1]})
-    form["data_to_preserve"]["indicators"] = canonical
+    found = indicator_list(form)
+    if found is not None:
+        found[1][:] = canonical
 
 
 def _canonical_bytes(form: dict[str, Any]) -> bytes:

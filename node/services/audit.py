@@ -46,6 +46,7 @@ def record_event(
     envelope_digest: bytes,
     extra: Mapping[str, str] | None = None,
     promised_leaf: int | None = None,
+    refusal_ground: str | None = None,
 ) -> int:
     """Append one event's leaf and openings; return the leaf's index."""
     form = _form(form_json)
@@ -58,6 +59,7 @@ def record_event(
         exchange_id=exchange_id,
         hour=hour_of(instant_ms),
         promised_leaf=promised_leaf,
+        refusal_ground=refusal_ground,
     )
     sensitive = {
         "exact_time_ms": str(instant_ms),

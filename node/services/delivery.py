@@ -33,13 +33,14 @@ from node.faults import kill_point
 from node.ids import AgencyId, MessageId
 from node.members import Directory
 from node.model.envelope import SignedReceipt
-from node.model.request import RequestState
+from node.model.request import Direction, RequestState
 from node.services.audit import record_event
+from node.services.lifecycle import due_at
 from node.services.peers import PeerTransport
 from node.storage import repo
 from node.storage.database import Database
 from node.storage.engine import transaction
-from node.storage.tables import Outbox
+from node.storage.tables import Exchange, Message, Outbox
 from node.telemetry import context_from_carrier, span_attributes
 
 _LOG = logging.getLogger(__name__)
@@ -282,26 +283,29 @@ class DeliveryWorker:
                 receipt=wire.receipt_to_bytes(receipt),
                 verified=True,
             )
-            repo.set_exchange_state(
-                session,
-                exchange_id=receipt.body.exchange_id,
-                state=RequestState.DELIVERED,
-                now_ms=now,
-            )
-            exchange = repo.get_exchange(session, receipt.body.exchange_id)
-            if exchange is not None:
-                record_event(
-                    session,
-                    event="receipt.received",
-                    request_type=exchange.request_type,
-                    form_json=exchange.form_json,
-                    sender=receipt.body.sender,
-                    recipient=receipt.body.receiver,
-                    exchange_id=receipt.body.exchange_id,
-                    instant_ms=now,
-                    envelope_digest=claim.digest,
-                    promised_leaf=receipt.body.audit_leaf_index,
+            message = repo.get_message(session, claim.message_id)
+            exchange = repo.get_exchange(session, receipt.body.exchange_id, lock=True)
+            if exchange is None or message is None or not _is_request(exchange, message):
+                return  # a lifecycle message: its state change was made when it was sent
+            if exchange.state in {RequestState.SUBMITTED, RequestState.DELIVERY_FAILED}:
+                repo.set_exchange_state(
+                    session, exchange_id=exchange.id, state=RequestState.DELIVERED, now_ms=now
                 )
+            # The deadline runs from receipt, as the receiver counts it.
+            due = due_at(exchange, receipt.body.received_at_ms)
+            repo.set_due_at(session, exchange_id=exchange.id, due_at_ms=due)
+            record_event(
+                session,
+                event="receipt.received",
+                request_type=exchange.request_type,
+                form_json=exchange.form_json,
+                sender=receipt.body.sender,
+                recipient=receipt.body.receiver,
+                exchange_id=receipt.body.exchange_id,
+                instant_ms=now,
+                envelope_digest=claim.digest,
+                promised_leaf=receipt.body.audit_leaf_index,
+            )
         _LOG.info("delivered message %s to %s", claim.message_id, claim.recipient)
 
     async def _record_failure(self, claim: Claim, error: ComityError) -> None:
@@ -348,10 +352,17 @@ class DeliveryWorker:
                 or row is None
             ):
                 return
+            message = repo.get_message(session, claim.message_id)
+            exchange = repo.get_exchange(session, row.exchange_id, lock=True)
+            if exchange is None:
+                return
+            # A request that never arrived failed; a lifecycle message that could not be
+            # delivered leaves the state where sending it put it, with the error shown.
+            request = message is not None and _is_request(exchange, message)
             repo.set_exchange_state(
                 session,
                 exchange_id=row.exchange_id,
-                state=RequestState.DELIVERY_FAILED,
+                state=RequestState.DELIVERY_FAILED if request else exchange.state,
                 now_ms=now,
                 last_error=error.diagnostics(),
             )
@@ -364,6 +375,11 @@ class DeliveryWorker:
             future.set_result(None)
         else:
             future.set_exception(error)
+
+
+def _is_request(exchange: Exchange, message: Message) -> bool:
+    """Whether ``message`` is the request that opened ``exchange`` (not a later message)."""
+    return exchange.direction == Direction.OUTBOUND and message.sequence == 1
 
 
 def _load_claim(session: Session, row: Outbox) -> Claim:

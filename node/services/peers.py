@@ -19,3 +19,14 @@ class PeerTransport(Protocol):
             ReceiptError: the peer answered with something that is not a receipt.
         """
         ...
+
+
+class DirectorySource(Protocol):
+    async def fetch_directory(self, member: Member, version: int) -> bytes:
+        """The directory document ``member``'s node trusts: its newest (0) or ``version``.
+
+        Raises:
+            PeerUnavailableError: the peer could not be reached in time.
+            PeerRejectedError: the peer refused (NOT_FOUND: it never trusted that version).
+        """
+        ...

@@ -17,9 +17,12 @@ from node.storage.tables import (
     AuditHead,
     AuditLeaf,
     AuditOpening,
+    Evidence,
+    EvidenceChunk,
     Exchange,
     Message,
     Outbox,
+    TrustedDirectory,
     WitnessState,
 )
 
@@ -51,8 +54,11 @@ def insert_exchange(
     return row
 
 
-def get_exchange(session: Session, exchange_id: str) -> Exchange | None:
-    return session.get(Exchange, exchange_id)
+def get_exchange(session: Session, exchange_id: str, *, lock: bool = False) -> Exchange | None:
+    """The exchange; with ``lock``, its row stays locked until the transaction ends, so that
+    messages of one exchange are applied one transaction at a time (PostgreSQL; SQLite has
+    one writer anyway)."""
+    return session.get(Exchange, exchange_id, with_for_update=lock)
 
 
 def list_exchanges(session: Session, *, direction: str | None, limit: int) -> list[Exchange]:
@@ -96,6 +102,8 @@ def insert_message(
     now_ms: int,
     receipt: bytes | None = None,
     receipt_verified: bool = False,
+    state: str = "applied",
+    body: bytes | None = None,
 ) -> Message:
     row = Message(
         message_id=message_id,
@@ -111,6 +119,8 @@ def insert_message(
         stored_at_ms=now_ms,
         receipt=receipt,
         receipt_verified=receipt_verified,
+        state=state,
+        body=body,
     )
     session.add(row)
     return row
@@ -143,6 +153,65 @@ def messages_for_exchange(session: Session, exchange_id: str) -> list[Message]:
         .order_by(col(Message.direction), col(Message.sequence))
     )
     return list(session.exec(query))
+
+
+def next_sequence(session: Session, exchange_id: str, *, direction: str) -> int:
+    """The sequence number after the highest of ``direction`` in the exchange."""
+    query = select(func.max(Message.sequence)).where(
+        Message.exchange_id == exchange_id, Message.direction == direction
+    )
+    return (session.exec(query).one() or 0) + 1
+
+
+def next_inbound_to_apply(session: Session, exchange_id: str) -> int:
+    """The sequence number the peer's next message in order must carry: held messages wait
+    for it."""
+    query = select(func.max(Message.sequence)).where(
+        Message.exchange_id == exchange_id,
+        Message.direction == "inbound",
+        Message.state != "held",
+    )
+    return (session.exec(query).one() or 0) + 1
+
+
+def held_message(session: Session, exchange_id: str, sequence: int) -> Message | None:
+    query = select(Message).where(
+        Message.exchange_id == exchange_id,
+        Message.direction == "inbound",
+        Message.sequence == sequence,
+        Message.state == "held",
+    )
+    return session.exec(query).first()
+
+
+def set_message_state(
+    session: Session, message: Message, *, state: str, note: str | None = None
+) -> None:
+    message.state = state
+    message.note = note[:MAX_ERROR_CHARS] if note else None
+    session.add(message)
+
+
+def set_due_at(session: Session, *, exchange_id: str, due_at_ms: int | None) -> None:
+    row = session.get(Exchange, exchange_id)
+    if row is not None and row.due_at_ms is None:
+        row.due_at_ms = due_at_ms
+        session.add(row)
+
+
+def due_before(session: Session, instant_ms: int) -> list[Exchange]:
+    """Exchanges whose deadline passed before ``instant_ms``, most overdue first."""
+    query = select(Exchange).where(
+        col(Exchange.due_at_ms).is_not(None), col(Exchange.due_at_ms) < instant_ms
+    )
+    return list(session.exec(query.order_by(col(Exchange.due_at_ms))))
+
+
+def set_preserved_until(session: Session, *, exchange_id: str, until_ms: int) -> None:
+    row = session.get(Exchange, exchange_id)
+    if row is not None:
+        row.preserved_until_ms = until_ms
+        session.add(row)
 
 
 def count_rows(session: Session) -> dict[str, int]:
@@ -419,3 +488,90 @@ def cosignatures(session: Session, *, size: int) -> list[AuditCosignature]:
 def last_cosigned_size(session: Session, *, witness: str) -> int:
     query = select(func.max(AuditCosignature.size)).where(col(AuditCosignature.witness) == witness)
     return session.exec(query).one() or 0
+
+
+def trusted_directories(session: Session) -> list[TrustedDirectory]:
+    """Every accepted directory version, oldest first."""
+    return list(session.exec(select(TrustedDirectory).order_by(col(TrustedDirectory.version))))
+
+
+def save_trusted_directory(session: Session, *, version: int, document: bytes, now_ms: int) -> None:
+    session.add(TrustedDirectory(version=version, document=document, accepted_at_ms=now_ms))
+
+
+# --- evidence --------------------------------------------------------------------------------
+
+
+def insert_evidence(
+    session: Session,
+    *,
+    evidence_id: str,
+    exchange_id: str,
+    direction: str,
+    manifest: bytes,
+    now_ms: int,
+) -> None:
+    session.add(
+        Evidence(
+            evidence_id=evidence_id,
+            exchange_id=exchange_id,
+            direction=direction,
+            manifest=manifest,
+            created_at_ms=now_ms,
+        )
+    )
+
+
+def get_evidence(session: Session, evidence_id: str) -> Evidence | None:
+    return session.get(Evidence, evidence_id)
+
+
+def evidence_for_exchange(session: Session, exchange_id: str) -> list[Evidence]:
+    query = select(Evidence).where(Evidence.exchange_id == exchange_id)
+    return list(session.exec(query.order_by(col(Evidence.created_at_ms))))
+
+
+def evidence_to_upload(session: Session) -> list[Evidence]:
+    """Outbound evidence not yet complete at the receiver."""
+    query = select(Evidence).where(
+        Evidence.direction == "outbound", col(Evidence.complete).is_(False)
+    )
+    return list(session.exec(query.order_by(col(Evidence.created_at_ms))))
+
+
+def set_evidence_complete(session: Session, evidence_id: str) -> None:
+    row = session.get(Evidence, evidence_id)
+    if row is not None:
+        row.complete = True
+        session.add(row)
+
+
+def insert_chunk(session: Session, *, evidence_id: str, item: int, idx: int, data: bytes) -> None:
+    session.add(EvidenceChunk(evidence_id=evidence_id, item=item, idx=idx, data=data))
+
+
+def chunks_held(session: Session, evidence_id: str, item: int) -> int:
+    """How many chunks of the item are stored (they are stored in order, from 0)."""
+    query = (
+        select(func.count())
+        .select_from(EvidenceChunk)
+        .where(EvidenceChunk.evidence_id == evidence_id, EvidenceChunk.item == item)
+    )
+    return session.exec(query).one()
+
+
+def chunk_data(
+    session: Session, evidence_id: str, item: int, start: int, limit: int
+) -> list[bytes]:
+    """Up to ``limit`` chunks of the item from index ``start``, in order."""
+    query = (
+        select(EvidenceChunk.data)
+        .where(
+            EvidenceChunk.evidence_id == evidence_id,
+            EvidenceChunk.item == item,
+            col(EvidenceChunk.idx) >= start,
+        )
+        .order_by(col(EvidenceChunk.idx))
+        .limit(limit)
+    )
+    return list(session.exec(query))

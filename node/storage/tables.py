@@ -50,6 +50,11 @@ class Exchange(Base, table=True):
     created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_error: str | None = Field(default=None, sa_column=Column(String(1000), nullable=True))
+    preserved_until_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    """For a preserved request: when the preservation ends."""
+    due_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    """When the requested party must have decided or executed it (legal-basis profile), counted
+    from receipt; both ends compute it from the receipt's time."""
 
 
 class Message(Base, table=True):
@@ -75,6 +80,15 @@ class Message(Base, table=True):
     stored_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     receipt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     receipt_verified: bool = Field(default=False, nullable=False)
+    state: str = Field(
+        default="applied", sa_column=Column(String(16), nullable=False, server_default="applied")
+    )
+    """``applied``; ``held`` (arrived before an earlier message of its sender, applied when the
+    gap fills); ``refused`` (not allowed in the state it met when its turn came)."""
+    body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    """A lifecycle message's validated body (a request's form is on its exchange)."""
+    note: str | None = Field(default=None, sa_column=Column(String(1000), nullable=True))
+    """Why a message was refused when its turn came."""
 
 
 class Outbox(Base, table=True):
@@ -172,3 +186,49 @@ class AuditCosignature(Base, table=True):
     witness: str = Field(sa_column=Column(String(256), primary_key=True))
     line: str = Field(sa_column=Column(String(1024), nullable=False))
     created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class TrustedDirectory(Base, table=True):
+    """Every federation directory version this node accepted, as received (signed JSON).
+
+    The highest version is the one the node trusts; keeping the older ones records when each
+    was superseded, which decides how long envelopes addressed under it are still accepted.
+    """
+
+    __tablename__ = "trusted_directory"
+
+    version: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    document: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    accepted_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Evidence(Base, table=True):
+    """A set of evidence files in an exchange: its signed manifest, sent or received."""
+
+    __tablename__ = "evidence"
+
+    evidence_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    exchange_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("exchange.id"), nullable=False, index=True)
+    )
+    direction: str = Field(sa_column=Column(String(16), nullable=False))
+    manifest: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    """The evidence message's body (schemas/messages/evidence.v1.json)."""
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    complete: bool = Field(default=False, nullable=False)
+    """Every chunk is here (received: and verified against the manifest)."""
+
+
+class EvidenceChunk(Base, table=True):
+    """One chunk of one evidence file, in plaintext at rest in the node's own database."""
+
+    __tablename__ = "evidence_chunk"
+
+    evidence_id: str = Field(
+        sa_column=Column(
+            String(36), ForeignKey("evidence.evidence_id"), primary_key=True, autoincrement=False
+        )
+    )
+    item: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -23,5 +23,4 @@ COMMON_OPTIONS: tuple[tuple[str, int], ...] = (
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     *COMMON_OPTIONS,
     ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
-    ("grpc.so_reuseport", 0),
 )

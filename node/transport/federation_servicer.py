@@ -8,6 +8,8 @@ the gRPC runtime with an opaque ``INTERNAL``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 from google.protobuf.message import DecodeError
 from opentelemetry.trace import SpanKind, Tracer
@@ -18,6 +20,7 @@ from node.gen.comity.v1 import federation_pb2
 from node.services.exchange import ExchangeService
 from node.telemetry import extract_context
 from node.tls import peer_certificate_fingerprint
+from node.transport.peer_client import DIRECTORY_VERSION_HEADER
 from node.transport.status import answer_or_abort
 
 SERVICE_NAME = federation_pb2.DESCRIPTOR.services_by_name["Federation"].full_name
@@ -26,9 +29,12 @@ DeliverContext = grpc.aio.ServicerContext[bytes, bytes]
 
 
 class FederationServicer:
-    def __init__(self, *, exchange: ExchangeService, tracer: Tracer) -> None:
+    def __init__(
+        self, *, exchange: ExchangeService, tracer: Tracer, directory_version: Callable[[], int]
+    ) -> None:
         self._exchange = exchange
         self._tracer = tracer
+        self._directory_version = directory_version
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's handler, taking raw request bytes and answering serialised bytes."""
@@ -38,6 +44,10 @@ class FederationServicer:
 
     async def deliver(self, request: bytes, context: DeliverContext) -> bytes:
         parent = extract_context(context.invocation_metadata())
+        # Announced first, so the sender learns it is behind even when the answer is a refusal.
+        await context.send_initial_metadata(
+            ((DIRECTORY_VERSION_HEADER, str(self._directory_version())),)
+        )
         with self._tracer.start_as_current_span(
             f"{SERVICE_NAME}/Deliver", context=parent, kind=SpanKind.SERVER
         ):

@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import grpc
 
 from node import wire
+from node.errors import ComityError
+from node.federation.trusted import FederationDirectory
 from node.gen.comity.v1 import local_pb2, local_pb2_grpc
 from node.model.request import Direction, NodeStatusView, RequestView
+from node.services.evidence import EvidenceFile, EvidenceService, EvidenceSetView
 from node.services.exchange import ExchangeService
-from node.transport.status import answer_or_abort
+from node.transport.status import abort_with, answer_or_abort
 
 _DIRECTION_TO_PROTO = {
     Direction.OUTBOUND: local_pb2.DIRECTION_OUTBOUND,
@@ -22,8 +28,16 @@ MAX_LIST_LIMIT = 1000
 
 
 class LocalServicer(local_pb2_grpc.LocalServicer):
-    def __init__(self, *, exchange: ExchangeService) -> None:
+    def __init__(
+        self,
+        *,
+        exchange: ExchangeService,
+        directory: FederationDirectory,
+        evidence: EvidenceService,
+    ) -> None:
         self._exchange = exchange
+        self._directory = directory
+        self._evidence = evidence
 
     async def FileRequest(  # noqa: N802 (the name is the RPC's)
         self,
@@ -35,10 +49,48 @@ class LocalServicer(local_pb2_grpc.LocalServicer):
                 request_type=request.request_type,
                 recipient=request.recipient,
                 form_json=request.form_json,
+                strip=request.strip_identifiers,
             )
             return request_detail_to_proto(view)
 
         return await answer_or_abort(context, handle, method="FileRequest")
+
+    async def PreviewRequest(  # noqa: N802
+        self,
+        request: local_pb2.FileRequestRequest,
+        context: grpc.aio.ServicerContext[local_pb2.FileRequestRequest, local_pb2.RequestPreview],
+    ) -> local_pb2.RequestPreview:
+        async def handle() -> local_pb2.RequestPreview:
+            preview = self._exchange.preview_request(
+                request_type=request.request_type,
+                recipient=request.recipient,
+                form_json=request.form_json,
+                strip=request.strip_identifiers,
+            )
+            return local_pb2.RequestPreview(
+                request_type=preview.request_type,
+                recipient=preview.recipient,
+                payload_type=preview.payload_type,
+                legal_basis=preview.legal_basis,
+                form_json=preview.form_json,
+                notes=preview.notes,
+                deadline_hours=preview.deadline_hours or 0,
+            )
+
+        return await answer_or_abort(context, handle, method="PreviewRequest")
+
+    async def ListOverdue(  # noqa: N802
+        self,
+        _request: local_pb2.ListOverdueRequest,
+        context: grpc.aio.ServicerContext[
+            local_pb2.ListOverdueRequest, local_pb2.ListRequestsResponse
+        ],
+    ) -> local_pb2.ListRequestsResponse:
+        async def handle() -> local_pb2.ListRequestsResponse:
+            views = await self._exchange.overdue_requests()
+            return local_pb2.ListRequestsResponse(requests=[_summary(v) for v in views])
+
+        return await answer_or_abort(context, handle, method="ListOverdue")
 
     async def ListRequests(  # noqa: N802
         self,
@@ -76,11 +128,103 @@ class LocalServicer(local_pb2_grpc.LocalServicer):
 
         return await answer_or_abort(context, handle, method="GetNodeStatus")
 
+    async def SendMessage(  # noqa: N802
+        self,
+        request: local_pb2.SendMessageRequest,
+        context: grpc.aio.ServicerContext[local_pb2.SendMessageRequest, local_pb2.RequestDetail],
+    ) -> local_pb2.RequestDetail:
+        async def handle() -> local_pb2.RequestDetail:
+            view = await self._exchange.send_message(
+                request_id=request.request_id, kind=request.kind, body_json=request.body_json
+            )
+            return request_detail_to_proto(view)
+
+        return await answer_or_abort(context, handle, method="SendMessage")
+
+    async def SendEvidence(  # noqa: N802
+        self,
+        request: local_pb2.SendEvidenceRequest,
+        context: grpc.aio.ServicerContext[local_pb2.SendEvidenceRequest, local_pb2.RequestDetail],
+    ) -> local_pb2.RequestDetail:
+        async def handle() -> local_pb2.RequestDetail:
+            files = [
+                EvidenceFile(path=Path(f.path), media_type=f.media_type) for f in request.files
+            ]
+            view = await self._evidence.send(
+                request_id=request.request_id, files=files, note=request.note or None
+            )
+            return request_detail_to_proto(view)
+
+        return await answer_or_abort(context, handle, method="SendEvidence")
+
+    async def ListEvidence(  # noqa: N802
+        self,
+        request: local_pb2.GetRequestRequest,
+        context: grpc.aio.ServicerContext[local_pb2.GetRequestRequest, local_pb2.EvidenceList],
+    ) -> local_pb2.EvidenceList:
+        async def handle() -> local_pb2.EvidenceList:
+            sets = await self._evidence.list_sets(request.request_id)
+            return local_pb2.EvidenceList(sets=[_evidence_set(s) for s in sets])
+
+        return await answer_or_abort(context, handle, method="ListEvidence")
+
+    async def FetchEvidence(  # noqa: N802
+        self,
+        request: local_pb2.FetchEvidenceRequest,
+        context: grpc.aio.ServicerContext[local_pb2.FetchEvidenceRequest, local_pb2.EvidenceData],
+    ) -> AsyncIterator[local_pb2.EvidenceData]:
+        try:
+            async for data in self._evidence.read_file(
+                request.request_id, request.evidence_id, request.item
+            ):
+                yield local_pb2.EvidenceData(data=data)
+        except ComityError as e:
+            await abort_with(context, e, method="FetchEvidence")
+
+    async def InstallDirectory(  # noqa: N802
+        self,
+        request: local_pb2.InstallDirectoryRequest,
+        context: grpc.aio.ServicerContext[
+            local_pb2.InstallDirectoryRequest, local_pb2.InstallDirectoryResponse
+        ],
+    ) -> local_pb2.InstallDirectoryResponse:
+        async def handle() -> local_pb2.InstallDirectoryResponse:
+            changed = await self._directory.install(request.document)
+            return local_pb2.InstallDirectoryResponse(
+                version=self._directory.version, changed=changed
+            )
+
+        return await answer_or_abort(context, handle, method="InstallDirectory")
+
+
+def _evidence_set(view: EvidenceSetView) -> local_pb2.EvidenceSet:
+    return local_pb2.EvidenceSet(
+        evidence_id=view.evidence_id,
+        direction=_DIRECTION_TO_PROTO[view.direction],
+        created_at_ms=view.created_at_ms,
+        complete=view.complete,
+        note=view.note or "",
+        items=[
+            local_pb2.EvidenceItem(
+                index=i.index,
+                name=i.name,
+                media_type=i.media_type,
+                size=i.size,
+                sha256=i.sha256,
+                chunks_total=i.chunks_total,
+                chunks_here=i.chunks_here,
+                verified=i.verified,
+            )
+            for i in view.items
+        ],
+    )
+
 
 def node_status_to_proto(status: NodeStatusView) -> local_pb2.NodeStatus:
     return local_pb2.NodeStatus(
         agency_id=status.agency_id,
         directory_version=status.directory_version,
+        directory_expires_at_ms=status.directory_expires_at_ms,
         outbox_pending=status.outbox_pending,
         outbox_capacity=status.outbox_capacity,
         outbox_failed=status.outbox_failed,
@@ -110,6 +254,8 @@ def _summary(view: RequestView) -> local_pb2.RequestSummary:
         state=view.state.value,
         created_at_ms=view.created_at_ms,
         updated_at_ms=view.updated_at_ms,
+        due_at_ms=view.due_at_ms or 0,
+        overdue=view.overdue,
     )
 
 
@@ -119,6 +265,21 @@ def request_detail_to_proto(view: RequestView) -> local_pb2.RequestDetail:
         form_json=view.form_json,
         receipt_verified=view.receipt_verified,
         last_error=view.last_error or "",
+        signed_by=view.signed_by,
+        preserved_until_ms=view.preserved_until_ms or 0,
+        history=[
+            local_pb2.HistoryEntry(
+                kind=m.kind,
+                direction=_DIRECTION_TO_PROTO[m.direction],
+                sequence=m.sequence,
+                state=m.state,
+                created_at_ms=m.created_at_ms,
+                body_json=m.body_json or b"",
+                delivery=m.delivery or "",
+                note=m.note or "",
+            )
+            for m in view.history
+        ],
     )
     if view.receipt is not None:
         detail.receipt.CopyFrom(wire.receipt_to_proto(view.receipt))

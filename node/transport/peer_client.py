@@ -3,16 +3,29 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+
 import grpc
 
 from node import wire
 from node.errors import MalformedError, ReceiptError
-from node.gen.comity.v1 import federation_pb2, federation_pb2_grpc
+from node.gen.comity.v1 import (
+    directory_pb2,
+    directory_pb2_grpc,
+    evidence_pb2,
+    evidence_pb2_grpc,
+    federation_pb2,
+    federation_pb2_grpc,
+)
 from node.members import Member
 from node.model.envelope import SealedEnvelope, SignedReceipt
+from node.services.evidence import Chunk, Progress
 from node.telemetry import inject_metadata
 from node.transport.channel_options import COMMON_OPTIONS
+from node.transport.evidence_servicer import progress_from_proto
 from node.transport.status import error_from_rpc
+
+DIRECTORY_VERSION_HEADER = "comity-directory-version"
 
 
 class PeerClient:
@@ -22,11 +35,20 @@ class PeerClient:
     that it names the peer's agency id, so the server is pinned as well as the client.
     """
 
-    def __init__(self, *, certificate: bytes, private_key: bytes, timeout_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        certificate: bytes,
+        private_key: bytes,
+        timeout_s: float,
+        on_directory_version: Callable[[str, int], None] = lambda _agency, _version: None,
+    ) -> None:
         self._certificate = certificate
         self._private_key = private_key
         self._timeout_s = timeout_s
         self._channels: dict[tuple[str, str, str], grpc.aio.Channel] = {}
+        self.on_directory_version = on_directory_version
+        """Told the directory version each peer announces in its Deliver answers."""
 
     async def deliver(self, member: Member, envelope: SealedEnvelope) -> SignedReceipt:
         """Deliver one envelope and return the peer's (not yet verified) receipt.
@@ -38,18 +60,82 @@ class PeerClient:
         """
         stub = federation_pb2_grpc.FederationStub(self.channel(member))
         request = federation_pb2.DeliverRequest(envelope=wire.envelope_to_proto(envelope))
+        call = stub.Deliver(request, timeout=self._timeout_s, metadata=inject_metadata())
         try:
-            response = await stub.Deliver(
-                request, timeout=self._timeout_s, metadata=inject_metadata()
-            )
+            response = await call
         except grpc.aio.AioRpcError as e:
+            self._announced(member, e.initial_metadata())
             raise error_from_rpc(e, peer=member.agency_id) from e
+        self._announced(member, await call.initial_metadata())
         if not response.HasField("receipt"):
             raise ReceiptError(f"node of {member.agency_id} answered without a receipt")
         try:
             return wire.receipt_from_proto(response.receipt)
         except MalformedError as e:
             raise ReceiptError(f"node of {member.agency_id} sent a malformed receipt: {e}") from e
+
+    def _announced(self, member: Member, metadata: grpc.aio.Metadata | None) -> None:
+        for key, value in metadata or ():
+            if key == DIRECTORY_VERSION_HEADER and isinstance(value, str) and value.isdigit():
+                self.on_directory_version(member.agency_id, int(value))
+
+    async def fetch_directory(self, member: Member, version: int) -> bytes:
+        """The directory ``member``'s node trusts: its newest (``version`` 0) or one version.
+
+        Raises:
+            PeerUnavailableError: unreachable or no answer in time.
+            PeerRejectedError: the peer refused (NOT_FOUND: it never trusted that version).
+        """
+        stub = directory_pb2_grpc.DirectoryStub(self.channel(member))
+        try:
+            response = await stub.GetDirectory(
+                directory_pb2.GetDirectoryRequest(version=version), timeout=self._timeout_s
+            )
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, peer=member.agency_id) from e
+        return response.document
+
+    async def evidence_status(self, member: Member, evidence_id: str) -> Progress:
+        """Which chunks of a set of evidence ``member``'s node holds.
+
+        Raises:
+            PeerUnavailableError, PeerRejectedError: as for any call.
+        """
+        stub = evidence_pb2_grpc.EvidenceStub(self.channel(member))
+        try:
+            answer = await stub.Status(
+                evidence_pb2.EvidenceStatusRequest(evidence_id=evidence_id),
+                timeout=self._timeout_s,
+            )
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, peer=member.agency_id) from e
+        return progress_from_proto(answer)
+
+    async def upload_evidence(self, member: Member, chunks: AsyncIterator[Chunk]) -> Progress:
+        """Stream sealed chunks to ``member``'s node; its progress after the last one.
+
+        The call has no overall deadline (a large set takes a while); gRPC keepalive ends it
+        if the link dies.
+
+        Raises:
+            PeerUnavailableError, PeerRejectedError: as for any call.
+        """
+
+        async def messages() -> AsyncIterator[evidence_pb2.EvidenceChunk]:
+            async for chunk in chunks:
+                yield evidence_pb2.EvidenceChunk(
+                    evidence_id=chunk.evidence_id,
+                    item=chunk.item,
+                    index=chunk.index,
+                    sealed=chunk.sealed,
+                )
+
+        stub = evidence_pb2_grpc.EvidenceStub(self.channel(member))
+        try:
+            answer = await stub.Upload(messages())
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, peer=member.agency_id) from e
+        return progress_from_proto(answer)
 
     def channel(self, member: Member) -> grpc.aio.Channel:
         """The mutual-TLS channel to ``member``'s node (created once, reused)."""

@@ -9,6 +9,7 @@ federation certificate.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +19,21 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from node.errors import ConfigError
-from node.gen.comity.v1 import audit_pb2_grpc, local_pb2, local_pb2_grpc
+from node.gen.comity.v1 import (
+    audit_pb2_grpc,
+    directory_pb2_grpc,
+    evidence_pb2_grpc,
+    local_pb2,
+    local_pb2_grpc,
+)
 from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
 from node.transport.audit_servicer import WITNESS_SERVICE_NAME as WITNESS_SERVICE
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.channel_options import SERVER_OPTIONS
+from node.transport.directory_servicer import SERVICE_NAME as DIRECTORY_SERVICE
+from node.transport.directory_servicer import DirectoryServicer
+from node.transport.evidence_servicer import SERVICE_NAME as EVIDENCE_SERVICE
+from node.transport.evidence_servicer import EvidenceServicer
 from node.transport.federation_servicer import SERVICE_NAME as FEDERATION_SERVICE
 from node.transport.federation_servicer import FederationServicer
 from node.transport.local_servicer import LocalServicer
@@ -34,8 +45,32 @@ LOCAL_SERVICE = local_pb2.DESCRIPTOR.services_by_name["Local"].full_name
 class TlsIdentity:
     certificate: bytes
     private_key: bytes
-    trust_roots: bytes
-    """PEM certificates of every member: the only clients the handshake accepts."""
+    trust_roots: Callable[[], bytes]
+    """PEM certificates of every member of the trusted directory: the only clients the
+    handshake accepts. Asked at every new connection, so a directory change applies at once."""
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """Credentials that re-read the trust roots whenever the directory changes them."""
+        current = self.trust_roots()
+
+        def configuration(roots: bytes) -> grpc.ServerCertificateConfiguration:
+            return grpc.ssl_server_certificate_configuration(
+                [(self.private_key, self.certificate)], root_certificates=roots
+            )
+
+        def fetch() -> grpc.ServerCertificateConfiguration | None:
+            nonlocal current
+            roots = self.trust_roots()
+            if roots == current:
+                return None  # unchanged: gRPC keeps the configuration it has
+            current = roots
+            return configuration(roots)
+
+        return grpc.dynamic_ssl_server_credentials(
+            configuration(current),
+            fetch,  # type: ignore[arg-type]  # gRPC documents None as "no change"
+            require_client_authentication=True,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,11 +104,14 @@ def build_servers(
     federation: FederationServicer,
     audit: AuditServicer,
     witness: WitnessServicer,
+    directory: DirectoryServicer,
+    evidence: EvidenceServicer,
     local: LocalServicer,
     listen: str,
     local_socket: Path,
     tls: TlsIdentity,
     max_concurrent_rpcs: int,
+    share_port: bool = False,
 ) -> NodeServers:
     """Create (not start) both servers.
 
@@ -81,18 +119,21 @@ def build_servers(
         ConfigError: the federation address cannot be bound or the socket path is unusable.
     """
     fed_server, fed_health = _server(
-        max_concurrent_rpcs, FEDERATION_SERVICE, AUDIT_SERVICE, WITNESS_SERVICE
+        max_concurrent_rpcs,
+        FEDERATION_SERVICE,
+        AUDIT_SERVICE,
+        WITNESS_SERVICE,
+        DIRECTORY_SERVICE,
+        EVIDENCE_SERVICE,
+        share_port=share_port,
     )
     fed_server.add_generic_rpc_handlers((federation.handler(),))
     audit_pb2_grpc.add_AuditServicer_to_server(audit, fed_server)
     audit_pb2_grpc.add_WitnessServicer_to_server(witness, fed_server)
-    credentials = grpc.ssl_server_credentials(
-        [(tls.private_key, tls.certificate)],
-        root_certificates=tls.trust_roots,
-        require_client_auth=True,
-    )
+    directory_pb2_grpc.add_DirectoryServicer_to_server(directory, fed_server)
+    evidence_pb2_grpc.add_EvidenceServicer_to_server(evidence, fed_server)
     try:
-        port = fed_server.add_secure_port(listen, credentials)
+        port = fed_server.add_secure_port(listen, tls.server_credentials())
     except RuntimeError as e:
         raise ConfigError(f"cannot listen on {listen}: {e}") from e
     local_server, local_health = _server(max_concurrent_rpcs, LOCAL_SERVICE)
@@ -108,9 +149,12 @@ def build_servers(
 
 
 def _server(
-    max_concurrent_rpcs: int, *services: str
+    max_concurrent_rpcs: int, *services: str, share_port: bool = False
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
-    server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=max_concurrent_rpcs)
+    # Without share_port a second process on the same port fails to start instead of
+    # silently taking half of the connections.
+    options = (*SERVER_OPTIONS, ("grpc.so_reuseport", 1 if share_port else 0))
+    server = grpc.aio.server(options=options, maximum_concurrent_rpcs=max_concurrent_rpcs)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     health_service = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name

@@ -66,6 +66,15 @@ async def answer_or_abort(
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
 
+async def abort_with(
+    context: grpc.aio.ServicerContext[Any, Any], error: ComityError, *, method: str
+) -> None:
+    """End a (streaming) call with ``error``'s status, message and code trailer."""
+    _LOG.info("%s refused: %s", method, error.code)
+    context.set_trailing_metadata(((ERROR_TRAILER, error.code),))
+    await context.abort(status_for(error), error.message)
+
+
 def error_from_rpc(error: grpc.aio.AioRpcError, *, peer: str) -> ComityError:
     """Turn a failed call to ``peer`` into the ComityError a local caller sees."""
     code = error.code()

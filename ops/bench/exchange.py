@@ -35,10 +35,10 @@ from node.config import NodeConfig, init_node
 from node.crypto.encoding import envelope_digest
 from node.crypto.envelope import seal_envelope, verify_receipt
 from node.crypto.keys import AgencyKeys
+from node.federation.setup import federate
 from node.forms.registry import get_form_type, schemas_dir
 from node.forms.validate import validate_form
 from node.ids import new_exchange_id, new_message_id
-from node.members import StaticDirectory, build_members_file
 from node.model.envelope import EnvelopeHeader
 from node.runtime import RunningNode, start_node
 from node.storage import repo
@@ -101,10 +101,7 @@ def _make_nodes(workdir: Path) -> tuple[NodeConfig, NodeConfig]:
         roles=["central_authority"],
         listen=f"127.0.0.1:{free_port()}",
     )
-    cards = [(workdir / name / "member.toml").read_text() for name in ("sender", "receiver")]
-    members = build_members_file(cards)
-    for config in (sender, receiver):
-        config.members_file.write_text(members)
+    federate([sender, receiver], roots_dir=workdir / "roots")
     return sender, receiver
 
 
@@ -137,7 +134,7 @@ async def _bench_direct(
 ) -> list[Result]:
     """Everything but the sender's durability: validate, sign, seal, deliver, verify receipt."""
     keys = AgencyKeys.load(sender.config.keys_dir)
-    directory = StaticDirectory.from_file(sender.config.members_file)
+    directory = sender.directory
     member = directory.find(receiver)
     assert member is not None
     form_type = get_form_type("preservation")

@@ -8,6 +8,8 @@ the sender's outbox to drain, stops both nodes, reads both databases and reports
 sent, delivered, lost, duplicated, and where the two sides disagree.
 
 Usage (a long campaign): python -m ops.chaos.campaign --cycles 300 [--postgres URL]
+[--replicas N] (N processes per node sharing its PostgreSQL database, port and outbox; each
+kill takes down one replica while the others go on)
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from node.cli.local_client import LocalClient
 from node.cli.processes import free_port, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node, load_config
 from node.errors import ComityError
+from node.federation.setup import federate
 from node.forms.registry import schemas_dir
-from node.members import build_members_file
 from node.storage.engine import create_engine, transaction
 from node.storage.tables import Exchange, Message
 
@@ -80,8 +82,14 @@ class Report:
         ]
 
 
-def make_nodes(workdir: Path, database_urls: Callable[[str], str]) -> dict[str, NodeConfig]:
-    """Two nodes with their own databases, fast retries, and one members file."""
+def make_nodes(
+    workdir: Path, database_urls: Callable[[str], str], *, replicas: int = 1
+) -> dict[str, NodeConfig]:
+    """Two nodes with their own databases, fast retries, and one signed directory.
+
+    With ``replicas`` > 1 each node also gets replicas ``AGENCY/2`` … sharing its database,
+    keys and port, each with its own local socket (its own ``comity-N.toml``).
+    """
     configs = {}
     for agency, country, role in (
         (SENDER, "EE", "requesting"),
@@ -98,12 +106,21 @@ def make_nodes(workdir: Path, database_urls: Callable[[str], str]) -> dict[str, 
         document["storage"] = {"url": database_urls(agency)}
         document["delivery"] = FAST_DELIVERY
         document["federation"]["delivery_timeout_s"] = 2.0
+        document["federation"]["share_port"] = replicas > 1
         config.config_path.write_text(tomli_w.dumps(document))
         configs[agency] = load_config(config.config_path)
-    members = build_members_file([(workdir / a / "member.toml").read_text() for a in configs])
-    for config in configs.values():
-        config.members_file.write_text(members)
+        for number in range(2, replicas + 1):
+            document["local"] = {"socket": f"comity-{number}.sock"}
+            path = config.config_path.with_name(f"comity-{number}.toml")
+            path.write_text(tomli_w.dumps(document))
+            configs[f"{agency}/{number}"] = load_config(path)
+    federate([configs[SENDER], configs[RECEIVER]], roots_dir=workdir / "roots")
     return configs
+
+
+def replicas_of(configs: dict[str, NodeConfig], agency: str) -> list[str]:
+    """The process names of one agency's node: ``agency`` and its replicas."""
+    return [name for name in configs if name.split("/")[0] == agency]
 
 
 class Nodes:
@@ -114,10 +131,11 @@ class Nodes:
         self.logs = logs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, agency: str) -> None:
-        process = spawn_node(self.configs[agency], self.logs / f"{agency}.log")
-        self.processes[agency] = process
-        wait_until_serving(self.configs[agency], process, timeout_s=60)
+    def start(self, name: str) -> None:
+        log = self.logs / f"{name.replace('/', '-')}.log"
+        process = spawn_node(self.configs[name], log)
+        self.processes[name] = process
+        wait_until_serving(self.configs[name], process, timeout_s=60)
 
     def kill(self, agency: str) -> None:
         process = self.processes[agency]
@@ -136,10 +154,11 @@ class Nodes:
 
 
 class Load:
-    """Files requests at the sender until stopped; remembers what the node said was filed."""
+    """Files requests at the sender (its replicas in turn) until stopped; remembers what the
+    node said was filed."""
 
-    def __init__(self, sender: NodeConfig, form: bytes) -> None:
-        self.sender = sender
+    def __init__(self, senders: list[NodeConfig], form: bytes) -> None:
+        self.senders = senders
         self.form = form
         self.sent: set[str] = set()
         self._stop = threading.Event()
@@ -154,9 +173,12 @@ class Load:
         self._thread.join(timeout=120)
 
     def _run(self) -> None:
+        turn = 0
         while not self._stop.is_set():
+            turn += 1
+            sender = self.senders[turn % len(self.senders)]
             try:
-                with LocalClient(self.sender.local_socket) as client:
+                with LocalClient(sender.local_socket) as client:
                     detail = client.file_request(
                         request_type="preservation", recipient=RECEIVER, form_json=self.form
                     )
@@ -225,19 +247,22 @@ def run_campaign(
     report = Report()
     nodes = Nodes(configs, workdir)
     form = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
+    senders, receivers = replicas_of(configs, SENDER), replicas_of(configs, RECEIVER)
     try:
-        nodes.start(RECEIVER)
-        nodes.start(SENDER)
-        with Load(configs[SENDER], form) as load:
+        for name in receivers + senders:  # one after the other: the first one migrates
+            nodes.start(name)
+        with Load([configs[name] for name in senders], form) as load:
             for cycle in range(cycles):
                 time.sleep(rng.uniform(0.1, 0.8))
                 victim = rng.choice((SENDER, RECEIVER, "both"))
-                victims = (SENDER, RECEIVER) if victim == "both" else (victim,)
-                for agency in victims:
-                    nodes.kill(agency)
+                agencies = (SENDER, RECEIVER) if victim == "both" else (victim,)
+                # With replicas, one replica of each victim agency dies; the others go on.
+                victims = [rng.choice(replicas_of(configs, agency)) for agency in agencies]
+                for name in victims:
+                    nodes.kill(name)
                 time.sleep(rng.uniform(0.0, 0.3))
-                for agency in victims:
-                    nodes.start(agency)
+                for name in victims:
+                    nodes.start(name)
                 report.kills[victim] += 1
                 report.cycles = cycle + 1
                 progress(cycle + 1, victim)
@@ -259,11 +284,19 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=300)
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "big"))
     parser.add_argument("--postgres", metavar="URL", help="use PostgreSQL (one schema a node)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes per node sharing its database (PostgreSQL)",
+    )
     args = parser.parse_args()
+    if args.replicas > 1 and not args.postgres:
+        parser.error("--replicas needs --postgres: replicas share one PostgreSQL database")
     schemas: list[str] = []
     with _workdir() as workdir:
         urls = _database_urls(workdir, args.postgres, schemas)
-        configs = make_nodes(workdir, urls)
+        configs = make_nodes(workdir, urls, replicas=args.replicas)
         started = time.monotonic()
         try:
             report = run_campaign(
@@ -281,7 +314,7 @@ def main() -> int:
     print()
     print(
         f"seed {args.seed}, {time.monotonic() - started:.0f} s, database: "
-        f"{'PostgreSQL' if args.postgres else 'SQLite'}"
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}, {args.replicas} process(es) per node"
     )
     print("\n".join(report.lines()))
     return 0 if report.ok else 1

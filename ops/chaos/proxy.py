@@ -35,6 +35,9 @@ class PartitionProxy:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+            # Connections accepted just before the close reach _accept on the next loop
+            # turns; let them register so they are dropped with the rest.
+            await asyncio.sleep(0.05)
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 from node.audit.leaf import Leaf, PublicFields, build_leaf, hour_of
-from node.audit.report import build_report, report_csv, report_html
+from node.audit.report import Deadline, build_report, report_csv, report_html
 
 A, B, C = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
 
@@ -60,3 +61,40 @@ def test_csv_and_html_carry_the_same_figures() -> None:
     assert "&lt;5" in page
     assert "<script" not in page
     assert "http" not in page  # self-contained: nothing fetched from elsewhere
+
+
+def timed_leaf(event: str, exchange: str, hour: str, basis: str = "budapest-art29") -> Leaf:
+    public = PublicFields(
+        event=event,
+        request_type="preservation",
+        legal_basis=basis,
+        sender="aa-unit",
+        recipient="bb-authority",
+        exchange_id=exchange,
+        hour=hour,
+    )
+    return build_leaf(public, {})[0]
+
+
+def test_times_to_decision_and_deadline_breaches_to_the_hour() -> None:
+    leaves = []
+    for i in range(6):
+        exchange = f"x{i}"
+        leaves.append(timed_leaf("request.received", exchange, "2026-11-01T00Z"))
+        if i < 5:  # five decided, after 10, 20, 30, 40 and 100 hours
+            hour = [10, 20, 30, 40, 100][i]
+            leaves.append(
+                timed_leaf(
+                    "decision.sent", exchange, f"2026-11-{1 + hour // 24:02d}T{hour % 24:02d}Z"
+                )
+            )
+    deadlines = {"budapest-art29": Deadline(hours=72, until="decision")}
+    now = int(datetime(2026, 11, 10, tzinfo=UTC).timestamp() * 1000)
+    report = build_report(
+        {"bb-authority": leaves}, suppress_below=1, deadlines=deadlines, now_ms=now
+    )
+    assert report["median_hours_to_decision_by_type"] == {"preservation": 30.0}
+    # The 100-hour decision and the one never decided (216 hours by now) are late.
+    assert report["deadline_breaches_by_legal_basis"] == {"budapest-art29": 2}
+    suppressed = build_report({"bb-authority": leaves}, deadlines=deadlines, now_ms=now)
+    assert suppressed["deadline_breaches_by_legal_basis"] == {"budapest-art29": "<5"}

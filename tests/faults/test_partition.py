@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -88,4 +89,59 @@ async def test_slow_lossy_link_delivers_everything_once(
         for request_id in filed:
             assert (await unit.get_request(request_id)).state is RequestState.DELIVERED
         assert fed.rows(AUTHORITY)["exchange"] == 10  # each exactly once
+    await proxy.cut()
+
+
+def message(kind: str, **fields: object) -> bytes:
+    return json.dumps({"form_version": f"{kind}.v1", **fields}).encode()
+
+
+async def test_messages_sent_during_a_partition_apply_in_order_after_it(
+    tmp_path: Path, node_database_urls: Callable[[str], str]
+) -> None:
+    configs = make_configs(tmp_path, node_database_urls)
+    configs[UNIT] = replace(configs[UNIT], file_wait_s=0.2, delivery_timeout_s=0.5, max_in_flight=8)
+    authority_port = int(configs[AUTHORITY].listen.rsplit(":", 1)[1])
+    proxy = PartitionProxy(target=authority_port)
+    proxy.port = free_port()
+    await proxy.start()
+    set_endpoint(configs, AUTHORITY, f"127.0.0.1:{proxy.port}")
+    async with running_federation(configs) as fed:
+        unit, authority = fed.nodes[UNIT].exchange, fed.nodes[AUTHORITY].exchange
+        ids = []
+        for _ in range(6):
+            view = await unit.file_request(
+                request_type="preservation", recipient=AUTHORITY, form_json=FORM
+            )
+            ids.append(view.request_id)
+            question = message("clarification-request", questions=["Which accounts?"])
+            await authority.send_message(
+                request_id=view.request_id, kind="clarification-request", body_json=question
+            )
+        await proxy.cut()
+        # While cut off, the unit answers and then withdraws each request: two messages per
+        # exchange wait in its outbox, and after the heal they may arrive in either order.
+        for request_id in ids:
+            answer = message("clarification-answer", answers=["All three."])
+            await unit.send_message(
+                request_id=request_id, kind="clarification-answer", body_json=answer
+            )
+            withdrawal = message("withdrawal", reason="Closed domestically.")
+            await unit.send_message(request_id=request_id, kind="withdrawal", body_json=withdrawal)
+        await asyncio.sleep(0.5)
+        await proxy.heal()
+        for _ in range(300):
+            if (await unit.node_status()).outbox_pending == 0:
+                break
+            await asyncio.sleep(0.1)
+        for request_id in ids:
+            view = await authority.get_request(request_id)
+            assert view.state is RequestState.WITHDRAWN
+            inbound = [m for m in view.history if m.direction == "inbound"]
+            assert [(m.kind, m.sequence, m.state) for m in inbound] == [
+                ("request", 1, "applied"),
+                ("clarification-answer", 2, "applied"),
+                ("withdrawal", 3, "applied"),
+            ]
+            assert (await unit.get_request(request_id)).state is RequestState.WITHDRAWN
     await proxy.cut()

@@ -31,7 +31,14 @@ def test_preservation_is_registered_with_its_payload_type_and_schema() -> None:
 
 def test_form_types_have_unique_names_and_payload_types() -> None:
     types = form_types()
-    assert [t.name for t in types] == ["preservation"]
+    assert [t.name for t in types] == [
+        "preservation",
+        "traffic-disclosure",
+        "subscriber-information",
+        "production",
+        "emergency-disclosure",
+        "campaign-alert",
+    ]
     assert len({t.payload_type for t in types}) == len(types)
     assert all(isinstance(t, FormType) for t in types)
 
@@ -42,8 +49,8 @@ def test_lookup_by_payload_type_finds_the_same_type() -> None:
 
 def test_unknown_request_type_lists_the_known_ones() -> None:
     with pytest.raises(UnknownRequestTypeError) as caught:
-        get_form_type("production")
-    assert "'production'" in caught.value.message
+        get_form_type("search-warrant")
+    assert "'search-warrant'" in caught.value.message
     assert "preservation" in caught.value.message
     assert caught.value.code == "unknown_request_type"
 

@@ -4,25 +4,27 @@
 from __future__ import annotations
 
 import asyncio
-import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
-import tomli_w
+from nacl.signing import SigningKey
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from node.cli.processes import free_port
 from node.config import NodeConfig, init_node
-from node.crypto.keys import AgencyKeys
-from node.members import build_members_file
+from node.crypto.keys import AgencyKeys, load_signing_key
+from node.federation import ceremony
+from node.federation.document import SignedDirectory, parse_directory
+from node.federation.setup import ROOT_COUNT, ROOT_THRESHOLD, federate, root_key_path
 from node.runtime import RunningNode, start_node
 from node.storage import repo
 from node.storage.engine import transaction
+from node.timeutil import now_ms
 
 AGENCIES = (
     ("aa-cyber-unit", "EE", "requesting"),
@@ -43,20 +45,41 @@ def fast(config: NodeConfig) -> NodeConfig:
     )
 
 
+def root_keys(config: NodeConfig) -> list[SigningKey]:
+    """The test federation's root keys, kept beside the nodes' directories."""
+    roots = config.config_path.parent.parent / "roots"
+    return [load_signing_key(root_key_path(roots, i)) for i in range(ROOT_COUNT)]
+
+
+def current_directory(config: NodeConfig) -> SignedDirectory:
+    return parse_directory(config.directory_file.read_bytes())
+
+
+def publish(
+    configs: Iterable[NodeConfig], document: SignedDirectory, *, signers: int = ROOT_THRESHOLD
+) -> SignedDirectory:
+    """Sign ``document`` with the first ``signers`` root keys; write it as each node's file."""
+    configs = list(configs)
+    for key in root_keys(configs[0])[:signers]:
+        document = ceremony.sign(document, key)
+    for config in configs:
+        config.directory_file.write_bytes(document.to_json())
+    return document
+
+
 def set_endpoint(configs: dict[str, NodeConfig], agency_id: str, endpoint: str) -> None:
     """Make every node dial ``agency_id`` at ``endpoint`` (a proxy, a black hole …)."""
-    for config in configs.values():
-        document = tomllib.loads(config.members_file.read_text())
-        for member in document["member"]:
-            if member["agency_id"] == agency_id:
-                member["endpoint"] = endpoint
-        config.members_file.write_text(tomli_w.dumps(document, multiline_strings=True))
+    first = next(iter(configs.values()))
+    draft = ceremony.set_endpoint(
+        current_directory(first), agency_id, endpoint=endpoint, now_ms=now_ms()
+    )
+    publish(configs.values(), draft)
 
 
-def set_members_version(config: NodeConfig, version: int) -> None:
-    document = tomllib.loads(config.members_file.read_text())
-    document["version"] = version
-    config.members_file.write_text(tomli_w.dumps(document, multiline_strings=True))
+def newer_directory_for(config: NodeConfig) -> SignedDirectory:
+    """Give one node's file the next directory version (the others keep theirs)."""
+    draft = ceremony.renew(current_directory(config), now_ms=now_ms(), valid_days=365)
+    return publish([config], draft)
 
 
 @dataclass
@@ -96,22 +119,22 @@ class Federation:
         )
 
 
-def make_configs(tmp_path: Path, database_urls: Callable[[str], str]) -> dict[str, NodeConfig]:
-    """Initialise every agency in ``tmp_path`` and give them all one members file."""
+def make_configs(
+    tmp_path: Path, database_urls: Callable[[str], str], *, secretariat: str | None = None
+) -> dict[str, NodeConfig]:
+    """Initialise every agency in ``tmp_path`` and give them all one signed directory;
+    ``secretariat`` also gets that role (the others fetch new directories from it)."""
     configs = {}
     for agency_id, country, role in AGENCIES:
         config = init_node(
             directory=tmp_path / agency_id,
             agency_id=agency_id,
             country=country,
-            roles=[role],
+            roles=[role, "secretariat"] if agency_id == secretariat else [role],
             listen=f"127.0.0.1:{free_port()}",
         )
         configs[agency_id] = fast(replace(config, database_url=database_urls(agency_id)))
-    cards = [(tmp_path / agency_id / "member.toml").read_text() for agency_id, _, _ in AGENCIES]
-    members = build_members_file(cards)
-    for config in configs.values():
-        config.members_file.write_text(members)
+    federate(list(configs.values()), roots_dir=tmp_path / "roots")
     return configs
 
 

@@ -24,9 +24,9 @@ from node.timeutil import now_ms
 from tests.integration.harness import (
     Federation,
     make_configs,
+    newer_directory_for,
     running_federation,
     set_endpoint,
-    set_members_version,
     start,
 )
 
@@ -88,8 +88,10 @@ async def test_request_filed_while_peer_is_down_arrives_when_it_returns(fed: Fed
 async def test_refusal_no_retry_can_cure_fails_the_delivery_for_good(
     configs: dict[str, object],
 ) -> None:
-    # The recipient trusts a newer membership than the sender addresses it under.
-    set_members_version(configs[OTHER], 2)  # type: ignore[arg-type]
+    # The recipient trusts a newer directory than the sender addresses it under, and
+    # allows no grace period for the older one.
+    newer_directory_for(configs[OTHER])  # type: ignore[arg-type]
+    configs[OTHER] = replace(configs[OTHER], directory_grace_s=0.0)  # type: ignore[type-var]
     async with running_federation(configs) as fed:  # type: ignore[arg-type]
         with pytest.raises(PeerRejectedError) as caught:
             await file(fed)
@@ -105,21 +107,33 @@ async def test_refusal_no_retry_can_cure_fails_the_delivery_for_good(
         assert status.outbox_pending == 0
 
 
+class _Silent(asyncio.Protocol):
+    """Holds each accepted connection open and never writes."""
+
+    def __init__(self, held: list[asyncio.BaseTransport]) -> None:
+        self.held = held
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.held.append(transport)
+
+
 @contextlib.asynccontextmanager
 async def black_hole() -> AsyncIterator[int]:
     """A TCP port that accepts connections and never says a word."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    held: list[asyncio.BaseTransport] = []
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Silent(held), "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
-        for writer in held:
-            writer.close()
+        await server.wait_closed()
+        # Accepts already under way finish on the next loop turns; close them too, so
+        # no socket is left for the garbage collector to warn about in a later test.
+        await asyncio.sleep(0.05)
+        for transport in held:
+            transport.close()
+        await asyncio.sleep(0)
 
 
 async def test_peer_that_never_answers_is_retried_not_waited_on(

@@ -18,7 +18,6 @@ from node.errors import FormValidationError, UnknownAgencyError
 from node.forms.registry import get_form_type, schemas_dir
 from node.gen.comity.v1 import federation_pb2
 from node.ids import AgencyId, new_exchange_id, new_message_id
-from node.members import StaticDirectory
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
 from node.model.request import RequestState
 from node.timeutil import now_ms
@@ -37,7 +36,7 @@ def forge(
     fed: Federation, *, signer: str, recipient: str, payload: bytes, **header: Any
 ) -> SealedEnvelope:
     """A correctly signed and sealed envelope from ``signer`` with header overrides."""
-    directory = StaticDirectory.from_file(fed.configs[signer].members_file)
+    directory = fed.nodes[signer].directory
     member = directory.find(recipient)
     assert member is not None
     keys = fed.keys(signer)

@@ -8,18 +8,24 @@ import subprocess
 from pathlib import Path
 
 from node.cli.processes import comity_command, free_port, spawn_node, wait_until_serving
-from node.config import init_node
+from node.config import NodeConfig, init_node
+from node.federation.setup import federate
 
 
-def test_node_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    config = init_node(
+def new_node(tmp_path: Path) -> NodeConfig:
+    return init_node(
         directory=tmp_path / "n",
         agency_id="aa-cyber-unit",
         country="EE",
         roles=["requesting"],
         listen=f"127.0.0.1:{free_port()}",
     )
+
+
+def test_node_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    config = new_node(tmp_path)
     log = tmp_path / "node.log"
+    federate([config], roots_dir=tmp_path / "roots")
     process = spawn_node(config, log)
     try:
         wait_until_serving(config, process)
@@ -31,6 +37,20 @@ def test_node_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     text = log.read_text()
     assert "stopped" in text
     assert "Traceback" not in text
+
+
+def test_node_without_a_directory_says_what_is_missing(tmp_path: Path) -> None:
+    config = new_node(tmp_path)
+    result = subprocess.run(
+        comity_command("node", "serve", "--config", str(config.config_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "no federation directory" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_demo_runs_end_to_end() -> None:

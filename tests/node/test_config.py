@@ -10,7 +10,7 @@ import pytest
 from node.config import init_node, load_config
 from node.crypto.keys import AgencyKeys
 from node.errors import ConfigError
-from node.members import StaticDirectory
+from node.members import read_member_card
 
 
 @pytest.fixture
@@ -30,12 +30,12 @@ def test_init_creates_a_loadable_node(node_dir: Path) -> None:
     assert config.agency_id == "aa-cyber-unit"
     assert config.database_url == f"sqlite:///{node_dir / 'comity.db'}"
     assert config.local_socket == node_dir / "comity.sock"
+    assert config.directory_file == node_dir / "directory.json"
     keys = AgencyKeys.load(config.keys_dir)
-    directory = StaticDirectory.from_file(config.members_file)
-    member = directory.find("aa-cyber-unit")
-    assert member is not None
-    assert keys.signing_key_id in member.signing_keys
-    assert member.encryption_key_id == keys.encryption_key_id
+    card = read_member_card((node_dir / "member.toml").read_text())
+    assert card.agency_id == "aa-cyber-unit"
+    assert card.signing_key == keys.signing_public
+    assert card.encryption_key == keys.encryption_public
     assert (node_dir / "tls" / "node.key").stat().st_mode & 0o777 == 0o600
     assert node_dir.stat().st_mode & 0o777 == 0o700
 

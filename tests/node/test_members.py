@@ -1,10 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The static members file: every rule, each refusal naming the member and field."""
+"""The member card an agency hands to the secretariat: every rule, each refusal naming its field."""
 
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ import tomli_w
 from node.crypto.keys import AgencyKeys
 from node.errors import ConfigError
 from node.ids import AgencyId
-from node.members import StaticDirectory, build_members_file, member_card
-from node.tls import certificate_fingerprint, generate_tls_identity
+from node.members import member_card, read_member_card
+from node.tls import generate_tls_identity
 
 
 def card(agency: str = "aa-unit", country: str = "EE") -> str:
@@ -29,29 +28,21 @@ def card(agency: str = "aa-unit", country: str = "EE") -> str:
     )
 
 
-def test_members_file_round_trip() -> None:
-    text = build_members_file([card("aa-unit"), card("bb-authority", "PT")], version=3)
-    directory = StaticDirectory.from_toml(text, source="m")
-    assert directory.version == 3
-    member = directory.find("bb-authority")
-    assert member is not None
-    assert member.country == "PT"
-    assert member.tls_fingerprint == certificate_fingerprint(member.tls_certificate)
-    assert directory.find("zz-nobody") is None
-    assert directory.trust_roots().count(b"BEGIN CERTIFICATE") == 2
+def test_member_card_round_trip() -> None:
+    parsed = read_member_card(card("bb-authority", "PT"))
+    assert parsed.agency_id == "bb-authority"
+    assert parsed.country == "PT"
+    assert parsed.roles == {"requesting"}
+    assert len(parsed.signing_key) == 32
 
 
 def edited(change: str, value: Any) -> str:
-    document = tomllib.loads(build_members_file([card()]))
-    if change == "version":
-        document["version"] = value
-    else:
-        document["member"][0][change] = value
+    document = tomllib.loads(card())
+    document["member"][0][change] = value
     return tomli_w.dumps(document)
 
 
 CASES = [
-    ("version", 0, "version must be a positive integer"),
     ("agency_id", "Bad Agency", "agency id must be"),
     ("country", "Estonia", "country must be an ISO"),
     ("roles", ["emperor"], "unknown role"),
@@ -65,41 +56,23 @@ CASES = [
 
 
 @pytest.mark.parametrize(("field", "value", "match"), CASES)
-def test_invalid_member_is_refused_with_its_field(field: str, value: Any, match: str) -> None:
+def test_invalid_card_is_refused_with_its_field(field: str, value: Any, match: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        StaticDirectory.from_toml(edited(field, value), source="members.toml")
+        read_member_card(edited(field, value), source="member.toml")
     assert match in caught.value.message
-    assert "members.toml" in caught.value.message
+    assert "member.toml" in caught.value.message
 
 
 def test_certificate_of_another_agency_is_refused() -> None:
     other, _ = generate_tls_identity(AgencyId("zz-other"))
     with pytest.raises(ConfigError, match="not issued to aa-unit"):
-        StaticDirectory.from_toml(edited("tls_certificate", other.decode()), source="m")
+        read_member_card(edited("tls_certificate", other.decode()))
 
 
-def test_duplicate_agency_is_refused() -> None:
-    with pytest.raises(ConfigError, match="listed twice"):
-        build_members_file([card("aa-unit"), card("aa-unit")])
-
-
-def test_duplicate_key_is_refused() -> None:
-    document = tomllib.loads(build_members_file([card("aa-unit"), card("bb-unit")]))
-    document["member"][1]["signing_key"] = document["member"][0]["signing_key"]
-    with pytest.raises(ConfigError, match="used twice"):
-        StaticDirectory.from_toml(tomli_w.dumps(document), source="m")
-
-
-def test_empty_and_unreadable_files_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="at least one"):
-        StaticDirectory.from_toml("version = 1\n", source="m")
-    with pytest.raises(ConfigError, match="cannot read"):
-        StaticDirectory.from_file(tmp_path / "missing.toml")
+def test_card_must_hold_one_member() -> None:
+    with pytest.raises(ConfigError, match="exactly one"):
+        read_member_card("version = 1\n")
+    with pytest.raises(ConfigError, match="exactly one"):
+        read_member_card(card() + card())
     with pytest.raises(ConfigError, match="not valid TOML"):
-        StaticDirectory.from_toml("version = = 1", source="m")
-
-
-def test_example_members_file_parses() -> None:
-    path = Path(__file__).parents[2] / "ops" / "examples" / "members.toml"
-    directory = StaticDirectory.from_file(path)
-    assert len(directory.members()) >= 1
+        read_member_card("version = = 1")

@@ -110,7 +110,11 @@ class Envelope(_message.Message):
     the same at both ends: the canonical text form of a UUIDv4.
     """
     sequence: _builtins.int
-    """Position of this message within its exchange, starting at 1."""
+    """Position of this message among the messages its sender sent in this
+    exchange, starting at 1: the request is the requester's 1, the requested
+    party's first lifecycle message is its 1. A receiver applies each
+    sender's messages in this order and holds one that arrives early.
+    """
     sender: _builtins.str
     """Agency ids of the sender and the recipient, as listed in the federation
     membership: 3 to 64 characters of [a-z0-9-], starting with a letter.

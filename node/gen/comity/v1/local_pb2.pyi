@@ -44,32 +44,402 @@ DIRECTION_INBOUND: Direction.ValueType  # 2
 Global___Direction: _TypeAlias = Direction  # noqa: Y015
 
 @_typing.final
+class EvidenceFile(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """A path on the node's machine that the node's user can read."""
+    media_type: _builtins.str
+    """e.g. "application/json", "text/csv", "image/png"."""
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media_type", b"media_type", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceFile: _TypeAlias = EvidenceFile  # noqa: Y015
+
+@_typing.final
+class SendEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    note: _builtins.str
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceFile]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        files: _abc.Iterable[Global___EvidenceFile] | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "note", b"note", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendEvidenceRequest: _TypeAlias = SendEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class EvidenceItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    CHUNKS_TOTAL_FIELD_NUMBER: _builtins.int
+    CHUNKS_HERE_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    name: _builtins.str
+    media_type: _builtins.str
+    size: _builtins.int
+    sha256: _builtins.str
+    chunks_total: _builtins.int
+    chunks_here: _builtins.int
+    verified: _builtins.bool
+    """Every chunk is here and the file's digest matches the manifest."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        name: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        size: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        chunks_total: _builtins.int = ...,
+        chunks_here: _builtins.int = ...,
+        verified: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_here", b"chunks_here", "chunks_total", b"chunks_total", "index", b"index", "media_type", b"media_type", "name", b"name", "sha256", b"sha256", "size", b"size", "verified", b"verified"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceItem: _TypeAlias = EvidenceItem  # noqa: Y015
+
+@_typing.final
+class EvidenceSet(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVIDENCE_ID_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    evidence_id: _builtins.str
+    direction: Global___Direction.ValueType
+    created_at_ms: _builtins.int
+    complete: _builtins.bool
+    note: _builtins.str
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceItem]: ...
+    def __init__(
+        self,
+        *,
+        evidence_id: _builtins.str = ...,
+        direction: Global___Direction.ValueType = ...,
+        created_at_ms: _builtins.int = ...,
+        complete: _builtins.bool = ...,
+        items: _abc.Iterable[Global___EvidenceItem] | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "created_at_ms", b"created_at_ms", "direction", b"direction", "evidence_id", b"evidence_id", "items", b"items", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceSet: _TypeAlias = EvidenceSet  # noqa: Y015
+
+@_typing.final
+class EvidenceList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sets(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceSet]: ...
+    def __init__(
+        self,
+        *,
+        sets: _abc.Iterable[Global___EvidenceSet] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sets", b"sets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceList: _TypeAlias = EvidenceList  # noqa: Y015
+
+@_typing.final
+class FetchEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EVIDENCE_ID_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    evidence_id: _builtins.str
+    item: _builtins.int
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        evidence_id: _builtins.str = ...,
+        item: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence_id", b"evidence_id", "item", b"item", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchEvidenceRequest: _TypeAlias = FetchEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class EvidenceData(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceData: _TypeAlias = EvidenceData  # noqa: Y015
+
+@_typing.final
+class SendMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    BODY_JSON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    kind: _builtins.str
+    """e.g. "decision", "clarification-request", "withdrawal"."""
+    body_json: _builtins.bytes
+    """The message body: a UTF-8 JSON object valid against the kind's schema."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        body_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_json", b"body_json", "kind", b"kind", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendMessageRequest: _TypeAlias = SendMessageRequest  # noqa: Y015
+
+@_typing.final
+class HistoryEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    BODY_JSON_FIELD_NUMBER: _builtins.int
+    DELIVERY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"request", or the lifecycle message kind."""
+    direction: Global___Direction.ValueType
+    sequence: _builtins.int
+    """Position among the messages its sender sent in this exchange."""
+    state: _builtins.str
+    """"applied", "held" (waiting for an earlier message) or "refused"."""
+    created_at_ms: _builtins.int
+    body_json: _builtins.bytes
+    """A lifecycle message's body (UTF-8 JSON); empty for the request."""
+    delivery: _builtins.str
+    """Outbound: "pending", "delivered" or "failed"."""
+    note: _builtins.str
+    """Why a message was refused when its turn came."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        direction: Global___Direction.ValueType = ...,
+        sequence: _builtins.int = ...,
+        state: _builtins.str = ...,
+        created_at_ms: _builtins.int = ...,
+        body_json: _builtins.bytes = ...,
+        delivery: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_json", b"body_json", "created_at_ms", b"created_at_ms", "delivery", b"delivery", "direction", b"direction", "kind", b"kind", "note", b"note", "sequence", b"sequence", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HistoryEntry: _TypeAlias = HistoryEntry  # noqa: Y015
+
+@_typing.final
+class InstallDirectoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    document: _builtins.bytes
+    """The signed directory document (UTF-8 JSON)."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstallDirectoryRequest: _TypeAlias = InstallDirectoryRequest  # noqa: Y015
+
+@_typing.final
+class InstallDirectoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version the node trusts now."""
+    changed: _builtins.bool
+    """False when the node trusted this very version already."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstallDirectoryResponse: _TypeAlias = InstallDirectoryResponse  # noqa: Y015
+
+@_typing.final
 class FileRequestRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_TYPE_FIELD_NUMBER: _builtins.int
     RECIPIENT_FIELD_NUMBER: _builtins.int
     FORM_JSON_FIELD_NUMBER: _builtins.int
+    STRIP_IDENTIFIERS_FIELD_NUMBER: _builtins.int
     request_type: _builtins.str
     """Request type, e.g. "preservation"."""
     recipient: _builtins.str
     """Agency id of the recipient."""
     form_json: _builtins.bytes
     """The request form: a UTF-8 JSON object valid against the type's schema."""
+    strip_identifiers: _builtins.bool
+    """Replace identifiers found in free text by "[identifier removed]" instead
+    of refusing the request.
+    """
     def __init__(
         self,
         *,
         request_type: _builtins.str = ...,
         recipient: _builtins.str = ...,
         form_json: _builtins.bytes = ...,
+        strip_identifiers: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["form_json", b"form_json", "recipient", b"recipient", "request_type", b"request_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["form_json", b"form_json", "recipient", b"recipient", "request_type", b"request_type", "strip_identifiers", b"strip_identifiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FileRequestRequest: _TypeAlias = FileRequestRequest  # noqa: Y015
+
+@_typing.final
+class RequestPreview(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_TYPE_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    PAYLOAD_TYPE_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    FORM_JSON_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    DEADLINE_HOURS_FIELD_NUMBER: _builtins.int
+    request_type: _builtins.str
+    recipient: _builtins.str
+    payload_type: _builtins.str
+    legal_basis: _builtins.str
+    form_json: _builtins.bytes
+    """The bytes that would be signed and sealed."""
+    deadline_hours: _builtins.int
+    """Hours from receipt until the request is due; 0 when it has no deadline."""
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What minimization stripped, by field."""
+
+    def __init__(
+        self,
+        *,
+        request_type: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        payload_type: _builtins.str = ...,
+        legal_basis: _builtins.str = ...,
+        form_json: _builtins.bytes = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+        deadline_hours: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline_hours", b"deadline_hours", "form_json", b"form_json", "legal_basis", b"legal_basis", "notes", b"notes", "payload_type", b"payload_type", "recipient", b"recipient", "request_type", b"request_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestPreview: _TypeAlias = RequestPreview  # noqa: Y015
+
+@_typing.final
+class ListOverdueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOverdueRequest: _TypeAlias = ListOverdueRequest  # noqa: Y015
 
 @_typing.final
 class RequestSummary(_message.Message):
@@ -82,6 +452,8 @@ class RequestSummary(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
     UPDATED_AT_MS_FIELD_NUMBER: _builtins.int
+    DUE_AT_MS_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The exchange id, the same at both ends."""
     request_type: _builtins.str
@@ -92,6 +464,10 @@ class RequestSummary(_message.Message):
     """Lifecycle state, e.g. "submitted", "delivered", "registered"."""
     created_at_ms: _builtins.int
     updated_at_ms: _builtins.int
+    due_at_ms: _builtins.int
+    """When it is due under its legal basis (0: no deadline, or not yet received)."""
+    overdue: _builtins.bool
+    """Past due without having reached the step the deadline is for."""
     def __init__(
         self,
         *,
@@ -102,10 +478,12 @@ class RequestSummary(_message.Message):
         state: _builtins.str = ...,
         created_at_ms: _builtins.int = ...,
         updated_at_ms: _builtins.int = ...,
+        due_at_ms: _builtins.int = ...,
+        overdue: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "direction", b"direction", "peer", b"peer", "request_id", b"request_id", "request_type", b"request_type", "state", b"state", "updated_at_ms", b"updated_at_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "direction", b"direction", "due_at_ms", b"due_at_ms", "overdue", b"overdue", "peer", b"peer", "request_id", b"request_id", "request_type", b"request_type", "state", b"state", "updated_at_ms", b"updated_at_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -121,6 +499,9 @@ class RequestDetail(_message.Message):
     RECEIPT_VERIFIED_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     DELIVERY_FIELD_NUMBER: _builtins.int
+    SIGNED_BY_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    PRESERVED_UNTIL_MS_FIELD_NUMBER: _builtins.int
     form_json: _builtins.bytes
     """The form as filed (outbound) or as received and opened (inbound)."""
     receipt_verified: _builtins.bool
@@ -129,6 +510,8 @@ class RequestDetail(_message.Message):
     """
     last_error: _builtins.str
     """Why the last delivery attempt failed, if it did (no case content)."""
+    preserved_until_ms: _builtins.int
+    """For preserved data: when the preservation ends (ms since the Unix epoch)."""
     @_builtins.property
     def summary(self) -> Global___RequestSummary: ...
     @_builtins.property
@@ -141,6 +524,16 @@ class RequestDetail(_message.Message):
     def delivery(self) -> Global___Delivery:
         """For an outbound request: its delivery through the outbox."""
 
+    @_builtins.property
+    def signed_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Key ids of the sender's signatures on the request's envelope: which of
+        the sender's keys (see the federation directory) signed it.
+        """
+
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]:
+        """Every message of the exchange, oldest first."""
+
     def __init__(
         self,
         *,
@@ -150,10 +543,13 @@ class RequestDetail(_message.Message):
         receipt_verified: _builtins.bool = ...,
         last_error: _builtins.str = ...,
         delivery: Global___Delivery | None = ...,
+        signed_by: _abc.Iterable[_builtins.str] | None = ...,
+        history: _abc.Iterable[Global___HistoryEntry] | None = ...,
+        preserved_until_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "receipt", b"receipt", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "form_json", b"form_json", "last_error", b"last_error", "receipt", b"receipt", "receipt_verified", b"receipt_verified", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "form_json", b"form_json", "history", b"history", "last_error", b"last_error", "preserved_until_ms", b"preserved_until_ms", "receipt", b"receipt", "receipt_verified", b"receipt_verified", "signed_by", b"signed_by", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -323,6 +719,7 @@ class NodeStatus(_message.Message):
     PEERS_FIELD_NUMBER: _builtins.int
     REQUESTS_OUTBOUND_FIELD_NUMBER: _builtins.int
     REQUESTS_INBOUND_FIELD_NUMBER: _builtins.int
+    DIRECTORY_EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
     agency_id: _builtins.str
     directory_version: _builtins.int
     outbox_pending: _builtins.int
@@ -330,6 +727,10 @@ class NodeStatus(_message.Message):
     outbox_failed: _builtins.int
     requests_outbound: _builtins.int
     requests_inbound: _builtins.int
+    directory_expires_at_ms: _builtins.int
+    """When the trusted directory expires, ms since the Unix epoch. After that
+    the node refuses to exchange until the secretariat publishes a new one.
+    """
     @_builtins.property
     def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerDeliveries]: ...
     def __init__(
@@ -343,10 +744,11 @@ class NodeStatus(_message.Message):
         peers: _abc.Iterable[Global___PeerDeliveries] | None = ...,
         requests_outbound: _builtins.int = ...,
         requests_inbound: _builtins.int = ...,
+        directory_expires_at_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "directory_version", b"directory_version", "outbox_capacity", b"outbox_capacity", "outbox_failed", b"outbox_failed", "outbox_pending", b"outbox_pending", "peers", b"peers", "requests_inbound", b"requests_inbound", "requests_outbound", b"requests_outbound"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "directory_expires_at_ms", b"directory_expires_at_ms", "directory_version", b"directory_version", "outbox_capacity", b"outbox_capacity", "outbox_failed", b"outbox_failed", "outbox_pending", b"outbox_pending", "peers", b"peers", "requests_inbound", b"requests_inbound", "requests_outbound", b"requests_outbound"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -39,6 +39,16 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.FileRequestRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
                 _registered_method=True)
+        self.PreviewRequest = channel.unary_unary(
+                '/comity.v1.Local/PreviewRequest',
+                request_serializer=comity_dot_v1_dot_local__pb2.FileRequestRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.RequestPreview.FromString,
+                _registered_method=True)
+        self.ListOverdue = channel.unary_unary(
+                '/comity.v1.Local/ListOverdue',
+                request_serializer=comity_dot_v1_dot_local__pb2.ListOverdueRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.ListRequestsResponse.FromString,
+                _registered_method=True)
         self.ListRequests = channel.unary_unary(
                 '/comity.v1.Local/ListRequests',
                 request_serializer=comity_dot_v1_dot_local__pb2.ListRequestsRequest.SerializeToString,
@@ -54,6 +64,31 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.GetNodeStatusRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.NodeStatus.FromString,
                 _registered_method=True)
+        self.InstallDirectory = channel.unary_unary(
+                '/comity.v1.Local/InstallDirectory',
+                request_serializer=comity_dot_v1_dot_local__pb2.InstallDirectoryRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.InstallDirectoryResponse.FromString,
+                _registered_method=True)
+        self.SendMessage = channel.unary_unary(
+                '/comity.v1.Local/SendMessage',
+                request_serializer=comity_dot_v1_dot_local__pb2.SendMessageRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
+                _registered_method=True)
+        self.SendEvidence = channel.unary_unary(
+                '/comity.v1.Local/SendEvidence',
+                request_serializer=comity_dot_v1_dot_local__pb2.SendEvidenceRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
+                _registered_method=True)
+        self.ListEvidence = channel.unary_unary(
+                '/comity.v1.Local/ListEvidence',
+                request_serializer=comity_dot_v1_dot_local__pb2.GetRequestRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.EvidenceList.FromString,
+                _registered_method=True)
+        self.FetchEvidence = channel.unary_stream(
+                '/comity.v1.Local/FetchEvidence',
+                request_serializer=comity_dot_v1_dot_local__pb2.FetchEvidenceRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.EvidenceData.FromString,
+                _registered_method=True)
 
 
 class LocalServicer:
@@ -68,6 +103,23 @@ class LocalServicer:
         INVALID_ARGUMENT (unknown request type or recipient, form that fails its
         schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
         it refused the request for good while the call waited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewRequest(self, request, context):
+        """Exactly what FileRequest would sign and send (the canonical, minimized
+        form), without storing or sending anything. Same errors as FileRequest,
+        FAILED_PRECONDITION (not_minimal) included.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOverdue(self, request, context):
+        """Requests past their deadline (legal-basis profile, counted from receipt)
+        that have not reached the step it is for, most overdue first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +147,53 @@ class LocalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InstallDirectory(self, request, context):
+        """Offers the node a new federation directory (from the secretariat's key
+        ceremony). The node verifies it against the version it trusts and trusts
+        it from then on; peers fetch it from here. FAILED_PRECONDITION with the
+        rule it breaks (rollback, threshold, new-root-threshold, expired …).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendMessage(self, request, context):
+        """Sends a lifecycle message in an exchange (a review, a decision, a
+        clarification, a withdrawal …; the kinds are in schemas/messages/) and
+        moves the request to its next state at once. Delivered like a request.
+        INVALID_ARGUMENT (unknown kind, body that fails its schema), NOT_FOUND,
+        PERMISSION_DENIED (the other party sends this kind), FAILED_PRECONDITION
+        (not allowed in the request's current state), RESOURCE_EXHAUSTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendEvidence(self, request, context):
+        """Returns evidence for a request this agency received: reads the files
+        (paths the node can read), stores them in chunks with a manifest of
+        SHA-256 digests, sends the manifest as an "evidence" message, and pushes
+        the sealed chunks to the requester (resuming after any interruption).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvidence(self, request, context):
+        """The evidence sets of a request, with each file's progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchEvidence(self, request, context):
+        """One received file, streamed from the node's store after checking every
+        chunk against the manifest again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -102,6 +201,16 @@ def add_LocalServicer_to_server(servicer, server):
                     servicer.FileRequest,
                     request_deserializer=comity_dot_v1_dot_local__pb2.FileRequestRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.RequestDetail.SerializeToString,
+            ),
+            'PreviewRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewRequest,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.FileRequestRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.RequestPreview.SerializeToString,
+            ),
+            'ListOverdue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOverdue,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.ListOverdueRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.ListRequestsResponse.SerializeToString,
             ),
             'ListRequests': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRequests,
@@ -117,6 +226,31 @@ def add_LocalServicer_to_server(servicer, server):
                     servicer.GetNodeStatus,
                     request_deserializer=comity_dot_v1_dot_local__pb2.GetNodeStatusRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.NodeStatus.SerializeToString,
+            ),
+            'InstallDirectory': grpc.unary_unary_rpc_method_handler(
+                    servicer.InstallDirectory,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.InstallDirectoryRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.InstallDirectoryResponse.SerializeToString,
+            ),
+            'SendMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessage,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.SendMessageRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.RequestDetail.SerializeToString,
+            ),
+            'SendEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendEvidence,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.SendEvidenceRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.RequestDetail.SerializeToString,
+            ),
+            'ListEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvidence,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.GetRequestRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.EvidenceList.SerializeToString,
+            ),
+            'FetchEvidence': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchEvidence,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.FetchEvidenceRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.EvidenceData.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -146,6 +280,60 @@ class Local:
             '/comity.v1.Local/FileRequest',
             comity_dot_v1_dot_local__pb2.FileRequestRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/PreviewRequest',
+            comity_dot_v1_dot_local__pb2.FileRequestRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.RequestPreview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOverdue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ListOverdue',
+            comity_dot_v1_dot_local__pb2.ListOverdueRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.ListRequestsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -227,6 +415,141 @@ class Local:
             '/comity.v1.Local/GetNodeStatus',
             comity_dot_v1_dot_local__pb2.GetNodeStatusRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.NodeStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InstallDirectory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/InstallDirectory',
+            comity_dot_v1_dot_local__pb2.InstallDirectoryRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.InstallDirectoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/SendMessage',
+            comity_dot_v1_dot_local__pb2.SendMessageRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/SendEvidence',
+            comity_dot_v1_dot_local__pb2.SendEvidenceRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ListEvidence',
+            comity_dot_v1_dot_local__pb2.GetRequestRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.EvidenceList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/comity.v1.Local/FetchEvidence',
+            comity_dot_v1_dot_local__pb2.FetchEvidenceRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.EvidenceData.FromString,
             options,
             channel_credentials,
             insecure,

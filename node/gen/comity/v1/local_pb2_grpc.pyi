@@ -47,6 +47,15 @@ class LocalStub:
     schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
     it refused the request for good while the call waited.
     """
+    PreviewRequest: _grpc.UnaryUnaryMultiCallable[_local_pb2.FileRequestRequest, _local_pb2.RequestPreview]
+    """Exactly what FileRequest would sign and send (the canonical, minimized
+    form), without storing or sending anything. Same errors as FileRequest,
+    FAILED_PRECONDITION (not_minimal) included.
+    """
+    ListOverdue: _grpc.UnaryUnaryMultiCallable[_local_pb2.ListOverdueRequest, _local_pb2.ListRequestsResponse]
+    """Requests past their deadline (legal-basis profile, counted from receipt)
+    that have not reached the step it is for, most overdue first.
+    """
     ListRequests: _grpc.UnaryUnaryMultiCallable[_local_pb2.ListRequestsRequest, _local_pb2.ListRequestsResponse]
     """Lists requests, newest first."""
     GetRequest: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.RequestDetail]
@@ -54,6 +63,32 @@ class LocalStub:
     GetNodeStatus: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetNodeStatusRequest, _local_pb2.NodeStatus]
     """The node's health as its operators see it: pending deliveries per peer and
     alerts for peers that have stayed unreachable.
+    """
+    InstallDirectory: _grpc.UnaryUnaryMultiCallable[_local_pb2.InstallDirectoryRequest, _local_pb2.InstallDirectoryResponse]
+    """Offers the node a new federation directory (from the secretariat's key
+    ceremony). The node verifies it against the version it trusts and trusts
+    it from then on; peers fetch it from here. FAILED_PRECONDITION with the
+    rule it breaks (rollback, threshold, new-root-threshold, expired …).
+    """
+    SendMessage: _grpc.UnaryUnaryMultiCallable[_local_pb2.SendMessageRequest, _local_pb2.RequestDetail]
+    """Sends a lifecycle message in an exchange (a review, a decision, a
+    clarification, a withdrawal …; the kinds are in schemas/messages/) and
+    moves the request to its next state at once. Delivered like a request.
+    INVALID_ARGUMENT (unknown kind, body that fails its schema), NOT_FOUND,
+    PERMISSION_DENIED (the other party sends this kind), FAILED_PRECONDITION
+    (not allowed in the request's current state), RESOURCE_EXHAUSTED.
+    """
+    SendEvidence: _grpc.UnaryUnaryMultiCallable[_local_pb2.SendEvidenceRequest, _local_pb2.RequestDetail]
+    """Returns evidence for a request this agency received: reads the files
+    (paths the node can read), stores them in chunks with a manifest of
+    SHA-256 digests, sends the manifest as an "evidence" message, and pushes
+    the sealed chunks to the requester (resuming after any interruption).
+    """
+    ListEvidence: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.EvidenceList]
+    """The evidence sets of a request, with each file's progress."""
+    FetchEvidence: _grpc.UnaryStreamMultiCallable[_local_pb2.FetchEvidenceRequest, _local_pb2.EvidenceData]
+    """One received file, streamed from the node's store after checking every
+    chunk against the manifest again.
     """
 
 @_typing.type_check_only
@@ -69,6 +104,15 @@ class LocalAsyncStub(LocalStub):
     schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
     it refused the request for good while the call waited.
     """
+    PreviewRequest: _aio.UnaryUnaryMultiCallable[_local_pb2.FileRequestRequest, _local_pb2.RequestPreview]  # type: ignore[assignment]
+    """Exactly what FileRequest would sign and send (the canonical, minimized
+    form), without storing or sending anything. Same errors as FileRequest,
+    FAILED_PRECONDITION (not_minimal) included.
+    """
+    ListOverdue: _aio.UnaryUnaryMultiCallable[_local_pb2.ListOverdueRequest, _local_pb2.ListRequestsResponse]  # type: ignore[assignment]
+    """Requests past their deadline (legal-basis profile, counted from receipt)
+    that have not reached the step it is for, most overdue first.
+    """
     ListRequests: _aio.UnaryUnaryMultiCallable[_local_pb2.ListRequestsRequest, _local_pb2.ListRequestsResponse]  # type: ignore[assignment]
     """Lists requests, newest first."""
     GetRequest: _aio.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.RequestDetail]  # type: ignore[assignment]
@@ -76,6 +120,32 @@ class LocalAsyncStub(LocalStub):
     GetNodeStatus: _aio.UnaryUnaryMultiCallable[_local_pb2.GetNodeStatusRequest, _local_pb2.NodeStatus]  # type: ignore[assignment]
     """The node's health as its operators see it: pending deliveries per peer and
     alerts for peers that have stayed unreachable.
+    """
+    InstallDirectory: _aio.UnaryUnaryMultiCallable[_local_pb2.InstallDirectoryRequest, _local_pb2.InstallDirectoryResponse]  # type: ignore[assignment]
+    """Offers the node a new federation directory (from the secretariat's key
+    ceremony). The node verifies it against the version it trusts and trusts
+    it from then on; peers fetch it from here. FAILED_PRECONDITION with the
+    rule it breaks (rollback, threshold, new-root-threshold, expired …).
+    """
+    SendMessage: _aio.UnaryUnaryMultiCallable[_local_pb2.SendMessageRequest, _local_pb2.RequestDetail]  # type: ignore[assignment]
+    """Sends a lifecycle message in an exchange (a review, a decision, a
+    clarification, a withdrawal …; the kinds are in schemas/messages/) and
+    moves the request to its next state at once. Delivered like a request.
+    INVALID_ARGUMENT (unknown kind, body that fails its schema), NOT_FOUND,
+    PERMISSION_DENIED (the other party sends this kind), FAILED_PRECONDITION
+    (not allowed in the request's current state), RESOURCE_EXHAUSTED.
+    """
+    SendEvidence: _aio.UnaryUnaryMultiCallable[_local_pb2.SendEvidenceRequest, _local_pb2.RequestDetail]  # type: ignore[assignment]
+    """Returns evidence for a request this agency received: reads the files
+    (paths the node can read), stores them in chunks with a manifest of
+    SHA-256 digests, sends the manifest as an "evidence" message, and pushes
+    the sealed chunks to the requester (resuming after any interruption).
+    """
+    ListEvidence: _aio.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.EvidenceList]  # type: ignore[assignment]
+    """The evidence sets of a request, with each file's progress."""
+    FetchEvidence: _aio.UnaryStreamMultiCallable[_local_pb2.FetchEvidenceRequest, _local_pb2.EvidenceData]  # type: ignore[assignment]
+    """One received file, streamed from the node's store after checking every
+    chunk against the manifest again.
     """
 
 class LocalServicer(metaclass=_abc_1.ABCMeta):
@@ -93,6 +163,27 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT (unknown request type or recipient, form that fails its
         schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
         it refused the request for good while the call waited.
+        """
+
+    @_abc_1.abstractmethod
+    def PreviewRequest(
+        self,
+        request: _local_pb2.FileRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.RequestPreview, _abc.Awaitable[_local_pb2.RequestPreview]]:
+        """Exactly what FileRequest would sign and send (the canonical, minimized
+        form), without storing or sending anything. Same errors as FileRequest,
+        FAILED_PRECONDITION (not_minimal) included.
+        """
+
+    @_abc_1.abstractmethod
+    def ListOverdue(
+        self,
+        request: _local_pb2.ListOverdueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.ListRequestsResponse, _abc.Awaitable[_local_pb2.ListRequestsResponse]]:
+        """Requests past their deadline (legal-basis profile, counted from receipt)
+        that have not reached the step it is for, most overdue first.
         """
 
     @_abc_1.abstractmethod
@@ -119,6 +210,62 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_local_pb2.NodeStatus, _abc.Awaitable[_local_pb2.NodeStatus]]:
         """The node's health as its operators see it: pending deliveries per peer and
         alerts for peers that have stayed unreachable.
+        """
+
+    @_abc_1.abstractmethod
+    def InstallDirectory(
+        self,
+        request: _local_pb2.InstallDirectoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.InstallDirectoryResponse, _abc.Awaitable[_local_pb2.InstallDirectoryResponse]]:
+        """Offers the node a new federation directory (from the secretariat's key
+        ceremony). The node verifies it against the version it trusts and trusts
+        it from then on; peers fetch it from here. FAILED_PRECONDITION with the
+        rule it breaks (rollback, threshold, new-root-threshold, expired …).
+        """
+
+    @_abc_1.abstractmethod
+    def SendMessage(
+        self,
+        request: _local_pb2.SendMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.RequestDetail, _abc.Awaitable[_local_pb2.RequestDetail]]:
+        """Sends a lifecycle message in an exchange (a review, a decision, a
+        clarification, a withdrawal …; the kinds are in schemas/messages/) and
+        moves the request to its next state at once. Delivered like a request.
+        INVALID_ARGUMENT (unknown kind, body that fails its schema), NOT_FOUND,
+        PERMISSION_DENIED (the other party sends this kind), FAILED_PRECONDITION
+        (not allowed in the request's current state), RESOURCE_EXHAUSTED.
+        """
+
+    @_abc_1.abstractmethod
+    def SendEvidence(
+        self,
+        request: _local_pb2.SendEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.RequestDetail, _abc.Awaitable[_local_pb2.RequestDetail]]:
+        """Returns evidence for a request this agency received: reads the files
+        (paths the node can read), stores them in chunks with a manifest of
+        SHA-256 digests, sends the manifest as an "evidence" message, and pushes
+        the sealed chunks to the requester (resuming after any interruption).
+        """
+
+    @_abc_1.abstractmethod
+    def ListEvidence(
+        self,
+        request: _local_pb2.GetRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.EvidenceList, _abc.Awaitable[_local_pb2.EvidenceList]]:
+        """The evidence sets of a request, with each file's progress."""
+
+    @_abc_1.abstractmethod
+    def FetchEvidence(
+        self,
+        request: _local_pb2.FetchEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_local_pb2.EvidenceData], _abc.AsyncIterator[_local_pb2.EvidenceData]]:
+        """One received file, streamed from the node's store after checking every
+        chunk against the manifest again.
         """
 
 def add_LocalServicer_to_server(servicer: LocalServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

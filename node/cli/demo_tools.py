@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the demo's steps share: headings, and running ``comity`` at an agency's node."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from rich.console import Console
+from rich.rule import Rule
+
+from node.cli.processes import comity_command
+from node.config import NodeConfig
+from node.errors import ConfigError
+from node.forms.registry import schemas_dir
+
+
+def step(console: Console, title: str, text: str) -> None:
+    console.print(Rule(f"[bold]{title}[/bold]"))
+    console.print(text)
+
+
+def cli(
+    console: Console,
+    config: NodeConfig,
+    *args: str,
+    show: bool = True,
+    expect_failure: bool = False,
+) -> str:
+    """Run ``comity ARGS`` at ``config``'s node; its output, or its error when a failure is
+    what the demo expects."""
+    command = comity_command(*args, "--config", str(config.config_path))
+    if show:
+        console.print(f"[dim]$ comity {' '.join(args)}   # at {config.agency_id}[/dim]")
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    if show:
+        console.print(result.stdout.rstrip(), markup=False, highlight=False)
+    if expect_failure:
+        if result.returncode == 0:
+            raise ConfigError(f"`comity {' '.join(args)}` should have failed")
+        console.print(result.stderr.rstrip(), markup=False, highlight=False)
+        return result.stderr
+    if result.returncode != 0:
+        raise ConfigError(f"`comity {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def expect_state(config: NodeConfig, request_id: str, state: str) -> dict[str, object]:
+    detail: dict[str, object] = json.loads(
+        cli(Console(quiet=True), config, "request", "show", request_id, "--json", show=False)
+    )
+    if detail["state"] != state:
+        raise ConfigError(f"expected state {state} at {config.agency_id}, got {detail['state']}")
+    return detail
+
+
+def file_request(
+    console: Console,
+    unit: NodeConfig,
+    authority: NodeConfig,
+    *,
+    request_type: str = "preservation",
+    form: Path | None = None,
+) -> str:
+    """File a request (by default the example preservation request) from ``unit``; its id."""
+    form = form or schemas_dir() / "examples" / f"{request_type}.example.json"
+    cli(
+        console,
+        unit,
+        "request",
+        "file",
+        request_type,
+        "--to",
+        authority.agency_id,
+        "--form",
+        str(form),
+    )
+    newest = json.loads(cli(console, unit, "request", "list", "--json", show=False))[0]
+    return str(newest["request_id"])

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Evidence.Status and Evidence.Upload: receiving the chunks of returned evidence."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from node.gen.comity.v1 import evidence_pb2, evidence_pb2_grpc
+from node.services.evidence import Chunk, EvidenceService, ItemProgress, Progress
+from node.tls import peer_certificate_fingerprint
+from node.transport.status import answer_or_abort
+
+SERVICE_NAME = evidence_pb2.DESCRIPTOR.services_by_name["Evidence"].full_name
+
+
+class EvidenceServicer(evidence_pb2_grpc.EvidenceServicer):
+    def __init__(self, *, evidence: EvidenceService) -> None:
+        self._evidence = evidence
+
+    async def Status(  # noqa: N802 (the name is the RPC's)
+        self,
+        request: evidence_pb2.EvidenceStatusRequest,
+        context: grpc.aio.ServicerContext[
+            evidence_pb2.EvidenceStatusRequest, evidence_pb2.EvidenceProgress
+        ],
+    ) -> evidence_pb2.EvidenceProgress:
+        async def handle() -> evidence_pb2.EvidenceProgress:
+            return progress_to_proto(await self._evidence.status(request.evidence_id))
+
+        return await answer_or_abort(context, handle, method="Evidence.Status")
+
+    async def Upload(  # noqa: N802
+        self,
+        request_iterator: AsyncIterator[evidence_pb2.EvidenceChunk],
+        context: grpc.aio.ServicerContext[
+            evidence_pb2.EvidenceChunk, evidence_pb2.EvidenceProgress
+        ],
+    ) -> evidence_pb2.EvidenceProgress:
+        async def chunks() -> AsyncIterator[Chunk]:
+            async for message in request_iterator:
+                yield Chunk(
+                    evidence_id=message.evidence_id,
+                    item=message.item,
+                    index=message.index,
+                    sealed=message.sealed,
+                )
+
+        async def handle() -> evidence_pb2.EvidenceProgress:
+            fingerprint = peer_certificate_fingerprint(context.auth_context())
+            progress = await self._evidence.receive(chunks(), peer_fingerprint=fingerprint)
+            return progress_to_proto(progress)
+
+        return await answer_or_abort(context, handle, method="Evidence.Upload")
+
+
+def progress_to_proto(progress: Progress) -> evidence_pb2.EvidenceProgress:
+    return evidence_pb2.EvidenceProgress(
+        evidence_id=progress.evidence_id,
+        items=[
+            evidence_pb2.ItemProgress(item=i.item, next_chunk=i.next_chunk, verified=i.verified)
+            for i in progress.items
+        ],
+        complete=progress.complete,
+    )
+
+
+def progress_from_proto(message: evidence_pb2.EvidenceProgress) -> Progress:
+    return Progress(
+        evidence_id=message.evidence_id,
+        items=tuple(
+            ItemProgress(item=i.item, next_chunk=i.next_chunk, verified=i.verified)
+            for i in message.items
+        ),
+    )

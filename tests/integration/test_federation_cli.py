@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`comity federation …`: the key ceremony as an operator runs it, then publishing to a node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from node.cli.main import main
+from node.crypto.keys import AgencyKeys
+from node.federation.document import parse_directory
+from node.federation.setup import root_key_path
+from node.ids import AgencyId
+from node.members import member_card
+from node.tls import generate_tls_identity
+from tests.integration.harness import Federation, current_directory
+
+UNIT = "aa-cyber-unit"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_ceremony_from_keygen_to_a_verified_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(3):
+        code, out, _ = run(capsys, "federation", "keygen", "--out", str(tmp_path / f"r{i}.key"))
+        assert code == 0
+        assert "private" in out
+    assert stat.S_IMODE((tmp_path / "r0.key").stat().st_mode) == 0o600
+    directory = str(tmp_path / "directory.json")
+    roots = [a for i in range(3) for a in ("--root-key", str(tmp_path / f"r{i}.key.pub"))]
+    code, out, _ = run(capsys, "federation", "init", directory, *roots, "--threshold", "2")
+    assert code == 0
+    assert "Needs 2 more root signature(s)" in out
+
+    card = _card(tmp_path)
+    code, _, _ = run(capsys, "federation", "add-member", directory, str(card))
+    assert code == 0
+    run(capsys, "federation", "sign", directory, "--key", str(tmp_path / "r0.key"), "--out",
+        str(tmp_path / "s0.json"))  # fmt: skip
+
+    code, out, _ = run(capsys, "federation", "verify", str(tmp_path / "s0.json"))
+    assert code == 1
+    assert "1 of the 2 required" in out
+    assert "NOT acceptable" in out
+
+    run(capsys, "federation", "sign", directory, "--key", str(tmp_path / "r2.key"), "--out",
+        str(tmp_path / "s2.json"))  # fmt: skip
+    merged = str(tmp_path / "merged.json")
+    code, _, _ = run(
+        capsys, "federation", "merge", str(tmp_path / "s0.json"), str(tmp_path / "s2.json"),
+        "--out", merged,
+    )  # fmt: skip
+    assert code == 0
+    code, out, _ = run(capsys, "federation", "verify", merged, "--json")
+    assert code == 0
+    verdict = json.loads(out)
+    assert verdict["acceptable"] is True
+    code, out, _ = run(capsys, "federation", "show", merged, "--json")
+    shown = json.loads(out)
+    assert [m["agency_id"] for m in shown["members"]] == ["zz-agency"]
+    assert {k["status"] for k in shown["members"][0]["keys"]} == {"active"}
+    assert len(shown["signed_by"]) == 2
+
+
+def test_merging_different_drafts_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "federation", "keygen", "--out", str(tmp_path / "r.key"))
+    a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    for path, days in ((a, "30"), (b, "60")):
+        run(capsys, "federation", "init", path, "--root-key", str(tmp_path / "r.key.pub"),
+            "--threshold", "1", "--valid-days", days)  # fmt: skip
+    code, _, err = run(capsys, "federation", "merge", a, b, "--out", str(tmp_path / "m.json"))
+    assert code == 1
+    assert "merge-mismatch" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("federation", "init", "{d}", "--root-key", "bm90IGEga2V5", "--threshold", "1"),
+         "must be 32 bytes"),
+        (("federation", "init", "{d}", "--root-key", "!!", "--threshold", "1"),
+         "neither a .pub file nor a base64"),
+        (("federation", "show", "{missing}"), "cannot read"),
+    ],
+)  # fmt: skip
+def test_bad_ceremony_input_gets_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    formatted = [a.format(d=tmp_path / "d.json", missing=tmp_path / "none.json") for a in args]
+    code, _, err = run(capsys, *formatted)
+    assert code == 1
+    assert message in err
+    assert "Traceback" not in err
+
+
+async def test_publish_to_a_running_node_and_rollback_refused(
+    fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = fed.configs[UNIT]
+    roots = config.config_path.parent.parent / "roots"
+    first = tmp_path / "v1.json"
+    first.write_bytes(current_directory(config).to_json())
+    draft = tmp_path / "v2.json"
+    draft.write_bytes(first.read_bytes())
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        return run(capsys, *args)
+
+    await asyncio.to_thread(cli, "federation", "renew", str(draft), "--valid-days", "30")
+    for i in (0, 1):
+        await asyncio.to_thread(
+            cli, "federation", "sign", str(draft), "--key", str(root_key_path(roots, i))
+        )
+    assert parse_directory(draft.read_bytes()).version == 2
+    code, out, _ = await asyncio.to_thread(
+        cli, "federation", "publish", str(draft), "--config", str(config.config_path)
+    )
+    assert code == 0, out
+    assert "trusts directory version 2 now" in out
+    assert fed.nodes[UNIT].directory.version == 2
+
+    code, _, err = await asyncio.to_thread(
+        cli, "federation", "publish", str(first), "--config", str(config.config_path)
+    )
+    assert code == 1
+    assert "rollback" in err
+    assert fed.nodes[UNIT].directory.version == 2
+
+
+def _card(tmp_path: Path) -> Path:
+    certificate, _ = generate_tls_identity(AgencyId("zz-agency"))
+    path = tmp_path / "member.toml"
+    path.write_text(
+        member_card(
+            agency_id="zz-agency",
+            country="PT",
+            roles=["central_authority"],
+            endpoint="127.0.0.1:7401",
+            keys=AgencyKeys.generate(),
+            tls_certificate=certificate,
+        )
+    )
+    return path
