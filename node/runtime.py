@@ -21,6 +21,7 @@ from node.federation.trusted import FederationDirectory
 from node.services.audit import AuditService
 from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
 from node.services.directory_sync import DirectorySync
+from node.services.disclosure import DisclosureService
 from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
 from node.services.witness import WitnessService
@@ -55,7 +56,9 @@ class RunningNode:
     directory: FederationDirectory
     directory_sync: DirectorySync
     evidence: EvidenceService
+    disclosure: DisclosureService
     _uploading: asyncio.Task[None] | None = None
+    _erasing: asyncio.Task[None] | None = None
     _witnessing: asyncio.Task[None] | None = None
     _syncing: asyncio.Task[None] | None = None
 
@@ -89,6 +92,21 @@ class RunningNode:
             name="comity-directory-sync",
         )
 
+    def start_erasing(self) -> None:
+        """Erase expired audit openings every ``audit.erase_interval_s`` in the background."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    erased = await self.disclosure.erase_expired()
+                    if erased.leaves:
+                        _LOG.info("erased the openings of %d audit leaves", erased.leaves)
+                except ComityError as e:
+                    _LOG.warning("erasing expired audit openings failed: %s", e.code)
+                await asyncio.sleep(self.config.erase_interval_s)
+
+        self._erasing = asyncio.create_task(loop(), name="comity-erasing")
+
     @property
     def engine(self) -> Engine:
         return self.database.engine
@@ -100,7 +118,7 @@ class RunningNode:
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, finish in-flight calls, close the database."""
         _LOG.info("stopping (grace %.1fs)", self.config.grace_period_s)
-        for task in (self._witnessing, self._syncing, self._uploading):
+        for task in (self._witnessing, self._syncing, self._uploading, self._erasing):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -180,11 +198,14 @@ async def start_node(
     audit = AuditService(
         database=database, key=keys.checkpoint, agency_id=config.agency_id, clock=now_ms
     )
+    disclosure = DisclosureService(
+        database=database, audit=audit, agency_id=config.agency_id, clock=now_ms
+    )
     servers = build_servers(
         federation=FederationServicer(
             exchange=exchange, tracer=tracer, directory_version=lambda: directory.version
         ),
-        audit=AuditServicer(audit=audit),
+        audit=AuditServicer(audit=audit, disclosure=disclosure, directory=directory),
         witness=WitnessServicer(
             witness=WitnessService(
                 database=database,
@@ -196,7 +217,9 @@ async def start_node(
         ),
         directory=DirectoryServicer(directory=directory),
         evidence=EvidenceServicer(evidence=evidence),
-        local=LocalServicer(exchange=exchange, directory=directory, evidence=evidence),
+        local=LocalServicer(
+            exchange=exchange, directory=directory, evidence=evidence, disclosure=disclosure
+        ),
         listen=config.listen,
         local_socket=config.local_socket,
         tls=TlsIdentity(
@@ -229,6 +252,7 @@ async def start_node(
         directory=directory,
         directory_sync=sync,
         evidence=evidence,
+        disclosure=disclosure,
         _uploading=uploading,
     )
 
@@ -289,6 +313,7 @@ async def serve_until_signalled(config: NodeConfig) -> None:
     node = await start_node(config)
     node.start_witnessing()
     node.start_directory_sync()
+    node.start_erasing()
     try:
         await stop.wait()
     finally:

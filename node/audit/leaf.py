@@ -46,7 +46,11 @@ MESSAGE_KINDS = (
 EVENTS = frozenset(
     {"request.sent", "request.received", "receipt.sent", "receipt.received"}
     | {f"{kind}.{end}" for kind in MESSAGE_KINDS for end in ("sent", "received")}
+    | {"disclosure.opened", "data.erased"}
 )
+"""``disclosure.opened``: openings of a leaf were released to a role (the leaf commits to
+which, to whom and why). ``data.erased``: the openings of an exchange's leaves were erased
+when their retention ended."""
 
 
 class LeafError(ComityError):

@@ -41,7 +41,7 @@ CALL_TIMEOUT_S = 30.0
 def verify(args: argparse.Namespace, console: Console) -> int:
     config = load_config(args.config)
     result = _verify_one(
-        config, _member(config, args.agency), console, quiet=args.json, quorum=args.quorum
+        config, trusted_member(config, args.agency), console, quiet=args.json, quorum=args.quorum
     )
     if args.json:
         output.print_json(console, _result_dict(result))
@@ -54,10 +54,10 @@ def reconcile_logs(args: argparse.Namespace, console: Console) -> int:
     """Verify every named log (default: every member's), then match both ends of each
     exchange across them. Exit status 1 when anything does not reconcile."""
     config = load_config(args.config)
-    agencies = args.agencies or [m.agency_id for m in _members(config)]
+    agencies = args.agencies or [m.agency_id for m in trusted_members(config)]
     results = {
         agency: _verify_one(
-            config, _member(config, agency), console, quiet=args.json, quorum=args.quorum
+            config, trusted_member(config, agency), console, quiet=args.json, quorum=args.quorum
         )
         for agency in agencies
     }
@@ -82,9 +82,9 @@ def report(args: argparse.Namespace, console: Console) -> int:
     if args.suppress_below < 1:
         raise ConfigError("--suppress-below must be at least 1")
     config = load_config(args.config)
-    agencies = args.agencies or [m.agency_id for m in _members(config)]
+    agencies = args.agencies or [m.agency_id for m in trusted_members(config)]
     logs = {
-        agency: _verify_one(config, _member(config, agency), console, quiet=True).leaves
+        agency: _verify_one(config, trusted_member(config, agency), console, quiet=True).leaves
         for agency in agencies
     }
     built = build_report(
@@ -112,7 +112,7 @@ def _deadlines() -> dict[str, Deadline]:
     }
 
 
-def _members(config: NodeConfig) -> list[Member]:
+def trusted_members(config: NodeConfig) -> list[Member]:
     """The members of the directory the auditor's node trusts, as they stand now."""
     now = now_ms()
     document = read_trusted(
@@ -121,8 +121,8 @@ def _members(config: NodeConfig) -> list[Member]:
     return current_members(document, now_ms=now)
 
 
-def _member(config: NodeConfig, agency: str) -> Member:
-    member = next((m for m in _members(config) if m.agency_id == agency), None)
+def trusted_member(config: NodeConfig, agency: str) -> Member:
+    member = next((m for m in trusted_members(config) if m.agency_id == agency), None)
     if member is None:
         raise UnknownAgencyError(f"{agency} is not a federation member with active keys")
     return member
@@ -141,7 +141,7 @@ def _verify_one(
     )
     witnesses = {
         witness_name(m.agency_id): m.witness_key
-        for m in _members(config)
+        for m in trusted_members(config)
         if m.agency_id != member.agency_id
     }
     try:

@@ -11,7 +11,7 @@ from typing import Self, TypeVar
 import grpc
 
 from node.errors import ComityError, ErrorKind
-from node.gen.comity.v1 import local_pb2, local_pb2_grpc
+from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
 from node.transport.status import ERROR_TRAILER
 
 LOCAL_CALL_TIMEOUT_S = 60.0
@@ -124,6 +124,17 @@ class LocalClient:
     def install_directory(self, document: bytes) -> local_pb2.InstallDirectoryResponse:
         request = local_pb2.InstallDirectoryRequest(document=document)
         return self._call(self._stub.InstallDirectory, request)
+
+    def prove_record(
+        self, *, target: str, role: str, reason: str, order: str | None, recipient: str | None
+    ) -> audit_pb2.ProofBundles:
+        request = local_pb2.ProveRecordRequest(
+            target=target, role=role, reason=reason, order=order or "", recipient=recipient or ""
+        )
+        return self._call(self._stub.ProveRecord, request)
+
+    def erase_expired(self) -> local_pb2.ErasureSummary:
+        return self._call(self._stub.EraseExpired, local_pb2.EraseExpiredRequest())
 
     def _call(self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req) -> Resp:
         try:

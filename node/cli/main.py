@@ -14,12 +14,14 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from node.audit.disclosure import ROLES
 from node.cli import (
     audit_cmd,
     evidence_cmd,
     federation_cmd,
     forms_cmd,
     node_cmd,
+    proof_cmd,
     request_cmd,
     review_cmd,
 )
@@ -341,6 +343,48 @@ def _audit_commands(parser: argparse.ArgumentParser) -> None:
     )
     _add_config_option(rep)
     rep.set_defaults(handler=audit_cmd.report)
+    _proof_commands(sub)
+
+
+def _proof_commands(sub: Any) -> None:
+    target_help = "a leaf index, or a request id for every leaf of that request"
+    prove = sub.add_parser(
+        "prove", help="offline proof bundles from this node's log, with openings by role"
+    )
+    prove.add_argument("target", help=target_help)
+    prove.add_argument(
+        "--role",
+        choices=ROLES,
+        default="agency",
+        help="who receives it: agency and court get every opening, oversight the requesting "
+        "unit and justification, secretariat none (default agency)",
+    )
+    prove.add_argument("--reason", required=True, help="why it is released (logged)")
+    prove.add_argument("--order", help="the court order a court release answers")
+    prove.add_argument("--recipient", help="agency id of the recipient, if it is a member")
+    prove.add_argument("--out", type=Path, default=Path(), help="directory to write to")
+    _add_config_option(prove)
+    prove.set_defaults(handler=proof_cmd.prove)
+    open_ = sub.add_parser(
+        "open", help="fetch proof bundles from another node as oversight body or secretariat"
+    )
+    open_.add_argument("agency", help="agency id of the node whose log holds the record")
+    open_.add_argument("target", help=target_help)
+    open_.add_argument("--reason", required=True, help="why it is needed (logged there)")
+    open_.add_argument("--out", type=Path, default=Path(), help="directory to write to")
+    _add_config_option(open_)
+    open_.set_defaults(handler=proof_cmd.open_remote)
+    check = sub.add_parser("check-proof", help="verify a .tlog-proof bundle offline")
+    check.add_argument("file", type=Path)
+    check.add_argument(
+        "--quorum", type=int, default=0, help="witness cosignatures required (default 0)"
+    )
+    _add_config_option(check)
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(handler=proof_cmd.check_proof)
+    erase = sub.add_parser("erase-expired", help="erase now the openings whose retention has ended")
+    _add_config_option(erase)
+    erase.set_defaults(handler=proof_cmd.erase_expired)
 
 
 def _run_demo(args: argparse.Namespace, console: Console) -> int:

@@ -65,8 +65,21 @@ def record_event(
         "exact_time_ms": str(instant_ms),
         "case_reference": str(form.get("case_reference", "")),
         "envelope_digest": envelope_digest.hex(),
+        "requesting_unit": _requesting_unit(form),
+        **(
+            {"justification": str(form.get("necessity", ""))}
+            if event.startswith("request.")
+            else {}
+        ),
         **(extra or {}),
     }
+    return append_leaf(session, public, sensitive, now_ms=instant_ms)
+
+
+def append_leaf(
+    session: Session, public: PublicFields, sensitive: Mapping[str, str], *, now_ms: int
+) -> int:
+    """Append a leaf committing to ``sensitive`` and keep its openings; return its index."""
     leaf, openings = build_leaf(public, sensitive)
     data = leaf.to_bytes()
     return repo.append_audit_leaf(
@@ -74,8 +87,16 @@ def record_event(
         leaf=data,
         leaf_hash=leaf_hash(data),
         openings=[(o.name, o.value, o.salt) for o in openings],
-        now_ms=instant_ms,
+        now_ms=now_ms,
+        exchange_id=public.exchange_id,
     )
+
+
+def _requesting_unit(form: Mapping[str, object]) -> str:
+    authority = form.get("requesting_authority")
+    if not isinstance(authority, dict):
+        return ""
+    return " / ".join(str(authority[k]) for k in ("name", "unit") if authority.get(k))
 
 
 def _form(form_json: bytes) -> dict[str, object]:
@@ -131,6 +152,20 @@ class AuditService:
             note = sign_note(text, name=self.origin, key=self._key)
             repo.save_checkpoint(session, size=size, note=note, now_ms=self._clock())
             return note
+
+    async def covering_checkpoint(self, index: int) -> str:
+        """A checkpoint that includes leaf ``index``: the newest one witnesses cosigned (with
+        their lines), else one signed now."""
+
+        def load() -> str:
+            with transaction(self._database.engine) as session:
+                cosigned = repo.newest_cosigned_checkpoint(session, above=index)
+                if cosigned is not None:
+                    lines = repo.cosignatures(session, size=cosigned.size)
+                    return cosigned.note + "".join(row.line + "\n" for row in lines)
+            return self._signed_checkpoint()
+
+        return await self._database.run(load)
 
     async def leaves(self, *, start: int, end: int) -> list[bytes]:
         """Leaves [start, end).

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -410,6 +410,7 @@ def append_audit_leaf(
     leaf_hash: bytes,
     openings: list[tuple[str, str, bytes]],
     now_ms: int,
+    exchange_id: str,
 ) -> int:
     """Append a leaf and its private openings (name, value, salt); return its index.
 
@@ -419,7 +420,15 @@ def append_audit_leaf(
     bump = update(AuditHead).where(col(AuditHead.id) == 1).values(size=AuditHead.size + 1)
     size: int = session.execute(bump.returning(col(AuditHead.size))).scalar_one()
     index = size - 1
-    session.add(AuditLeaf(idx=index, leaf=leaf, leaf_hash=leaf_hash, created_at_ms=now_ms))
+    session.add(
+        AuditLeaf(
+            idx=index,
+            leaf=leaf,
+            leaf_hash=leaf_hash,
+            created_at_ms=now_ms,
+            exchange_id=exchange_id,
+        )
+    )
     session.flush()
     for name, value, salt in openings:
         session.add(AuditOpening(leaf_idx=index, name=name, value=value, salt=salt))
@@ -443,6 +452,37 @@ def audit_leaves(session: Session, *, start: int, end: int) -> list[AuditLeaf]:
 def audit_openings(session: Session, index: int) -> list[AuditOpening]:
     query = select(AuditOpening).where(col(AuditOpening.leaf_idx) == index)
     return list(session.exec(query.order_by(col(AuditOpening.name))))
+
+
+def audit_leaf(session: Session, index: int) -> AuditLeaf | None:
+    return session.get(AuditLeaf, index)
+
+
+def audit_indices_of_exchange(session: Session, exchange_id: str) -> list[int]:
+    query = select(AuditLeaf.idx).where(col(AuditLeaf.exchange_id) == exchange_id)
+    return list(session.exec(query.order_by(col(AuditLeaf.idx))))
+
+
+def leaves_with_openings(
+    session: Session, *, created_before_ms: int, after: int, limit: int
+) -> list[AuditLeaf]:
+    """The leaves after index ``after``, created before the given time, whose openings are
+    still kept, oldest first."""
+    opened = select(AuditOpening.leaf_idx).distinct()
+    query = (
+        select(AuditLeaf)
+        .where(col(AuditLeaf.idx) > after)
+        .where(col(AuditLeaf.created_at_ms) < created_before_ms)
+        .where(col(AuditLeaf.idx).in_(opened))
+        .order_by(col(AuditLeaf.idx))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def erase_openings(session: Session, indices: list[int]) -> None:
+    """Delete the openings of these leaves."""
+    session.execute(delete(AuditOpening).where(col(AuditOpening.leaf_idx).in_(indices)))
 
 
 def audit_leaf_hashes(session: Session, *, end: int) -> list[bytes]:
@@ -483,6 +523,17 @@ def save_cosignature(session: Session, *, size: int, witness: str, line: str, no
 def cosignatures(session: Session, *, size: int) -> list[AuditCosignature]:
     query = select(AuditCosignature).where(col(AuditCosignature.size) == size)
     return list(session.exec(query.order_by(col(AuditCosignature.witness))))
+
+
+def newest_cosigned_checkpoint(session: Session, *, above: int) -> AuditCheckpoint | None:
+    """The largest checkpoint of more than ``above`` leaves that some witness cosigned."""
+    cosigned = select(AuditCosignature.size).distinct()
+    query = (
+        select(AuditCheckpoint)
+        .where(col(AuditCheckpoint.size) > above, col(AuditCheckpoint.size).in_(cosigned))
+        .order_by(col(AuditCheckpoint.size).desc())
+    )
+    return session.exec(query).first()
 
 
 def last_cosigned_size(session: Session, *, witness: str) -> int:

@@ -141,6 +141,10 @@ class AuditLeaf(Base, table=True):
     leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    exchange_id: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True, index=True)
+    )
+    """The leaf's public exchange id, indexed so one request's records can be found."""
 
 
 class AuditOpening(Base, table=True):

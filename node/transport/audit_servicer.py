@@ -7,9 +7,13 @@ from typing import Any
 
 import grpc
 
+from node.audit.disclosure import NotEntitledError, remote_role
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
+from node.members import Directory
 from node.services.audit import AuditService
+from node.services.disclosure import DisclosureService, Release
 from node.services.witness import WitnessService
+from node.tls import peer_certificate_fingerprint
 from node.transport.status import answer_or_abort
 
 SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
@@ -19,8 +23,12 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AuditServicer(audit_pb2_grpc.AuditServicer):
-    def __init__(self, *, audit: AuditService) -> None:
+    def __init__(
+        self, *, audit: AuditService, disclosure: DisclosureService, directory: Directory
+    ) -> None:
         self._audit = audit
+        self._disclosure = disclosure
+        self._directory = directory
 
     async def GetCheckpoint(  # noqa: N802 (the names are the RPCs')
         self, _request: audit_pb2.GetCheckpointRequest, context: Context
@@ -58,6 +66,30 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
             return audit_pb2.Proof(hashes=proof)
 
         return await answer_or_abort(context, handle, method="GetConsistencyProof")
+
+    async def GetProofBundles(  # noqa: N802
+        self, request: audit_pb2.GetProofBundlesRequest, context: Context
+    ) -> audit_pb2.ProofBundles:
+        async def handle() -> audit_pb2.ProofBundles:
+            fingerprint = peer_certificate_fingerprint(context.auth_context())
+            caller = next(
+                (m for m in self._directory.members() if m.tls_fingerprint == fingerprint), None
+            )
+            if caller is None:
+                raise NotEntitledError("the TLS client is not a federation member")
+            release = Release(
+                role=remote_role(caller.roles), recipient=caller.agency_id, reason=request.reason
+            )
+            bundles = await self._disclosure.prove(request.target, release)
+            return proof_bundles(bundles)
+
+        return await answer_or_abort(context, handle, method="GetProofBundles")
+
+
+def proof_bundles(bundles: list[tuple[int, str]]) -> audit_pb2.ProofBundles:
+    return audit_pb2.ProofBundles(
+        bundles=[audit_pb2.ProofBundle(index=i, text=text) for i, text in bundles]
+    )
 
 
 class WitnessServicer(audit_pb2_grpc.WitnessServicer):

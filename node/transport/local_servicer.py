@@ -11,10 +11,12 @@ import grpc
 from node import wire
 from node.errors import ComityError
 from node.federation.trusted import FederationDirectory
-from node.gen.comity.v1 import local_pb2, local_pb2_grpc
+from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
 from node.model.request import Direction, NodeStatusView, RequestView
+from node.services.disclosure import DisclosureService, Release
 from node.services.evidence import EvidenceFile, EvidenceService, EvidenceSetView
 from node.services.exchange import ExchangeService
+from node.transport.audit_servicer import proof_bundles
 from node.transport.status import abort_with, answer_or_abort
 
 _DIRECTION_TO_PROTO = {
@@ -34,10 +36,12 @@ class LocalServicer(local_pb2_grpc.LocalServicer):
         exchange: ExchangeService,
         directory: FederationDirectory,
         evidence: EvidenceService,
+        disclosure: DisclosureService,
     ) -> None:
         self._exchange = exchange
         self._directory = directory
         self._evidence = evidence
+        self._disclosure = disclosure
 
     async def FileRequest(  # noqa: N802 (the name is the RPC's)
         self,
@@ -195,6 +199,33 @@ class LocalServicer(local_pb2_grpc.LocalServicer):
             )
 
         return await answer_or_abort(context, handle, method="InstallDirectory")
+
+    async def ProveRecord(  # noqa: N802
+        self,
+        request: local_pb2.ProveRecordRequest,
+        context: grpc.aio.ServicerContext[local_pb2.ProveRecordRequest, audit_pb2.ProofBundles],
+    ) -> audit_pb2.ProofBundles:
+        async def handle() -> audit_pb2.ProofBundles:
+            release = Release(
+                role=request.role,
+                recipient=request.recipient,
+                reason=request.reason,
+                order=request.order or None,
+            )
+            return proof_bundles(await self._disclosure.prove(request.target, release))
+
+        return await answer_or_abort(context, handle, method="ProveRecord")
+
+    async def EraseExpired(  # noqa: N802
+        self,
+        _request: local_pb2.EraseExpiredRequest,
+        context: grpc.aio.ServicerContext[local_pb2.EraseExpiredRequest, local_pb2.ErasureSummary],
+    ) -> local_pb2.ErasureSummary:
+        async def handle() -> local_pb2.ErasureSummary:
+            erased = await self._disclosure.erase_expired()
+            return local_pb2.ErasureSummary(leaves=erased.leaves, exchanges=erased.exchanges)
+
+        return await answer_or_abort(context, handle, method="EraseExpired")
 
 
 def _evidence_set(view: EvidenceSetView) -> local_pb2.EvidenceSet:

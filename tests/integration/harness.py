@@ -120,17 +120,23 @@ class Federation:
 
 
 def make_configs(
-    tmp_path: Path, database_urls: Callable[[str], str], *, secretariat: str | None = None
+    tmp_path: Path,
+    database_urls: Callable[[str], str],
+    *,
+    secretariat: str | None = None,
+    oversight: str | None = None,
 ) -> dict[str, NodeConfig]:
     """Initialise every agency in ``tmp_path`` and give them all one signed directory;
-    ``secretariat`` also gets that role (the others fetch new directories from it)."""
+    ``secretariat`` also gets that role (the others fetch new directories from it), and
+    ``oversight`` the oversight body's."""
     configs = {}
     for agency_id, country, role in AGENCIES:
+        extra = {secretariat: "secretariat", oversight: "oversight"}.get(agency_id)
         config = init_node(
             directory=tmp_path / agency_id,
             agency_id=agency_id,
             country=country,
-            roles=[role, "secretariat"] if agency_id == secretariat else [role],
+            roles=[role, extra] if extra else [role],
             listen=f"127.0.0.1:{free_port()}",
         )
         configs[agency_id] = fast(replace(config, database_url=database_urls(agency_id)))

@@ -24,33 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63omity/v1/audit.proto\x12\tcomity.v1\"\x16\n\x14GetCheckpointRequest\"\x1e\n\x0e\x43heckpointNote\x12\x0c\n\x04note\x18\x01 \x01(\t\".\n\x10GetLeavesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"#\n\x11GetLeavesResponse\x12\x0e\n\x06leaves\x18\x01 \x03(\x0c\"7\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04size\x18\x02 \x01(\x04\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\x17\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"Q\n\x14\x41\x64\x64\x43heckpointRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x02 \x03(\x0c\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x1f\n\x0f\x43osignatureLine\x12\x0c\n\x04line\x18\x01 \x01(\t2\xb8\x02\n\x05\x41udit\x12K\n\rGetCheckpoint\x12\x1f.comity.v1.GetCheckpointRequest\x1a\x19.comity.v1.CheckpointNote\x12\x46\n\tGetLeaves\x12\x1b.comity.v1.GetLeavesRequest\x1a\x1c.comity.v1.GetLeavesResponse\x12J\n\x11GetInclusionProof\x12#.comity.v1.GetInclusionProofRequest\x1a\x10.comity.v1.Proof\x12N\n\x13GetConsistencyProof\x12%.comity.v1.GetConsistencyProofRequest\x1a\x10.comity.v1.Proof2W\n\x07Witness\x12L\n\rAddCheckpoint\x12\x1f.comity.v1.AddCheckpointRequest\x1a\x1a.comity.v1.CosignatureLineb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63omity/v1/audit.proto\x12\tcomity.v1\"8\n\x16GetProofBundlesRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\x0bProofBundle\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04text\x18\x02 \x01(\t\"7\n\x0cProofBundles\x12\'\n\x07\x62undles\x18\x01 \x03(\x0b\x32\x16.comity.v1.ProofBundle\"\x16\n\x14GetCheckpointRequest\"\x1e\n\x0e\x43heckpointNote\x12\x0c\n\x04note\x18\x01 \x01(\t\".\n\x10GetLeavesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"#\n\x11GetLeavesResponse\x12\x0e\n\x06leaves\x18\x01 \x03(\x0c\"7\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04size\x18\x02 \x01(\x04\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\x17\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"Q\n\x14\x41\x64\x64\x43heckpointRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x02 \x03(\x0c\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x1f\n\x0f\x43osignatureLine\x12\x0c\n\x04line\x18\x01 \x01(\t2\x87\x03\n\x05\x41udit\x12K\n\rGetCheckpoint\x12\x1f.comity.v1.GetCheckpointRequest\x1a\x19.comity.v1.CheckpointNote\x12\x46\n\tGetLeaves\x12\x1b.comity.v1.GetLeavesRequest\x1a\x1c.comity.v1.GetLeavesResponse\x12J\n\x11GetInclusionProof\x12#.comity.v1.GetInclusionProofRequest\x1a\x10.comity.v1.Proof\x12N\n\x13GetConsistencyProof\x12%.comity.v1.GetConsistencyProofRequest\x1a\x10.comity.v1.Proof\x12M\n\x0fGetProofBundles\x12!.comity.v1.GetProofBundlesRequest\x1a\x17.comity.v1.ProofBundles2W\n\x07Witness\x12L\n\rAddCheckpoint\x12\x1f.comity.v1.AddCheckpointRequest\x1a\x1a.comity.v1.CosignatureLineb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comity.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=36
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=58
-  _globals['_CHECKPOINTNOTE']._serialized_start=60
-  _globals['_CHECKPOINTNOTE']._serialized_end=90
-  _globals['_GETLEAVESREQUEST']._serialized_start=92
-  _globals['_GETLEAVESREQUEST']._serialized_end=138
-  _globals['_GETLEAVESRESPONSE']._serialized_start=140
-  _globals['_GETLEAVESRESPONSE']._serialized_end=175
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=177
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=232
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=234
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=298
-  _globals['_PROOF']._serialized_start=300
-  _globals['_PROOF']._serialized_end=323
-  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=325
-  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=406
-  _globals['_COSIGNATURELINE']._serialized_start=408
-  _globals['_COSIGNATURELINE']._serialized_end=439
-  _globals['_AUDIT']._serialized_start=442
-  _globals['_AUDIT']._serialized_end=754
-  _globals['_WITNESS']._serialized_start=756
-  _globals['_WITNESS']._serialized_end=843
+  _globals['_GETPROOFBUNDLESREQUEST']._serialized_start=36
+  _globals['_GETPROOFBUNDLESREQUEST']._serialized_end=92
+  _globals['_PROOFBUNDLE']._serialized_start=94
+  _globals['_PROOFBUNDLE']._serialized_end=136
+  _globals['_PROOFBUNDLES']._serialized_start=138
+  _globals['_PROOFBUNDLES']._serialized_end=193
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=195
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=217
+  _globals['_CHECKPOINTNOTE']._serialized_start=219
+  _globals['_CHECKPOINTNOTE']._serialized_end=249
+  _globals['_GETLEAVESREQUEST']._serialized_start=251
+  _globals['_GETLEAVESREQUEST']._serialized_end=297
+  _globals['_GETLEAVESRESPONSE']._serialized_start=299
+  _globals['_GETLEAVESRESPONSE']._serialized_end=334
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=336
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=391
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=393
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=457
+  _globals['_PROOF']._serialized_start=459
+  _globals['_PROOF']._serialized_end=482
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=484
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=565
+  _globals['_COSIGNATURELINE']._serialized_start=567
+  _globals['_COSIGNATURELINE']._serialized_end=598
+  _globals['_AUDIT']._serialized_start=601
+  _globals['_AUDIT']._serialized_end=992
+  _globals['_WITNESS']._serialized_start=994
+  _globals['_WITNESS']._serialized_end=1081
 # @@protoc_insertion_point(module_scope)

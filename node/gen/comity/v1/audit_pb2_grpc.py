@@ -54,6 +54,11 @@ class AuditStub:
                 request_serializer=comity_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_audit__pb2.Proof.FromString,
                 _registered_method=True)
+        self.GetProofBundles = channel.unary_unary(
+                '/comity.v1.Audit/GetProofBundles',
+                request_serializer=comity_dot_v1_dot_audit__pb2.GetProofBundlesRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_audit__pb2.ProofBundles.FromString,
+                _registered_method=True)
 
 
 class AuditServicer:
@@ -89,6 +94,18 @@ class AuditServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetProofBundles(self, request, context):
+        """Offline proof bundles (C2SP tlog-proof) for one leaf, or for every leaf of a
+        request, with the openings the caller's role may see: an oversight body gets the
+        requesting unit and the justification, the secretariat no opening at all. Each
+        release is logged as a "disclosure.opened" leaf before it is answered.
+        PERMISSION_DENIED for a member without either role; NOT_FOUND for an unknown leaf
+        or request; INVALID_ARGUMENT without a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +128,11 @@ def add_AuditServicer_to_server(servicer, server):
                     servicer.GetConsistencyProof,
                     request_deserializer=comity_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=comity_dot_v1_dot_audit__pb2.Proof.SerializeToString,
+            ),
+            'GetProofBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProofBundles,
+                    request_deserializer=comity_dot_v1_dot_audit__pb2.GetProofBundlesRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_audit__pb2.ProofBundles.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +243,33 @@ class Audit:
             '/comity.v1.Audit/GetConsistencyProof',
             comity_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
             comity_dot_v1_dot_audit__pb2.Proof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProofBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Audit/GetProofBundles',
+            comity_dot_v1_dot_audit__pb2.GetProofBundlesRequest.SerializeToString,
+            comity_dot_v1_dot_audit__pb2.ProofBundles.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,14 @@ class AuditStub:
     """RFC 6962 inclusion proof of leaf `index` in the tree of `size` leaves."""
     GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.Proof]
     """RFC 6962 consistency proof from the tree of `old_size` to the tree of `new_size`."""
+    GetProofBundles: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetProofBundlesRequest, _audit_pb2.ProofBundles]
+    """Offline proof bundles (C2SP tlog-proof) for one leaf, or for every leaf of a
+    request, with the openings the caller's role may see: an oversight body gets the
+    requesting unit and the justification, the secretariat no opening at all. Each
+    release is logged as a "disclosure.opened" leaf before it is answered.
+    PERMISSION_DENIED for a member without either role; NOT_FOUND for an unknown leaf
+    or request; INVALID_ARGUMENT without a reason.
+    """
 
 @_typing.type_check_only
 class AuditAsyncStub(AuditStub):
@@ -64,6 +72,14 @@ class AuditAsyncStub(AuditStub):
     """RFC 6962 inclusion proof of leaf `index` in the tree of `size` leaves."""
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.Proof]  # type: ignore[assignment]
     """RFC 6962 consistency proof from the tree of `old_size` to the tree of `new_size`."""
+    GetProofBundles: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetProofBundlesRequest, _audit_pb2.ProofBundles]  # type: ignore[assignment]
+    """Offline proof bundles (C2SP tlog-proof) for one leaf, or for every leaf of a
+    request, with the openings the caller's role may see: an oversight body gets the
+    requesting unit and the justification, the secretariat no opening at all. Each
+    release is logged as a "disclosure.opened" leaf before it is answered.
+    PERMISSION_DENIED for a member without either role; NOT_FOUND for an unknown leaf
+    or request; INVALID_ARGUMENT without a reason.
+    """
 
 class AuditServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -101,6 +117,20 @@ class AuditServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.Proof, _abc.Awaitable[_audit_pb2.Proof]]:
         """RFC 6962 consistency proof from the tree of `old_size` to the tree of `new_size`."""
+
+    @_abc_1.abstractmethod
+    def GetProofBundles(
+        self,
+        request: _audit_pb2.GetProofBundlesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ProofBundles, _abc.Awaitable[_audit_pb2.ProofBundles]]:
+        """Offline proof bundles (C2SP tlog-proof) for one leaf, or for every leaf of a
+        request, with the openings the caller's role may see: an oversight body gets the
+        requesting unit and the justification, the secretariat no opening at all. Each
+        release is logged as a "disclosure.opened" leaf before it is answered.
+        PERMISSION_DENIED for a member without either role; NOT_FOUND for an unknown leaf
+        or request; INVALID_ARGUMENT without a reason.
+        """
 
 def add_AuditServicer_to_server(servicer: AuditServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -22,64 +22,71 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from node.gen.comity.v1 import audit_pb2 as comity_dot_v1_dot_audit__pb2
 from node.gen.comity.v1 import envelope_pb2 as comity_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63omity/v1/local.proto\x12\tcomity.v1\x1a\x18\x63omity/v1/envelope.proto\"0\n\x0c\x45videnceFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\"_\n\x13SendEvidenceRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x17.comity.v1.EvidenceFile\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x9a\x01\n\x0c\x45videnceItem\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x14\n\x0c\x63hunks_total\x18\x06 \x01(\r\x12\x13\n\x0b\x63hunks_here\x18\x07 \x01(\r\x12\x10\n\x08verified\x18\x08 \x01(\x08\"\xaa\x01\n\x0b\x45videnceSet\x12\x13\n\x0b\x65vidence_id\x18\x01 \x01(\t\x12\'\n\tdirection\x18\x02 \x01(\x0e\x32\x14.comity.v1.Direction\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12&\n\x05items\x18\x05 \x03(\x0b\x32\x17.comity.v1.EvidenceItem\x12\x0c\n\x04note\x18\x06 \x01(\t\"4\n\x0c\x45videnceList\x12$\n\x04sets\x18\x01 \x03(\x0b\x32\x16.comity.v1.EvidenceSet\"M\n\x14\x46\x65tchEvidenceRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65vidence_id\x18\x02 \x01(\t\x12\x0c\n\x04item\x18\x03 \x01(\r\"\x1c\n\x0c\x45videnceData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"I\n\x12SendMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tbody_json\x18\x03 \x01(\x0c\"\xb0\x01\n\x0cHistoryEntry\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\tdirection\x18\x02 \x01(\x0e\x32\x14.comity.v1.Direction\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\r\n\x05state\x18\x04 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x05 \x01(\x03\x12\x11\n\tbody_json\x18\x06 \x01(\x0c\x12\x10\n\x08\x64\x65livery\x18\x07 \x01(\t\x12\x0c\n\x04note\x18\x08 \x01(\t\"+\n\x17InstallDirectoryRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\"<\n\x18InstallDirectoryResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"k\n\x12\x46ileRequestRequest\x12\x14\n\x0crequest_type\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x11\n\tform_json\x18\x03 \x01(\x0c\x12\x19\n\x11strip_identifiers\x18\x04 \x01(\x08\"\x9e\x01\n\x0eRequestPreview\x12\x14\n\x0crequest_type\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x14\n\x0cpayload_type\x18\x03 \x01(\t\x12\x13\n\x0blegal_basis\x18\x04 \x01(\t\x12\x11\n\tform_json\x18\x05 \x01(\x0c\x12\r\n\x05notes\x18\x06 \x03(\t\x12\x16\n\x0e\x64\x65\x61\x64line_hours\x18\x07 \x01(\r\"\x14\n\x12ListOverdueRequest\"\xd2\x01\n\x0eRequestSummary\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_type\x18\x02 \x01(\t\x12\'\n\tdirection\x18\x03 \x01(\x0e\x32\x14.comity.v1.Direction\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x07 \x01(\x03\x12\x11\n\tdue_at_ms\x18\x08 \x01(\x03\x12\x0f\n\x07overdue\x18\t \x01(\x08\"\xa1\x02\n\rRequestDetail\x12*\n\x07summary\x18\x01 \x01(\x0b\x32\x19.comity.v1.RequestSummary\x12\x11\n\tform_json\x18\x02 \x01(\x0c\x12#\n\x07receipt\x18\x03 \x01(\x0b\x32\x12.comity.v1.Receipt\x12\x18\n\x10receipt_verified\x18\x04 \x01(\x08\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12%\n\x08\x64\x65livery\x18\x06 \x01(\x0b\x32\x13.comity.v1.Delivery\x12\x11\n\tsigned_by\x18\x07 \x03(\t\x12(\n\x07history\x18\x08 \x03(\x0b\x32\x17.comity.v1.HistoryEntry\x12\x1a\n\x12preserved_until_ms\x18\t \x01(\x03\"x\n\x08\x44\x65livery\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\r\x12\x1a\n\x12next_attempt_at_ms\x18\x03 \x01(\x03\x12\x1a\n\x12last_attempt_at_ms\x18\x04 \x01(\x03\x12\x12\n\nlast_error\x18\x05 \x01(\t\"M\n\x13ListRequestsRequest\x12\'\n\tdirection\x18\x01 \x01(\x0e\x32\x14.comity.v1.Direction\x12\r\n\x05limit\x18\x02 \x01(\r\"C\n\x14ListRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.comity.v1.RequestSummary\"\'\n\x11GetRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\x16\n\x14GetNodeStatusRequest\"\xa5\x01\n\x0ePeerDeliveries\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\r\x12\x1f\n\x17oldest_pending_since_ms\x18\x03 \x01(\x03\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\r\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x1a\n\x12next_attempt_at_ms\x18\x06 \x01(\x03\x12\r\n\x05\x61lert\x18\x07 \x01(\x08\"\x82\x02\n\nNodeStatus\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x19\n\x11\x64irectory_version\x18\x02 \x01(\x04\x12\x16\n\x0eoutbox_pending\x18\x03 \x01(\r\x12\x17\n\x0foutbox_capacity\x18\x04 \x01(\r\x12\x15\n\routbox_failed\x18\x05 \x01(\r\x12(\n\x05peers\x18\x06 \x03(\x0b\x32\x19.comity.v1.PeerDeliveries\x12\x19\n\x11requests_outbound\x18\x07 \x01(\r\x12\x18\n\x10requests_inbound\x18\x08 \x01(\r\x12\x1f\n\x17\x64irectory_expires_at_ms\x18\t \x01(\x03*U\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44IRECTION_OUTBOUND\x10\x01\x12\x15\n\x11\x44IRECTION_INBOUND\x10\x02\x32\xcd\x06\n\x05Local\x12\x46\n\x0b\x46ileRequest\x12\x1d.comity.v1.FileRequestRequest\x1a\x18.comity.v1.RequestDetail\x12J\n\x0ePreviewRequest\x12\x1d.comity.v1.FileRequestRequest\x1a\x19.comity.v1.RequestPreview\x12M\n\x0bListOverdue\x12\x1d.comity.v1.ListOverdueRequest\x1a\x1f.comity.v1.ListRequestsResponse\x12O\n\x0cListRequests\x12\x1e.comity.v1.ListRequestsRequest\x1a\x1f.comity.v1.ListRequestsResponse\x12\x44\n\nGetRequest\x12\x1c.comity.v1.GetRequestRequest\x1a\x18.comity.v1.RequestDetail\x12G\n\rGetNodeStatus\x12\x1f.comity.v1.GetNodeStatusRequest\x1a\x15.comity.v1.NodeStatus\x12[\n\x10InstallDirectory\x12\".comity.v1.InstallDirectoryRequest\x1a#.comity.v1.InstallDirectoryResponse\x12\x46\n\x0bSendMessage\x12\x1d.comity.v1.SendMessageRequest\x1a\x18.comity.v1.RequestDetail\x12H\n\x0cSendEvidence\x12\x1e.comity.v1.SendEvidenceRequest\x1a\x18.comity.v1.RequestDetail\x12\x45\n\x0cListEvidence\x12\x1c.comity.v1.GetRequestRequest\x1a\x17.comity.v1.EvidenceList\x12K\n\rFetchEvidence\x12\x1f.comity.v1.FetchEvidenceRequest\x1a\x17.comity.v1.EvidenceData0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63omity/v1/local.proto\x12\tcomity.v1\x1a\x15\x63omity/v1/audit.proto\x1a\x18\x63omity/v1/envelope.proto\"d\n\x12ProveRecordRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05order\x18\x04 \x01(\t\x12\x11\n\trecipient\x18\x05 \x01(\t\"\x15\n\x13\x45raseExpiredRequest\"3\n\x0e\x45rasureSummary\x12\x0e\n\x06leaves\x18\x01 \x01(\x04\x12\x11\n\texchanges\x18\x02 \x01(\x04\"0\n\x0c\x45videnceFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\"_\n\x13SendEvidenceRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x17.comity.v1.EvidenceFile\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x9a\x01\n\x0c\x45videnceItem\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x14\n\x0c\x63hunks_total\x18\x06 \x01(\r\x12\x13\n\x0b\x63hunks_here\x18\x07 \x01(\r\x12\x10\n\x08verified\x18\x08 \x01(\x08\"\xaa\x01\n\x0b\x45videnceSet\x12\x13\n\x0b\x65vidence_id\x18\x01 \x01(\t\x12\'\n\tdirection\x18\x02 \x01(\x0e\x32\x14.comity.v1.Direction\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12&\n\x05items\x18\x05 \x03(\x0b\x32\x17.comity.v1.EvidenceItem\x12\x0c\n\x04note\x18\x06 \x01(\t\"4\n\x0c\x45videnceList\x12$\n\x04sets\x18\x01 \x03(\x0b\x32\x16.comity.v1.EvidenceSet\"M\n\x14\x46\x65tchEvidenceRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65vidence_id\x18\x02 \x01(\t\x12\x0c\n\x04item\x18\x03 \x01(\r\"\x1c\n\x0c\x45videnceData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"I\n\x12SendMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tbody_json\x18\x03 \x01(\x0c\"\xb0\x01\n\x0cHistoryEntry\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\tdirection\x18\x02 \x01(\x0e\x32\x14.comity.v1.Direction\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\r\n\x05state\x18\x04 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x05 \x01(\x03\x12\x11\n\tbody_json\x18\x06 \x01(\x0c\x12\x10\n\x08\x64\x65livery\x18\x07 \x01(\t\x12\x0c\n\x04note\x18\x08 \x01(\t\"+\n\x17InstallDirectoryRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\"<\n\x18InstallDirectoryResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"k\n\x12\x46ileRequestRequest\x12\x14\n\x0crequest_type\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x11\n\tform_json\x18\x03 \x01(\x0c\x12\x19\n\x11strip_identifiers\x18\x04 \x01(\x08\"\x9e\x01\n\x0eRequestPreview\x12\x14\n\x0crequest_type\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x14\n\x0cpayload_type\x18\x03 \x01(\t\x12\x13\n\x0blegal_basis\x18\x04 \x01(\t\x12\x11\n\tform_json\x18\x05 \x01(\x0c\x12\r\n\x05notes\x18\x06 \x03(\t\x12\x16\n\x0e\x64\x65\x61\x64line_hours\x18\x07 \x01(\r\"\x14\n\x12ListOverdueRequest\"\xd2\x01\n\x0eRequestSummary\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_type\x18\x02 \x01(\t\x12\'\n\tdirection\x18\x03 \x01(\x0e\x32\x14.comity.v1.Direction\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x07 \x01(\x03\x12\x11\n\tdue_at_ms\x18\x08 \x01(\x03\x12\x0f\n\x07overdue\x18\t \x01(\x08\"\xa1\x02\n\rRequestDetail\x12*\n\x07summary\x18\x01 \x01(\x0b\x32\x19.comity.v1.RequestSummary\x12\x11\n\tform_json\x18\x02 \x01(\x0c\x12#\n\x07receipt\x18\x03 \x01(\x0b\x32\x12.comity.v1.Receipt\x12\x18\n\x10receipt_verified\x18\x04 \x01(\x08\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12%\n\x08\x64\x65livery\x18\x06 \x01(\x0b\x32\x13.comity.v1.Delivery\x12\x11\n\tsigned_by\x18\x07 \x03(\t\x12(\n\x07history\x18\x08 \x03(\x0b\x32\x17.comity.v1.HistoryEntry\x12\x1a\n\x12preserved_until_ms\x18\t \x01(\x03\"x\n\x08\x44\x65livery\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\r\x12\x1a\n\x12next_attempt_at_ms\x18\x03 \x01(\x03\x12\x1a\n\x12last_attempt_at_ms\x18\x04 \x01(\x03\x12\x12\n\nlast_error\x18\x05 \x01(\t\"M\n\x13ListRequestsRequest\x12\'\n\tdirection\x18\x01 \x01(\x0e\x32\x14.comity.v1.Direction\x12\r\n\x05limit\x18\x02 \x01(\r\"C\n\x14ListRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.comity.v1.RequestSummary\"\'\n\x11GetRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\x16\n\x14GetNodeStatusRequest\"\xa5\x01\n\x0ePeerDeliveries\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\r\x12\x1f\n\x17oldest_pending_since_ms\x18\x03 \x01(\x03\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\r\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x1a\n\x12next_attempt_at_ms\x18\x06 \x01(\x03\x12\r\n\x05\x61lert\x18\x07 \x01(\x08\"\x82\x02\n\nNodeStatus\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x19\n\x11\x64irectory_version\x18\x02 \x01(\x04\x12\x16\n\x0eoutbox_pending\x18\x03 \x01(\r\x12\x17\n\x0foutbox_capacity\x18\x04 \x01(\r\x12\x15\n\routbox_failed\x18\x05 \x01(\r\x12(\n\x05peers\x18\x06 \x03(\x0b\x32\x19.comity.v1.PeerDeliveries\x12\x19\n\x11requests_outbound\x18\x07 \x01(\r\x12\x18\n\x10requests_inbound\x18\x08 \x01(\r\x12\x1f\n\x17\x64irectory_expires_at_ms\x18\t \x01(\x03*U\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44IRECTION_OUTBOUND\x10\x01\x12\x15\n\x11\x44IRECTION_INBOUND\x10\x02\x32\xdf\x07\n\x05Local\x12\x46\n\x0b\x46ileRequest\x12\x1d.comity.v1.FileRequestRequest\x1a\x18.comity.v1.RequestDetail\x12J\n\x0ePreviewRequest\x12\x1d.comity.v1.FileRequestRequest\x1a\x19.comity.v1.RequestPreview\x12M\n\x0bListOverdue\x12\x1d.comity.v1.ListOverdueRequest\x1a\x1f.comity.v1.ListRequestsResponse\x12O\n\x0cListRequests\x12\x1e.comity.v1.ListRequestsRequest\x1a\x1f.comity.v1.ListRequestsResponse\x12\x44\n\nGetRequest\x12\x1c.comity.v1.GetRequestRequest\x1a\x18.comity.v1.RequestDetail\x12G\n\rGetNodeStatus\x12\x1f.comity.v1.GetNodeStatusRequest\x1a\x15.comity.v1.NodeStatus\x12[\n\x10InstallDirectory\x12\".comity.v1.InstallDirectoryRequest\x1a#.comity.v1.InstallDirectoryResponse\x12\x46\n\x0bSendMessage\x12\x1d.comity.v1.SendMessageRequest\x1a\x18.comity.v1.RequestDetail\x12H\n\x0cSendEvidence\x12\x1e.comity.v1.SendEvidenceRequest\x1a\x18.comity.v1.RequestDetail\x12\x45\n\x0cListEvidence\x12\x1c.comity.v1.GetRequestRequest\x1a\x17.comity.v1.EvidenceList\x12K\n\rFetchEvidence\x12\x1f.comity.v1.FetchEvidenceRequest\x1a\x17.comity.v1.EvidenceData0\x01\x12\x45\n\x0bProveRecord\x12\x1d.comity.v1.ProveRecordRequest\x1a\x17.comity.v1.ProofBundles\x12I\n\x0c\x45raseExpired\x12\x1e.comity.v1.EraseExpiredRequest\x1a\x19.comity.v1.ErasureSummaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comity.v1.local_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DIRECTION']._serialized_start=2624
-  _globals['_DIRECTION']._serialized_end=2709
-  _globals['_EVIDENCEFILE']._serialized_start=62
-  _globals['_EVIDENCEFILE']._serialized_end=110
-  _globals['_SENDEVIDENCEREQUEST']._serialized_start=112
-  _globals['_SENDEVIDENCEREQUEST']._serialized_end=207
-  _globals['_EVIDENCEITEM']._serialized_start=210
-  _globals['_EVIDENCEITEM']._serialized_end=364
-  _globals['_EVIDENCESET']._serialized_start=367
-  _globals['_EVIDENCESET']._serialized_end=537
-  _globals['_EVIDENCELIST']._serialized_start=539
-  _globals['_EVIDENCELIST']._serialized_end=591
-  _globals['_FETCHEVIDENCEREQUEST']._serialized_start=593
-  _globals['_FETCHEVIDENCEREQUEST']._serialized_end=670
-  _globals['_EVIDENCEDATA']._serialized_start=672
-  _globals['_EVIDENCEDATA']._serialized_end=700
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=702
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=775
-  _globals['_HISTORYENTRY']._serialized_start=778
-  _globals['_HISTORYENTRY']._serialized_end=954
-  _globals['_INSTALLDIRECTORYREQUEST']._serialized_start=956
-  _globals['_INSTALLDIRECTORYREQUEST']._serialized_end=999
-  _globals['_INSTALLDIRECTORYRESPONSE']._serialized_start=1001
-  _globals['_INSTALLDIRECTORYRESPONSE']._serialized_end=1061
-  _globals['_FILEREQUESTREQUEST']._serialized_start=1063
-  _globals['_FILEREQUESTREQUEST']._serialized_end=1170
-  _globals['_REQUESTPREVIEW']._serialized_start=1173
-  _globals['_REQUESTPREVIEW']._serialized_end=1331
-  _globals['_LISTOVERDUEREQUEST']._serialized_start=1333
-  _globals['_LISTOVERDUEREQUEST']._serialized_end=1353
-  _globals['_REQUESTSUMMARY']._serialized_start=1356
-  _globals['_REQUESTSUMMARY']._serialized_end=1566
-  _globals['_REQUESTDETAIL']._serialized_start=1569
-  _globals['_REQUESTDETAIL']._serialized_end=1858
-  _globals['_DELIVERY']._serialized_start=1860
-  _globals['_DELIVERY']._serialized_end=1980
-  _globals['_LISTREQUESTSREQUEST']._serialized_start=1982
-  _globals['_LISTREQUESTSREQUEST']._serialized_end=2059
-  _globals['_LISTREQUESTSRESPONSE']._serialized_start=2061
-  _globals['_LISTREQUESTSRESPONSE']._serialized_end=2128
-  _globals['_GETREQUESTREQUEST']._serialized_start=2130
-  _globals['_GETREQUESTREQUEST']._serialized_end=2169
-  _globals['_GETNODESTATUSREQUEST']._serialized_start=2171
-  _globals['_GETNODESTATUSREQUEST']._serialized_end=2193
-  _globals['_PEERDELIVERIES']._serialized_start=2196
-  _globals['_PEERDELIVERIES']._serialized_end=2361
-  _globals['_NODESTATUS']._serialized_start=2364
-  _globals['_NODESTATUS']._serialized_end=2622
-  _globals['_LOCAL']._serialized_start=2712
-  _globals['_LOCAL']._serialized_end=3557
+  _globals['_DIRECTION']._serialized_start=2825
+  _globals['_DIRECTION']._serialized_end=2910
+  _globals['_PROVERECORDREQUEST']._serialized_start=85
+  _globals['_PROVERECORDREQUEST']._serialized_end=185
+  _globals['_ERASEEXPIREDREQUEST']._serialized_start=187
+  _globals['_ERASEEXPIREDREQUEST']._serialized_end=208
+  _globals['_ERASURESUMMARY']._serialized_start=210
+  _globals['_ERASURESUMMARY']._serialized_end=261
+  _globals['_EVIDENCEFILE']._serialized_start=263
+  _globals['_EVIDENCEFILE']._serialized_end=311
+  _globals['_SENDEVIDENCEREQUEST']._serialized_start=313
+  _globals['_SENDEVIDENCEREQUEST']._serialized_end=408
+  _globals['_EVIDENCEITEM']._serialized_start=411
+  _globals['_EVIDENCEITEM']._serialized_end=565
+  _globals['_EVIDENCESET']._serialized_start=568
+  _globals['_EVIDENCESET']._serialized_end=738
+  _globals['_EVIDENCELIST']._serialized_start=740
+  _globals['_EVIDENCELIST']._serialized_end=792
+  _globals['_FETCHEVIDENCEREQUEST']._serialized_start=794
+  _globals['_FETCHEVIDENCEREQUEST']._serialized_end=871
+  _globals['_EVIDENCEDATA']._serialized_start=873
+  _globals['_EVIDENCEDATA']._serialized_end=901
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=903
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=976
+  _globals['_HISTORYENTRY']._serialized_start=979
+  _globals['_HISTORYENTRY']._serialized_end=1155
+  _globals['_INSTALLDIRECTORYREQUEST']._serialized_start=1157
+  _globals['_INSTALLDIRECTORYREQUEST']._serialized_end=1200
+  _globals['_INSTALLDIRECTORYRESPONSE']._serialized_start=1202
+  _globals['_INSTALLDIRECTORYRESPONSE']._serialized_end=1262
+  _globals['_FILEREQUESTREQUEST']._serialized_start=1264
+  _globals['_FILEREQUESTREQUEST']._serialized_end=1371
+  _globals['_REQUESTPREVIEW']._serialized_start=1374
+  _globals['_REQUESTPREVIEW']._serialized_end=1532
+  _globals['_LISTOVERDUEREQUEST']._serialized_start=1534
+  _globals['_LISTOVERDUEREQUEST']._serialized_end=1554
+  _globals['_REQUESTSUMMARY']._serialized_start=1557
+  _globals['_REQUESTSUMMARY']._serialized_end=1767
+  _globals['_REQUESTDETAIL']._serialized_start=1770
+  _globals['_REQUESTDETAIL']._serialized_end=2059
+  _globals['_DELIVERY']._serialized_start=2061
+  _globals['_DELIVERY']._serialized_end=2181
+  _globals['_LISTREQUESTSREQUEST']._serialized_start=2183
+  _globals['_LISTREQUESTSREQUEST']._serialized_end=2260
+  _globals['_LISTREQUESTSRESPONSE']._serialized_start=2262
+  _globals['_LISTREQUESTSRESPONSE']._serialized_end=2329
+  _globals['_GETREQUESTREQUEST']._serialized_start=2331
+  _globals['_GETREQUESTREQUEST']._serialized_end=2370
+  _globals['_GETNODESTATUSREQUEST']._serialized_start=2372
+  _globals['_GETNODESTATUSREQUEST']._serialized_end=2394
+  _globals['_PEERDELIVERIES']._serialized_start=2397
+  _globals['_PEERDELIVERIES']._serialized_end=2562
+  _globals['_NODESTATUS']._serialized_start=2565
+  _globals['_NODESTATUS']._serialized_end=2823
+  _globals['_LOCAL']._serialized_start=2913
+  _globals['_LOCAL']._serialized_end=3904
 # @@protoc_insertion_point(module_scope)

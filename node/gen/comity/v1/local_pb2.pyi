@@ -44,6 +44,78 @@ DIRECTION_INBOUND: Direction.ValueType  # 2
 Global___Direction: _TypeAlias = Direction  # noqa: Y015
 
 @_typing.final
+class ProveRecordRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """A leaf index in decimal, or a request id."""
+    role: _builtins.str
+    """agency, court, oversight or secretariat."""
+    reason: _builtins.str
+    order: _builtins.str
+    """The court order a court release answers."""
+    recipient: _builtins.str
+    """Who receives it: an agency id, or empty for the role itself."""
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        role: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        order: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "reason", b"reason", "recipient", b"recipient", "role", b"role", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProveRecordRequest: _TypeAlias = ProveRecordRequest  # noqa: Y015
+
+@_typing.final
+class EraseExpiredRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseExpiredRequest: _TypeAlias = EraseExpiredRequest  # noqa: Y015
+
+@_typing.final
+class ErasureSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAVES_FIELD_NUMBER: _builtins.int
+    EXCHANGES_FIELD_NUMBER: _builtins.int
+    leaves: _builtins.int
+    exchanges: _builtins.int
+    def __init__(
+        self,
+        *,
+        leaves: _builtins.int = ...,
+        exchanges: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchanges", b"exchanges", "leaves", b"leaves"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ErasureSummary: _TypeAlias = ErasureSummary  # noqa: Y015
+
+@_typing.final
 class EvidenceFile(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

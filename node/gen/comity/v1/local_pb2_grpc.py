@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from node.gen.comity.v1 import audit_pb2 as comity_dot_v1_dot_audit__pb2
 from node.gen.comity.v1 import local_pb2 as comity_dot_v1_dot_local__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -88,6 +89,16 @@ class LocalStub:
                 '/comity.v1.Local/FetchEvidence',
                 request_serializer=comity_dot_v1_dot_local__pb2.FetchEvidenceRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.EvidenceData.FromString,
+                _registered_method=True)
+        self.ProveRecord = channel.unary_unary(
+                '/comity.v1.Local/ProveRecord',
+                request_serializer=comity_dot_v1_dot_local__pb2.ProveRecordRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_audit__pb2.ProofBundles.FromString,
+                _registered_method=True)
+        self.EraseExpired = channel.unary_unary(
+                '/comity.v1.Local/EraseExpired',
+                request_serializer=comity_dot_v1_dot_local__pb2.EraseExpiredRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.ErasureSummary.FromString,
                 _registered_method=True)
 
 
@@ -194,6 +205,25 @@ class LocalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProveRecord(self, request, context):
+        """Offline proof bundles (C2SP tlog-proof) for a leaf of this node's log, or for
+        every leaf of a request, with the openings the role may see (agency and court:
+        all; oversight: requesting unit and justification; secretariat: none). Each
+        release is logged as a "disclosure.opened" leaf first. INVALID_ARGUMENT (unknown
+        role, no reason, a court release without an order), NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseExpired(self, request, context):
+        """Erases, now, the audit openings whose legal basis's retention has ended (the
+        node also does this periodically); each erased exchange gets a "data.erased" leaf.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -251,6 +281,16 @@ def add_LocalServicer_to_server(servicer, server):
                     servicer.FetchEvidence,
                     request_deserializer=comity_dot_v1_dot_local__pb2.FetchEvidenceRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.EvidenceData.SerializeToString,
+            ),
+            'ProveRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProveRecord,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.ProveRecordRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_audit__pb2.ProofBundles.SerializeToString,
+            ),
+            'EraseExpired': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseExpired,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.EraseExpiredRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.ErasureSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -550,6 +590,60 @@ class Local:
             '/comity.v1.Local/FetchEvidence',
             comity_dot_v1_dot_local__pb2.FetchEvidenceRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.EvidenceData.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProveRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ProveRecord',
+            comity_dot_v1_dot_local__pb2.ProveRecordRequest.SerializeToString,
+            comity_dot_v1_dot_audit__pb2.ProofBundles.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseExpired(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/EraseExpired',
+            comity_dot_v1_dot_local__pb2.EraseExpiredRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.ErasureSummary.FromString,
             options,
             channel_credentials,
             insecure,

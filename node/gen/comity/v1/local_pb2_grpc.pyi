@@ -10,6 +10,7 @@ never exposed to other nodes.
 """
 
 from collections import abc as _abc
+from node.gen.comity.v1 import audit_pb2 as _audit_pb2
 from node.gen.comity.v1 import local_pb2 as _local_pb2
 from grpc import aio as _aio
 import abc as _abc_1
@@ -90,6 +91,17 @@ class LocalStub:
     """One received file, streamed from the node's store after checking every
     chunk against the manifest again.
     """
+    ProveRecord: _grpc.UnaryUnaryMultiCallable[_local_pb2.ProveRecordRequest, _audit_pb2.ProofBundles]
+    """Offline proof bundles (C2SP tlog-proof) for a leaf of this node's log, or for
+    every leaf of a request, with the openings the role may see (agency and court:
+    all; oversight: requesting unit and justification; secretariat: none). Each
+    release is logged as a "disclosure.opened" leaf first. INVALID_ARGUMENT (unknown
+    role, no reason, a court release without an order), NOT_FOUND.
+    """
+    EraseExpired: _grpc.UnaryUnaryMultiCallable[_local_pb2.EraseExpiredRequest, _local_pb2.ErasureSummary]
+    """Erases, now, the audit openings whose legal basis's retention has ended (the
+    node also does this periodically); each erased exchange gets a "data.erased" leaf.
+    """
 
 @_typing.type_check_only
 class LocalAsyncStub(LocalStub):
@@ -146,6 +158,17 @@ class LocalAsyncStub(LocalStub):
     FetchEvidence: _aio.UnaryStreamMultiCallable[_local_pb2.FetchEvidenceRequest, _local_pb2.EvidenceData]  # type: ignore[assignment]
     """One received file, streamed from the node's store after checking every
     chunk against the manifest again.
+    """
+    ProveRecord: _aio.UnaryUnaryMultiCallable[_local_pb2.ProveRecordRequest, _audit_pb2.ProofBundles]  # type: ignore[assignment]
+    """Offline proof bundles (C2SP tlog-proof) for a leaf of this node's log, or for
+    every leaf of a request, with the openings the role may see (agency and court:
+    all; oversight: requesting unit and justification; secretariat: none). Each
+    release is logged as a "disclosure.opened" leaf first. INVALID_ARGUMENT (unknown
+    role, no reason, a court release without an order), NOT_FOUND.
+    """
+    EraseExpired: _aio.UnaryUnaryMultiCallable[_local_pb2.EraseExpiredRequest, _local_pb2.ErasureSummary]  # type: ignore[assignment]
+    """Erases, now, the audit openings whose legal basis's retention has ended (the
+    node also does this periodically); each erased exchange gets a "data.erased" leaf.
     """
 
 class LocalServicer(metaclass=_abc_1.ABCMeta):
@@ -266,6 +289,29 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_local_pb2.EvidenceData], _abc.AsyncIterator[_local_pb2.EvidenceData]]:
         """One received file, streamed from the node's store after checking every
         chunk against the manifest again.
+        """
+
+    @_abc_1.abstractmethod
+    def ProveRecord(
+        self,
+        request: _local_pb2.ProveRecordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ProofBundles, _abc.Awaitable[_audit_pb2.ProofBundles]]:
+        """Offline proof bundles (C2SP tlog-proof) for a leaf of this node's log, or for
+        every leaf of a request, with the openings the role may see (agency and court:
+        all; oversight: requesting unit and justification; secretariat: none). Each
+        release is logged as a "disclosure.opened" leaf first. INVALID_ARGUMENT (unknown
+        role, no reason, a court release without an order), NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseExpired(
+        self,
+        request: _local_pb2.EraseExpiredRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.ErasureSummary, _abc.Awaitable[_local_pb2.ErasureSummary]]:
+        """Erases, now, the audit openings whose legal basis's retention has ended (the
+        node also does this periodically); each erased exchange gets a "data.erased" leaf.
         """
 
 def add_LocalServicer_to_server(servicer: LocalServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
