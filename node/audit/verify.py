@@ -130,6 +130,42 @@ def _check_not_back_dated(leaf: Leaf, previous: Leaf | None, index: int) -> None
         )
 
 
+def check_witnessed_times(
+    leaves: Sequence[Leaf],
+    *,
+    previous_size: int,
+    previous_seen_s: int | None,
+    cosigned_s: int | None,
+) -> None:
+    """Witnesses date the log independently of the node: at ``previous_seen_s`` a witness saw
+    it at ``previous_size`` leaves, so every later leaf was appended after then; at
+    ``cosigned_s`` witnesses cosigned the checkpoint, so every leaf in it was appended before.
+
+    Raises:
+        AuditError: a leaf dated before the log reached it (back-dated) or after the
+            checkpoint holding it was cosigned (forward-dated).
+    """
+    seen = _instant(previous_seen_s)
+    cosigned = _instant(cosigned_s)
+    for index, leaf in enumerate(leaves):
+        start = _hour(leaf, index)
+        end = start + timedelta(hours=1)
+        if seen is not None and index >= previous_size and end + BACKDATING_TOLERANCE < seen:
+            raise AuditError(
+                f"leaf {index} claims {leaf.public.hour}, but witnesses saw the log at "
+                f"{previous_size} leaves at {seen:%Y-%m-%dT%H:%MZ}: the entry was back-dated"
+            )
+        if cosigned is not None and start - BACKDATING_TOLERANCE > cosigned:
+            raise AuditError(
+                f"leaf {index} claims {leaf.public.hour}, after witnesses cosigned the "
+                f"checkpoint holding it at {cosigned:%Y-%m-%dT%H:%MZ}: the entry was forward-dated"
+            )
+
+
+def _instant(unix_s: int | None) -> datetime | None:
+    return None if unix_s is None else datetime.fromtimestamp(unix_s, tz=UTC)
+
+
 def _hour(leaf: Leaf, index: int) -> datetime:
     try:
         return datetime.strptime(leaf.public.hour, "%Y-%m-%dT%HZ").replace(tzinfo=UTC)

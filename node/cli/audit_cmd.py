@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -21,7 +22,13 @@ from rich.progress import Progress
 from node.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, verify_cosignatures
 from node.audit.reconcile import Finding, reconcile
 from node.audit.report import Deadline, build_report, report_csv, report_html
-from node.audit.verify import AuditError, AuditResult, open_checkpoint, verify_log
+from node.audit.verify import (
+    AuditError,
+    AuditResult,
+    check_witnessed_times,
+    open_checkpoint,
+    verify_log,
+)
 from node.cli import output
 from node.config import NodeConfig, load_config
 from node.errors import ConfigError, UnknownAgencyError
@@ -134,20 +141,26 @@ def _verify_one(
     """Audit one node's log, check its witness quorum, and remember its checkpoint as the
     accepted one."""
     verifier = NoteVerifier.for_key(log_origin(member.agency_id), member.checkpoint_key)
-    state = _state_file(config, member.agency_id)
-    previous = _previous(state, verifier)
-    result, note = asyncio.run(
-        _audit(config, member, verifier=verifier, previous=previous, console=console, quiet=quiet)
-    )
     witnesses = {
         witness_name(m.agency_id): m.witness_key
         for m in trusted_members(config)
         if m.agency_id != member.agency_id
     }
-    try:
-        result.witnesses = sorted(verify_cosignatures(note, witnesses))
-    except NoteError as e:
-        raise AuditError(f"a witness cosignature is bad: {e.message}") from e
+    state = _state_file(config, member.agency_id)
+    previous, previous_times = _previous(state, verifier, witnesses)
+    result, note = asyncio.run(
+        _audit(config, member, verifier=verifier, previous=previous, console=console, quiet=quiet)
+    )
+    times = _cosignature_times(note, witnesses)
+    result.witnesses = sorted(times)
+    # The earliest time a witness saw the old size, the latest it cosigned the new one: the
+    # bounds an honest node always meets.
+    check_witnessed_times(
+        result.leaves,
+        previous_size=previous.size if previous else 0,
+        previous_seen_s=min(previous_times.values(), default=None),
+        cosigned_s=max(times.values(), default=None),
+    )
     if len(result.witnesses) < quorum:
         raise AuditError(
             f"checkpoint of {member.agency_id} is cosigned by {len(result.witnesses)} "
@@ -222,14 +235,25 @@ def _state_file(config: NodeConfig, agency: str) -> Path:
     return config.config_path.parent / "audit-state" / f"{agency}.checkpoint"
 
 
-def _previous(state: Path, verifier: NoteVerifier) -> Checkpoint | None:
+def _previous(
+    state: Path, verifier: NoteVerifier, witnesses: Mapping[str, bytes]
+) -> tuple[Checkpoint | None, dict[str, int]]:
+    """The checkpoint accepted last time, and when each witness cosigned it."""
     if not state.exists():
-        return None
+        return None, {}
     try:
-        text, _ = open_note(state.read_text(encoding="utf-8"), [verifier])
-        return Checkpoint.parse(text)
+        note = state.read_text(encoding="utf-8")
+        text, _ = open_note(note, [verifier])
+        return Checkpoint.parse(text), _cosignature_times(note, witnesses)
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read the accepted checkpoint {state}: {e}") from e
+
+
+def _cosignature_times(note: str, witnesses: Mapping[str, bytes]) -> dict[str, int]:
+    try:
+        return verify_cosignatures(note, witnesses)
+    except NoteError as e:
+        raise AuditError(f"a witness cosignature is bad: {e.message}") from e
 
 
 def _result_dict(result: AuditResult) -> dict[str, object]:

@@ -516,8 +516,13 @@ def save_witness_state(
 
 
 def save_cosignature(session: Session, *, size: int, witness: str, line: str, now_ms: int) -> None:
-    if session.get(AuditCosignature, (size, witness)) is None:
+    """Keep the freshest cosignature of each witness: its time is the latest moment the
+    witness vouches that the log was this size, which auditors use to date the leaves."""
+    row = session.get(AuditCosignature, (size, witness))
+    if row is None:
         session.add(AuditCosignature(size=size, witness=witness, line=line, created_at_ms=now_ms))
+    else:
+        row.line, row.created_at_ms = line, now_ms
 
 
 def cosignatures(session: Session, *, size: int) -> list[AuditCosignature]:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from nacl.signing import SigningKey
 
-from node.audit.leaf import PublicFields, build_leaf, hour_of
+from node.audit.leaf import Leaf, PublicFields, build_leaf, hour_of
 from node.audit.merkle import (
     SubtreeHash,
     consistency_proof,
@@ -15,7 +17,13 @@ from node.audit.merkle import (
     root_from_leaf_hashes,
 )
 from node.audit.note import Checkpoint, NoteVerifier, sign_note
-from node.audit.verify import AuditError, RootBuilder, open_checkpoint, verify_log
+from node.audit.verify import (
+    AuditError,
+    RootBuilder,
+    check_witnessed_times,
+    open_checkpoint,
+    verify_log,
+)
 
 ORIGIN = "comity/aa-cyber-unit/audit/v1"
 KEY = SigningKey.generate()
@@ -142,3 +150,47 @@ def test_back_dated_entry_is_detected() -> None:
     data = [on_time, days_early]
     with pytest.raises(AuditError, match=r"leaf 1 .* back-dated"):
         verify_log(checkpoint_of(data), data, previous=None)
+
+
+def leaf_at(hour: str) -> Leaf:
+    public = PublicFields(
+        event="request.received",
+        request_type="preservation",
+        legal_basis="budapest-art29",
+        sender="aa-cyber-unit",
+        recipient="bb-central-authority",
+        exchange_id="2b1c7e0e-4a4f-4f58-9a53-1c2d3e4f5a6b",
+        hour=hour,
+    )
+    return build_leaf(public, {})[0]
+
+
+NOON = int(datetime(2026, 11, 24, 12, 0, tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize(
+    ("hours", "previous_size", "message"),
+    [
+        # Leaf 2 came after witnesses saw two leaves at noon, yet claims 08:00.
+        (["2026-11-24T07Z", "2026-11-24T07Z", "2026-11-24T08Z"], 2, r"leaf 2 .* back-dated"),
+        # Leaf 1 claims 15:00, after the checkpoint holding it was cosigned at 13:00.
+        (["2026-11-24T11Z", "2026-11-24T15Z"], 1, r"leaf 1 .* forward-dated"),
+    ],
+)
+def test_witness_times_catch_entries_dated_outside_them(
+    hours: list[str], previous_size: int, message: str
+) -> None:
+    leaves = [leaf_at(hour) for hour in hours]
+    with pytest.raises(AuditError, match=message):
+        check_witnessed_times(
+            leaves, previous_size=previous_size, previous_seen_s=NOON, cosigned_s=NOON + 3600
+        )
+
+
+def test_witness_times_allow_an_honest_log_and_clock_skew() -> None:
+    # Old leaves before the size the witnesses saw; new ones within the hour (and its
+    # tolerance) of the witnesses' clocks; none after the cosignature.
+    hours = ["2026-11-20T03Z", "2026-11-24T11Z", "2026-11-24T10Z", "2026-11-24T14Z"]
+    leaves = [leaf_at(hour) for hour in hours]
+    check_witnessed_times(leaves, previous_size=1, previous_seen_s=NOON, cosigned_s=NOON + 3600)
+    check_witnessed_times(leaves, previous_size=0, previous_seen_s=None, cosigned_s=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from sqlalchemy import text
 
 from node.cli.main import main
 from node.forms.registry import schemas_dir
+from node.services.audit import record_event
+from node.storage.engine import transaction
+from node.timeutil import now_ms
 from tests.integration.harness import Federation
 
 UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
@@ -97,6 +101,43 @@ async def test_history_rewritten_before_the_next_checkpoint_is_caught(
     code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
     assert code == 1
     assert "history was rewritten" in err
+
+
+def append_dated(fed: Federation, agency: str, *, hours_ago: int) -> None:
+    """What a dishonest node does: log an event under an earlier time than it happened."""
+    with transaction(fed.nodes[agency].engine) as session:
+        record_event(
+            session,
+            event="request.received",
+            request_type="preservation",
+            form_json=FORM,
+            sender=UNIT,
+            recipient=agency,
+            exchange_id=str(uuid.uuid4()),
+            instant_ms=now_ms() - hours_ago * 3600 * 1000,
+            envelope_digest=bytes(32),
+        )
+
+
+async def test_an_entry_back_dated_behind_the_witnesses_is_caught(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two entries from five hours ago, then the witnesses see the log at two leaves.
+    append_dated(fed, AUTHORITY, hours_ago=5)
+    append_dated(fed, AUTHORITY, hours_ago=5)
+    assert await fed.nodes[AUTHORITY].collect_cosignatures() == 2
+    code, out, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 0, err
+    assert len(json.loads(out)["witnesses"]) == 2
+    # A new entry claiming three hours ago: later than the entries before it, so only the
+    # witnesses' clocks show that it cannot have been appended then.
+    append_dated(fed, AUTHORITY, hours_ago=3)
+    assert await fed.nodes[AUTHORITY].collect_cosignatures() == 2
+    code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 1
+    assert "leaf 2 claims" in err
+    assert "witnesses saw the log at 2 leaves" in err
+    assert "back-dated" in err
 
 
 async def test_unknown_agency_is_refused(
