@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -22,6 +23,7 @@ from rich.progress import Progress
 from node.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, verify_cosignatures
 from node.audit.reconcile import Finding, reconcile
 from node.audit.report import Deadline, build_report, report_csv, report_html
+from node.audit.splitview import SplitViewError, check_one_history, ordered
 from node.audit.verify import (
     AuditError,
     AuditResult,
@@ -189,27 +191,84 @@ async def _audit(
     console: Console,
     quiet: bool,
 ) -> tuple[AuditResult, str]:
+    async with audit_stub(config, member) as stub:
+        note = (await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest())).note
+        checkpoint = open_checkpoint(note, verifier)
+        leaves = await _leaves(stub, member, checkpoint.size, console, quiet)
+        proof: list[bytes] = []
+        if previous is not None and 0 < previous.size <= checkpoint.size:
+            proof = await _consistency(stub, previous.size, checkpoint.size)
+        return verify_log(checkpoint, leaves, previous=previous, consistency=proof), note
+
+
+@asynccontextmanager
+async def audit_stub(
+    config: NodeConfig, member: Member
+) -> AsyncIterator[audit_pb2_grpc.AuditAsyncStub]:
+    """The member's Audit service, reached with this node's mutual-TLS identity; an RPC
+    error inside becomes the ComityError it stands for."""
     peers = PeerClient(
         certificate=config.tls_certificate.read_bytes(),
         private_key=config.tls_private_key.read_bytes(),
         timeout_s=CALL_TIMEOUT_S,
     )
     try:
-        stub = audit_pb2_grpc.AuditStub(peers.channel(member))
-        note = (await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest())).note
-        checkpoint = open_checkpoint(note, verifier)
-        leaves = await _leaves(stub, member, checkpoint.size, console, quiet)
-        proof: list[bytes] = []
-        if previous is not None and 0 < previous.size <= checkpoint.size:
-            request = audit_pb2.GetConsistencyProofRequest(
-                old_size=previous.size, new_size=checkpoint.size
-            )
-            proof = list((await stub.GetConsistencyProof(request)).hashes)
-        return verify_log(checkpoint, leaves, previous=previous, consistency=proof), note
+        yield audit_pb2_grpc.AuditStub(peers.channel(member))
     except grpc.aio.AioRpcError as e:
         raise error_from_rpc(e, peer=member.agency_id) from e
     finally:
         await peers.close()
+
+
+async def _consistency(
+    stub: audit_pb2_grpc.AuditAsyncStub, old_size: int, new_size: int
+) -> list[bytes]:
+    request = audit_pb2.GetConsistencyProofRequest(old_size=old_size, new_size=new_size)
+    return list((await stub.GetConsistencyProof(request)).hashes)
+
+
+def compare(args: argparse.Namespace, console: Console) -> int:
+    """Compare the checkpoint this auditor accepted for a log with another auditor's: two
+    checkpoints that are not one history are a split view (exit status 1), and both signed
+    notes are kept beside the accepted one as evidence."""
+    config = load_config(args.config)
+    member = trusted_member(config, args.agency)
+    verifier = NoteVerifier.for_key(log_origin(member.agency_id), member.checkpoint_key)
+    state = _state_file(config, member.agency_id)
+    mine, _ = _previous(state, verifier, {})
+    if mine is None:
+        raise ConfigError(
+            f"no checkpoint of {member.agency_id} accepted yet: run "
+            f"`comity audit verify {member.agency_id}` first"
+        )
+    try:
+        other_note = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the other auditor's checkpoint {args.file}: {e}") from e
+    theirs = open_checkpoint(other_note, verifier)
+    old, new = ordered(mine, theirs)
+    proof: list[bytes] = []
+    if 0 < old.size < new.size:
+        proof = asyncio.run(_fetch_consistency(config, member, old.size, new.size))
+    try:
+        check_one_history(mine, theirs, proof)
+    except SplitViewError:
+        evidence = state.with_suffix(".split-view")
+        evidence.write_text(state.read_text(encoding="utf-8") + "\n" + other_note, "utf-8")
+        console.print(f"Both signed checkpoints are kept in {evidence}.")
+        raise
+    console.print(
+        f"[green]One history[/green]: {member.agency_id}'s checkpoints of {old.size} and "
+        f"{new.size} leaves are consistent."
+    )
+    return 0
+
+
+async def _fetch_consistency(
+    config: NodeConfig, member: Member, old_size: int, new_size: int
+) -> list[bytes]:
+    async with audit_stub(config, member) as stub:
+        return await _consistency(stub, old_size, new_size)
 
 
 async def _leaves(

@@ -343,6 +343,17 @@ def _audit_commands(parser: argparse.ArgumentParser) -> None:
     )
     _add_config_option(rep)
     rep.set_defaults(handler=audit_cmd.report)
+    compare = sub.add_parser(
+        "compare", help="compare the checkpoint accepted for a log with another auditor's"
+    )
+    compare.add_argument("agency", help="agency id of the node whose log both audited")
+    compare.add_argument(
+        "file",
+        type=Path,
+        help="the other auditor's accepted checkpoint (audit-state/AGENCY.checkpoint)",
+    )
+    _add_config_option(compare)
+    compare.set_defaults(handler=audit_cmd.compare)
     _proof_commands(sub)
 
 

@@ -13,21 +13,19 @@ import argparse
 import asyncio
 from pathlib import Path
 
-import grpc
 from rich.console import Console
 
 from node.audit.note import NoteVerifier
 from node.audit.proof import ProofBundle, ProvenRecord, verify_bundle
 from node.cli import output
-from node.cli.audit_cmd import CALL_TIMEOUT_S, trusted_member, trusted_members
+from node.cli.audit_cmd import audit_stub, trusted_member, trusted_members
 from node.cli.local_client import LocalClient
 from node.config import NodeConfig, load_config
 from node.errors import ConfigError
-from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
+from node.gen.comity.v1 import audit_pb2
+from node.members import Member
 from node.services.audit import log_origin
 from node.services.witness import witness_name
-from node.transport.peer_client import PeerClient
-from node.transport.status import error_from_rpc
 
 ORIGIN_PREFIX, ORIGIN_SUFFIX = "comity/", "/audit/v1"
 
@@ -52,27 +50,17 @@ def open_remote(args: argparse.Namespace, console: Console) -> int:
     entitles it to."""
     config = load_config(args.config)
     member = trusted_member(config, args.agency)
-    answer = asyncio.run(_fetch(config, member.agency_id, args.target, args.reason))
+    answer = asyncio.run(_fetch(config, member, args.target, args.reason))
     _write(console, member.agency_id, answer, args.out)
     return 0
 
 
 async def _fetch(
-    config: NodeConfig, agency: str, target: str, reason: str
+    config: NodeConfig, member: Member, target: str, reason: str
 ) -> audit_pb2.ProofBundles:
-    peers = PeerClient(
-        certificate=config.tls_certificate.read_bytes(),
-        private_key=config.tls_private_key.read_bytes(),
-        timeout_s=CALL_TIMEOUT_S,
-    )
-    try:
-        stub = audit_pb2_grpc.AuditStub(peers.channel(trusted_member(config, agency)))
+    async with audit_stub(config, member) as stub:
         request = audit_pb2.GetProofBundlesRequest(target=target, reason=reason)
         return await stub.GetProofBundles(request)
-    except grpc.aio.AioRpcError as e:
-        raise error_from_rpc(e, peer=agency) from e
-    finally:
-        await peers.close()
 
 
 def _write(console: Console, agency: str, answer: audit_pb2.ProofBundles, out: Path) -> None:

@@ -69,6 +69,19 @@ def tamper(fed: Federation, agency: str, index: int) -> None:
         )
 
 
+def swap_leaves(fed: Federation, agency: str, a: int, b: int) -> None:
+    """Rewrite history as the node itself would: two well-formed leaves change places,
+    stored hashes and all."""
+    with fed.nodes[agency].engine.begin() as connection:
+        rows = connection.execute(text("SELECT idx, leaf, leaf_hash FROM audit_leaf ORDER BY idx"))
+        (_, leaf_a, hash_a), (_, leaf_b, hash_b) = [r for r in rows if r[0] in (a, b)]
+        for idx, leaf, digest in ((a, leaf_b, hash_b), (b, leaf_a, hash_a)):
+            connection.execute(
+                text("UPDATE audit_leaf SET leaf = :leaf, leaf_hash = :h WHERE idx = :idx"),
+                {"leaf": leaf, "h": digest, "idx": idx},
+            )
+
+
 async def test_a_leaf_altered_after_signing_is_caught(
     fed: Federation, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -89,14 +102,7 @@ async def test_history_rewritten_before_the_next_checkpoint_is_caught(
     code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
     assert code == 0, err
     # Swap two earlier leaves (both well formed), then let the log grow and re-sign.
-    with fed.nodes[AUTHORITY].engine.begin() as connection:
-        rows = connection.execute(text("SELECT idx, leaf, leaf_hash FROM audit_leaf ORDER BY idx"))
-        (_, leaf0, hash0), (_, leaf2, hash2) = [r for r in rows if r[0] in (0, 2)]
-        for idx, leaf, digest in ((0, leaf2, hash2), (2, leaf0, hash0)):
-            connection.execute(
-                text("UPDATE audit_leaf SET leaf = :leaf, leaf_hash = :h WHERE idx = :idx"),
-                {"leaf": leaf, "h": digest, "idx": idx},
-            )
+    swap_leaves(fed, AUTHORITY, 0, 2)
     await file(fed, 1)
     code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
     assert code == 1
@@ -138,6 +144,60 @@ async def test_an_entry_back_dated_behind_the_witnesses_is_caught(
     assert "leaf 2 claims" in err
     assert "witnesses saw the log at 2 leaves" in err
     assert "back-dated" in err
+
+
+async def test_auditors_comparing_checkpoints_catch_a_split_view(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    third = "cc-central-authority"
+    await file(fed, 3)
+    code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 0, err
+    # The node forks: it rewrites an early leaf and signs the other history at the same size,
+    # which it shows the next auditor (who has no earlier checkpoint to compare with).
+    swap_leaves(fed, AUTHORITY, 0, 2)
+    with fed.nodes[AUTHORITY].engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_cosignature"))
+        connection.execute(text("DELETE FROM audit_checkpoint"))
+    code, _, err = await audit(fed, capsys, auditor=third, audited=AUTHORITY)
+    assert code == 0, err
+
+    # The two auditors exchange what they accepted.
+    theirs = fed.configs[third].config_path.parent / "audit-state" / f"{AUTHORITY}.checkpoint"
+    unit_config = str(fed.configs[UNIT].config_path)
+    code, _, err = await cli(
+        capsys, "audit", "compare", AUTHORITY, str(theirs), "--config", unit_config
+    )
+    assert code == 1
+    assert "split_view" in err
+    assert "two different trees of 6 leaves" in err
+    evidence = fed.configs[UNIT].config_path.parent / "audit-state" / f"{AUTHORITY}.split-view"
+    assert evidence.read_text().count(f"comity/{AUTHORITY}/audit/v1\n6\n") == 2
+
+
+async def test_auditors_comparing_one_history_agree(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    third = "cc-central-authority"
+    await file(fed, 2)
+    code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
+    assert code == 0, err
+    await file(fed, 3)
+    code, _, err = await audit(fed, capsys, auditor=third, audited=AUTHORITY)
+    assert code == 0, err
+    theirs = fed.configs[third].config_path.parent / "audit-state" / f"{AUTHORITY}.checkpoint"
+    unit_config = str(fed.configs[UNIT].config_path)
+    code, out, err = await cli(
+        capsys, "audit", "compare", AUTHORITY, str(theirs), "--config", unit_config
+    )
+    assert code == 0, err
+    assert "checkpoints of 4 and 10 leaves are consistent" in " ".join(out.split())
+
+
+async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = await asyncio.to_thread(main, list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 async def test_unknown_agency_is_refused(
