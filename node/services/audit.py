@@ -10,23 +10,22 @@ go in as salted commitments whose openings stay in the node's private store.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
-from functools import cache
 
 from nacl.signing import SigningKey
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from node.audit.leaf import PublicFields, build_leaf, hour_of
 from node.audit.merkle import (
-    SubtreeHash,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
-    node_hash,
     root_from_leaf_hashes,
-    split_point,
 )
 from node.audit.note import Checkpoint, sign_note
+from node.audit.tiles import TILE_HEIGHT, TiledTree, TileLevels
 from node.errors import MalformedError
 from node.storage import repo
 from node.storage.database import Database
@@ -113,8 +112,9 @@ def log_origin(agency_id: str) -> str:
 class AuditService:
     """Signs checkpoints of the node's log and answers auditors with leaves and proofs.
 
-    Proofs read the leaf hashes of the requested tree into memory (linear in the tree's
-    size); stored subtree hashes (tiles) are the next step for very large logs.
+    Roots and proofs come from the roots of full 256-leaf tiles (stored, and kept in memory
+    with every node above them) plus the leaf hashes of at most two tiles: their cost does
+    not grow with the log.
     """
 
     def __init__(
@@ -124,6 +124,8 @@ class AuditService:
         self._key = key
         self.origin = log_origin(agency_id)
         self._clock = clock
+        self._levels = TileLevels()
+        self._levels_lock = threading.Lock()
 
     async def checkpoint(self) -> str:
         """The newest signed checkpoint with the witnesses' cosignature lines collected for it."""
@@ -147,7 +149,7 @@ class AuditService:
             latest = repo.latest_checkpoint(session)
             if latest is not None and latest.size == size:
                 return latest.note
-            root = root_from_leaf_hashes(repo.audit_leaf_hashes(session, end=size))
+            root = self._tree(session, size).root()
             text = Checkpoint(origin=self.origin, size=size, root=root).text()
             note = sign_note(text, name=self.origin, key=self._key)
             repo.save_checkpoint(session, size=size, note=note, now_ms=self._clock())
@@ -183,26 +185,65 @@ class AuditService:
 
     async def inclusion_proof(self, *, index: int, size: int) -> list[bytes]:
         """Raises: MalformedError for a size beyond the log, ProofError for a bad index."""
-        hashes = await self._hashes(size)
-        return inclusion_proof(index, size, _subtrees(hashes))
+        return await self._database.run(
+            lambda: self._prove(size, lambda tree: inclusion_proof(index, size, tree.subtree))
+        )
 
     async def consistency_proof(self, *, old_size: int, new_size: int) -> list[bytes]:
         """Raises: MalformedError for a size beyond the log, ProofError for bad sizes."""
-        hashes = await self._hashes(new_size)
-        return consistency_proof(old_size, new_size, _subtrees(hashes))
+        return await self._database.run(
+            lambda: self._prove(
+                new_size, lambda tree: consistency_proof(old_size, new_size, tree.subtree)
+            )
+        )
 
-    async def _hashes(self, size: int) -> list[bytes]:
-        def load() -> list[bytes]:
+    def _prove(self, size: int, prove: Callable[[TiledTree], list[bytes]]) -> list[bytes]:
+        with transaction(self._database.engine) as session:
+            current = repo.audit_size(session)
+            if size > current:
+                raise MalformedError(f"the log has {current} leaves, not {size}")
+            return prove(self._tree(session, size))
+
+    def _tree(self, session: Session, size: int) -> TiledTree:
+        """The tree of ``size`` leaves, reading leaf hashes through ``session``."""
+        self._extend_levels(size)
+        return TiledTree(
+            self._levels,
+            size,
+            lambda start, end: repo.audit_leaf_hash_range(session, start=start, end=end),
+        )
+
+    def _extend_levels(self, size: int) -> None:
+        """Bring the in-memory tile levels up to every full tile below ``size``: stored tile
+        roots first, then computed from the leaves (and stored) for tiles not yet stored."""
+        needed = size >> TILE_HEIGHT
+        with self._levels_lock:
+            if self._levels.full_tiles >= needed:
+                return
             with transaction(self._database.engine) as session:
-                current = repo.audit_size(session)
-                if size > current:
-                    raise MalformedError(f"the log has {current} leaves, not {size}")
-                return repo.audit_leaf_hashes(session, end=size)
+                for root in repo.audit_tile_roots(
+                    session, start=self._levels.full_tiles, end=needed
+                ):
+                    self._levels.add_tile_root(root)
+            while self._levels.full_tiles < needed:
+                self._compute_tiles(min(needed, self._levels.full_tiles + TILES_PER_BATCH))
 
-        return await self._database.run(load)
+    def _compute_tiles(self, end: int) -> None:
+        start, width = self._levels.full_tiles, 1 << TILE_HEIGHT
+        with transaction(self._database.engine) as session:
+            hashes = repo.audit_leaf_hash_range(session, start=start * width, end=end * width)
+        roots = [root_from_leaf_hashes(hashes[i : i + width]) for i in range(0, len(hashes), width)]
+        try:
+            with transaction(self._database.engine) as session:
+                repo.save_audit_tile_roots(session, start=start, roots=roots)
+        except IntegrityError:
+            pass  # another replica stored the same tiles first: roots are deterministic
+        for root in roots:
+            self._levels.add_tile_root(root)
 
 
 MAX_LEAVES_PER_CALL = 1000
+TILES_PER_BATCH = 64
 
 
 def _check_window(start: int, end: int, size: int) -> None:
@@ -211,14 +252,3 @@ def _check_window(start: int, end: int, size: int) -> None:
             f"leaves [{start}, {end}) are not a window of at most {MAX_LEAVES_PER_CALL} "
             f"within the log's {size} leaves"
         )
-
-
-def _subtrees(hashes: list[bytes]) -> SubtreeHash:
-    @cache
-    def subtree(start: int, end: int) -> bytes:
-        if end - start == 1:
-            return hashes[start]
-        k = split_point(end - start)
-        return node_hash(subtree(start, start + k), subtree(start + k, end))
-
-    return subtree

@@ -17,6 +17,7 @@ from node.storage.tables import (
     AuditHead,
     AuditLeaf,
     AuditOpening,
+    AuditTile,
     Evidence,
     EvidenceChunk,
     Exchange,
@@ -485,9 +486,24 @@ def erase_openings(session: Session, indices: list[int]) -> None:
     session.execute(delete(AuditOpening).where(col(AuditOpening.leaf_idx).in_(indices)))
 
 
-def audit_leaf_hashes(session: Session, *, end: int) -> list[bytes]:
-    query = select(AuditLeaf.leaf_hash).where(col(AuditLeaf.idx) < end)
+def audit_leaf_hash_range(session: Session, *, start: int, end: int) -> list[bytes]:
+    query = select(AuditLeaf.leaf_hash).where(col(AuditLeaf.idx) >= start, col(AuditLeaf.idx) < end)
     return list(session.exec(query.order_by(col(AuditLeaf.idx))))
+
+
+def audit_tile_roots(session: Session, *, start: int, end: int) -> list[bytes]:
+    """Stored roots of tiles [start, end), in order, up to the first one missing."""
+    query = select(AuditTile).where(col(AuditTile.idx) >= start, col(AuditTile.idx) < end)
+    roots = []
+    for expected, row in enumerate(session.exec(query.order_by(col(AuditTile.idx))), start):
+        if row.idx != expected:
+            break
+        roots.append(row.root)
+    return roots
+
+
+def save_audit_tile_roots(session: Session, *, start: int, roots: list[bytes]) -> None:
+    session.add_all(AuditTile(idx=start + i, root=root) for i, root in enumerate(roots))
 
 
 def latest_checkpoint(session: Session) -> AuditCheckpoint | None:

@@ -147,6 +147,16 @@ class AuditLeaf(Base, table=True):
     """The leaf's public exchange id, indexed so one request's records can be found."""
 
 
+class AuditTile(Base, table=True):
+    """The root of one full tile of audit leaves (2**8 of them, leaves [idx*256, idx*256+256)).
+    Derived from the leaves and never changed: a cache that spares proofs the whole log."""
+
+    __tablename__ = "audit_tile"
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
 class AuditOpening(Base, table=True):
     """What opens one commitment of a leaf. Private to the node; erased when retention ends."""
 

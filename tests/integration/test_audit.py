@@ -3,15 +3,25 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from node.audit.leaf import Leaf, Opening
-from node.audit.merkle import leaf_hash
+from node.audit.merkle import (
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root_from_leaf_hashes,
+)
+from node.audit.note import Checkpoint, split_note
 from node.forms.registry import schemas_dir
 from node.forms.validate import form_strings
+from node.services.audit import AuditService, record_event
 from node.storage import repo
 from node.storage.engine import transaction
 from node.storage.tables import AuditOpening
+from node.timeutil import now_ms
 from tests.integration.harness import Federation
 
 UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
@@ -67,3 +77,46 @@ async def test_refused_input_logs_nothing(fed: Federation) -> None:
         )
     assert audit_log(fed, UNIT)[0] == []
     assert audit_log(fed, AUTHORITY)[0] == []
+
+
+async def test_proofs_of_a_log_of_several_tiles_come_from_stored_tile_roots(
+    fed: Federation,
+) -> None:
+    node = fed.nodes[UNIT]
+    with transaction(node.engine) as session:
+        for i in range(600):
+            record_event(
+                session,
+                event="request.sent",
+                request_type="preservation",
+                form_json=FORM,
+                sender=UNIT,
+                recipient=AUTHORITY,
+                exchange_id=str(uuid.UUID(int=i)),
+                instant_ms=now_ms(),
+                envelope_digest=bytes(32),
+            )
+    _, leaves, _ = audit_log(fed, UNIT)
+    hashes = [leaf_hash(x) for x in leaves]
+
+    def subtree(start: int, end: int) -> bytes:
+        return root_from_leaf_hashes(hashes[start:end])
+
+    note = await node.audit.signed_checkpoint()
+    assert Checkpoint.parse(split_note(note)[0]).root == root_from_leaf_hashes(hashes)
+    for index, size in ((0, 600), (255, 600), (256, 513), (599, 600)):
+        proof = await node.audit.inclusion_proof(index=index, size=size)
+        assert proof == inclusion_proof(index, size, subtree)
+    for old, new in ((1, 600), (256, 512), (300, 599)):
+        proof = await node.audit.consistency_proof(old_size=old, new_size=new)
+        assert proof == consistency_proof(old, new, subtree)
+    with transaction(node.engine) as session:
+        assert repo.audit_tile_roots(session, start=0, end=10) == [
+            root_from_leaf_hashes(hashes[0:256]),
+            root_from_leaf_hashes(hashes[256:512]),
+        ]
+    # A restarted node (a fresh service) takes the stored tile roots.
+    fresh = AuditService(
+        database=node.database, key=fed.keys(UNIT).checkpoint, agency_id=UNIT, clock=now_ms
+    )
+    assert await fresh.inclusion_proof(index=3, size=600) == inclusion_proof(3, 600, subtree)

@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The root of every full tile of 256 audit leaves, so proofs need not read the whole log.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-24 12:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "audit_tile",
+        sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("root", sa.LargeBinary(32), nullable=False),
+        sa.PrimaryKeyConstraint("idx"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("audit_tile")
