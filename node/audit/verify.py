@@ -79,39 +79,96 @@ def open_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
     return checkpoint
 
 
+@dataclass(frozen=True)
+class WitnessTimes:
+    """When witnesses vouched for the log's size: the earliest cosignature of the checkpoint
+    accepted before (then the log had ``previous_size`` leaves), and the latest of the new one."""
+
+    previous_size: int = 0
+    previous_seen_s: int | None = None
+    cosigned_s: int | None = None
+
+
+class LogVerifier:
+    """Checks a log's leaves as they stream in, against a verified checkpoint.
+
+    Memory stays logarithmic in the log's size, unless ``keep_leaves`` asks for the parsed
+    leaves (reconciliation and reports need their public fields).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        witness_times: WitnessTimes | None = None,
+        keep_leaves: bool = True,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.result = AuditResult(
+            origin=checkpoint.origin, size=checkpoint.size, root=checkpoint.root
+        )
+        self._times = witness_times or WitnessTimes()
+        self._keep = keep_leaves
+        self._builder = RootBuilder()
+        self._last: Leaf | None = None
+
+    @property
+    def size(self) -> int:
+        return self._builder.size
+
+    def add(self, data: bytes) -> None:
+        """Raises: AuditError for a malformed, back-dated or forward-dated leaf."""
+        index = self._builder.size
+        try:
+            leaf = Leaf.from_bytes(data)
+        except ComityError as e:
+            raise AuditError(f"leaf {index} is malformed: {e.message}") from e
+        _check_not_back_dated(leaf, self._last, index)
+        _check_witnessed_time(leaf, index, self._times)
+        self.result.events[leaf.public.event] += 1
+        if self._keep:
+            self.result.leaves.append(leaf)
+        self._last = leaf
+        self._builder.add(data)
+
+    def finish(
+        self, *, previous: Checkpoint | None, consistency: Sequence[bytes] = ()
+    ) -> AuditResult:
+        """Raises: AuditError when the leaves do not make the checkpoint, or the checkpoint
+        does not extend the one accepted before."""
+        checkpoint = self.checkpoint
+        if self._builder.size != checkpoint.size:
+            raise AuditError(
+                f"the node served {self._builder.size} leaves for a log of {checkpoint.size}"
+            )
+        if self._builder.root() != checkpoint.root:
+            raise AuditError(
+                "the leaves do not give the checkpoint's root: a leaf was altered, removed or "
+                "hidden"
+            )
+        if previous is not None:
+            _check_extends(previous, checkpoint, consistency)
+            self.result.consistent_with = previous.size
+        return self.result
+
+
 def verify_log(
     checkpoint: Checkpoint,
     leaves: Iterable[bytes],
     *,
     previous: Checkpoint | None,
     consistency: Sequence[bytes] = (),
+    witness_times: WitnessTimes | None = None,
 ) -> AuditResult:
     """Check the served leaves against a verified checkpoint and the last accepted one.
 
     Raises:
         AuditError: the first check that fails, in words an auditor can act on.
     """
-    result = AuditResult(origin=checkpoint.origin, size=checkpoint.size, root=checkpoint.root)
-    builder = RootBuilder()
+    verifier = LogVerifier(checkpoint, witness_times=witness_times)
     for data in leaves:
-        try:
-            leaf = Leaf.from_bytes(data)
-        except ComityError as e:
-            raise AuditError(f"leaf {builder.size} is malformed: {e.message}") from e
-        _check_not_back_dated(leaf, result.leaves[-1] if result.leaves else None, builder.size)
-        result.events[leaf.public.event] += 1
-        result.leaves.append(leaf)
-        builder.add(data)
-    if builder.size != checkpoint.size:
-        raise AuditError(f"the node served {builder.size} leaves for a log of {checkpoint.size}")
-    if builder.root() != checkpoint.root:
-        raise AuditError(
-            "the leaves do not give the checkpoint's root: a leaf was altered, removed or hidden"
-        )
-    if previous is not None:
-        _check_extends(previous, checkpoint, consistency)
-        result.consistent_with = previous.size
-    return result
+        verifier.add(data)
+    return verifier.finish(previous=previous, consistency=consistency)
 
 
 BACKDATING_TOLERANCE = timedelta(hours=1)
@@ -130,36 +187,31 @@ def _check_not_back_dated(leaf: Leaf, previous: Leaf | None, index: int) -> None
         )
 
 
-def check_witnessed_times(
-    leaves: Sequence[Leaf],
-    *,
-    previous_size: int,
-    previous_seen_s: int | None,
-    cosigned_s: int | None,
-) -> None:
+def check_witnessed_times(leaves: Sequence[Leaf], times: WitnessTimes) -> None:
+    """Raises: AuditError for the first leaf dated outside what the witnesses saw."""
+    for index, leaf in enumerate(leaves):
+        _check_witnessed_time(leaf, index, times)
+
+
+def _check_witnessed_time(leaf: Leaf, index: int, times: WitnessTimes) -> None:
     """Witnesses date the log independently of the node: at ``previous_seen_s`` a witness saw
     it at ``previous_size`` leaves, so every later leaf was appended after then; at
     ``cosigned_s`` witnesses cosigned the checkpoint, so every leaf in it was appended before.
-
-    Raises:
-        AuditError: a leaf dated before the log reached it (back-dated) or after the
-            checkpoint holding it was cosigned (forward-dated).
+    A leaf dated before the first (back-dated) or after the second (forward-dated) is refused.
     """
-    seen = _instant(previous_seen_s)
-    cosigned = _instant(cosigned_s)
-    for index, leaf in enumerate(leaves):
-        start = _hour(leaf, index)
-        end = start + timedelta(hours=1)
-        if seen is not None and index >= previous_size and end + BACKDATING_TOLERANCE < seen:
-            raise AuditError(
-                f"leaf {index} claims {leaf.public.hour}, but witnesses saw the log at "
-                f"{previous_size} leaves at {seen:%Y-%m-%dT%H:%MZ}: the entry was back-dated"
-            )
-        if cosigned is not None and start - BACKDATING_TOLERANCE > cosigned:
-            raise AuditError(
-                f"leaf {index} claims {leaf.public.hour}, after witnesses cosigned the "
-                f"checkpoint holding it at {cosigned:%Y-%m-%dT%H:%MZ}: the entry was forward-dated"
-            )
+    start = _hour(leaf, index)
+    seen, cosigned = _instant(times.previous_seen_s), _instant(times.cosigned_s)
+    late = index >= times.previous_size
+    if seen is not None and late and start + timedelta(hours=1) + BACKDATING_TOLERANCE < seen:
+        raise AuditError(
+            f"leaf {index} claims {leaf.public.hour}, but witnesses saw the log at "
+            f"{times.previous_size} leaves at {seen:%Y-%m-%dT%H:%MZ}: the entry was back-dated"
+        )
+    if cosigned is not None and start - BACKDATING_TOLERANCE > cosigned:
+        raise AuditError(
+            f"leaf {index} claims {leaf.public.hour}, after witnesses cosigned the "
+            f"checkpoint holding it at {cosigned:%Y-%m-%dT%H:%MZ}: the entry was forward-dated"
+        )
 
 
 def _instant(unix_s: int | None) -> datetime | None:

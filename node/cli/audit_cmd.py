@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -27,9 +28,9 @@ from node.audit.splitview import SplitViewError, check_one_history, ordered
 from node.audit.verify import (
     AuditError,
     AuditResult,
-    check_witnessed_times,
+    LogVerifier,
+    WitnessTimes,
     open_checkpoint,
-    verify_log,
 )
 from node.cli import output
 from node.config import NodeConfig, load_config
@@ -49,8 +50,9 @@ CALL_TIMEOUT_S = 30.0
 
 def verify(args: argparse.Namespace, console: Console) -> int:
     config = load_config(args.config)
+    member = trusted_member(config, args.agency)
     result = _verify_one(
-        config, trusted_member(config, args.agency), console, quiet=args.json, quorum=args.quorum
+        config, member, console, quiet=args.json, quorum=args.quorum, keep_leaves=False
     )
     if args.json:
         output.print_json(console, _result_dict(result))
@@ -137,8 +139,24 @@ def trusted_member(config: NodeConfig, agency: str) -> Member:
     return member
 
 
+@dataclass(frozen=True)
+class _Expectations:
+    """What this auditor holds about one log before fetching it."""
+
+    verifier: NoteVerifier
+    witnesses: dict[str, bytes]
+    previous: Checkpoint | None
+    previous_times: dict[str, int]
+
+
 def _verify_one(
-    config: NodeConfig, member: Member, console: Console, *, quiet: bool, quorum: int = 0
+    config: NodeConfig,
+    member: Member,
+    console: Console,
+    *,
+    quiet: bool,
+    quorum: int = 0,
+    keep_leaves: bool = True,
 ) -> AuditResult:
     """Audit one node's log, check its witness quorum, and remember its checkpoint as the
     accepted one."""
@@ -150,18 +168,9 @@ def _verify_one(
     }
     state = _state_file(config, member.agency_id)
     previous, previous_times = _previous(state, verifier, witnesses)
+    expected = _Expectations(verifier, witnesses, previous, previous_times)
     result, note = asyncio.run(
-        _audit(config, member, verifier=verifier, previous=previous, console=console, quiet=quiet)
-    )
-    times = _cosignature_times(note, witnesses)
-    result.witnesses = sorted(times)
-    # The earliest time a witness saw the old size, the latest it cosigned the new one: the
-    # bounds an honest node always meets.
-    check_witnessed_times(
-        result.leaves,
-        previous_size=previous.size if previous else 0,
-        previous_seen_s=min(previous_times.values(), default=None),
-        cosigned_s=max(times.values(), default=None),
+        _audit(config, member, expected, console=console, quiet=quiet, keep_leaves=keep_leaves)
     )
     if len(result.witnesses) < quorum:
         raise AuditError(
@@ -185,20 +194,33 @@ def _print_findings(console: Console, findings: list[Finding]) -> None:
 async def _audit(
     config: NodeConfig,
     member: Member,
+    expected: _Expectations,
     *,
-    verifier: NoteVerifier,
-    previous: Checkpoint | None,
     console: Console,
     quiet: bool,
+    keep_leaves: bool,
 ) -> tuple[AuditResult, str]:
+    """Fetch the checkpoint, then stream the leaves through the checks page by page."""
     async with audit_stub(config, member) as stub:
         note = (await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest())).note
-        checkpoint = open_checkpoint(note, verifier)
-        leaves = await _leaves(stub, member, checkpoint.size, console, quiet)
+        checkpoint = open_checkpoint(note, expected.verifier)
+        times = _cosignature_times(note, expected.witnesses)
+        previous = expected.previous
+        # The earliest time a witness saw the old size, the latest it cosigned the new one:
+        # the bounds an honest node always meets.
+        witness_times = WitnessTimes(
+            previous_size=previous.size if previous else 0,
+            previous_seen_s=min(expected.previous_times.values(), default=None),
+            cosigned_s=max(times.values(), default=None),
+        )
+        log = LogVerifier(checkpoint, witness_times=witness_times, keep_leaves=keep_leaves)
+        await _stream_leaves(stub, member, log, console, quiet)
         proof: list[bytes] = []
         if previous is not None and 0 < previous.size <= checkpoint.size:
             proof = await _consistency(stub, previous.size, checkpoint.size)
-        return verify_log(checkpoint, leaves, previous=previous, consistency=proof), note
+        result = log.finish(previous=previous, consistency=proof)
+        result.witnesses = sorted(times)
+        return result, note
 
 
 @asynccontextmanager
@@ -271,23 +293,26 @@ async def _fetch_consistency(
         return await _consistency(stub, old_size, new_size)
 
 
-async def _leaves(
-    stub: audit_pb2_grpc.AuditAsyncStub, member: Member, size: int, console: Console, quiet: bool
-) -> list[bytes]:
-    leaves: list[bytes] = []
+async def _stream_leaves(
+    stub: audit_pb2_grpc.AuditAsyncStub,
+    member: Member,
+    log: LogVerifier,
+    console: Console,
+    quiet: bool,
+) -> None:
+    size = log.checkpoint.size
     with Progress(
         console=console, transient=True, disable=quiet or not console.is_terminal
     ) as progress:
         task = progress.add_task(f"leaves of {member.agency_id}", total=size)
-        while len(leaves) < size:
-            end = min(size, len(leaves) + MAX_LEAVES_PER_CALL)
-            request = audit_pb2.GetLeavesRequest(start=len(leaves), end=end)
-            page = await stub.GetLeaves(request)
+        while log.size < size:
+            end = min(size, log.size + MAX_LEAVES_PER_CALL)
+            page = await stub.GetLeaves(audit_pb2.GetLeavesRequest(start=log.size, end=end))
             if not page.leaves:
-                break  # verify_log names the shortfall
-            leaves.extend(page.leaves)
-            progress.update(task, completed=len(leaves))
-    return leaves
+                break  # finish() names the shortfall
+            for data in page.leaves[: end - log.size]:
+                log.add(data)
+            progress.update(task, completed=log.size)
 
 
 def _state_file(config: NodeConfig, agency: str) -> Path:

@@ -20,6 +20,7 @@ from node.audit.note import Checkpoint, NoteVerifier, sign_note
 from node.audit.verify import (
     AuditError,
     RootBuilder,
+    WitnessTimes,
     check_witnessed_times,
     open_checkpoint,
     verify_log,
@@ -182,9 +183,7 @@ def test_witness_times_catch_entries_dated_outside_them(
 ) -> None:
     leaves = [leaf_at(hour) for hour in hours]
     with pytest.raises(AuditError, match=message):
-        check_witnessed_times(
-            leaves, previous_size=previous_size, previous_seen_s=NOON, cosigned_s=NOON + 3600
-        )
+        check_witnessed_times(leaves, WitnessTimes(previous_size, NOON, NOON + 3600))
 
 
 def test_witness_times_allow_an_honest_log_and_clock_skew() -> None:
@@ -192,5 +191,5 @@ def test_witness_times_allow_an_honest_log_and_clock_skew() -> None:
     # tolerance) of the witnesses' clocks; none after the cosignature.
     hours = ["2026-11-20T03Z", "2026-11-24T11Z", "2026-11-24T10Z", "2026-11-24T14Z"]
     leaves = [leaf_at(hour) for hour in hours]
-    check_witnessed_times(leaves, previous_size=1, previous_seen_s=NOON, cosigned_s=NOON + 3600)
-    check_witnessed_times(leaves, previous_size=0, previous_seen_s=None, cosigned_s=None)
+    check_witnessed_times(leaves, WitnessTimes(1, NOON, NOON + 3600))
+    check_witnessed_times(leaves, WitnessTimes())
