@@ -73,6 +73,9 @@ class PublicFields:
     """On ``receipt.received``: the leaf index the receiver's signed receipt promised."""
 
 
+_DISCLOSURE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Opening:
     """What opens one commitment: released by role, never published."""
@@ -83,9 +86,7 @@ class Opening:
 
     def commitment(self) -> bytes:
         salt = base64.urlsafe_b64encode(self.salt).rstrip(b"=").decode()
-        disclosed = json.dumps(
-            [salt, self.name, self.value], ensure_ascii=False, separators=(",", ":")
-        )
+        disclosed = _DISCLOSURE.encode([salt, self.name, self.value])
         return hashlib.sha256(disclosed.encode()).digest()
 
 
@@ -164,10 +165,14 @@ def build_leaf(
         raise LeafError(f"unknown audit event {public.event!r}")
     if len(sensitive) > COMMITMENTS_PER_LEAF:
         raise LeafError(f"a leaf commits to at most {COMMITMENTS_PER_LEAF} fields")
+    # One read of the system's random source for every salt and decoy of the leaf.
+    decoy_count = COMMITMENTS_PER_LEAF - len(sensitive)
+    entropy = secrets.token_bytes(SALT_BYTES * len(sensitive) + 32 * decoy_count)
     openings = tuple(
-        Opening(name=name, value=value, salt=secrets.token_bytes(SALT_BYTES))
-        for name, value in sorted(sensitive.items())
+        Opening(name=name, value=value, salt=entropy[i * SALT_BYTES : (i + 1) * SALT_BYTES])
+        for i, (name, value) in enumerate(sorted(sensitive.items()))
     )
-    decoys = [secrets.token_bytes(32) for _ in range(COMMITMENTS_PER_LEAF - len(openings))]
+    spare = entropy[SALT_BYTES * len(sensitive) :]
+    decoys = [spare[i * 32 : (i + 1) * 32] for i in range(decoy_count)]
     commitments = tuple(sorted([o.commitment() for o in openings] + decoys))
     return Leaf(public=public, commitments=commitments), openings

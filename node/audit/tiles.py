@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from node.audit.merkle import EMPTY_ROOT, node_hash, root_from_leaf_hashes, split_point
+from node.audit.merkle import EMPTY_ROOT, node_hash, split_point
 
 TILE_HEIGHT = 8
+FULL_TILES_CACHED = 64
+"""Full tiles whose inner nodes a node keeps between proofs (64 of 16 KB)."""
 
 ReadLeafHashes = Callable[[int, int], Sequence[bytes]]
 """Leaf hashes [start, end) from the store."""
@@ -56,14 +58,22 @@ class TileLevels:
 class TiledTree:
     """Subtree hashes of the tree of ``size`` leaves, for one proof or checkpoint."""
 
-    def __init__(self, levels: TileLevels, size: int, read: ReadLeafHashes) -> None:
-        """``levels`` must hold every full tile below ``size``."""
+    def __init__(
+        self,
+        levels: TileLevels,
+        size: int,
+        read: ReadLeafHashes,
+        full_tiles: dict[int, list[list[bytes]]] | None = None,
+    ) -> None:
+        """``levels`` must hold every full tile below ``size``. ``full_tiles`` is a cache of
+        full tiles' insides that outlives this tree (they never change)."""
         if levels.full_tiles < size >> levels.tile_height:
             raise ValueError(f"the tile levels do not reach a tree of {size} leaves")
         self._levels = levels
         self._size = size
         self._read = read
-        self._tiles: dict[int, Sequence[bytes]] = {}
+        self._inside: dict[int, list[list[bytes]]] = {}
+        self._full = full_tiles if full_tiles is not None else {}
 
     def root(self) -> bytes:
         return self.subtree(0, self._size) if self._size else EMPTY_ROOT
@@ -73,19 +83,30 @@ class TiledTree:
         multiple of the largest power of two below end - start)."""
         n = end - start
         height = n.bit_length() - 1
-        if n == 1 << height and height >= self._levels.tile_height:
-            return self._levels.node(height, start >> height)
-        if n < self._levels.width:  # within one tile, as the recursion aligns it
-            return root_from_leaf_hashes(self._leaf_hashes(start, end))
+        if n == 1 << height:
+            if height >= self._levels.tile_height:
+                return self._levels.node(height, start >> height)
+            return self._inside_tile(start >> self._levels.tile_height)[height][
+                (start & (self._levels.width - 1)) >> height
+            ]
         k = split_point(n)
         return node_hash(self.subtree(start, start + k), self.subtree(start + k, end))
 
-    def _leaf_hashes(self, start: int, end: int) -> Sequence[bytes]:
-        """Leaf hashes of a range inside one tile, reading that tile once per tree."""
-        width = self._levels.width
-        tile = start // width
-        if tile not in self._tiles:
-            first = tile * width
-            self._tiles[tile] = self._read(first, min(first + width, self._size))
-        hashes = self._tiles[tile]
-        return hashes[start - tile * width : end - tile * width]
+    def _inside_tile(self, tile: int) -> list[list[bytes]]:
+        """Every perfect subtree inside one tile, by height, from its leaf hashes (read once
+        per tree): ``[leaf hashes, pairs, fours, …]``."""
+        rows = self._full.get(tile) or self._inside.get(tile)
+        if rows is None:
+            first = tile * self._levels.width
+            row = list(self._read(first, min(first + self._levels.width, self._size)))
+            rows = [row]
+            while len(row) > 1:
+                row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+                rows.append(row)
+            if len(rows[0]) == self._levels.width:
+                if len(self._full) >= FULL_TILES_CACHED:
+                    self._full.clear()
+                self._full[tile] = rows
+            else:
+                self._inside[tile] = rows
+        return rows

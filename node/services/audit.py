@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from nacl.signing import SigningKey
 from sqlalchemy.exc import IntegrityError
@@ -79,16 +79,30 @@ def append_leaf(
     session: Session, public: PublicFields, sensitive: Mapping[str, str], *, now_ms: int
 ) -> int:
     """Append a leaf committing to ``sensitive`` and keep its openings; return its index."""
-    leaf, openings = build_leaf(public, sensitive)
-    data = leaf.to_bytes()
-    return repo.append_audit_leaf(
-        session,
-        leaf=data,
-        leaf_hash=leaf_hash(data),
-        openings=[(o.name, o.value, o.salt) for o in openings],
-        now_ms=now_ms,
-        exchange_id=public.exchange_id,
-    )
+    return append_leaves(session, [(public, sensitive)], now_ms=now_ms)
+
+
+def append_leaves(
+    session: Session,
+    events: Sequence[tuple[PublicFields, Mapping[str, str]]],
+    *,
+    now_ms: int,
+) -> int:
+    """Append one leaf per (public fields, sensitive fields), in one batch; return the first
+    leaf's index."""
+    batch = []
+    for public, sensitive in events:
+        leaf, openings = build_leaf(public, sensitive)
+        data = leaf.to_bytes()
+        batch.append(
+            repo.NewLeaf(
+                leaf=data,
+                leaf_hash=leaf_hash(data),
+                openings=[(o.name, o.value, o.salt) for o in openings],
+                exchange_id=public.exchange_id,
+            )
+        )
+    return repo.append_audit_leaves(session, batch, now_ms=now_ms)
 
 
 def _requesting_unit(form: Mapping[str, object]) -> str:
@@ -126,6 +140,9 @@ class AuditService:
         self._clock = clock
         self._levels = TileLevels()
         self._levels_lock = threading.Lock()
+        self._full_tiles: dict[int, list[list[bytes]]] = {}
+        self._known_size = 0
+        """A size the log has reached: it only grows, so smaller sizes need no query."""
 
     async def checkpoint(self) -> str:
         """The newest signed checkpoint with the witnesses' cosignature lines collected for it."""
@@ -199,9 +216,10 @@ class AuditService:
 
     def _prove(self, size: int, prove: Callable[[TiledTree], list[bytes]]) -> list[bytes]:
         with transaction(self._database.engine) as session:
-            current = repo.audit_size(session)
-            if size > current:
-                raise MalformedError(f"the log has {current} leaves, not {size}")
+            if size > self._known_size:
+                self._known_size = repo.audit_size(session)
+                if size > self._known_size:
+                    raise MalformedError(f"the log has {self._known_size} leaves, not {size}")
             return prove(self._tree(session, size))
 
     def _tree(self, session: Session, size: int) -> TiledTree:
@@ -211,6 +229,7 @@ class AuditService:
             self._levels,
             size,
             lambda start, end: repo.audit_leaf_hash_range(session, start=start, end=end),
+            self._full_tiles,
         )
 
     def _extend_levels(self, size: int) -> None:

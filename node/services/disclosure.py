@@ -16,15 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from sqlmodel import Session
-
 from node.audit.disclosure import check_reason, released_to
 from node.audit.leaf import Leaf, Opening, PublicFields, hour_of
 from node.audit.note import Checkpoint, split_note
 from node.audit.proof import ProofBundle
 from node.errors import NotFoundError
 from node.forms.profiles import profiles
-from node.services.audit import AuditService, append_leaf
+from node.services.audit import AuditService, append_leaf, append_leaves
 from node.storage import repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -167,11 +165,12 @@ class DisclosureService:
                 # An unknown basis keeps its openings for the longest period any basis has.
                 if row.created_at_ms + retention.get(public.legal_basis, longest) <= now:
                     expired[public.exchange_id].append(row)
+            erasures: list[tuple[PublicFields, dict[str, str]]] = []
             for group in expired.values():
                 repo.erase_openings(session, [row.idx for row in group])
-                self._log_erasure(session, Leaf.from_bytes(group[0].leaf).public, now)
+                of = Leaf.from_bytes(group[0].leaf).public
+                # Nothing sensitive is committed: an erasure record never needs erasing itself.
+                erasures.append((self._public("data.erased", of, self._me, now), {}))
+            if erasures:
+                append_leaves(session, erasures, now_ms=now)
             return rows[-1].idx, {e: len(g) for e, g in expired.items()}
-
-    def _log_erasure(self, session: Session, of: PublicFields, now: int) -> None:
-        # Nothing sensitive is committed: an erasure record never needs erasing itself.
-        append_leaf(session, self._public("data.erased", of, self._me, now), {}, now_ms=now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import bindparam, delete, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -404,36 +404,57 @@ def count_exchanges(session: Session, *, direction: str) -> int:
 # --- audit log -------------------------------------------------------------------------------
 
 
-def append_audit_leaf(
-    session: Session,
-    *,
-    leaf: bytes,
-    leaf_hash: bytes,
-    openings: list[tuple[str, str, bytes]],
-    now_ms: int,
-    exchange_id: str,
-) -> int:
-    """Append a leaf and its private openings (name, value, salt); return its index.
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+_BUMP_HEAD = (
+    _HEAD.update()
+    .where(_HEAD.c.id == 1)
+    .values(size=_HEAD.c.size + bindparam("count"))
+    .returning(_HEAD.c.size)
+)
+_INSERT_LEAF = AuditLeaf.__table__.insert()  # type: ignore[attr-defined]
+_INSERT_OPENING = AuditOpening.__table__.insert()  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class NewLeaf:
+    leaf: bytes
+    leaf_hash: bytes
+    openings: list[tuple[str, str, bytes]]
+    """(name, value, salt) of each commitment the leaf makes."""
+    exchange_id: str
+
+
+def append_audit_leaves(session: Session, leaves: list[NewLeaf], *, now_ms: int) -> int:
+    """Append leaves and their private openings, in order; return the first one's index.
 
     The head row is incremented first: its row lock orders concurrent appenders, so indices
-    have no gaps and no two transactions take the same one.
+    have no gaps and no two transactions take the same ones. Core statements, not the ORM:
+    every exchange event appends a leaf.
     """
-    bump = update(AuditHead).where(col(AuditHead.id) == 1).values(size=AuditHead.size + 1)
-    size: int = session.execute(bump.returning(col(AuditHead.size))).scalar_one()
-    index = size - 1
-    session.add(
-        AuditLeaf(
-            idx=index,
-            leaf=leaf,
-            leaf_hash=leaf_hash,
-            created_at_ms=now_ms,
-            exchange_id=exchange_id,
-        )
+    connection = session.connection()
+    end: int = connection.execute(_BUMP_HEAD, {"count": len(leaves)}).scalar_one()
+    first = end - len(leaves)
+    connection.execute(
+        _INSERT_LEAF,
+        [
+            {
+                "idx": first + i,
+                "leaf": new.leaf,
+                "leaf_hash": new.leaf_hash,
+                "created_at_ms": now_ms,
+                "exchange_id": new.exchange_id,
+            }
+            for i, new in enumerate(leaves)
+        ],
     )
-    session.flush()
-    for name, value, salt in openings:
-        session.add(AuditOpening(leaf_idx=index, name=name, value=value, salt=salt))
-    return index
+    openings = [
+        {"leaf_idx": first + i, "name": name, "value": value, "salt": salt}
+        for i, new in enumerate(leaves)
+        for name, value, salt in new.openings
+    ]
+    if openings:
+        connection.execute(_INSERT_OPENING, openings)
+    return first
 
 
 def audit_size(session: Session) -> int:
@@ -486,9 +507,16 @@ def erase_openings(session: Session, indices: list[int]) -> None:
     session.execute(delete(AuditOpening).where(col(AuditOpening.leaf_idx).in_(indices)))
 
 
+_LEAF_HASHES = (
+    sa_select(col(AuditLeaf.leaf_hash))
+    .where(col(AuditLeaf.idx) >= bindparam("start"), col(AuditLeaf.idx) < bindparam("end"))
+    .order_by(col(AuditLeaf.idx))
+)
+
+
 def audit_leaf_hash_range(session: Session, *, start: int, end: int) -> list[bytes]:
-    query = select(AuditLeaf.leaf_hash).where(col(AuditLeaf.idx) >= start, col(AuditLeaf.idx) < end)
-    return list(session.exec(query.order_by(col(AuditLeaf.idx))))
+    """Leaf hashes [start, end): Core, not the ORM, as proofs read a tile of them at a time."""
+    return list(session.execute(_LEAF_HASHES, {"start": start, "end": end}).scalars())
 
 
 def audit_tile_roots(session: Session, *, start: int, end: int) -> list[bytes]:
