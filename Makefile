@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit gen gen-check bench chaos clean
+.PHONY: demo test lint typecheck unit gen gen-check bench bench-audit chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ unit: $(STAMP)
 ## bench: node-to-node exchange beside a bare grpc.aio echo baseline
 bench: $(STAMP)
 	$(BIN)/python ops/bench/exchange.py
+
+## bench-audit: appends, proofs at a million leaves, a full auditor verification
+bench-audit: $(STAMP)
+	$(BIN)/python ops/bench/audit.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from node.audit.merkle import EMPTY_ROOT, node_hash, split_point
 
 TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
 FULL_TILES_CACHED = 64
-"""Full tiles whose inner nodes a node keeps between proofs (64 of 16 KB)."""
+"""Tiles whose inner nodes a node keeps between proofs (64 of 16 KB)."""
 
 ReadLeafHashes = Callable[[int, int], Sequence[bytes]]
 """Leaf hashes [start, end) from the store."""
@@ -63,17 +64,17 @@ class TiledTree:
         levels: TileLevels,
         size: int,
         read: ReadLeafHashes,
-        full_tiles: dict[int, list[list[bytes]]] | None = None,
+        cache: dict[int, list[list[bytes]]] | None = None,
     ) -> None:
-        """``levels`` must hold every full tile below ``size``. ``full_tiles`` is a cache of
-        full tiles' insides that outlives this tree (they never change)."""
+        """``levels`` must hold every full tile below ``size``. ``cache`` keeps tiles' insides
+        beyond this tree: leaves never change, so a tile's inside is reused as long as it
+        holds the same number of leaves."""
         if levels.full_tiles < size >> levels.tile_height:
             raise ValueError(f"the tile levels do not reach a tree of {size} leaves")
         self._levels = levels
         self._size = size
         self._read = read
-        self._inside: dict[int, list[list[bytes]]] = {}
-        self._full = full_tiles if full_tiles is not None else {}
+        self._cache = cache if cache is not None else {}
 
     def root(self) -> bytes:
         return self.subtree(0, self._size) if self._size else EMPTY_ROOT
@@ -95,18 +96,17 @@ class TiledTree:
     def _inside_tile(self, tile: int) -> list[list[bytes]]:
         """Every perfect subtree inside one tile, by height, from its leaf hashes (read once
         per tree): ``[leaf hashes, pairs, fours, …]``."""
-        rows = self._full.get(tile) or self._inside.get(tile)
-        if rows is None:
-            first = tile * self._levels.width
-            row = list(self._read(first, min(first + self._levels.width, self._size)))
+        first = tile * self._levels.width
+        count = min(self._levels.width, self._size - first)
+        rows = self._cache.get(tile)
+        if rows is None or len(rows[0]) != count:
+            row = list(self._read(first, first + count))
             rows = [row]
             while len(row) > 1:
                 row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
                 rows.append(row)
-            if len(rows[0]) == self._levels.width:
-                if len(self._full) >= FULL_TILES_CACHED:
-                    self._full.clear()
-                self._full[tile] = rows
-            else:
-                self._inside[tile] = rows
+            if len(self._cache) >= FULL_TILES_CACHED:
+                self._cache.clear()
+            # A partial tile is cached too: the log's right edge, until the log grows.
+            self._cache[tile] = rows
         return rows

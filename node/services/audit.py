@@ -25,7 +25,7 @@ from node.audit.merkle import (
     root_from_leaf_hashes,
 )
 from node.audit.note import Checkpoint, sign_note
-from node.audit.tiles import TILE_HEIGHT, TiledTree, TileLevels
+from node.audit.tiles import TILE_HEIGHT, TILE_WIDTH, TiledTree, TileLevels
 from node.errors import MalformedError
 from node.storage import repo
 from node.storage.database import Database
@@ -225,12 +225,15 @@ class AuditService:
     def _tree(self, session: Session, size: int) -> TiledTree:
         """The tree of ``size`` leaves, reading leaf hashes through ``session``."""
         self._extend_levels(size)
-        return TiledTree(
-            self._levels,
-            size,
-            lambda start, end: repo.audit_leaf_hash_range(session, start=start, end=end),
-            self._full_tiles,
-        )
+
+        def read(start: int, end: int) -> list[bytes]:
+            if end - start == TILE_WIDTH:  # a full tile: one stored row
+                hashes = repo.audit_tile_hashes(session, start // TILE_WIDTH)
+                if hashes is not None:
+                    return [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
+            return repo.audit_leaf_hash_range(session, start=start, end=end)
+
+        return TiledTree(self._levels, size, read, self._full_tiles)
 
     def _extend_levels(self, size: int) -> None:
         """Bring the in-memory tile levels up to every full tile below ``size``: stored tile
@@ -248,16 +251,24 @@ class AuditService:
                 self._compute_tiles(min(needed, self._levels.full_tiles + TILES_PER_BATCH))
 
     def _compute_tiles(self, end: int) -> None:
-        start, width = self._levels.full_tiles, 1 << TILE_HEIGHT
+        start = self._levels.full_tiles
         with transaction(self._database.engine) as session:
-            hashes = repo.audit_leaf_hash_range(session, start=start * width, end=end * width)
-        roots = [root_from_leaf_hashes(hashes[i : i + width]) for i in range(0, len(hashes), width)]
+            hashes = repo.audit_leaf_hash_range(
+                session, start=start * TILE_WIDTH, end=end * TILE_WIDTH
+            )
+        tiles = [
+            (
+                root_from_leaf_hashes(hashes[i : i + TILE_WIDTH]),
+                b"".join(hashes[i : i + TILE_WIDTH]),
+            )
+            for i in range(0, len(hashes), TILE_WIDTH)
+        ]
         try:
             with transaction(self._database.engine) as session:
-                repo.save_audit_tile_roots(session, start=start, roots=roots)
+                repo.save_audit_tiles(session, start=start, tiles=tiles)
         except IntegrityError:
-            pass  # another replica stored the same tiles first: roots are deterministic
-        for root in roots:
+            pass  # another replica stored the same tiles first: tiles are deterministic
+        for root, _ in tiles:
             self._levels.add_tile_root(root)
 
 

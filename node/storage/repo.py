@@ -521,17 +521,33 @@ def audit_leaf_hash_range(session: Session, *, start: int, end: int) -> list[byt
 
 def audit_tile_roots(session: Session, *, start: int, end: int) -> list[bytes]:
     """Stored roots of tiles [start, end), in order, up to the first one missing."""
-    query = select(AuditTile).where(col(AuditTile.idx) >= start, col(AuditTile.idx) < end)
+    query = (
+        sa_select(col(AuditTile.idx), col(AuditTile.root))
+        .where(col(AuditTile.idx) >= start, col(AuditTile.idx) < end)
+        .order_by(col(AuditTile.idx))
+    )
     roots = []
-    for expected, row in enumerate(session.exec(query.order_by(col(AuditTile.idx))), start):
-        if row.idx != expected:
+    for expected, (idx, root) in enumerate(session.execute(query), start):
+        if idx != expected:
             break
-        roots.append(row.root)
+        roots.append(root)
     return roots
 
 
-def save_audit_tile_roots(session: Session, *, start: int, roots: list[bytes]) -> None:
-    session.add_all(AuditTile(idx=start + i, root=root) for i, root in enumerate(roots))
+_TILE_HASHES = sa_select(col(AuditTile.hashes)).where(col(AuditTile.idx) == bindparam("idx"))
+
+
+def audit_tile_hashes(session: Session, tile: int) -> bytes | None:
+    """The concatenated leaf hashes of a full tile, if stored."""
+    hashes: bytes | None = session.execute(_TILE_HASHES, {"idx": tile}).scalar_one_or_none()
+    return hashes
+
+
+def save_audit_tiles(session: Session, *, start: int, tiles: list[tuple[bytes, bytes]]) -> None:
+    """Store full tiles from index ``start``: (root, concatenated leaf hashes) each."""
+    session.add_all(
+        AuditTile(idx=start + i, root=root, hashes=hashes) for i, (root, hashes) in enumerate(tiles)
+    )
 
 
 def latest_checkpoint(session: Session) -> AuditCheckpoint | None:

@@ -148,13 +148,15 @@ class AuditLeaf(Base, table=True):
 
 
 class AuditTile(Base, table=True):
-    """The root of one full tile of audit leaves (2**8 of them, leaves [idx*256, idx*256+256)).
-    Derived from the leaves and never changed: a cache that spares proofs the whole log."""
+    """One full tile of audit leaves (2**8 of them, leaves [idx*256, idx*256+256)): their
+    hashes, concatenated, and the tile's root. Derived from the leaves and never changed: it
+    spares proofs the whole log, and a proof reads one row instead of 256."""
 
     __tablename__ = "audit_tile"
 
     idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    hashes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class AuditOpening(Base, table=True):

@@ -36,6 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nacl.signing import SigningKey
+from rich.progress import Progress
 from sqlalchemy import Engine, insert, text, update
 
 from node.audit.leaf import Leaf, PublicFields, build_leaf, hour_of
@@ -186,20 +187,22 @@ def _load(url: str, count: int) -> None:
     started = time.perf_counter()
     leaves = _synthetic_leaves(count)
     now = now_ms()
-    for first in range(0, count, LOAD_CHUNK):
-        rows = []
-        for i in range(first, min(count, first + LOAD_CHUNK)):
-            data = next(leaves)
-            rows.append(
-                {"idx": i, "leaf": data, "leaf_hash": leaf_hash(data), "created_at_ms": now}
-            )
-        with engine.begin() as connection:
-            connection.execute(insert(AuditLeaf), rows)
-        print(f"\r  loading a log of {count:,} leaves: {first + len(rows):,}", end="", flush=True)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"loading a log of {count:,} leaves", total=count)
+        for first in range(0, count, LOAD_CHUNK):
+            rows = []
+            for i in range(first, min(count, first + LOAD_CHUNK)):
+                data = next(leaves)
+                rows.append(
+                    {"idx": i, "leaf": data, "leaf_hash": leaf_hash(data), "created_at_ms": now}
+                )
+            with engine.begin() as connection:
+                connection.execute(insert(AuditLeaf), rows)
+            progress.update(task, completed=first + len(rows))
     with engine.begin() as connection:
         connection.execute(update(AuditHead).values(size=count))
     engine.dispose()
-    print(f" ({time.perf_counter() - started:.0f} s)")
+    print(f"\nloaded a log of {count:,} leaves in {time.perf_counter() - started:.0f} s")
 
 
 def _proofs(url: str, size: int, count: int) -> None:

@@ -115,6 +115,8 @@ async def test_proofs_of_a_log_of_several_tiles_come_from_stored_tile_roots(
             root_from_leaf_hashes(hashes[0:256]),
             root_from_leaf_hashes(hashes[256:512]),
         ]
+        assert repo.audit_tile_hashes(session, 1) == b"".join(hashes[256:512])
+        assert repo.audit_tile_hashes(session, 2) is None  # the right edge is not a full tile
     # A restarted node (a fresh service) takes the stored tile roots.
     fresh = AuditService(
         database=node.database, key=fed.keys(UNIT).checkpoint, agency_id=UNIT, clock=now_ms

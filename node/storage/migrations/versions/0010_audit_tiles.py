@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The root of every full tile of 256 audit leaves, so proofs need not read the whole log.
+"""Every full tile of 256 audit leaves: its leaf hashes and root, so proofs read one row.
 
 Revision ID: 0010
 Revises: 0009
@@ -22,6 +22,7 @@ def upgrade() -> None:
         "audit_tile",
         sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("root", sa.LargeBinary(32), nullable=False),
+        sa.Column("hashes", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("idx"),
     )
 
