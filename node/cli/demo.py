@@ -63,6 +63,8 @@ def run(console: Console, *, keep: bool = False) -> int:
         run_case(console, workdir, unit, authority, preservation)
         _rotate(console, workdir, configs)
         _audit(console, configs)
+        _release_to_court(console, workdir, configs, preservation)
+        _tamper(console, configs)
         return _shut_down(console, processes)
     except ComityError as e:
         console.print(Text.assemble(("The demo failed: ", "bold red"), e.diagnostics()))
@@ -291,9 +293,36 @@ def _audit(console: Console, configs: dict[str, NodeConfig]) -> None:
     time.sleep(WITNESS_WAIT_S)  # let the witnesses cosign the newest checkpoints
     cli(console, secretariat, "audit", "reconcile", "--quorum", "2", *parties)
     cli(console, secretariat, "audit", "report", "--format", "csv", *parties)
+
+
+def _release_to_court(
+    console: Console, workdir: Path, configs: dict[str, NodeConfig], request_id: str
+) -> None:
+    authority, secretariat = configs["pt-central-authority"], configs["coe-secretariat"]
     step(
         console,
-        "14. Someone alters Portugal's log behind its back",
+        "14. Portugal releases the record of the request to a court",
+        "A court order asks what Portugal's log commits to for the first request. Portugal "
+        "writes offline proof bundles (C2SP tlog-proof: checkpoint, inclusion proof, the leaf "
+        "and its openings) and logs the release itself; anyone holding the directory checks a "
+        "bundle without asking Portugal.",
+    )
+    out = workdir / "court"
+    cli(
+        console,
+        authority,
+        *("audit", "prove", request_id, "--role", "court", "--order", "PT-TRIB-2026-881"),
+        *("--reason", "criminal proceedings", "--out", str(out)),
+    )
+    bundle = out / "pt-central-authority-0.tlog-proof"
+    cli(console, secretariat, "audit", "check-proof", str(bundle))
+
+
+def _tamper(console: Console, configs: dict[str, NodeConfig]) -> None:
+    secretariat = configs["coe-secretariat"]
+    step(
+        console,
+        "15. Someone alters Portugal's log behind its back",
         "One leaf is rewritten directly in Portugal's database. The next audit catches it.",
     )
     _rewrite_first_leaf(configs["pt-central-authority"])
@@ -316,7 +345,7 @@ def _rewrite_first_leaf(config: NodeConfig) -> None:
 def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> int:
     step(
         console,
-        "15. Shutting down",
+        "16. Shutting down",
         "Each node gets SIGTERM, finishes in-flight work and closes its database.",
     )
     for process in processes:
@@ -327,8 +356,8 @@ def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> in
         return 1
     console.print(
         "[bold green]Demo complete:[/bold green] request registered at the "
-        "receiving authority, signed receipt verified at the sender, logs audited and the "
-        "tampering caught; a signing key rotated without downtime."
+        "receiving authority, signed receipt verified at the sender, logs audited, a record "
+        "proven to a court and the tampering caught; a signing key rotated without downtime."
     )
     return 0
 
