@@ -24,6 +24,7 @@ from node.services.directory_sync import DirectorySync
 from node.services.disclosure import DisclosureService
 from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
+from node.services.indicators import IndicatorService
 from node.services.witness import WitnessService
 from node.storage.database import Database
 from node.storage.engine import create_engine, redact_url, upgrade
@@ -33,6 +34,7 @@ from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.directory_servicer import DirectoryServicer
 from node.transport.evidence_servicer import EvidenceServicer
 from node.transport.federation_servicer import FederationServicer
+from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
 from node.transport.server import NodeServers, TlsIdentity, build_servers
@@ -57,6 +59,7 @@ class RunningNode:
     directory_sync: DirectorySync
     evidence: EvidenceService
     disclosure: DisclosureService
+    indicators: IndicatorService
     _uploading: asyncio.Task[None] | None = None
     _erasing: asyncio.Task[None] | None = None
     _witnessing: asyncio.Task[None] | None = None
@@ -201,6 +204,14 @@ async def start_node(
     disclosure = DisclosureService(
         database=database, audit=audit, agency_id=config.agency_id, clock=now_ms
     )
+    indicators = IndicatorService(
+        database=database,
+        directory=directory,
+        keys=exchange.current_keys,
+        transport=peers,
+        agency_id=config.agency_id,
+        clock=now_ms,
+    )
     servers = build_servers(
         federation=FederationServicer(
             exchange=exchange, tracer=tracer, directory_version=lambda: directory.version
@@ -217,8 +228,13 @@ async def start_node(
         ),
         directory=DirectoryServicer(directory=directory),
         evidence=EvidenceServicer(evidence=evidence),
+        indicators=IndicatorsServicer(indicators=indicators),
         local=LocalServicer(
-            exchange=exchange, directory=directory, evidence=evidence, disclosure=disclosure
+            exchange=exchange,
+            directory=directory,
+            evidence=evidence,
+            disclosure=disclosure,
+            indicators=indicators,
         ),
         listen=config.listen,
         local_socket=config.local_socket,
@@ -253,6 +269,7 @@ async def start_node(
         directory_sync=sync,
         evidence=evidence,
         disclosure=disclosure,
+        indicators=indicators,
         _uploading=uploading,
     )
 

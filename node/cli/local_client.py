@@ -136,6 +136,37 @@ class LocalClient:
     def erase_expired(self) -> local_pb2.ErasureSummary:
         return self._call(self._stub.EraseExpired, local_pb2.EraseExpiredRequest())
 
+    def create_indicator_set(
+        self, *, tlp: str, recipients: list[str], clients: dict[str, list[str]]
+    ) -> local_pb2.IndicatorSetView:
+        request = local_pb2.CreateIndicatorSetRequest(
+            tlp=tlp,
+            recipients=recipients,
+            clients=[local_pb2.ClientGrant(recipient=r, clients=c) for r, c in clients.items()],
+        )
+        return self._call(self._stub.CreateIndicatorSet, request)
+
+    def add_indicators(
+        self, set_id: str, entries: list[local_pb2.IndicatorEntry]
+    ) -> local_pb2.IndicatorSetView:
+        request = local_pb2.AddIndicatorsRequest(set_id=set_id, indicators=entries)
+        return self._call(self._stub.AddIndicators, request)
+
+    def list_indicator_sets(self) -> local_pb2.IndicatorSetList:
+        return self._call(self._stub.ListIndicatorSets, local_pb2.ListIndicatorSetsRequest())
+
+    def get_indicator_set(self, set_id: str) -> local_pb2.IndicatorSetView:
+        request = local_pb2.GetIndicatorSetRequest(set_id=set_id)
+        return self._call(self._stub.GetIndicatorSet, request)
+
+    def share_indicator_set(self, set_id: str, recipient: str) -> local_pb2.IndicatorSetView:
+        request = local_pb2.ShareIndicatorSetRequest(set_id=set_id, recipient=recipient)
+        return self._call(self._stub.ShareIndicatorSet, request)
+
+    def revoke_indicator_set(self, set_id: str) -> local_pb2.IndicatorSetView:
+        request = local_pb2.GetIndicatorSetRequest(set_id=set_id)
+        return self._call(self._stub.RevokeIndicatorSet, request)
+
     def _call(self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req) -> Resp:
         try:
             return method(request, timeout=LOCAL_CALL_TIMEOUT_S)

@@ -20,6 +20,7 @@ from node.cli import (
     evidence_cmd,
     federation_cmd,
     forms_cmd,
+    indicators_cmd,
     node_cmd,
     proof_cmd,
     request_cmd,
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     _forms_commands(commands.add_parser("forms", help="request types, fields, legal bases"))
     _evidence_commands(commands.add_parser("evidence", help="return, follow and fetch evidence"))
     _audit_commands(commands.add_parser("audit", help="verify other nodes' audit logs"))
+    _indicator_commands(
+        commands.add_parser("indicators", help="indicator sets, their TLP labels and sharing")
+    )
     demo = commands.add_parser("demo", help="run three agencies' nodes and walk a case through")
     demo.add_argument("--keep", action="store_true", help="keep the demo's directory")
     demo.set_defaults(handler=_run_demo)
@@ -355,6 +359,57 @@ def _audit_commands(parser: argparse.ArgumentParser) -> None:
     _add_config_option(compare)
     compare.set_defaults(handler=audit_cmd.compare)
     _proof_commands(sub)
+
+
+def _indicator_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="indicators_command", required=True, metavar="COMMAND")
+    create = sub.add_parser("create", help="a new indicator set under a TLP 2.0 label")
+    create.add_argument(
+        "--tlp", required=True, help="TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED"
+    )
+    create.add_argument(
+        "--recipient", action="append", help="an agency the set is for (repeat; AMBER and RED)"
+    )
+    create.add_argument(
+        "--client",
+        action="append",
+        metavar="RECIPIENT:CLIENT",
+        help="under TLP:AMBER, an agency a recipient may pass the set on to (repeat)",
+    )
+    add = sub.add_parser("add", help="add one indicator to one of this agency's sets")
+    add.add_argument("set_id")
+    add.add_argument(
+        "type",
+        help="platform_account, url, domain, ip, email, phone, content_sha256, pdq, campaign_id",
+    )
+    add.add_argument("value")
+    add.add_argument("--confidence", type=int, help="0-100 (default 50)")
+    add.add_argument("--expires", help="ISO 8601 instant after which it no longer applies")
+    imp = sub.add_parser("import", help="add a JSON list of indicators, with progress")
+    imp.add_argument("set_id")
+    imp.add_argument("file", type=Path)
+    listing = sub.add_parser("list", help="every set this node holds")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    show = sub.add_parser("show", help="one set with its indicators")
+    show.add_argument("set_id")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    share = sub.add_parser("share", help="pass a set to another member, where TLP allows")
+    share.add_argument("set_id")
+    share.add_argument("--with", dest="recipient", required=True, help="agency id")
+    revoke = sub.add_parser("revoke", help="revoke one of this agency's sets everywhere")
+    revoke.add_argument("set_id")
+    handlers = {
+        create: indicators_cmd.create,
+        add: indicators_cmd.add,
+        imp: indicators_cmd.import_file,
+        listing: indicators_cmd.list_sets,
+        show: indicators_cmd.show,
+        share: indicators_cmd.share,
+        revoke: indicators_cmd.revoke,
+    }
+    for command, handler in handlers.items():
+        _add_config_option(command)
+        command.set_defaults(handler=handler)
 
 
 def _proof_commands(sub: Any) -> None:

@@ -10,16 +10,25 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
+import idna
+import phonenumbers
 from url_normalize import url_normalize
 
 from node.errors import FormValidationError
 
 PLATFORM_ACCOUNT = "platform_account"
 URL = "url"
+DOMAIN = "domain"
+IP = "ip"
+EMAIL = "email"
+PHONE = "phone"
 CONTENT_SHA256 = "content_sha256"
+PDQ = "pdq"
+CAMPAIGN_ID = "campaign_id"
 
 MAX_URL_CHARS = 2048
 
@@ -28,6 +37,7 @@ _HANDLE = re.compile(r"[a-z0-9._-]{1,64}")
 # Stable ids keep their case: some platforms issue case-sensitive ids.
 _STABLE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}")
 _DNS_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 _ACCOUNT_SHAPE = "platform_account must be 'platform:handle' or 'platform:id:stable-id'"
 
@@ -145,10 +155,88 @@ def _content_sha256(value: str) -> str:
     return digest
 
 
+def _domain(value: str) -> str:
+    """A lower-case IDNA (2008, UTS #46 mapped) domain name with at least one dot."""
+    text = value.strip().rstrip(".")
+    if not text or len(text) > 253:
+        raise FormValidationError("domain must be 1-253 characters")
+    try:
+        ascii_name = idna.encode(text, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as e:
+        raise FormValidationError("domain is not a valid internationalised domain name") from e
+    labels = ascii_name.split(".")
+    if len(labels) < 2 or not all(map(_DNS_LABEL.fullmatch, labels)) or labels[-1].isdigit():
+        raise FormValidationError("domain must be a name with a dot, each label 1-63 characters")
+    return ascii_name
+
+
+def _ip(value: str) -> str:
+    """An IPv4 or IPv6 address in its canonical text, or a network in CIDR (host bits
+    cleared); a network of one address is that address."""
+    text = value.strip()
+    if "%" in text:
+        raise FormValidationError("ip must not carry an IPv6 zone id")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise FormValidationError("ip must be an IPv4 or IPv6 address or CIDR network") from e
+    if network.num_addresses == 1:
+        return str(network.network_address)
+    return network.with_prefixlen
+
+
+def _email(value: str) -> str:
+    """``local@domain``, lower-cased, the domain IDNA-encoded."""
+    text = unicodedata.normalize("NFKC", value.strip()).lower()
+    local, at, domain = text.rpartition("@")
+    if not at or not _LOCAL_PART.fullmatch(local) or local.startswith(".") or ".." in local:
+        raise FormValidationError(
+            "email must be local@domain with a local part of 1-64 plain characters"
+        )
+    try:
+        return f"{local}@{_domain(domain)}"
+    except FormValidationError as e:
+        raise FormValidationError(f"email {e.message}") from e
+
+
+def _phone(value: str) -> str:
+    """E.164: '+', country code and number, as libphonenumber validates it."""
+    text = value.strip()
+    if not text.startswith("+"):
+        raise FormValidationError("phone must be in international form, starting with '+'")
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException as e:
+        raise FormValidationError("phone cannot be parsed as an international number") from e
+    if not phonenumbers.is_valid_number(number):
+        raise FormValidationError("phone is not a valid number for its country code")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _pdq(value: str) -> str:
+    digest = value.strip().lower().removeprefix("pdq:")
+    if not _SHA256.fullmatch(digest):
+        raise FormValidationError("pdq must be a 256-bit PDQ hash in 64 hexadecimal characters")
+    return digest
+
+
+def _campaign_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value.strip().removeprefix("campaign--")))
+    except ValueError as e:
+        raise FormValidationError("campaign_id must be a UUID") from e
+
+
 _CANONICALIZERS: dict[str, Callable[[str], str]] = {
     PLATFORM_ACCOUNT: _platform_account,
     URL: _url,
+    DOMAIN: _domain,
+    IP: _ip,
+    EMAIL: _email,
+    PHONE: _phone,
     CONTENT_SHA256: _content_sha256,
+    PDQ: _pdq,
+    CAMPAIGN_ID: _campaign_id,
 }
 
 INDICATOR_TYPES: tuple[str, ...] = tuple(_CANONICALIZERS)

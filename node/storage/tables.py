@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -248,3 +250,49 @@ class EvidenceChunk(Base, table=True):
     item: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class IndicatorSetRow(Base, table=True):
+    """An indicator set as this node holds it: its own (``received_from`` empty) or a peer's,
+    the newest version's signed document with the owner's signature."""
+
+    __tablename__ = "indicator_set"
+
+    set_id: str = Field(sa_column=Column(String(128), primary_key=True))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    tlp: str = Field(sa_column=Column(String(32), nullable=False))
+    revoked: bool = Field(sa_column=Column(Boolean, nullable=False))
+    document: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
+    received_from: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class IndicatorRow(Base, table=True):
+    """One indicator of a set's newest version, indexed by canonical value for lookups."""
+
+    __tablename__ = "indicator"
+    __table_args__ = (Index("ix_indicator_type_value", "type", "value"),)
+
+    set_id: str = Field(
+        sa_column=Column(String(128), ForeignKey("indicator_set.set_id"), primary_key=True)
+    )
+    type: str = Field(sa_column=Column(String(32), primary_key=True))
+    value: str = Field(sa_column=Column(String(2048), primary_key=True))
+    confidence: int = Field(sa_column=Column(Integer, nullable=False))
+    expires_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class IndicatorShare(Base, table=True):
+    """Which agency this node passed a set to, and the version it passed: revocations and
+    new versions go to the same agencies."""
+
+    __tablename__ = "indicator_share"
+
+    set_id: str = Field(
+        sa_column=Column(String(128), ForeignKey("indicator_set.set_id"), primary_key=True)
+    )
+    recipient: str = Field(sa_column=Column(String(64), primary_key=True))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    shared_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -16,7 +16,9 @@ from node.model.request import Direction, NodeStatusView, RequestView
 from node.services.disclosure import DisclosureService, Release
 from node.services.evidence import EvidenceFile, EvidenceService, EvidenceSetView
 from node.services.exchange import ExchangeService
+from node.services.indicators import IndicatorService
 from node.transport.audit_servicer import proof_bundles
+from node.transport.local_indicators import LocalIndicators
 from node.transport.status import abort_with, answer_or_abort
 
 _DIRECTION_TO_PROTO = {
@@ -29,7 +31,7 @@ DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
 
 
-class LocalServicer(local_pb2_grpc.LocalServicer):
+class LocalServicer(LocalIndicators, local_pb2_grpc.LocalServicer):
     def __init__(
         self,
         *,
@@ -37,11 +39,13 @@ class LocalServicer(local_pb2_grpc.LocalServicer):
         directory: FederationDirectory,
         evidence: EvidenceService,
         disclosure: DisclosureService,
+        indicators: IndicatorService,
     ) -> None:
         self._exchange = exchange
         self._directory = directory
         self._evidence = evidence
         self._disclosure = disclosure
+        self._indicators = indicators
 
     async def FileRequest(  # noqa: N802 (the name is the RPC's)
         self,

@@ -16,6 +16,8 @@ from node.gen.comity.v1 import (
     evidence_pb2_grpc,
     federation_pb2,
     federation_pb2_grpc,
+    indicators_pb2,
+    indicators_pb2_grpc,
 )
 from node.members import Member
 from node.model.envelope import SealedEnvelope, SignedReceipt
@@ -136,6 +138,19 @@ class PeerClient:
         except grpc.aio.AioRpcError as e:
             raise error_from_rpc(e, peer=member.agency_id) from e
         return progress_from_proto(answer)
+
+    async def offer_set(self, member: Member, document: bytes, signature: bytes) -> None:
+        """Offer ``member``'s node a version of an indicator set.
+
+        Raises:
+            PeerUnavailableError, PeerRejectedError: as for any call.
+        """
+        stub = indicators_pb2_grpc.IndicatorsStub(self.channel(member))
+        request = indicators_pb2.SignedIndicatorSet(document=document, signature=signature)
+        try:
+            await stub.OfferSet(request, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, peer=member.agency_id) from e
 
     def channel(self, member: Member) -> grpc.aio.Channel:
         """The mutual-TLS channel to ``member``'s node (created once, reused)."""

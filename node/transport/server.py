@@ -23,6 +23,7 @@ from node.gen.comity.v1 import (
     audit_pb2_grpc,
     directory_pb2_grpc,
     evidence_pb2_grpc,
+    indicators_pb2_grpc,
     local_pb2,
     local_pb2_grpc,
 )
@@ -36,6 +37,8 @@ from node.transport.evidence_servicer import SERVICE_NAME as EVIDENCE_SERVICE
 from node.transport.evidence_servicer import EvidenceServicer
 from node.transport.federation_servicer import SERVICE_NAME as FEDERATION_SERVICE
 from node.transport.federation_servicer import FederationServicer
+from node.transport.indicators_servicer import SERVICE_NAME as INDICATORS_SERVICE
+from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
 
 LOCAL_SERVICE = local_pb2.DESCRIPTOR.services_by_name["Local"].full_name
@@ -106,6 +109,7 @@ def build_servers(
     witness: WitnessServicer,
     directory: DirectoryServicer,
     evidence: EvidenceServicer,
+    indicators: IndicatorsServicer,
     local: LocalServicer,
     listen: str,
     local_socket: Path,
@@ -125,6 +129,7 @@ def build_servers(
         WITNESS_SERVICE,
         DIRECTORY_SERVICE,
         EVIDENCE_SERVICE,
+        INDICATORS_SERVICE,
         share_port=share_port,
     )
     fed_server.add_generic_rpc_handlers((federation.handler(),))
@@ -132,6 +137,7 @@ def build_servers(
     audit_pb2_grpc.add_WitnessServicer_to_server(witness, fed_server)
     directory_pb2_grpc.add_DirectoryServicer_to_server(directory, fed_server)
     evidence_pb2_grpc.add_EvidenceServicer_to_server(evidence, fed_server)
+    indicators_pb2_grpc.add_IndicatorsServicer_to_server(indicators, fed_server)
     try:
         port = fed_server.add_secure_port(listen, tls.server_credentials())
     except RuntimeError as e:

@@ -61,6 +61,22 @@ CANONICAL = {
     "uppercase sha256": ("content_sha256", SHA.upper(), SHA),
     "sha256: prefix": ("content_sha256", "SHA256:" + SHA.upper(), SHA),
     "sha256 whitespace": ("content_sha256", f"  {SHA}\n", SHA),
+    "domain lower-cased, trailing dot": ("domain", " Paste.Example.ORG. ", "paste.example.org"),
+    "IDNA domain": ("domain", "B\u00fccher.Example", "xn--bcher-kva.example"),
+    "IPv4 address": ("ip", " 192.0.2.7 ", "192.0.2.7"),
+    "IPv6 compressed": ("ip", "2001:DB8:0:0::1", "2001:db8::1"),
+    "network host bits cleared": ("ip", "192.0.2.77/24", "192.0.2.0/24"),
+    "network of one address": ("ip", "2001:db8::1/128", "2001:db8::1"),
+    "email lower-cased": ("email", " Someone.Else@Example.ORG ", "someone.else@example.org"),
+    "email IDNA domain": ("email", "a@b\u00fccher.example", "a@xn--bcher-kva.example"),
+    "phone to E.164": ("phone", "+372 5123 4567", "+37251234567"),
+    "phone with punctuation": ("phone", "+44 (20) 7946-0958", "+442079460958"),
+    "pdq upper-case with prefix": ("pdq", "PDQ:" + SHA.upper(), SHA),
+    "campaign id": (
+        "campaign_id",
+        "campaign--6F1B1E2A-3C4D-4E5F-8A9B-0C1D2E3F4A5B",
+        "6f1b1e2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+    ),
 }
 
 
@@ -106,7 +122,18 @@ REFUSED = {
     "short sha256": ("content_sha256", SECRET, "64 hexadecimal"),
     "sha256 with non-hex": ("content_sha256", SHA[:-10] + SECRET, "64 hexadecimal"),
     "sha256 with other prefix": ("content_sha256", "md5:" + SHA, "64 hexadecimal"),
-    "unknown type": ("phone", f"+372555{SECRET}", "known types"),
+    "domain without a dot": ("domain", SECRET, "with a dot"),
+    "domain with a space": ("domain", f"{SECRET} x.example", "domain"),
+    "ip that is not one": ("ip", f"10.0.0.{SECRET}", "IPv4 or IPv6"),
+    "ip with a zone id": ("ip", f"fe80::1%{SECRET}", "zone"),
+    "email without @": ("email", f"{SECRET}.example.org", "local@domain"),
+    "email with a bad domain": ("email", f"x@{SECRET}", "with a dot"),
+    "phone without +": ("phone", f"0555{SECRET}", "international form"),
+    "phone not a number": ("phone", f"+{SECRET}", "parsed"),
+    "phone invalid for its country": ("phone", "+1 555 0100 99", "not a valid number"),
+    "pdq too short": ("pdq", SECRET, "64 hexadecimal"),
+    "campaign id not a uuid": ("campaign_id", SECRET, "UUID"),
+    "unknown type": ("telex", f"+372555{SECRET}", "known types"),
 }
 
 

@@ -44,6 +44,267 @@ DIRECTION_INBOUND: Direction.ValueType  # 2
 Global___Direction: _TypeAlias = Direction  # noqa: Y015
 
 @_typing.final
+class ClientGrant(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    CLIENTS_FIELD_NUMBER: _builtins.int
+    recipient: _builtins.str
+    """A recipient agency named by the set ..."""
+    @_builtins.property
+    def clients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """... and the agencies it may pass an AMBER set on to."""
+
+    def __init__(
+        self,
+        *,
+        recipient: _builtins.str = ...,
+        clients: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients", "recipient", b"recipient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientGrant: _TypeAlias = ClientGrant  # noqa: Y015
+
+@_typing.final
+class CreateIndicatorSetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TLP_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
+    CLIENTS_FIELD_NUMBER: _builtins.int
+    tlp: _builtins.str
+    """TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT or TLP:RED."""
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def clients(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientGrant]: ...
+    def __init__(
+        self,
+        *,
+        tlp: _builtins.str = ...,
+        recipients: _abc.Iterable[_builtins.str] | None = ...,
+        clients: _abc.Iterable[Global___ClientGrant] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients", "recipients", b"recipients", "tlp", b"tlp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateIndicatorSetRequest: _TypeAlias = CreateIndicatorSetRequest  # noqa: Y015
+
+@_typing.final
+class IndicatorEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    FIRST_SEEN_MS_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_MS_FIELD_NUMBER: _builtins.int
+    EXPIRES_MS_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """platform_account, url, domain, ip, email, phone, content_sha256, pdq, campaign_id."""
+    value: _builtins.str
+    confidence: _builtins.int
+    first_seen_ms: _builtins.int
+    last_seen_ms: _builtins.int
+    expires_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        value: _builtins.str = ...,
+        confidence: _builtins.int | None = ...,
+        first_seen_ms: _builtins.int | None = ...,
+        last_seen_ms: _builtins.int | None = ...,
+        expires_ms: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_expires_ms", b"_expires_ms", "_first_seen_ms", b"_first_seen_ms", "_last_seen_ms", b"_last_seen_ms", "confidence", b"confidence", "expires_ms", b"expires_ms", "first_seen_ms", b"first_seen_ms", "last_seen_ms", b"last_seen_ms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_expires_ms", b"_expires_ms", "_first_seen_ms", b"_first_seen_ms", "_last_seen_ms", b"_last_seen_ms", "confidence", b"confidence", "expires_ms", b"expires_ms", "first_seen_ms", b"first_seen_ms", "last_seen_ms", b"last_seen_ms", "type", b"type", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__confidence: _TypeAlias = _typing.Literal["confidence"]  # noqa: Y015
+    _WhichOneofArgType__confidence: _TypeAlias = _typing.Literal["_confidence", b"_confidence"]  # noqa: Y015
+    _WhichOneofReturnType__expires_ms: _TypeAlias = _typing.Literal["expires_ms"]  # noqa: Y015
+    _WhichOneofArgType__expires_ms: _TypeAlias = _typing.Literal["_expires_ms", b"_expires_ms"]  # noqa: Y015
+    _WhichOneofReturnType__first_seen_ms: _TypeAlias = _typing.Literal["first_seen_ms"]  # noqa: Y015
+    _WhichOneofArgType__first_seen_ms: _TypeAlias = _typing.Literal["_first_seen_ms", b"_first_seen_ms"]  # noqa: Y015
+    _WhichOneofReturnType__last_seen_ms: _TypeAlias = _typing.Literal["last_seen_ms"]  # noqa: Y015
+    _WhichOneofArgType__last_seen_ms: _TypeAlias = _typing.Literal["_last_seen_ms", b"_last_seen_ms"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__confidence) -> _WhichOneofReturnType__confidence | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expires_ms) -> _WhichOneofReturnType__expires_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__first_seen_ms) -> _WhichOneofReturnType__first_seen_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_seen_ms) -> _WhichOneofReturnType__last_seen_ms | None: ...
+
+Global___IndicatorEntry: _TypeAlias = IndicatorEntry  # noqa: Y015
+
+@_typing.final
+class AddIndicatorsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SET_ID_FIELD_NUMBER: _builtins.int
+    INDICATORS_FIELD_NUMBER: _builtins.int
+    set_id: _builtins.str
+    @_builtins.property
+    def indicators(self) -> _containers.RepeatedCompositeFieldContainer[Global___IndicatorEntry]: ...
+    def __init__(
+        self,
+        *,
+        set_id: _builtins.str = ...,
+        indicators: _abc.Iterable[Global___IndicatorEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["indicators", b"indicators", "set_id", b"set_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddIndicatorsRequest: _TypeAlias = AddIndicatorsRequest  # noqa: Y015
+
+@_typing.final
+class ListIndicatorSetsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIndicatorSetsRequest: _TypeAlias = ListIndicatorSetsRequest  # noqa: Y015
+
+@_typing.final
+class GetIndicatorSetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SET_ID_FIELD_NUMBER: _builtins.int
+    set_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        set_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["set_id", b"set_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIndicatorSetRequest: _TypeAlias = GetIndicatorSetRequest  # noqa: Y015
+
+@_typing.final
+class ShareIndicatorSetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SET_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    set_id: _builtins.str
+    recipient: _builtins.str
+    def __init__(
+        self,
+        *,
+        set_id: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recipient", b"recipient", "set_id", b"set_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShareIndicatorSetRequest: _TypeAlias = ShareIndicatorSetRequest  # noqa: Y015
+
+@_typing.final
+class IndicatorSetView(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TLP_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
+    CLIENTS_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    RECEIVED_FROM_FIELD_NUMBER: _builtins.int
+    INDICATOR_COUNT_FIELD_NUMBER: _builtins.int
+    INDICATORS_FIELD_NUMBER: _builtins.int
+    SHARED_WITH_FIELD_NUMBER: _builtins.int
+    set_id: _builtins.str
+    owner: _builtins.str
+    version: _builtins.int
+    tlp: _builtins.str
+    revoked: _builtins.bool
+    received_from: _builtins.str
+    """The agency that passed it to this node; empty for this agency's own sets."""
+    indicator_count: _builtins.int
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def clients(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientGrant]: ...
+    @_builtins.property
+    def indicators(self) -> _containers.RepeatedCompositeFieldContainer[Global___IndicatorEntry]:
+        """Only in GetIndicatorSet's answer."""
+
+    @_builtins.property
+    def shared_with(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The agencies this node passed it to."""
+
+    def __init__(
+        self,
+        *,
+        set_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        version: _builtins.int = ...,
+        tlp: _builtins.str = ...,
+        recipients: _abc.Iterable[_builtins.str] | None = ...,
+        clients: _abc.Iterable[Global___ClientGrant] | None = ...,
+        revoked: _builtins.bool = ...,
+        received_from: _builtins.str = ...,
+        indicator_count: _builtins.int = ...,
+        indicators: _abc.Iterable[Global___IndicatorEntry] | None = ...,
+        shared_with: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients", "indicator_count", b"indicator_count", "indicators", b"indicators", "owner", b"owner", "received_from", b"received_from", "recipients", b"recipients", "revoked", b"revoked", "set_id", b"set_id", "shared_with", b"shared_with", "tlp", b"tlp", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IndicatorSetView: _TypeAlias = IndicatorSetView  # noqa: Y015
+
+@_typing.final
+class IndicatorSetList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sets(self) -> _containers.RepeatedCompositeFieldContainer[Global___IndicatorSetView]: ...
+    def __init__(
+        self,
+        *,
+        sets: _abc.Iterable[Global___IndicatorSetView] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sets", b"sets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IndicatorSetList: _TypeAlias = IndicatorSetList  # noqa: Y015
+
+@_typing.final
 class ProveRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

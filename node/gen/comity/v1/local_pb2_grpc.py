@@ -100,6 +100,36 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.EraseExpiredRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.ErasureSummary.FromString,
                 _registered_method=True)
+        self.CreateIndicatorSet = channel.unary_unary(
+                '/comity.v1.Local/CreateIndicatorSet',
+                request_serializer=comity_dot_v1_dot_local__pb2.CreateIndicatorSetRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+                _registered_method=True)
+        self.AddIndicators = channel.unary_unary(
+                '/comity.v1.Local/AddIndicators',
+                request_serializer=comity_dot_v1_dot_local__pb2.AddIndicatorsRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+                _registered_method=True)
+        self.ListIndicatorSets = channel.unary_unary(
+                '/comity.v1.Local/ListIndicatorSets',
+                request_serializer=comity_dot_v1_dot_local__pb2.ListIndicatorSetsRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.IndicatorSetList.FromString,
+                _registered_method=True)
+        self.GetIndicatorSet = channel.unary_unary(
+                '/comity.v1.Local/GetIndicatorSet',
+                request_serializer=comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+                _registered_method=True)
+        self.ShareIndicatorSet = channel.unary_unary(
+                '/comity.v1.Local/ShareIndicatorSet',
+                request_serializer=comity_dot_v1_dot_local__pb2.ShareIndicatorSetRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+                _registered_method=True)
+        self.RevokeIndicatorSet = channel.unary_unary(
+                '/comity.v1.Local/RevokeIndicatorSet',
+                request_serializer=comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+                _registered_method=True)
 
 
 class LocalServicer:
@@ -224,6 +254,52 @@ class LocalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateIndicatorSet(self, request, context):
+        """Indicator sets (README "Indicators"). Values are canonicalised on the way in;
+        errors name the type and the rule, never the value. A new set of this agency's,
+        under a TLP 2.0 label naming the agencies it is for (AMBER, AMBER+STRICT, RED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddIndicators(self, request, context):
+        """Adds indicators to one of this agency's sets: a new, re-signed version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIndicatorSets(self, request, context):
+        """Every set this node holds, its own and those shared with it, without indicators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIndicatorSet(self, request, context):
+        """One set with its indicators. NOT_FOUND if unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShareIndicatorSet(self, request, context):
+        """Passes a set to another member, if its label allows (PERMISSION_DENIED,
+        tlp_forbids, otherwise; nothing is sent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeIndicatorSet(self, request, context):
+        """Revokes one of this agency's sets: a signed tombstone version, sent to every
+        agency the set was shared with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -291,6 +367,36 @@ def add_LocalServicer_to_server(servicer, server):
                     servicer.EraseExpired,
                     request_deserializer=comity_dot_v1_dot_local__pb2.EraseExpiredRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.ErasureSummary.SerializeToString,
+            ),
+            'CreateIndicatorSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateIndicatorSet,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.CreateIndicatorSetRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.SerializeToString,
+            ),
+            'AddIndicators': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddIndicators,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.AddIndicatorsRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.SerializeToString,
+            ),
+            'ListIndicatorSets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIndicatorSets,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.ListIndicatorSetsRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.IndicatorSetList.SerializeToString,
+            ),
+            'GetIndicatorSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIndicatorSet,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.SerializeToString,
+            ),
+            'ShareIndicatorSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareIndicatorSet,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.ShareIndicatorSetRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.SerializeToString,
+            ),
+            'RevokeIndicatorSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeIndicatorSet,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -644,6 +750,168 @@ class Local:
             '/comity.v1.Local/EraseExpired',
             comity_dot_v1_dot_local__pb2.EraseExpiredRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.ErasureSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateIndicatorSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/CreateIndicatorSet',
+            comity_dot_v1_dot_local__pb2.CreateIndicatorSetRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddIndicators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/AddIndicators',
+            comity_dot_v1_dot_local__pb2.AddIndicatorsRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIndicatorSets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ListIndicatorSets',
+            comity_dot_v1_dot_local__pb2.ListIndicatorSetsRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.IndicatorSetList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIndicatorSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/GetIndicatorSet',
+            comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShareIndicatorSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ShareIndicatorSet',
+            comity_dot_v1_dot_local__pb2.ShareIndicatorSetRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeIndicatorSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/RevokeIndicatorSet',
+            comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
             options,
             channel_credentials,
             insecure,

@@ -102,6 +102,25 @@ class LocalStub:
     """Erases, now, the audit openings whose legal basis's retention has ended (the
     node also does this periodically); each erased exchange gets a "data.erased" leaf.
     """
+    CreateIndicatorSet: _grpc.UnaryUnaryMultiCallable[_local_pb2.CreateIndicatorSetRequest, _local_pb2.IndicatorSetView]
+    """Indicator sets (README "Indicators"). Values are canonicalised on the way in;
+    errors name the type and the rule, never the value. A new set of this agency's,
+    under a TLP 2.0 label naming the agencies it is for (AMBER, AMBER+STRICT, RED).
+    """
+    AddIndicators: _grpc.UnaryUnaryMultiCallable[_local_pb2.AddIndicatorsRequest, _local_pb2.IndicatorSetView]
+    """Adds indicators to one of this agency's sets: a new, re-signed version."""
+    ListIndicatorSets: _grpc.UnaryUnaryMultiCallable[_local_pb2.ListIndicatorSetsRequest, _local_pb2.IndicatorSetList]
+    """Every set this node holds, its own and those shared with it, without indicators."""
+    GetIndicatorSet: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.IndicatorSetView]
+    """One set with its indicators. NOT_FOUND if unknown."""
+    ShareIndicatorSet: _grpc.UnaryUnaryMultiCallable[_local_pb2.ShareIndicatorSetRequest, _local_pb2.IndicatorSetView]
+    """Passes a set to another member, if its label allows (PERMISSION_DENIED,
+    tlp_forbids, otherwise; nothing is sent).
+    """
+    RevokeIndicatorSet: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.IndicatorSetView]
+    """Revokes one of this agency's sets: a signed tombstone version, sent to every
+    agency the set was shared with.
+    """
 
 @_typing.type_check_only
 class LocalAsyncStub(LocalStub):
@@ -169,6 +188,25 @@ class LocalAsyncStub(LocalStub):
     EraseExpired: _aio.UnaryUnaryMultiCallable[_local_pb2.EraseExpiredRequest, _local_pb2.ErasureSummary]  # type: ignore[assignment]
     """Erases, now, the audit openings whose legal basis's retention has ended (the
     node also does this periodically); each erased exchange gets a "data.erased" leaf.
+    """
+    CreateIndicatorSet: _aio.UnaryUnaryMultiCallable[_local_pb2.CreateIndicatorSetRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
+    """Indicator sets (README "Indicators"). Values are canonicalised on the way in;
+    errors name the type and the rule, never the value. A new set of this agency's,
+    under a TLP 2.0 label naming the agencies it is for (AMBER, AMBER+STRICT, RED).
+    """
+    AddIndicators: _aio.UnaryUnaryMultiCallable[_local_pb2.AddIndicatorsRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
+    """Adds indicators to one of this agency's sets: a new, re-signed version."""
+    ListIndicatorSets: _aio.UnaryUnaryMultiCallable[_local_pb2.ListIndicatorSetsRequest, _local_pb2.IndicatorSetList]  # type: ignore[assignment]
+    """Every set this node holds, its own and those shared with it, without indicators."""
+    GetIndicatorSet: _aio.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
+    """One set with its indicators. NOT_FOUND if unknown."""
+    ShareIndicatorSet: _aio.UnaryUnaryMultiCallable[_local_pb2.ShareIndicatorSetRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
+    """Passes a set to another member, if its label allows (PERMISSION_DENIED,
+    tlp_forbids, otherwise; nothing is sent).
+    """
+    RevokeIndicatorSet: _aio.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
+    """Revokes one of this agency's sets: a signed tombstone version, sent to every
+    agency the set was shared with.
     """
 
 class LocalServicer(metaclass=_abc_1.ABCMeta):
@@ -312,6 +350,61 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_local_pb2.ErasureSummary, _abc.Awaitable[_local_pb2.ErasureSummary]]:
         """Erases, now, the audit openings whose legal basis's retention has ended (the
         node also does this periodically); each erased exchange gets a "data.erased" leaf.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateIndicatorSet(
+        self,
+        request: _local_pb2.CreateIndicatorSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.IndicatorSetView, _abc.Awaitable[_local_pb2.IndicatorSetView]]:
+        """Indicator sets (README "Indicators"). Values are canonicalised on the way in;
+        errors name the type and the rule, never the value. A new set of this agency's,
+        under a TLP 2.0 label naming the agencies it is for (AMBER, AMBER+STRICT, RED).
+        """
+
+    @_abc_1.abstractmethod
+    def AddIndicators(
+        self,
+        request: _local_pb2.AddIndicatorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.IndicatorSetView, _abc.Awaitable[_local_pb2.IndicatorSetView]]:
+        """Adds indicators to one of this agency's sets: a new, re-signed version."""
+
+    @_abc_1.abstractmethod
+    def ListIndicatorSets(
+        self,
+        request: _local_pb2.ListIndicatorSetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.IndicatorSetList, _abc.Awaitable[_local_pb2.IndicatorSetList]]:
+        """Every set this node holds, its own and those shared with it, without indicators."""
+
+    @_abc_1.abstractmethod
+    def GetIndicatorSet(
+        self,
+        request: _local_pb2.GetIndicatorSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.IndicatorSetView, _abc.Awaitable[_local_pb2.IndicatorSetView]]:
+        """One set with its indicators. NOT_FOUND if unknown."""
+
+    @_abc_1.abstractmethod
+    def ShareIndicatorSet(
+        self,
+        request: _local_pb2.ShareIndicatorSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.IndicatorSetView, _abc.Awaitable[_local_pb2.IndicatorSetView]]:
+        """Passes a set to another member, if its label allows (PERMISSION_DENIED,
+        tlp_forbids, otherwise; nothing is sent).
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeIndicatorSet(
+        self,
+        request: _local_pb2.GetIndicatorSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.IndicatorSetView, _abc.Awaitable[_local_pb2.IndicatorSetView]]:
+        """Revokes one of this agency's sets: a signed tombstone version, sent to every
+        agency the set was shared with.
         """
 
 def add_LocalServicer_to_server(servicer: LocalServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

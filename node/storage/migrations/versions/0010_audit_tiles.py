@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("root", sa.LargeBinary(32), nullable=False),
         sa.Column("hashes", sa.LargeBinary(), nullable=False),
-        sa.PrimaryKeyConstraint("idx"),
+        sa.PrimaryKeyConstraint("idx", name=op.f("pk_audit_tile")),
     )
 
 

@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``comity indicators …``: this agency's indicator sets and those shared with it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from node.cli import output
+from node.cli.local_client import LocalClient
+from node.config import load_config
+from node.errors import ConfigError
+from node.gen.comity.v1 import local_pb2
+from node.timeutil import format_ms
+
+IMPORT_BATCH = 1000
+_DETAILS = ("confidence", "first_seen_ms", "last_seen_ms", "expires_ms")
+
+
+def _client(args: argparse.Namespace) -> LocalClient:
+    return LocalClient(load_config(args.config).local_socket)
+
+
+def create(args: argparse.Namespace, console: Console) -> int:
+    clients: dict[str, list[str]] = {}
+    for grant in args.client or []:
+        recipient, sep, client = grant.partition(":")
+        if not sep or not recipient or not client:
+            raise ConfigError(f"--client takes RECIPIENT:CLIENT, not {grant!r}")
+        clients.setdefault(recipient, []).append(client)
+    with _client(args) as client:
+        view = client.create_indicator_set(
+            tlp=args.tlp, recipients=args.recipient or [], clients=clients
+        )
+    console.print(f"Created indicator set [bold]{view.set_id}[/bold] under {view.tlp}.")
+    return 0
+
+
+def add(args: argparse.Namespace, console: Console) -> int:
+    entry = local_pb2.IndicatorEntry(type=args.type, value=args.value)
+    if args.confidence is not None:
+        entry.confidence = args.confidence
+    if args.expires is not None:
+        entry.expires_ms = _instant(args.expires, "--expires")
+    with _client(args) as client:
+        view = client.add_indicators(args.set_id, [entry])
+    console.print(
+        f"Set {view.set_id} is now version {view.version} with {view.indicator_count} indicator(s)."
+    )
+    return 0
+
+
+def import_file(args: argparse.Namespace, console: Console) -> int:
+    """A JSON list of {"type", "value", optional confidence / *_ms}, in batches."""
+    entries = [_entry(item, n) for n, item in enumerate(_read_list(args.file))]
+    with _client(args) as client, Progress(console=console, transient=True) as progress:
+        task = progress.add_task("importing", total=len(entries))
+        view = None
+        for start in range(0, len(entries), IMPORT_BATCH):
+            view = client.add_indicators(args.set_id, entries[start : start + IMPORT_BATCH])
+            progress.update(task, completed=min(len(entries), start + IMPORT_BATCH))
+    if view is None:
+        raise ConfigError(f"{args.file} holds no indicators")
+    console.print(
+        f"Imported {len(entries)} indicator(s): set {view.set_id} is now version "
+        f"{view.version} with {view.indicator_count}."
+    )
+    return 0
+
+
+def _read_list(path: Path) -> list[Any]:
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"cannot read {path} as JSON: {e}") from e
+    if not isinstance(items, list):
+        raise ConfigError(f"{path} must hold a JSON list of indicators")
+    return items
+
+
+def _entry(item: object, n: int) -> local_pb2.IndicatorEntry:
+    if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+        raise ConfigError(f"item {n} must be an object with a string 'type' and 'value'")
+    if not isinstance(item.get("value"), str):
+        raise ConfigError(f"item {n} must be an object with a string 'type' and 'value'")
+    unknown = set(item) - {"type", "value", *_DETAILS}
+    if unknown:
+        raise ConfigError(f"item {n} has unknown fields: {', '.join(sorted(unknown))}")
+    entry = local_pb2.IndicatorEntry(type=item["type"], value=item["value"])
+    for name in _DETAILS:
+        if item.get(name) is not None:
+            if not isinstance(item[name], int) or isinstance(item[name], bool):
+                raise ConfigError(f"item {n}: {name} must be an integer")
+            setattr(entry, name, item[name])
+    return entry
+
+
+def _instant(text: str, option: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise ConfigError(f"{option} takes an ISO 8601 instant, e.g. 2027-01-31T00:00Z") from e
+    if moment.tzinfo is None:
+        raise ConfigError(f"{option} needs a time zone, e.g. 2027-01-31T00:00Z")
+    return int(moment.timestamp() * 1000)
+
+
+def list_sets(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        sets = list(client.list_indicator_sets().sets)
+    if args.json:
+        output.print_json(console, [_set_dict(s) for s in sets])
+        return 0
+    table = Table("set", "owner", "TLP", "version", "indicators", "from", "shared with")
+    for s in sets:
+        table.add_row(
+            s.set_id,
+            s.owner,
+            s.tlp + (" (revoked)" if s.revoked else ""),
+            str(s.version),
+            str(s.indicator_count),
+            s.received_from or "-",
+            ", ".join(s.shared_with) or "-",
+        )
+    console.print(table)
+    return 0
+
+
+def show(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        view = client.get_indicator_set(args.set_id)
+    if args.json:
+        output.print_json(console, _set_dict(view))
+        return 0
+    console.print(
+        f"Set {view.set_id} of {view.owner}, version {view.version}, {view.tlp}"
+        + (" (revoked)" if view.revoked else "")
+    )
+    if view.recipients:
+        console.print(f"  for: {', '.join(view.recipients)}")
+    for grant in view.clients:
+        console.print(f"  {grant.recipient} may pass it to: {', '.join(grant.clients)}")
+    table = Table("type", "value", "confidence", "expires")
+    for i in view.indicators:
+        expires = format_ms(i.expires_ms) if i.HasField("expires_ms") else "-"
+        table.add_row(i.type, i.value, str(i.confidence), expires)
+    console.print(table)
+    return 0
+
+
+def share(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        view = client.share_indicator_set(args.set_id, args.recipient)
+    console.print(
+        f"Set {view.set_id} version {view.version} passed to {args.recipient} ({view.tlp})."
+    )
+    return 0
+
+
+def revoke(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        view = client.revoke_indicator_set(args.set_id)
+    told = ", ".join(view.shared_with) or "no one yet"
+    console.print(f"Set {view.set_id} revoked (version {view.version}); sent to: {told}.")
+    return 0
+
+
+def _set_dict(view: local_pb2.IndicatorSetView) -> dict[str, Any]:
+    return {
+        "set_id": view.set_id,
+        "owner": view.owner,
+        "version": view.version,
+        "tlp": view.tlp,
+        "recipients": list(view.recipients),
+        "clients": {g.recipient: list(g.clients) for g in view.clients},
+        "revoked": view.revoked,
+        "received_from": view.received_from or None,
+        "indicator_count": view.indicator_count,
+        "shared_with": list(view.shared_with),
+        "indicators": [_indicator_dict(i) for i in view.indicators],
+    }
+
+
+def _indicator_dict(i: local_pb2.IndicatorEntry) -> dict[str, Any]:
+    return {
+        "type": i.type,
+        "value": i.value,
+        "confidence": i.confidence,
+        "first_seen_ms": i.first_seen_ms if i.HasField("first_seen_ms") else None,
+        "last_seen_ms": i.last_seen_ms if i.HasField("last_seen_ms") else None,
+        "expires_ms": i.expires_ms if i.HasField("expires_ms") else None,
+    }

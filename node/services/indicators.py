@@ -1,0 +1,331 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Indicator sets: created and signed here, passed between nodes only where TLP allows.
+
+Every set leaves this node through ``share`` (or a revocation passed along), and each of
+those checks the set's TLP 2.0 label first: a refusal is logged (set id, agency, rule; never a
+value) and nothing is sent. A receiving node runs the same check with itself as the recipient
+before it stores anything, verifies the owner's signature against the directory, and keeps
+only newer versions. A revoked set arrives as a signed tombstone that replaces the indicators,
+and is passed on to wherever this node had passed the set.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
+
+from sqlmodel import Session
+
+from node.crypto.keys import AgencyKeys
+from node.errors import (
+    ComityError,
+    ErrorKind,
+    NotFoundError,
+    PeerIdentityError,
+    ReplayError,
+    UnknownAgencyError,
+    UnknownSenderError,
+)
+from node.indicators.sets import Indicator, IndicatorError, IndicatorSet, sign_set, verify_set
+from node.indicators.tlp import NAMED, Tlp, TlpEgressError, check_share
+from node.members import Directory, Member
+from node.storage import indicator_repo as repo
+from node.storage.database import Database
+from node.storage.engine import transaction
+from node.storage.tables import IndicatorSetRow
+
+_LOG = logging.getLogger(__name__)
+
+
+class SetTransport(Protocol):
+    async def offer_set(self, member: Member, document: bytes, signature: bytes) -> None: ...
+
+
+class StaleSetError(ComityError):
+    kind = ErrorKind.PRECONDITION
+    code = "stale_indicator_set"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetView:
+    indicator_set: IndicatorSet
+    received_from: str | None
+    shared_with: tuple[str, ...]
+
+
+class IndicatorService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        directory: Directory,
+        keys: Callable[[], AgencyKeys],
+        transport: SetTransport,
+        agency_id: str,
+        clock: Callable[[], int],
+    ) -> None:
+        self._database = database
+        self._directory = directory
+        self._keys = keys
+        self._transport = transport
+        self._me = agency_id
+        self._clock = clock
+
+    # --- this agency's sets ------------------------------------------------------------------
+
+    async def create(
+        self, *, tlp: str, recipients: Sequence[str], clients: Mapping[str, Sequence[str]]
+    ) -> SetView:
+        """Raises: TlpError, IndicatorError (recipients or clients that do not fit the label),
+        UnknownAgencyError."""
+        label = Tlp.parse(tlp)
+        self._check_named(label, recipients, clients)
+        created = IndicatorSet(
+            set_id=str(uuid.uuid4()),
+            owner=self._me,
+            version=1,
+            tlp=label,
+            recipients=tuple(recipients),
+            clients={k: tuple(v) for k, v in clients.items()},
+            created_ms=self._clock(),
+        )
+        return await self._database.run(partial(self._store_own, created))
+
+    def _check_named(
+        self, label: Tlp, recipients: Sequence[str], clients: Mapping[str, Sequence[str]]
+    ) -> None:
+        for agency in [*recipients, *(c for group in clients.values() for c in group)]:
+            if self._directory.find(agency) is None:
+                raise UnknownAgencyError(f"{agency} is not a federation member")
+        if label in NAMED and not recipients:
+            raise IndicatorError(f"{label.value} names at least one recipient agency")
+        if clients and label is not Tlp.AMBER:
+            raise IndicatorError("only TLP:AMBER sets declare clients of their recipients")
+        if not set(clients) <= set(recipients):
+            raise IndicatorError("clients are declared for recipient agencies only")
+
+    async def add(self, set_id: str, indicators: Sequence[Indicator]) -> SetView:
+        """A new version with ``indicators`` added (a value already there is replaced).
+
+        Raises: NotFoundError, IndicatorError (not this agency's set, or revoked).
+        """
+
+        def change(current: IndicatorSet) -> IndicatorSet:
+            merged = {(i.type, i.value): i for i in current.indicators}
+            merged.update({(i.type, i.value): i for i in indicators})
+            return _next_version(current, indicators=tuple(merged.values()))
+
+        return await self._database.run(lambda: self._change_own(set_id, change))
+
+    async def revoke(self, set_id: str) -> SetView:
+        """A signed tombstone replaces the set here and goes to every agency it went to.
+
+        Raises: NotFoundError, IndicatorError (not this agency's set, or revoked already).
+        """
+
+        def change(current: IndicatorSet) -> IndicatorSet:
+            return _next_version(current, indicators=(), revoked=True)
+
+        view = await self._database.run(lambda: self._change_own(set_id, change))
+        return await self._pass_on(view)
+
+    def _change_own(self, set_id: str, change: Callable[[IndicatorSet], IndicatorSet]) -> SetView:
+        with transaction(self._database.engine) as session:
+            row = repo.get_set(session, set_id, lock=True)
+            if row is None:
+                raise NotFoundError(f"no indicator set {set_id} at this node")
+            current = IndicatorSet.from_bytes(row.document)
+            if current.owner != self._me:
+                raise IndicatorError(f"set {set_id} belongs to {current.owner}: only it changes it")
+            if current.revoked:
+                raise IndicatorError(f"set {set_id} is revoked")
+            return self._save_own(session, change(current))
+
+    def _store_own(self, created: IndicatorSet) -> SetView:
+        with transaction(self._database.engine) as session:
+            return self._save_own(session, created)
+
+    def _save_own(self, session: Session, indicator_set: IndicatorSet) -> SetView:
+        document = indicator_set.to_bytes()
+        signature = sign_set(document, self._keys().signing)
+        repo.save_set(
+            session,
+            indicator_set,
+            document=document,
+            signature=signature,
+            received_from=None,
+            now_ms=self._clock(),
+        )
+        shared = tuple(s.recipient for s in repo.shares_of(session, indicator_set.set_id))
+        return SetView(indicator_set=indicator_set, received_from=None, shared_with=shared)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def list_sets(self) -> list[SetView]:
+        def load() -> list[SetView]:
+            with transaction(self._database.engine) as session:
+                return [self._view(session, row) for row in repo.list_sets(session)]
+
+        return await self._database.run(load)
+
+    async def get(self, set_id: str) -> SetView:
+        """Raises: NotFoundError."""
+
+        def load() -> SetView:
+            with transaction(self._database.engine) as session:
+                row = repo.get_set(session, set_id)
+                if row is None:
+                    raise NotFoundError(f"no indicator set {set_id} at this node")
+                return self._view(session, row)
+
+        return await self._database.run(load)
+
+    def _view(self, session: Session, row: IndicatorSetRow) -> SetView:
+        shared = tuple(s.recipient for s in repo.shares_of(session, row.set_id))
+        return SetView(
+            indicator_set=IndicatorSet.from_bytes(row.document),
+            received_from=row.received_from,
+            shared_with=shared,
+        )
+
+    # --- leaving this node ----------------------------------------------------------------------
+
+    async def share(self, set_id: str, recipient: str) -> SetView:
+        """Pass the set's newest version to ``recipient``, if its label allows.
+
+        Raises:
+            TlpEgressError: the label forbids it (logged; nothing is sent).
+            NotFoundError, PeerUnavailableError, PeerRejectedError.
+        """
+        row = await self._database.run(lambda: self._row(set_id))
+        await self._send(row, recipient)
+        return await self.get(set_id)
+
+    def _row(self, set_id: str) -> IndicatorSetRow:
+        with transaction(self._database.engine) as session:
+            row = repo.get_set(session, set_id)
+            if row is None:
+                raise NotFoundError(f"no indicator set {set_id} at this node")
+            return row
+
+    async def _send(self, row: IndicatorSetRow, recipient: str) -> None:
+        indicator_set = IndicatorSet.from_bytes(row.document)
+        try:
+            self._check(indicator_set, sender=self._me, recipient=recipient)
+        except TlpEgressError as e:
+            _LOG.warning("indicator set %s not passed to %s: %s", row.set_id, recipient, e.message)
+            raise
+        member = self._directory.find(recipient)
+        if member is None:
+            raise UnknownAgencyError(f"{recipient} is not a federation member")
+        await self._transport.offer_set(member, row.document, row.signature)
+
+        def record() -> None:
+            with transaction(self._database.engine) as session:
+                repo.record_share(
+                    session,
+                    set_id=row.set_id,
+                    recipient=recipient,
+                    version=indicator_set.version,
+                    now_ms=self._clock(),
+                )
+
+        await self._database.run(record)
+
+    def _check(self, indicator_set: IndicatorSet, *, sender: str, recipient: str) -> None:
+        check_share(
+            indicator_set.tlp,
+            owner=indicator_set.owner,
+            recipients=indicator_set.recipients,
+            clients=indicator_set.clients,
+            sender=sender,
+            recipient=recipient,
+            members={m.agency_id for m in self._directory.members()},
+        )
+
+    async def _pass_on(self, view: SetView) -> SetView:
+        """Send a new version (a tombstone) wherever the set went before. An agency that cannot
+        be reached now is logged and keeps the older version until the set is shared again."""
+        row = await self._database.run(lambda: self._row(view.indicator_set.set_id))
+        for recipient in view.shared_with:
+            try:
+                await self._send(row, recipient)
+            except ComityError as e:
+                _LOG.warning(
+                    "indicator set %s version %d not passed on to %s: %s",
+                    row.set_id,
+                    row.version,
+                    recipient,
+                    e.code,
+                )
+        return await self.get(view.indicator_set.set_id)
+
+    # --- arriving from a peer --------------------------------------------------------------------
+
+    async def receive(
+        self, document: bytes, signature: bytes, *, peer_fingerprint: str | None
+    ) -> IndicatorSet:
+        """Check and store a set a peer offers.
+
+        Raises:
+            PeerIdentityError: the TLS client is not a member.
+            IndicatorError, IndicatorSignatureError, UnknownSenderError: a bad set.
+            TlpEgressError: the label does not let this sender pass it here.
+            StaleSetError, ReplayError: an older version, or this version with other content.
+        """
+        sender = next(
+            (m for m in self._directory.members() if m.tls_fingerprint == peer_fingerprint), None
+        )
+        if sender is None:
+            raise PeerIdentityError("the TLS client is not a federation member")
+        offered = IndicatorSet.from_bytes(document)
+        owner = self._directory.find(offered.owner)
+        if owner is None:
+            raise UnknownSenderError(f"the set's owner {offered.owner} is not a member")
+        verify_set(document, signature, list(owner.signing_keys.values()))
+        if offered.owner == self._me:
+            raise IndicatorError("this node owns the set: it does not take versions from peers")
+        self._check(offered, sender=sender.agency_id, recipient=self._me)
+        stored = await self._database.run(
+            lambda: self._store_received(offered, document, signature, sender.agency_id)
+        )
+        if stored and offered.revoked:
+            await self._pass_on(await self.get(offered.set_id))
+        return offered
+
+    def _store_received(
+        self, offered: IndicatorSet, document: bytes, signature: bytes, sender: str
+    ) -> bool:
+        """Store a newer version; False when this version is already here."""
+        with transaction(self._database.engine) as session:
+            row = repo.get_set(session, offered.set_id, lock=True)
+            if row is not None:
+                if row.version > offered.version:
+                    raise StaleSetError(
+                        f"this node holds version {row.version} of set {offered.set_id}"
+                    )
+                if row.version == offered.version:
+                    if row.document != document:
+                        raise ReplayError(
+                            f"version {row.version} of set {offered.set_id} differs from the "
+                            "one held here"
+                        )
+                    return False
+            repo.save_set(
+                session,
+                offered,
+                document=document,
+                signature=signature,
+                received_from=sender,
+                now_ms=self._clock(),
+            )
+            return True
+
+
+def _next_version(current: IndicatorSet, **changes: object) -> IndicatorSet:
+    fields = {**current.__dict__, "version": current.version + 1, **changes}
+    return IndicatorSet(**fields)

@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Queries for indicator sets, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from node.indicators.sets import IndicatorSet
+from node.storage.tables import IndicatorRow, IndicatorSetRow, IndicatorShare
+
+_INSERT_INDICATOR = IndicatorRow.__table__.insert()  # type: ignore[attr-defined]
+
+
+def get_set(session: Session, set_id: str, *, lock: bool = False) -> IndicatorSetRow | None:
+    query = select(IndicatorSetRow).where(col(IndicatorSetRow.set_id) == set_id)
+    return session.exec(query.with_for_update() if lock else query).first()
+
+
+def list_sets(session: Session) -> list[IndicatorSetRow]:
+    query = select(IndicatorSetRow).order_by(col(IndicatorSetRow.updated_at_ms).desc())
+    return list(session.exec(query))
+
+
+def save_set(
+    session: Session,
+    indicator_set: IndicatorSet,
+    *,
+    document: bytes,
+    signature: bytes,
+    received_from: str | None,
+    now_ms: int,
+) -> None:
+    """Store a set's newest version: the signed document, and its indicators replacing the
+    previous version's."""
+    row = get_set(session, indicator_set.set_id) or IndicatorSetRow(
+        set_id=indicator_set.set_id,
+        owner=indicator_set.owner,
+        version=0,
+        tlp="",
+        revoked=False,
+        document=b"",
+        signature=b"",
+        updated_at_ms=now_ms,
+    )
+    row.version = indicator_set.version
+    row.tlp = indicator_set.tlp.value
+    row.revoked = indicator_set.revoked
+    row.document = document
+    row.signature = signature
+    row.received_from = received_from
+    row.updated_at_ms = now_ms
+    session.add(row)
+    session.flush()
+    session.execute(delete(IndicatorRow).where(col(IndicatorRow.set_id) == row.set_id))
+    rows = [
+        {
+            "set_id": row.set_id,
+            "type": i.type,
+            "value": i.value,
+            "confidence": i.confidence,
+            "expires_ms": i.expires_ms,
+        }
+        for i in indicator_set.indicators
+    ]
+    if rows:
+        session.connection().execute(_INSERT_INDICATOR, rows)
+
+
+def record_share(
+    session: Session, *, set_id: str, recipient: str, version: int, now_ms: int
+) -> None:
+    share = session.get(IndicatorShare, (set_id, recipient))
+    if share is None:
+        share = IndicatorShare(
+            set_id=set_id, recipient=recipient, version=version, shared_at_ms=now_ms
+        )
+    else:
+        share.version, share.shared_at_ms = version, now_ms
+    session.add(share)
+
+
+def shares_of(session: Session, set_id: str) -> list[IndicatorShare]:
+    query = select(IndicatorShare).where(col(IndicatorShare.set_id) == set_id)
+    return list(session.exec(query.order_by(col(IndicatorShare.recipient))))

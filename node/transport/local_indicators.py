@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Local service's indicator-set calls, for the ``comity indicators`` commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from node.gen.comity.v1 import local_pb2
+from node.indicators.sets import Indicator
+from node.services.indicators import IndicatorService, SetView
+from node.transport.status import answer_or_abort
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class LocalIndicators:
+    """Mixed into LocalServicer: it sets ``_indicators``."""
+
+    _indicators: IndicatorService
+
+    async def CreateIndicatorSet(  # noqa: N802 (the names are the RPCs')
+        self, request: local_pb2.CreateIndicatorSetRequest, context: Context
+    ) -> local_pb2.IndicatorSetView:
+        async def handle() -> local_pb2.IndicatorSetView:
+            view = await self._indicators.create(
+                tlp=request.tlp,
+                recipients=list(request.recipients),
+                clients={g.recipient: list(g.clients) for g in request.clients},
+            )
+            return set_view(view)
+
+        return await answer_or_abort(context, handle, method="CreateIndicatorSet")
+
+    async def AddIndicators(  # noqa: N802
+        self, request: local_pb2.AddIndicatorsRequest, context: Context
+    ) -> local_pb2.IndicatorSetView:
+        async def handle() -> local_pb2.IndicatorSetView:
+            indicators = [_indicator(entry) for entry in request.indicators]
+            return set_view(await self._indicators.add(request.set_id, indicators))
+
+        return await answer_or_abort(context, handle, method="AddIndicators")
+
+    async def ListIndicatorSets(  # noqa: N802
+        self, _request: local_pb2.ListIndicatorSetsRequest, context: Context
+    ) -> local_pb2.IndicatorSetList:
+        async def handle() -> local_pb2.IndicatorSetList:
+            views = await self._indicators.list_sets()
+            return local_pb2.IndicatorSetList(sets=[set_view(v) for v in views])
+
+        return await answer_or_abort(context, handle, method="ListIndicatorSets")
+
+    async def GetIndicatorSet(  # noqa: N802
+        self, request: local_pb2.GetIndicatorSetRequest, context: Context
+    ) -> local_pb2.IndicatorSetView:
+        async def handle() -> local_pb2.IndicatorSetView:
+            view = await self._indicators.get(request.set_id)
+            return set_view(view, with_indicators=True)
+
+        return await answer_or_abort(context, handle, method="GetIndicatorSet")
+
+    async def ShareIndicatorSet(  # noqa: N802
+        self, request: local_pb2.ShareIndicatorSetRequest, context: Context
+    ) -> local_pb2.IndicatorSetView:
+        async def handle() -> local_pb2.IndicatorSetView:
+            return set_view(await self._indicators.share(request.set_id, request.recipient))
+
+        return await answer_or_abort(context, handle, method="ShareIndicatorSet")
+
+    async def RevokeIndicatorSet(  # noqa: N802
+        self, request: local_pb2.GetIndicatorSetRequest, context: Context
+    ) -> local_pb2.IndicatorSetView:
+        async def handle() -> local_pb2.IndicatorSetView:
+            return set_view(await self._indicators.revoke(request.set_id))
+
+        return await answer_or_abort(context, handle, method="RevokeIndicatorSet")
+
+
+def _indicator(entry: local_pb2.IndicatorEntry) -> Indicator:
+    """Raises: FormValidationError naming the type and the rule."""
+    details: dict[str, Any] = {
+        name: getattr(entry, name)
+        for name in ("confidence", "first_seen_ms", "last_seen_ms", "expires_ms")
+        if entry.HasField(name)
+    }
+    return Indicator.of(entry.type, entry.value, **details)
+
+
+def set_view(view: SetView, *, with_indicators: bool = False) -> local_pb2.IndicatorSetView:
+    s = view.indicator_set
+    answer = local_pb2.IndicatorSetView(
+        set_id=s.set_id,
+        owner=s.owner,
+        version=s.version,
+        tlp=s.tlp.value,
+        recipients=list(s.recipients),
+        clients=[local_pb2.ClientGrant(recipient=r, clients=list(c)) for r, c in s.clients.items()],
+        revoked=s.revoked,
+        received_from=view.received_from or "",
+        indicator_count=len(s.indicators),
+        shared_with=list(view.shared_with),
+    )
+    if with_indicators:
+        answer.indicators.extend(_entry(i) for i in s.indicators)
+    return answer
+
+
+def _entry(indicator: Indicator) -> local_pb2.IndicatorEntry:
+    entry = local_pb2.IndicatorEntry(
+        type=indicator.type, value=indicator.value, confidence=indicator.confidence
+    )
+    for name in ("first_seen_ms", "last_seen_ms", "expires_ms"):
+        value = getattr(indicator, name)
+        if value is not None:
+            setattr(entry, name, value)
+    return entry
