@@ -18,6 +18,9 @@ from node.cli.local_client import LocalClient
 from node.config import load_config
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
+from node.indicators.sets import Indicator, IndicatorSet
+from node.indicators.stix import export_bundle, import_bundle
+from node.indicators.tlp import Tlp
 from node.timeutil import format_ms
 
 IMPORT_BATCH = 1000
@@ -58,8 +61,18 @@ def add(args: argparse.Namespace, console: Console) -> int:
 
 
 def import_file(args: argparse.Namespace, console: Console) -> int:
-    """A JSON list of {"type", "value", optional confidence / *_ms}, in batches."""
-    entries = [_entry(item, n) for n, item in enumerate(_read_list(args.file))]
+    """A JSON list of {"type", "value", optional confidence / *_ms}, or a STIX 2.1 bundle,
+    added in batches."""
+    document = _read_json(args.file)
+    with _client(args) as client:
+        if isinstance(document, dict) and document.get("type") == "bundle":
+            label = Tlp.parse(client.get_indicator_set(args.set_id).tlp)
+            text = args.file.read_text(encoding="utf-8")
+            entries = [_entry_of(i) for i in import_bundle(text, into=label)]
+        elif isinstance(document, list):
+            entries = [_entry(item, n) for n, item in enumerate(document)]
+        else:
+            raise ConfigError(f"{args.file} holds neither a JSON list nor a STIX 2.1 bundle")
     with _client(args) as client, Progress(console=console, transient=True) as progress:
         task = progress.add_task("importing", total=len(entries))
         view = None
@@ -75,14 +88,58 @@ def import_file(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _read_list(path: Path) -> list[Any]:
+def _read_json(path: Path) -> object:
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise ConfigError(f"cannot read {path} as JSON: {e}") from e
-    if not isinstance(items, list):
-        raise ConfigError(f"{path} must hold a JSON list of indicators")
-    return items
+
+
+def _entry_of(indicator: Indicator) -> local_pb2.IndicatorEntry:
+    entry = local_pb2.IndicatorEntry(
+        type=indicator.type, value=indicator.value, confidence=indicator.confidence
+    )
+    if indicator.first_seen_ms is not None:
+        entry.first_seen_ms = indicator.first_seen_ms
+    if indicator.expires_ms is not None:
+        entry.expires_ms = indicator.expires_ms
+    return entry
+
+
+def export(args: argparse.Namespace, console: Console) -> int:
+    """The set as a STIX 2.1 bundle with its TLP 2.0 marking."""
+    with _client(args) as client:
+        view = client.get_indicator_set(args.set_id)
+    text = export_bundle(_set_of(view))
+    if args.out is None:
+        console.print(text, markup=False, highlight=False)
+    else:
+        args.out.write_text(text + "\n", encoding="utf-8")
+        console.print(f"Wrote {len(view.indicators)} indicator(s) as STIX 2.1 to {args.out}.")
+    return 0
+
+
+def _set_of(view: local_pb2.IndicatorSetView) -> IndicatorSet:
+    return IndicatorSet(
+        set_id=view.set_id,
+        owner=view.owner,
+        version=view.version,
+        tlp=Tlp.parse(view.tlp),
+        recipients=tuple(view.recipients),
+        clients={g.recipient: tuple(g.clients) for g in view.clients},
+        indicators=tuple(
+            Indicator(
+                type=i.type,
+                value=i.value,
+                confidence=i.confidence,
+                first_seen_ms=i.first_seen_ms if i.HasField("first_seen_ms") else None,
+                last_seen_ms=i.last_seen_ms if i.HasField("last_seen_ms") else None,
+                expires_ms=i.expires_ms if i.HasField("expires_ms") else None,
+            )
+            for i in view.indicators
+        ),
+        revoked=view.revoked,
+    )
 
 
 def _entry(item: object, n: int) -> local_pb2.IndicatorEntry:

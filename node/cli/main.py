@@ -385,9 +385,14 @@ def _indicator_commands(parser: argparse.ArgumentParser) -> None:
     add.add_argument("value")
     add.add_argument("--confidence", type=int, help="0-100 (default 50)")
     add.add_argument("--expires", help="ISO 8601 instant after which it no longer applies")
-    imp = sub.add_parser("import", help="add a JSON list of indicators, with progress")
+    imp = sub.add_parser(
+        "import", help="add a JSON list of indicators or a STIX 2.1 bundle, with progress"
+    )
     imp.add_argument("set_id")
     imp.add_argument("file", type=Path)
+    export = sub.add_parser("export", help="a set as a STIX 2.1 bundle with its TLP marking")
+    export.add_argument("set_id")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     listing = sub.add_parser("list", help="every set this node holds")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     show = sub.add_parser("show", help="one set with its indicators")
@@ -402,6 +407,7 @@ def _indicator_commands(parser: argparse.ArgumentParser) -> None:
         create: indicators_cmd.create,
         add: indicators_cmd.add,
         imp: indicators_cmd.import_file,
+        export: indicators_cmd.export,
         listing: indicators_cmd.list_sets,
         show: indicators_cmd.show,
         share: indicators_cmd.share,

@@ -56,6 +56,17 @@ class Indicator:
     last_seen_ms: int | None = None
     expires_ms: int | None = None
 
+    def __post_init__(self) -> None:
+        confidence = self.confidence
+        if not isinstance(confidence, int) or isinstance(confidence, bool):
+            raise IndicatorError(f"{self.type}: confidence is an integer from 0 to 100")
+        if not 0 <= confidence <= 100:
+            raise IndicatorError(f"{self.type}: confidence is an integer from 0 to 100")
+        for name in ("first_seen_ms", "last_seen_ms", "expires_ms"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise IndicatorError(f"{self.type}: {name} is a non-negative integer")
+
     @classmethod
     def of(cls, kind: str, value: str, **details: Any) -> Indicator:
         """An indicator from a value as entered, canonicalised.

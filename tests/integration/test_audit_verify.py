@@ -9,14 +9,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from node.cli.main import main
 from node.forms.registry import schemas_dir
 from node.services.audit import record_event
-from node.storage.engine import transaction
+from node.storage.engine import create_engine, transaction
 from node.timeutil import now_ms
-from tests.integration.harness import Federation
+from tests.integration.harness import Federation, start
 
 UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
@@ -69,10 +69,10 @@ def tamper(fed: Federation, agency: str, index: int) -> None:
         )
 
 
-def swap_leaves(fed: Federation, agency: str, a: int, b: int) -> None:
+def swap_leaves(engine: Engine, a: int, b: int) -> None:
     """Rewrite history as the node itself would: two well-formed leaves change places,
     stored hashes and all."""
-    with fed.nodes[agency].engine.begin() as connection:
+    with engine.begin() as connection:
         rows = connection.execute(text("SELECT idx, leaf, leaf_hash FROM audit_leaf ORDER BY idx"))
         (_, leaf_a, hash_a), (_, leaf_b, hash_b) = [r for r in rows if r[0] in (a, b)]
         for idx, leaf, digest in ((a, leaf_b, hash_b), (b, leaf_a, hash_a)):
@@ -102,7 +102,7 @@ async def test_history_rewritten_before_the_next_checkpoint_is_caught(
     code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
     assert code == 0, err
     # Swap two earlier leaves (both well formed), then let the log grow and re-sign.
-    swap_leaves(fed, AUTHORITY, 0, 2)
+    swap_leaves(fed.nodes[AUTHORITY].engine, 0, 2)
     await file(fed, 1)
     code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
     assert code == 1
@@ -153,12 +153,17 @@ async def test_auditors_comparing_checkpoints_catch_a_split_view(
     await file(fed, 3)
     code, _, err = await audit(fed, capsys, auditor=UNIT, audited=AUTHORITY)
     assert code == 0, err
-    # The node forks: it rewrites an early leaf and signs the other history at the same size,
-    # which it shows the next auditor (who has no earlier checkpoint to compare with).
-    swap_leaves(fed, AUTHORITY, 0, 2)
-    with fed.nodes[AUTHORITY].engine.begin() as connection:
+    # The node forks: its operator rewrites an early leaf, removes the signed checkpoints and
+    # restarts it, so it signs the other history at the same size and shows it to the next
+    # auditor (who has no earlier checkpoint to compare with).
+    await fed.nodes[AUTHORITY].stop()
+    engine = create_engine(fed.configs[AUTHORITY].database_url)
+    swap_leaves(engine, 0, 2)
+    with engine.begin() as connection:
         connection.execute(text("DELETE FROM audit_cosignature"))
         connection.execute(text("DELETE FROM audit_checkpoint"))
+    engine.dispose()
+    fed.nodes[AUTHORITY] = await start(fed.configs[AUTHORITY], fed.spans)
     code, _, err = await audit(fed, capsys, auditor=third, audited=AUTHORITY)
     assert code == 0, err
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from stix2validator import ValidationOptions, validate_string
 
 from node.cli.main import main
 from node.errors import PeerRejectedError
@@ -204,3 +205,34 @@ async def test_the_cli_creates_imports_shares_and_revokes(
     for value in (*CANONICAL, "chirper:user1", PHONE):
         assert value not in logged
         assert value not in traced
+
+
+async def test_stix_export_and_import_through_the_cli(
+    fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    red = await a_set(fed, "TLP:RED", [AUTHORITY])
+    green = await a_set(fed, "TLP:GREEN", [])
+    unit = ("--config", str(fed.configs[UNIT].config_path))
+    third = ("--config", str(fed.configs[THIRD].config_path))
+    files = {}
+    for name, view in (("red", red), ("green", green)):
+        files[name] = tmp_path / f"{name}.json"
+        code, _, err = await cli(
+            capsys,
+            *("indicators", "export", view.indicator_set.set_id, "--out", str(files[name])),
+            *unit,
+        )
+        assert code == 0, err
+        result = validate_string(files[name].read_text(), ValidationOptions(version="2.1"))
+        assert result.is_valid
+
+    code, out, err = await cli(capsys, "indicators", "create", "--tlp", "green", *third)
+    assert code == 0, err
+    target = out.split("set ")[1].split()[0]
+    code, _, err = await cli(capsys, "indicators", "import", target, str(files["red"]), *third)
+    assert code != 0
+    assert "marked TLP:RED, stricter than the set's" in err
+    code, out, err = await cli(capsys, "indicators", "import", target, str(files["green"]), *third)
+    assert code == 0, err
+    imported = (await fed.nodes[THIRD].indicators.get(target)).indicator_set
+    assert sorted(i.value for i in imported.indicators) == sorted(CANONICAL)
