@@ -50,6 +50,8 @@ class NodeConfig:
     alert_after_s: float = 300.0
     cosign_interval_s: float = 60.0
     erase_interval_s: float = 3600.0
+    overlap_checks_per_day: int = 24
+    """How many overlap checks each peer may ask this node for in 24 hours."""
     """How often the node erases the audit openings whose retention has ended."""
     directory_sync_interval_s: float = 300.0
     directory_grace_s: float = 86400.0
@@ -87,6 +89,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "alert_after_s": (float, False),
     },
     "audit": {"cosign_interval_s": (float, False), "erase_interval_s": (float, False)},
+    "indicators": {"overlap_checks_per_day": (int, False)},
 }
 
 
@@ -194,6 +197,7 @@ def load_config(path: Path) -> NodeConfig:
         alert_after_s=float(get("delivery", "alert_after_s", 300.0)),
         cosign_interval_s=float(get("audit", "cosign_interval_s", 60.0)),
         erase_interval_s=float(get("audit", "erase_interval_s", 3600.0)),
+        overlap_checks_per_day=get("indicators", "overlap_checks_per_day", 24),
         directory_sync_interval_s=float(get("federation", "directory_sync_interval_s", 300.0)),
         directory_grace_s=float(get("federation", "directory_grace_s", 86400.0)),
         share_port=get("federation", "share_port", False),
@@ -226,6 +230,7 @@ def _check_values(config: NodeConfig, source: str) -> None:
         _positive(getattr(config, name), f"delivery.{name}", source)
     _positive(config.cosign_interval_s, "audit.cosign_interval_s", source)
     _positive(config.erase_interval_s, "audit.erase_interval_s", source)
+    _positive(config.overlap_checks_per_day, "indicators.overlap_checks_per_day", source)
     if config.file_wait_s < 0:
         raise ConfigError(f"{source}: delivery.file_wait_s must not be negative")
     if not 60 <= config.message_lifetime_s <= 7 * 86400:

@@ -25,6 +25,7 @@ from node.services.disclosure import DisclosureService
 from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
 from node.services.indicators import IndicatorService
+from node.services.overlap import OverlapService
 from node.services.witness import WitnessService
 from node.storage.database import Database
 from node.storage.engine import create_engine, redact_url, upgrade
@@ -60,6 +61,7 @@ class RunningNode:
     evidence: EvidenceService
     disclosure: DisclosureService
     indicators: IndicatorService
+    overlap: OverlapService
     _uploading: asyncio.Task[None] | None = None
     _erasing: asyncio.Task[None] | None = None
     _witnessing: asyncio.Task[None] | None = None
@@ -204,6 +206,14 @@ async def start_node(
     disclosure = DisclosureService(
         database=database, audit=audit, agency_id=config.agency_id, clock=now_ms
     )
+    overlap = OverlapService(
+        database=database,
+        directory=directory,
+        transport=peers,
+        agency_id=config.agency_id,
+        clock=now_ms,
+        checks_per_day=config.overlap_checks_per_day,
+    )
     indicators = IndicatorService(
         database=database,
         directory=directory,
@@ -228,13 +238,14 @@ async def start_node(
         ),
         directory=DirectoryServicer(directory=directory),
         evidence=EvidenceServicer(evidence=evidence),
-        indicators=IndicatorsServicer(indicators=indicators),
+        indicators=IndicatorsServicer(indicators=indicators, overlap=overlap),
         local=LocalServicer(
             exchange=exchange,
             directory=directory,
             evidence=evidence,
             disclosure=disclosure,
             indicators=indicators,
+            overlap=overlap,
         ),
         listen=config.listen,
         local_socket=config.local_socket,
@@ -270,6 +281,7 @@ async def start_node(
         evidence=evidence,
         disclosure=disclosure,
         indicators=indicators,
+        overlap=overlap,
         _uploading=uploading,
     )
 

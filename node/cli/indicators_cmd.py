@@ -254,3 +254,25 @@ def _indicator_dict(i: local_pb2.IndicatorEntry) -> dict[str, Any]:
         "last_seen_ms": i.last_seen_ms if i.HasField("last_seen_ms") else None,
         "expires_ms": i.expires_ms if i.HasField("expires_ms") else None,
     }
+
+
+def check_overlap(args: argparse.Namespace, console: Console) -> int:
+    """How many of this agency's own indicators the other agency's own ones share."""
+    with _client(args) as client, console.status(f"counting the overlap with {args.agency}"):
+        count = client.check_overlap(args.agency, args.set_id or [])
+    if args.json:
+        output.print_json(
+            console,
+            {
+                "agency": count.agency,
+                "mine": count.mine,
+                "theirs": count.theirs,
+                "shared": count.shared,
+            },
+        )
+        return 0
+    console.print(
+        f"{count.shared} of this agency's {count.mine} indicator(s) are among "
+        f"{count.agency}'s {count.theirs}. Neither side learned which."
+    )
+    return 0

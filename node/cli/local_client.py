@@ -15,6 +15,8 @@ from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
 from node.transport.status import ERROR_TRAILER
 
 LOCAL_CALL_TIMEOUT_S = 60.0
+OVERLAP_TIMEOUT_S = 600.0
+"""An overlap check of large sets is seconds of arithmetic at each end."""
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -167,9 +169,19 @@ class LocalClient:
         request = local_pb2.GetIndicatorSetRequest(set_id=set_id)
         return self._call(self._stub.RevokeIndicatorSet, request)
 
-    def _call(self, method: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req) -> Resp:
+    def check_overlap(self, agency: str, set_ids: list[str]) -> local_pb2.OverlapCount:
+        request = local_pb2.CheckOverlapRequest(agency=agency, set_ids=set_ids)
+        return self._call(self._stub.CheckOverlap, request, timeout_s=OVERLAP_TIMEOUT_S)
+
+    def _call(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        *,
+        timeout_s: float = LOCAL_CALL_TIMEOUT_S,
+    ) -> Resp:
         try:
-            return method(request, timeout=LOCAL_CALL_TIMEOUT_S)
+            return method(request, timeout=timeout_s)
         except grpc.RpcError as e:
             raise _error_from(e, self._socket) from e
 

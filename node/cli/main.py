@@ -62,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     _indicator_commands(
         commands.add_parser("indicators", help="indicator sets, their TLP labels and sharing")
     )
+    overlap = commands.add_parser("overlap", help="private overlap checks with other agencies")
+    overlap_sub = overlap.add_subparsers(dest="overlap_command", required=True, metavar="COMMAND")
+    check = overlap_sub.add_parser(
+        "check", help="how many of this agency's indicators another agency also holds"
+    )
+    check.add_argument("--with", dest="agency", required=True, help="agency id")
+    check.add_argument(
+        "--set", dest="set_id", action="append", help="only this set of ours (repeat)"
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_config_option(check)
+    check.set_defaults(handler=indicators_cmd.check_overlap)
     demo = commands.add_parser("demo", help="run three agencies' nodes and walk a case through")
     demo.add_argument("--keep", action="store_true", help="keep the demo's directory")
     demo.set_defaults(handler=_run_demo)

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, or_
 from sqlmodel import Session, col, select
 
 from node.indicators.sets import IndicatorSet
-from node.storage.tables import IndicatorRow, IndicatorSetRow, IndicatorShare
+from node.storage.tables import IndicatorRow, IndicatorSetRow, IndicatorShare, OverlapCheck
 
 _INSERT_INDICATOR = IndicatorRow.__table__.insert()  # type: ignore[attr-defined]
 
@@ -83,3 +83,32 @@ def record_share(
 def shares_of(session: Session, set_id: str) -> list[IndicatorShare]:
     query = select(IndicatorShare).where(col(IndicatorShare.set_id) == set_id)
     return list(session.exec(query.order_by(col(IndicatorShare.recipient))))
+
+
+def own_live_indicators(
+    session: Session, *, owner: str, set_ids: list[str] | None, now_ms: int
+) -> list[tuple[str, str]]:
+    """(type, value) of the indicators in ``owner``'s live sets (all, or those named), not
+    expired, without duplicates."""
+    query = (
+        select(IndicatorRow.type, IndicatorRow.value)
+        .join(IndicatorSetRow, col(IndicatorSetRow.set_id) == col(IndicatorRow.set_id))
+        .where(col(IndicatorSetRow.owner) == owner, col(IndicatorSetRow.revoked).is_(False))
+        .where(or_(col(IndicatorRow.expires_ms).is_(None), col(IndicatorRow.expires_ms) > now_ms))
+    )
+    if set_ids is not None:
+        query = query.where(col(IndicatorRow.set_id).in_(set_ids))
+    return sorted(set(session.exec(query)))
+
+
+def count_overlap_checks(session: Session, *, requester: str, since_ms: int) -> int:
+    query = (
+        select(func.count())
+        .select_from(OverlapCheck)
+        .where(col(OverlapCheck.requester) == requester, col(OverlapCheck.at_ms) >= since_ms)
+    )
+    return int(session.exec(query).one())
+
+
+def record_overlap_check(session: Session, *, requester: str, now_ms: int) -> None:
+    session.add(OverlapCheck(requester=requester, at_ms=now_ms))

@@ -296,3 +296,16 @@ class IndicatorShare(Base, table=True):
     recipient: str = Field(sa_column=Column(String(64), primary_key=True))
     version: int = Field(sa_column=Column(BigInteger, nullable=False))
     shared_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class OverlapCheck(Base, table=True):
+    """An overlap check a peer asked this node for: counted against its daily limit."""
+
+    __tablename__ = "overlap_check"
+
+    # Integer, not BigInteger: SQLite numbers rows itself only for an INTEGER primary key.
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    requester: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -24,3 +24,6 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     *COMMON_OPTIONS,
     ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
 )
+
+OVERLAP_CHUNK = 10_000
+"""Points per message of an overlap check: 320 KB, well under MAX_MESSAGE_BYTES."""

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from node.gen.comity.v1 import indicators_pb2, indicators_pb2_grpc
+from node.indicators.psi import MAX_ITEMS, OverlapError
 from node.services.indicators import IndicatorService
+from node.services.overlap import OverlapService
 from node.tls import peer_certificate_fingerprint
+from node.transport.channel_options import OVERLAP_CHUNK
 from node.transport.status import answer_or_abort
 
 SERVICE_NAME = indicators_pb2.DESCRIPTOR.services_by_name["Indicators"].full_name
@@ -18,8 +22,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServicer):
-    def __init__(self, *, indicators: IndicatorService) -> None:
+    def __init__(self, *, indicators: IndicatorService, overlap: OverlapService) -> None:
         self._indicators = indicators
+        self._overlap = overlap
 
     async def OfferSet(  # noqa: N802 (the name is the RPC's)
         self, request: indicators_pb2.SignedIndicatorSet, context: Context
@@ -32,3 +37,21 @@ class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServicer):
             return indicators_pb2.IndicatorSetAck(set_id=offered.set_id, version=offered.version)
 
         return await answer_or_abort(context, handle, method="Indicators.OfferSet")
+
+    async def CountOverlap(  # noqa: N802
+        self, request_iterator: AsyncIterator[indicators_pb2.OverlapChunk], context: Context
+    ) -> AsyncIterator[indicators_pb2.OverlapChunk]:
+        async def handle() -> tuple[list[bytes], list[bytes]]:
+            points: list[bytes] = []
+            async for chunk in request_iterator:
+                points.extend(chunk.initiator)
+                if len(points) > MAX_ITEMS:
+                    raise OverlapError(f"an overlap check takes at most {MAX_ITEMS} items a side")
+            fingerprint = peer_certificate_fingerprint(context.auth_context())
+            return await self._overlap.answer(points, peer_fingerprint=fingerprint)
+
+        doubled, mine = await answer_or_abort(context, handle, method="Indicators.CountOverlap")
+        for start in range(0, len(doubled), OVERLAP_CHUNK):
+            yield indicators_pb2.OverlapChunk(doubled=doubled[start : start + OVERLAP_CHUNK])
+        for start in range(0, len(mine), OVERLAP_CHUNK):
+            yield indicators_pb2.OverlapChunk(responder=mine[start : start + OVERLAP_CHUNK])

@@ -10,6 +10,7 @@ import grpc
 from node.gen.comity.v1 import local_pb2
 from node.indicators.sets import Indicator
 from node.services.indicators import IndicatorService, SetView
+from node.services.overlap import OverlapService
 from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -19,6 +20,7 @@ class LocalIndicators:
     """Mixed into LocalServicer: it sets ``_indicators``."""
 
     _indicators: IndicatorService
+    _overlap: OverlapService
 
     async def CreateIndicatorSet(  # noqa: N802 (the names are the RPCs')
         self, request: local_pb2.CreateIndicatorSetRequest, context: Context
@@ -75,6 +77,17 @@ class LocalIndicators:
             return set_view(await self._indicators.revoke(request.set_id))
 
         return await answer_or_abort(context, handle, method="RevokeIndicatorSet")
+
+    async def CheckOverlap(  # noqa: N802
+        self, request: local_pb2.CheckOverlapRequest, context: Context
+    ) -> local_pb2.OverlapCount:
+        async def handle() -> local_pb2.OverlapCount:
+            result = await self._overlap.check(request.agency, list(request.set_ids) or None)
+            return local_pb2.OverlapCount(
+                agency=result.agency, mine=result.mine, theirs=result.theirs, shared=result.shared
+            )
+
+        return await answer_or_abort(context, handle, method="CheckOverlap")
 
 
 def _indicator(entry: local_pb2.IndicatorEntry) -> Indicator:

@@ -17,6 +17,7 @@ from node.services.disclosure import DisclosureService, Release
 from node.services.evidence import EvidenceFile, EvidenceService, EvidenceSetView
 from node.services.exchange import ExchangeService
 from node.services.indicators import IndicatorService
+from node.services.overlap import OverlapService
 from node.transport.audit_servicer import proof_bundles
 from node.transport.local_indicators import LocalIndicators
 from node.transport.status import abort_with, answer_or_abort
@@ -40,12 +41,14 @@ class LocalServicer(LocalIndicators, local_pb2_grpc.LocalServicer):
         evidence: EvidenceService,
         disclosure: DisclosureService,
         indicators: IndicatorService,
+        overlap: OverlapService,
     ) -> None:
         self._exchange = exchange
         self._directory = directory
         self._evidence = evidence
         self._disclosure = disclosure
         self._indicators = indicators
+        self._overlap = overlap
 
     async def FileRequest(  # noqa: N802 (the name is the RPC's)
         self,

@@ -23,7 +23,7 @@ from node.members import Member
 from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.services.evidence import Chunk, Progress
 from node.telemetry import inject_metadata
-from node.transport.channel_options import COMMON_OPTIONS
+from node.transport.channel_options import COMMON_OPTIONS, OVERLAP_CHUNK
 from node.transport.evidence_servicer import progress_from_proto
 from node.transport.status import error_from_rpc
 
@@ -151,6 +151,32 @@ class PeerClient:
             await stub.OfferSet(request, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as e:
             raise error_from_rpc(e, peer=member.agency_id) from e
+
+    async def count_overlap(
+        self, member: Member, points: list[bytes]
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Run the responder's half of an overlap check at ``member``'s node: our points
+        blinded again by it, and its own blinded points.
+
+        Raises:
+            PeerUnavailableError, PeerRejectedError: as for any call.
+        """
+
+        async def chunks() -> AsyncIterator[indicators_pb2.OverlapChunk]:
+            for start in range(0, max(len(points), 1), OVERLAP_CHUNK):
+                yield indicators_pb2.OverlapChunk(initiator=points[start : start + OVERLAP_CHUNK])
+
+        stub = indicators_pb2_grpc.IndicatorsStub(self.channel(member))
+        doubled: list[bytes] = []
+        theirs: list[bytes] = []
+        try:
+            # The peer's arithmetic takes seconds for large sets: a longer deadline than calls.
+            async for chunk in stub.CountOverlap(chunks(), timeout=self._timeout_s + 300):
+                doubled.extend(chunk.doubled)
+                theirs.extend(chunk.responder)
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, peer=member.agency_id) from e
+        return doubled, theirs
 
     def channel(self, member: Member) -> grpc.aio.Channel:
         """The mutual-TLS channel to ``member``'s node (created once, reused)."""

@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63omity/v1/indicators.proto\x12\tcomity.v1\"9\n\x12SignedIndicatorSet\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"2\n\x0fIndicatorSetAck\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x32S\n\nIndicators\x12\x45\n\x08OfferSet\x12\x1d.comity.v1.SignedIndicatorSet\x1a\x1a.comity.v1.IndicatorSetAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63omity/v1/indicators.proto\x12\tcomity.v1\"E\n\x0cOverlapChunk\x12\x11\n\tinitiator\x18\x01 \x03(\x0c\x12\x0f\n\x07\x64oubled\x18\x02 \x03(\x0c\x12\x11\n\tresponder\x18\x03 \x03(\x0c\"9\n\x12SignedIndicatorSet\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"2\n\x0fIndicatorSetAck\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x32\x99\x01\n\nIndicators\x12\x45\n\x08OfferSet\x12\x1d.comity.v1.SignedIndicatorSet\x1a\x1a.comity.v1.IndicatorSetAck\x12\x44\n\x0c\x43ountOverlap\x12\x17.comity.v1.OverlapChunk\x1a\x17.comity.v1.OverlapChunk(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comity.v1.indicators_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNEDINDICATORSET']._serialized_start=41
-  _globals['_SIGNEDINDICATORSET']._serialized_end=98
-  _globals['_INDICATORSETACK']._serialized_start=100
-  _globals['_INDICATORSETACK']._serialized_end=150
-  _globals['_INDICATORS']._serialized_start=152
-  _globals['_INDICATORS']._serialized_end=235
+  _globals['_OVERLAPCHUNK']._serialized_start=41
+  _globals['_OVERLAPCHUNK']._serialized_end=110
+  _globals['_SIGNEDINDICATORSET']._serialized_start=112
+  _globals['_SIGNEDINDICATORSET']._serialized_end=169
+  _globals['_INDICATORSETACK']._serialized_start=171
+  _globals['_INDICATORSETACK']._serialized_end=221
+  _globals['_INDICATORS']._serialized_start=224
+  _globals['_INDICATORS']._serialized_end=377
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,11 @@ class IndicatorsStub:
                 request_serializer=comity_dot_v1_dot_indicators__pb2.SignedIndicatorSet.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_indicators__pb2.IndicatorSetAck.FromString,
                 _registered_method=True)
+        self.CountOverlap = channel.stream_stream(
+                '/comity.v1.Indicators/CountOverlap',
+                request_serializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.FromString,
+                _registered_method=True)
 
 
 class IndicatorsServicer:
@@ -56,6 +61,18 @@ class IndicatorsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountOverlap(self, request_iterator, context):
+        """Private set intersection cardinality over the two agencies' own indicators
+        (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
+        answer streams them blinded again and re-sorted ("doubled"), then this node's own
+        blinded points ("responder"). The caller learns how many indicators the two share,
+        never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
+        INVALID_ARGUMENT for an invalid point or too many of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndicatorsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +80,11 @@ def add_IndicatorsServicer_to_server(servicer, server):
                     servicer.OfferSet,
                     request_deserializer=comity_dot_v1_dot_indicators__pb2.SignedIndicatorSet.FromString,
                     response_serializer=comity_dot_v1_dot_indicators__pb2.IndicatorSetAck.SerializeToString,
+            ),
+            'CountOverlap': grpc.stream_stream_rpc_method_handler(
+                    servicer.CountOverlap,
+                    request_deserializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.FromString,
+                    response_serializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +114,33 @@ class Indicators:
             '/comity.v1.Indicators/OfferSet',
             comity_dot_v1_dot_indicators__pb2.SignedIndicatorSet.SerializeToString,
             comity_dot_v1_dot_indicators__pb2.IndicatorSetAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountOverlap(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/comity.v1.Indicators/CountOverlap',
+            comity_dot_v1_dot_indicators__pb2.OverlapChunk.SerializeToString,
+            comity_dot_v1_dot_indicators__pb2.OverlapChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,14 @@ class IndicatorsStub:
     INVALID_ARGUMENT (a malformed set), FAILED_PRECONDITION (an older version),
     ALREADY_EXISTS (the same version with other content).
     """
+    CountOverlap: _grpc.StreamStreamMultiCallable[_indicators_pb2.OverlapChunk, _indicators_pb2.OverlapChunk]
+    """Private set intersection cardinality over the two agencies' own indicators
+    (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
+    answer streams them blinded again and re-sorted ("doubled"), then this node's own
+    blinded points ("responder"). The caller learns how many indicators the two share,
+    never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
+    INVALID_ARGUMENT for an invalid point or too many of them.
+    """
 
 @_typing.type_check_only
 class IndicatorsAsyncStub(IndicatorsStub):
@@ -56,6 +64,14 @@ class IndicatorsAsyncStub(IndicatorsStub):
     one it holds. PERMISSION_DENIED (tlp_forbids), UNAUTHENTICATED (bad signature),
     INVALID_ARGUMENT (a malformed set), FAILED_PRECONDITION (an older version),
     ALREADY_EXISTS (the same version with other content).
+    """
+    CountOverlap: _aio.StreamStreamMultiCallable[_indicators_pb2.OverlapChunk, _indicators_pb2.OverlapChunk]  # type: ignore[assignment]
+    """Private set intersection cardinality over the two agencies' own indicators
+    (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
+    answer streams them blinded again and re-sorted ("doubled"), then this node's own
+    blinded points ("responder"). The caller learns how many indicators the two share,
+    never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
+    INVALID_ARGUMENT for an invalid point or too many of them.
     """
 
 class IndicatorsServicer(metaclass=_abc_1.ABCMeta):
@@ -71,6 +87,20 @@ class IndicatorsServicer(metaclass=_abc_1.ABCMeta):
         one it holds. PERMISSION_DENIED (tlp_forbids), UNAUTHENTICATED (bad signature),
         INVALID_ARGUMENT (a malformed set), FAILED_PRECONDITION (an older version),
         ALREADY_EXISTS (the same version with other content).
+        """
+
+    @_abc_1.abstractmethod
+    def CountOverlap(
+        self,
+        request_iterator: _MaybeAsyncIterator[_indicators_pb2.OverlapChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_indicators_pb2.OverlapChunk], _abc.AsyncIterator[_indicators_pb2.OverlapChunk]]:
+        """Private set intersection cardinality over the two agencies' own indicators
+        (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
+        answer streams them blinded again and re-sorted ("doubled"), then this node's own
+        blinded points ("responder"). The caller learns how many indicators the two share,
+        never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
+        INVALID_ARGUMENT for an invalid point or too many of them.
         """
 
 def add_IndicatorsServicer_to_server(servicer: IndicatorsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -44,6 +44,57 @@ DIRECTION_INBOUND: Direction.ValueType  # 2
 Global___Direction: _TypeAlias = Direction  # noqa: Y015
 
 @_typing.final
+class CheckOverlapRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_FIELD_NUMBER: _builtins.int
+    SET_IDS_FIELD_NUMBER: _builtins.int
+    agency: _builtins.str
+    @_builtins.property
+    def set_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        agency: _builtins.str = ...,
+        set_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "set_ids", b"set_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckOverlapRequest: _TypeAlias = CheckOverlapRequest  # noqa: Y015
+
+@_typing.final
+class OverlapCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_FIELD_NUMBER: _builtins.int
+    MINE_FIELD_NUMBER: _builtins.int
+    THEIRS_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
+    agency: _builtins.str
+    mine: _builtins.int
+    theirs: _builtins.int
+    shared: _builtins.int
+    def __init__(
+        self,
+        *,
+        agency: _builtins.str = ...,
+        mine: _builtins.int = ...,
+        theirs: _builtins.int = ...,
+        shared: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "mine", b"mine", "shared", b"shared", "theirs", b"theirs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverlapCount: _TypeAlias = OverlapCount  # noqa: Y015
+
+@_typing.final
 class ClientGrant(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

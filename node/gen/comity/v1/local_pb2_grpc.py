@@ -130,6 +130,11 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
                 _registered_method=True)
+        self.CheckOverlap = channel.unary_unary(
+                '/comity.v1.Local/CheckOverlap',
+                request_serializer=comity_dot_v1_dot_local__pb2.CheckOverlapRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.OverlapCount.FromString,
+                _registered_method=True)
 
 
 class LocalServicer:
@@ -300,6 +305,14 @@ class LocalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckOverlap(self, request, context):
+        """How many of this agency's own indicators (all its live sets, or those named) the
+        other agency's own indicators share, by private set intersection cardinality.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -397,6 +410,11 @@ def add_LocalServicer_to_server(servicer, server):
                     servicer.RevokeIndicatorSet,
                     request_deserializer=comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.IndicatorSetView.SerializeToString,
+            ),
+            'CheckOverlap': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckOverlap,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.CheckOverlapRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.OverlapCount.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -912,6 +930,33 @@ class Local:
             '/comity.v1.Local/RevokeIndicatorSet',
             comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.IndicatorSetView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckOverlap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/CheckOverlap',
+            comity_dot_v1_dot_local__pb2.CheckOverlapRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.OverlapCount.FromString,
             options,
             channel_credentials,
             insecure,

@@ -121,6 +121,10 @@ class LocalStub:
     """Revokes one of this agency's sets: a signed tombstone version, sent to every
     agency the set was shared with.
     """
+    CheckOverlap: _grpc.UnaryUnaryMultiCallable[_local_pb2.CheckOverlapRequest, _local_pb2.OverlapCount]
+    """How many of this agency's own indicators (all its live sets, or those named) the
+    other agency's own indicators share, by private set intersection cardinality.
+    """
 
 @_typing.type_check_only
 class LocalAsyncStub(LocalStub):
@@ -207,6 +211,10 @@ class LocalAsyncStub(LocalStub):
     RevokeIndicatorSet: _aio.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
     """Revokes one of this agency's sets: a signed tombstone version, sent to every
     agency the set was shared with.
+    """
+    CheckOverlap: _aio.UnaryUnaryMultiCallable[_local_pb2.CheckOverlapRequest, _local_pb2.OverlapCount]  # type: ignore[assignment]
+    """How many of this agency's own indicators (all its live sets, or those named) the
+    other agency's own indicators share, by private set intersection cardinality.
     """
 
 class LocalServicer(metaclass=_abc_1.ABCMeta):
@@ -405,6 +413,16 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_local_pb2.IndicatorSetView, _abc.Awaitable[_local_pb2.IndicatorSetView]]:
         """Revokes one of this agency's sets: a signed tombstone version, sent to every
         agency the set was shared with.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckOverlap(
+        self,
+        request: _local_pb2.CheckOverlapRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.OverlapCount, _abc.Awaitable[_local_pb2.OverlapCount]]:
+        """How many of this agency's own indicators (all its live sets, or those named) the
+        other agency's own indicators share, by private set intersection cardinality.
         """
 
 def add_LocalServicer_to_server(servicer: LocalServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Indicator sets (own and received, signed, with their TLP labels), their indicators, and
-which agencies each set was shared with.
+"""Indicator sets (own and received, signed, with their TLP labels), their indicators, which
+agencies each set was shared with, and the overlap checks peers asked for (rate limits).
 
 Revision ID: 0011
 Revises: 0010
@@ -59,8 +59,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("set_id", "recipient", name=op.f("pk_indicator_share")),
     )
 
+    op.create_table(
+        "overlap_check",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("requester", sa.String(64), nullable=False),
+        sa.Column("at_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_overlap_check")),
+    )
+    op.create_index(op.f("ix_overlap_check_requester"), "overlap_check", ["requester"])
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_overlap_check_requester"), table_name="overlap_check")
+    op.drop_table("overlap_check")
     op.drop_table("indicator_share")
     op.drop_index("ix_indicator_type_value", table_name="indicator")
     op.drop_table("indicator")

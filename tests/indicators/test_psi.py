@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: Apache-2.0
+"""PSI cardinality: the count is right, the order reveals nothing, bad points are refused."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from node.indicators.psi import (
+    OverlapError,
+    blind_items,
+    item_bytes,
+    new_secret,
+    reblind,
+    shared_count,
+)
+
+
+def items(names: list[str]) -> list[bytes]:
+    return [item_bytes("platform_account", f"chirper:{n}") for n in names]
+
+
+def run(mine: list[bytes], theirs: list[bytes]) -> int:
+    a, b = new_secret(), new_secret()
+    sent = blind_items(mine, a)
+    doubled = reblind(sent, b)  # the responder
+    their_blinded = blind_items(theirs, b)
+    return shared_count(doubled, reblind(their_blinded, a))
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "shared"),
+    [
+        (["a", "b", "c"], ["b", "c", "d", "e"], 2),
+        (["a"], ["b"], 0),
+        ([], ["b"], 0),
+        ([str(i) for i in range(200)], [str(i) for i in range(150, 400)], 50),
+    ],
+)
+def test_the_initiator_learns_how_many_are_shared(
+    mine: list[str], theirs: list[str], shared: int
+) -> None:
+    assert run(items(mine), items(theirs)) == shared
+
+
+def test_same_value_of_another_type_is_another_item() -> None:
+    a, b = new_secret(), new_secret()
+    phone = [item_bytes("phone", "+37251234567")]
+    other = [item_bytes("platform_account", "+37251234567")]
+    assert shared_count(reblind(blind_items(phone, a), b), reblind(blind_items(other, b), a)) == 0
+
+
+def test_blinded_lists_are_sorted_so_order_says_nothing() -> None:
+    secret = new_secret()
+    blinded = blind_items(items(["z", "a", "m"]), secret)
+    assert blinded == sorted(blinded)
+    # Fresh secrets make unlinkable lists: the same items blind to different points.
+    assert set(blinded).isdisjoint(blind_items(items(["z", "a", "m"]), new_secret()))
+
+
+@pytest.mark.parametrize(
+    "point",
+    [bytes(32), b"\x01" + bytes(31), os.urandom(31), b"\xff" * 32],
+)
+def test_invalid_points_are_refused(point: bytes) -> None:
+    with pytest.raises(OverlapError, match="point 0 is not a valid"):
+        reblind([point], new_secret())
