@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit gen gen-check bench bench-audit chaos clean
+.PHONY: demo test lint typecheck unit gen gen-check bench bench-audit bench-indicators chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(STAMP)
 ## bench-audit: appends, proofs at a million leaves, a full auditor verification
 bench-audit: $(STAMP)
 	$(BIN)/python ops/bench/audit.py
+
+## bench-indicators: private overlap counting of two 100,000-item sets beside a hash join
+bench-indicators: $(STAMP)
+	$(BIN)/python ops/bench/indicators.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
