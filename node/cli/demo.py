@@ -65,6 +65,7 @@ def run(console: Console, *, keep: bool = False) -> int:
         _audit(console, configs)
         _release_to_court(console, workdir, configs, preservation)
         _tamper(console, configs)
+        _overlap(console, workdir, configs)
         return _shut_down(console, processes)
     except ComityError as e:
         console.print(Text.assemble(("The demo failed: ", "bold red"), e.diagnostics()))
@@ -333,6 +334,43 @@ def _tamper(console: Console, configs: dict[str, NodeConfig]) -> None:
         raise ConfigError("the tampered log was not caught")
 
 
+def _overlap(console: Console, workdir: Path, configs: dict[str, NodeConfig]) -> None:
+    unit, ireland = configs["ee-cyber-unit"], configs["ie-central-authority"]
+    step(
+        console,
+        "16. Two agencies find out how much their cases overlap, and nothing more",
+        "Estonia's unit and Ireland's authority each hold the accounts of their own harassment "
+        "case in an AMBER+STRICT indicator set. A private set intersection tells Estonia how "
+        "many accounts the two cases share, without either side seeing the other's list. "
+        "Estonia then shares its set with Ireland, which its label allows, and nowhere else.",
+    )
+    cases = {
+        "ee": (unit, "ie-central-authority", [f"chirper:@orbit_watch_{i}" for i in range(20)]),
+        "ie": (ireland, "ee-cyber-unit", [f"chirper:@orbit_watch_{i}" for i in range(14, 30)]),
+    }
+    set_ids = {}
+    for name, (config, partner, accounts) in cases.items():
+        out = cli(
+            console,
+            config,
+            *("indicators", "create", "--tlp", "amber+strict", "--recipient", partner),
+        )
+        set_ids[name] = out.split("set ")[1].split()[0]
+        path = workdir / f"{name}-accounts.json"
+        path.write_text(json.dumps([{"type": "platform_account", "value": a} for a in accounts]))
+        cli(console, config, "indicators", "import", set_ids[name], str(path))
+    answer = cli(console, unit, "overlap", "check", "--with", "ie-central-authority", "--json")
+    if json.loads(answer)["shared"] != 6:
+        raise ConfigError("the overlap check did not find the six shared accounts")
+    cli(console, unit, "indicators", "share", set_ids["ee"], "--with", "ie-central-authority")
+    cli(
+        console,
+        unit,
+        *("indicators", "share", set_ids["ee"], "--with", "pt-central-authority"),
+        expect_failure=True,
+    )
+
+
 def _rewrite_first_leaf(config: NodeConfig) -> None:
     path = config.database_url.removeprefix("sqlite:///")
     with contextlib.closing(sqlite3.connect(path)) as connection, connection:
@@ -345,7 +383,7 @@ def _rewrite_first_leaf(config: NodeConfig) -> None:
 def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> int:
     step(
         console,
-        "16. Shutting down",
+        "17. Shutting down",
         "Each node gets SIGTERM, finishes in-flight work and closes its database.",
     )
     for process in processes:
@@ -357,7 +395,8 @@ def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> in
     console.print(
         "[bold green]Demo complete:[/bold green] request registered at the "
         "receiving authority, signed receipt verified at the sender, logs audited, a record "
-        "proven to a court and the tampering caught; a signing key rotated without downtime."
+        "proven to a court and the tampering caught; a signing key rotated without downtime; "
+        "two cases' overlap counted privately and an indicator set shared as its label allows."
     )
     return 0
 

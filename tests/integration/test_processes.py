@@ -7,6 +7,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from node.cli.processes import comity_command, free_port, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node
 from node.federation.setup import federate
@@ -53,9 +55,10 @@ def test_node_without_a_directory_says_what_is_missing(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.timeout(300)  # four nodes and every step of the demo, on two cores
 def test_demo_runs_end_to_end() -> None:
     result = subprocess.run(
-        comity_command("demo"), capture_output=True, text=True, timeout=240, check=False
+        comity_command("demo"), capture_output=True, text=True, timeout=280, check=False
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "registered" in result.stdout
