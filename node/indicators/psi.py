@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Private set intersection cardinality: how many indicators two agencies share, and no more.
 
-Diffie-Hellman PSI-CA (De Cristofaro, Gasti and Tsudik, 2012) over the prime-order subgroup of
-edwards25519, with libsodium's primitives (through PyNaCl): each item is hashed to a point
-(Elligator 2, ``crypto_core_ed25519_from_uniform``) and raised to a secret scalar.
+Diffie-Hellman PSI-CA (De Cristofaro, Gasti and Tsudik, 2012) on Curve25519, with libsodium's
+primitives (through PyNaCl): each item is hashed to a point of the prime-order subgroup
+(Elligator 2, ``crypto_core_ed25519_from_uniform``), taken to its Montgomery u-coordinate, and
+raised to a secret scalar with X25519, three times faster than Edwards arithmetic. X25519 keeps
+only u, so a point and its negative blind alike; two items hashing to opposite points is as
+unlikely as a hash collision.
 
 1. The initiator sends its points raised to ``a``, sorted.
 2. The responder raises those to ``b`` and returns them sorted again, so their order says
@@ -25,6 +28,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 from nacl import bindings
+from nacl.exceptions import CryptoError
 
 from node.errors import ComityError, ErrorKind
 
@@ -43,22 +47,20 @@ def item_bytes(kind: str, canonical_value: str) -> bytes:
 
 
 def new_secret() -> bytes:
-    """A uniformly random non-zero scalar."""
-    while True:
-        scalar: bytes = bindings.crypto_core_ed25519_scalar_reduce(os.urandom(64))
-        if any(scalar):
-            return scalar
+    """A random X25519 scalar (X25519 clamps it: a multiple of the cofactor, never zero)."""
+    return os.urandom(32)
 
 
 def _point(item: bytes) -> bytes:
     uniform = hashlib.sha512(DOMAIN + item).digest()[:POINT_BYTES]
-    point: bytes = bindings.crypto_core_ed25519_from_uniform(uniform)
-    return point
+    edwards = bindings.crypto_core_ed25519_from_uniform(uniform)
+    u: bytes = bindings.crypto_sign_ed25519_pk_to_curve25519(edwards)
+    return u
 
 
 def blind_items(items: Iterable[bytes], secret: bytes) -> list[bytes]:
     """Each item's point raised to ``secret``, sorted."""
-    return sorted(bindings.crypto_scalarmult_ed25519_noclamp(secret, _point(i)) for i in items)
+    return sorted(bindings.crypto_scalarmult(secret, _point(i)) for i in items)
 
 
 def reblind(points: Sequence[bytes], secret: bytes) -> list[bytes]:
@@ -71,9 +73,13 @@ def reblind(points: Sequence[bytes], secret: bytes) -> list[bytes]:
         raise OverlapError(f"an overlap check takes at most {MAX_ITEMS} items a side")
     out = []
     for n, point in enumerate(points):
-        if len(point) != POINT_BYTES or not bindings.crypto_core_ed25519_is_valid_point(point):
-            raise OverlapError(f"point {n} is not a valid edwards25519 point")
-        out.append(bindings.crypto_scalarmult_ed25519_noclamp(secret, point))
+        if len(point) != POINT_BYTES:
+            raise OverlapError(f"point {n} is not a valid Curve25519 point")
+        try:
+            # libsodium refuses a result of zero: the point had small order.
+            out.append(bindings.crypto_scalarmult(secret, point))
+        except CryptoError as e:
+            raise OverlapError(f"point {n} is not a valid Curve25519 point") from e
     return sorted(out)
 
 
