@@ -24,7 +24,7 @@ from node.indicators.tlp import Tlp
 from node.timeutil import format_ms
 
 IMPORT_BATCH = 1000
-_DETAILS = ("confidence", "first_seen_ms", "last_seen_ms", "expires_ms")
+_DETAILS = ("confidence", "first_seen_ms", "last_seen_ms", "expires_ms", "quality")
 
 
 def _client(args: argparse.Namespace) -> LocalClient:
@@ -75,16 +75,19 @@ def import_file(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError(f"{args.file} holds neither a JSON list nor a STIX 2.1 bundle")
     with _client(args) as client, Progress(console=console, transient=True) as progress:
         task = progress.add_task("importing", total=len(entries))
-        view = None
+        view, discarded = None, 0
         for start in range(0, len(entries), IMPORT_BATCH):
             view = client.add_indicators(args.set_id, entries[start : start + IMPORT_BATCH])
+            discarded += view.discarded
             progress.update(task, completed=min(len(entries), start + IMPORT_BATCH))
     if view is None:
         raise ConfigError(f"{args.file} holds no indicators")
     console.print(
-        f"Imported {len(entries)} indicator(s): set {view.set_id} is now version "
+        f"Imported {len(entries) - discarded} indicator(s): set {view.set_id} is now version "
         f"{view.version} with {view.indicator_count}."
     )
+    if discarded:
+        console.print(f"Left out {discarded} pdq hash(es) of quality 49 or less.")
     return 0
 
 
@@ -275,4 +278,27 @@ def check_overlap(args: argparse.Namespace, console: Console) -> int:
         f"{count.shared} of this agency's {count.mine} indicator(s) are among "
         f"{count.agency}'s {count.theirs}. Neither side learned which."
     )
+    return 0
+
+
+def match_pdq(args: argparse.Namespace, console: Console) -> int:
+    """PDQ hashes this node holds near a given one."""
+    with _client(args) as client:
+        matches = list(client.match_pdq(args.hash, args.max_distance).matches)
+    if args.json:
+        output.print_json(
+            console,
+            [
+                {"set_id": m.set_id, "owner": m.owner, "value": m.value, "distance": m.distance}
+                for m in matches
+            ],
+        )
+        return 0
+    if not matches:
+        console.print("No PDQ hash held here is that close.")
+        return 0
+    table = Table("distance", "pdq", "set", "owner")
+    for m in matches:
+        table.add_row(str(m.distance), m.value, m.set_id, m.owner)
+    console.print(table)
     return 0

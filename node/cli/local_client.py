@@ -173,6 +173,10 @@ class LocalClient:
         request = local_pb2.CheckOverlapRequest(agency=agency, set_ids=set_ids)
         return self._call(self._stub.CheckOverlap, request, timeout_s=OVERLAP_TIMEOUT_S)
 
+    def match_pdq(self, pdq_hash: str, max_distance: int) -> local_pb2.PdqMatches:
+        request = local_pb2.MatchPdqRequest(hash=pdq_hash, max_distance=max_distance)
+        return self._call(self._stub.MatchPdq, request)
+
     def _call(
         self,
         method: grpc.UnaryUnaryMultiCallable[Req, Resp],

@@ -410,6 +410,12 @@ def _indicator_commands(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="one set with its indicators")
     show.add_argument("set_id")
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    match = sub.add_parser("match-pdq", help="PDQ hashes held here near an image's hash")
+    match.add_argument("hash", help="a PDQ hash, 64 hexadecimal characters")
+    match.add_argument(
+        "--max-distance", type=int, default=31, help="Hamming distance, at most 31 (default)"
+    )
+    match.add_argument("--json", action="store_true", help="machine-readable output")
     share = sub.add_parser("share", help="pass a set to another member, where TLP allows")
     share.add_argument("set_id")
     share.add_argument("--with", dest="recipient", required=True, help="agency id")
@@ -420,6 +426,7 @@ def _indicator_commands(parser: argparse.ArgumentParser) -> None:
         add: indicators_cmd.add,
         imp: indicators_cmd.import_file,
         export: indicators_cmd.export,
+        match: indicators_cmd.match_pdq,
         listing: indicators_cmd.list_sets,
         show: indicators_cmd.show,
         share: indicators_cmd.share,

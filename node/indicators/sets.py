@@ -24,6 +24,7 @@ from node.errors import ComityError, ErrorKind, FormValidationError
 from node.forms.indicators import canonicalize_indicator
 from node.indicators.tlp import NAMED, Tlp, TlpError
 
+PERCEPTUAL_LABELS = (Tlp.AMBER_STRICT, Tlp.RED)
 SET_FORMAT = 1
 SIGNING_CONTEXT = b"comity/indicator-set/v1\n"
 MAX_INDICATORS = 100_000
@@ -88,6 +89,12 @@ class IndicatorSet:
     indicators: tuple[Indicator, ...] = ()
     revoked: bool = False
     created_ms: int = 0
+
+    def __post_init__(self) -> None:
+        # Perceptual hashes can be partly inverted into the image (of a doxxing or intimate
+        # photo): they travel only to named agencies, no further.
+        if self.tlp not in PERCEPTUAL_LABELS and any(i.type == "pdq" for i in self.indicators):
+            raise IndicatorError("pdq hashes travel only under TLP:AMBER+STRICT or TLP:RED")
 
     def to_bytes(self) -> bytes:
         document = {

@@ -30,6 +30,7 @@ from node.errors import (
     UnknownAgencyError,
     UnknownSenderError,
 )
+from node.forms.indicators import canonicalize_indicator
 from node.indicators.sets import Indicator, IndicatorError, IndicatorSet, sign_set, verify_set
 from node.indicators.tlp import NAMED, Tlp, TlpEgressError, check_share
 from node.members import Directory, Member
@@ -48,6 +49,17 @@ class SetTransport(Protocol):
 class StaleSetError(ComityError):
     kind = ErrorKind.PRECONDITION
     code = "stale_indicator_set"
+
+
+PDQ_MAX_DISTANCE = 31
+
+
+@dataclass(frozen=True, kw_only=True)
+class PdqMatch:
+    set_id: str
+    owner: str
+    value: str
+    distance: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +203,28 @@ class IndicatorService:
             received_from=row.received_from,
             shared_with=shared,
         )
+
+    async def match_pdq(self, query: str, max_distance: int = PDQ_MAX_DISTANCE) -> list[PdqMatch]:
+        """PDQ hashes held here within ``max_distance`` bits of ``query``, nearest first.
+
+        Raises:
+            FormValidationError: ``query`` is not a PDQ hash.
+            IndicatorError: a distance beyond PDQ's threshold of 31.
+        """
+        if not 0 <= max_distance <= PDQ_MAX_DISTANCE:
+            raise IndicatorError(f"PDQ hashes match at a distance of {PDQ_MAX_DISTANCE} or less")
+        target = int(canonicalize_indicator("pdq", query), 16)
+
+        def load() -> list[tuple[str, str, str]]:
+            with transaction(self._database.engine) as session:
+                return repo.live_values(session, "pdq")
+
+        matches = []
+        for set_id, owner, value in await self._database.run(load):
+            distance = (int(value, 16) ^ target).bit_count()
+            if distance <= max_distance:
+                matches.append(PdqMatch(set_id=set_id, owner=owner, value=value, distance=distance))
+        return sorted(matches, key=lambda m: (m.distance, m.set_id, m.value))
 
     # --- leaving this node ----------------------------------------------------------------------
 

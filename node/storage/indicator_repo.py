@@ -112,3 +112,13 @@ def count_overlap_checks(session: Session, *, requester: str, since_ms: int) -> 
 
 def record_overlap_check(session: Session, *, requester: str, now_ms: int) -> None:
     session.add(OverlapCheck(requester=requester, at_ms=now_ms))
+
+
+def live_values(session: Session, kind: str) -> list[tuple[str, str, str]]:
+    """(set id, owner, value) of every indicator of ``kind`` in a set that is not revoked."""
+    query = (
+        select(IndicatorRow.set_id, IndicatorSetRow.owner, IndicatorRow.value)
+        .join(IndicatorSetRow, col(IndicatorSetRow.set_id) == col(IndicatorRow.set_id))
+        .where(col(IndicatorRow.type) == kind, col(IndicatorSetRow.revoked).is_(False))
+    )
+    return list(session.exec(query))

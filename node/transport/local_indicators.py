@@ -9,7 +9,7 @@ import grpc
 
 from node.gen.comity.v1 import local_pb2
 from node.indicators.sets import Indicator
-from node.services.indicators import IndicatorService, SetView
+from node.services.indicators import PDQ_MAX_DISTANCE, IndicatorService, SetView
 from node.services.overlap import OverlapService
 from node.transport.status import answer_or_abort
 
@@ -39,8 +39,11 @@ class LocalIndicators:
         self, request: local_pb2.AddIndicatorsRequest, context: Context
     ) -> local_pb2.IndicatorSetView:
         async def handle() -> local_pb2.IndicatorSetView:
-            indicators = [_indicator(entry) for entry in request.indicators]
-            return set_view(await self._indicators.add(request.set_id, indicators))
+            kept = [e for e in request.indicators if not _weak_pdq(e)]
+            indicators = [_indicator(entry) for entry in kept]
+            answer = set_view(await self._indicators.add(request.set_id, indicators))
+            answer.discarded = len(request.indicators) - len(kept)
+            return answer
 
         return await answer_or_abort(context, handle, method="AddIndicators")
 
@@ -88,6 +91,33 @@ class LocalIndicators:
             )
 
         return await answer_or_abort(context, handle, method="CheckOverlap")
+
+    async def MatchPdq(  # noqa: N802
+        self, request: local_pb2.MatchPdqRequest, context: Context
+    ) -> local_pb2.PdqMatches:
+        async def handle() -> local_pb2.PdqMatches:
+            distance = (
+                request.max_distance if request.HasField("max_distance") else PDQ_MAX_DISTANCE
+            )
+            matches = await self._indicators.match_pdq(request.hash, distance)
+            return local_pb2.PdqMatches(
+                matches=[
+                    local_pb2.PdqMatch(
+                        set_id=m.set_id, owner=m.owner, value=m.value, distance=m.distance
+                    )
+                    for m in matches
+                ]
+            )
+
+        return await answer_or_abort(context, handle, method="MatchPdq")
+
+
+PDQ_MIN_QUALITY = 50
+"""PDQ's guidance: hashes of quality 49 or less match too loosely to act on."""
+
+
+def _weak_pdq(entry: local_pb2.IndicatorEntry) -> bool:
+    return entry.type == "pdq" and entry.HasField("quality") and entry.quality < PDQ_MIN_QUALITY
 
 
 def _indicator(entry: local_pb2.IndicatorEntry) -> Indicator:

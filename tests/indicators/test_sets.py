@@ -108,3 +108,12 @@ def test_non_canonical_json_is_refused() -> None:
 def test_a_revoked_set_needs_no_recipients_nor_indicators() -> None:
     tombstone = a_set(revoked=True, recipients=(), indicators=(), clients={}, version=4)
     assert IndicatorSet.from_bytes(tombstone.to_bytes()).revoked
+
+
+@pytest.mark.parametrize("tlp", [Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER])
+def test_pdq_hashes_travel_only_to_named_agencies_and_no_further(tlp: Tlp) -> None:
+    pdq = Indicator.of("pdq", "f" * 64)
+    with pytest.raises(IndicatorError, match="pdq hashes travel only under"):
+        a_set(tlp=tlp, indicators=(pdq,))
+    for strict in (Tlp.AMBER_STRICT, Tlp.RED):
+        assert a_set(tlp=strict, indicators=(pdq,), clients={}).indicators == (pdq,)

@@ -236,3 +236,58 @@ async def test_stix_export_and_import_through_the_cli(
     assert code == 0, err
     imported = (await fed.nodes[THIRD].indicators.get(target)).indicator_set
     assert sorted(i.value for i in imported.indicators) == sorted(CANONICAL)
+
+
+def flip(pdq: str, bits: int) -> str:
+    return f"{int(pdq, 16) ^ ((1 << bits) - 1):064x}"
+
+
+async def test_pdq_hashes_match_near_images_under_strict_labels_only(
+    fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    image = "c3" * 32
+    unit = ("--config", str(fed.configs[UNIT].config_path))
+    authority = ("--config", str(fed.configs[AUTHORITY].config_path))
+    code, out, err = await cli(capsys, "indicators", "create", "--tlp", "green", *unit)
+    assert code == 0, err
+    green = out.split("set ")[1].split()[0]
+    code, _, err = await cli(capsys, "indicators", "add", green, "pdq", image, *unit)
+    assert code != 0
+    assert "pdq hashes travel only under TLP:AMBER+STRICT or TLP:RED" in err
+
+    code, out, err = await cli(
+        capsys, "indicators", "create", "--tlp", "red", "--recipient", AUTHORITY, *unit
+    )
+    assert code == 0, err
+    red = out.split("set ")[1].split()[0]
+    hashes = tmp_path / "pdq.json"
+    hashes.write_text(
+        json.dumps(
+            [
+                {"type": "pdq", "value": image, "quality": 100},
+                # Another image: its first 28 bits inverted, 38 bits from the query below.
+                {"type": "pdq", "value": flip(image, 256)[:7] + image[7:], "quality": 90},
+                {"type": "pdq", "value": "ab" * 32, "quality": 30},
+            ]
+        )
+    )
+    code, out, err = await cli(capsys, "indicators", "import", red, str(hashes), *unit)
+    assert code == 0, err
+    assert "Left out 1 pdq hash(es) of quality 49 or less" in " ".join(out.split())
+    code, _, err = await cli(capsys, "indicators", "share", red, "--with", AUTHORITY, *unit)
+    assert code == 0, err
+
+    near = flip(image, 10)
+    code, out, err = await cli(capsys, "indicators", "match-pdq", near, "--json", *authority)
+    assert code == 0, err
+    assert json.loads(out) == [{"set_id": red, "owner": UNIT, "value": image, "distance": 10}]
+    code, out, err = await cli(
+        capsys, "indicators", "match-pdq", near, "--max-distance", "0", "--json", *authority
+    )
+    assert code == 0, err
+    assert json.loads(out) == []
+    code, _, err = await cli(
+        capsys, "indicators", "match-pdq", near, "--max-distance", "32", *authority
+    )
+    assert code != 0
+    assert "distance of 31 or less" in err

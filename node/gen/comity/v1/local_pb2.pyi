@@ -158,6 +158,7 @@ class IndicatorEntry(_message.Message):
     FIRST_SEEN_MS_FIELD_NUMBER: _builtins.int
     LAST_SEEN_MS_FIELD_NUMBER: _builtins.int
     EXPIRES_MS_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """platform_account, url, domain, ip, email, phone, content_sha256, pdq, campaign_id."""
     value: _builtins.str
@@ -165,6 +166,10 @@ class IndicatorEntry(_message.Message):
     first_seen_ms: _builtins.int
     last_seen_ms: _builtins.int
     expires_ms: _builtins.int
+    quality: _builtins.int
+    """For pdq: the hash's quality (0-100) where known. A hash of quality 49 or less is
+    too weak to match on (PDQ's guidance) and is discarded, not stored.
+    """
     def __init__(
         self,
         *,
@@ -174,10 +179,11 @@ class IndicatorEntry(_message.Message):
         first_seen_ms: _builtins.int | None = ...,
         last_seen_ms: _builtins.int | None = ...,
         expires_ms: _builtins.int | None = ...,
+        quality: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_expires_ms", b"_expires_ms", "_first_seen_ms", b"_first_seen_ms", "_last_seen_ms", b"_last_seen_ms", "confidence", b"confidence", "expires_ms", b"expires_ms", "first_seen_ms", b"first_seen_ms", "last_seen_ms", b"last_seen_ms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_expires_ms", b"_expires_ms", "_first_seen_ms", b"_first_seen_ms", "_last_seen_ms", b"_last_seen_ms", "_quality", b"_quality", "confidence", b"confidence", "expires_ms", b"expires_ms", "first_seen_ms", b"first_seen_ms", "last_seen_ms", b"last_seen_ms", "quality", b"quality"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_expires_ms", b"_expires_ms", "_first_seen_ms", b"_first_seen_ms", "_last_seen_ms", b"_last_seen_ms", "confidence", b"confidence", "expires_ms", b"expires_ms", "first_seen_ms", b"first_seen_ms", "last_seen_ms", b"last_seen_ms", "type", b"type", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_expires_ms", b"_expires_ms", "_first_seen_ms", b"_first_seen_ms", "_last_seen_ms", b"_last_seen_ms", "_quality", b"_quality", "confidence", b"confidence", "expires_ms", b"expires_ms", "first_seen_ms", b"first_seen_ms", "last_seen_ms", b"last_seen_ms", "quality", b"quality", "type", b"type", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__confidence: _TypeAlias = _typing.Literal["confidence"]  # noqa: Y015
     _WhichOneofArgType__confidence: _TypeAlias = _typing.Literal["_confidence", b"_confidence"]  # noqa: Y015
@@ -187,6 +193,8 @@ class IndicatorEntry(_message.Message):
     _WhichOneofArgType__first_seen_ms: _TypeAlias = _typing.Literal["_first_seen_ms", b"_first_seen_ms"]  # noqa: Y015
     _WhichOneofReturnType__last_seen_ms: _TypeAlias = _typing.Literal["last_seen_ms"]  # noqa: Y015
     _WhichOneofArgType__last_seen_ms: _TypeAlias = _typing.Literal["_last_seen_ms", b"_last_seen_ms"]  # noqa: Y015
+    _WhichOneofReturnType__quality: _TypeAlias = _typing.Literal["quality"]  # noqa: Y015
+    _WhichOneofArgType__quality: _TypeAlias = _typing.Literal["_quality", b"_quality"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__confidence) -> _WhichOneofReturnType__confidence | None: ...
     @_typing.overload
@@ -195,6 +203,8 @@ class IndicatorEntry(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__first_seen_ms) -> _WhichOneofReturnType__first_seen_ms | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__last_seen_ms) -> _WhichOneofReturnType__last_seen_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__quality) -> _WhichOneofReturnType__quality | None: ...
 
 Global___IndicatorEntry: _TypeAlias = IndicatorEntry  # noqa: Y015
 
@@ -292,6 +302,7 @@ class IndicatorSetView(_message.Message):
     INDICATOR_COUNT_FIELD_NUMBER: _builtins.int
     INDICATORS_FIELD_NUMBER: _builtins.int
     SHARED_WITH_FIELD_NUMBER: _builtins.int
+    DISCARDED_FIELD_NUMBER: _builtins.int
     set_id: _builtins.str
     owner: _builtins.str
     version: _builtins.int
@@ -300,6 +311,8 @@ class IndicatorSetView(_message.Message):
     received_from: _builtins.str
     """The agency that passed it to this node; empty for this agency's own sets."""
     indicator_count: _builtins.int
+    discarded: _builtins.int
+    """In AddIndicators' answer: low-quality pdq hashes left out."""
     @_builtins.property
     def recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -326,14 +339,89 @@ class IndicatorSetView(_message.Message):
         indicator_count: _builtins.int = ...,
         indicators: _abc.Iterable[Global___IndicatorEntry] | None = ...,
         shared_with: _abc.Iterable[_builtins.str] | None = ...,
+        discarded: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients", "indicator_count", b"indicator_count", "indicators", b"indicators", "owner", b"owner", "received_from", b"received_from", "recipients", b"recipients", "revoked", b"revoked", "set_id", b"set_id", "shared_with", b"shared_with", "tlp", b"tlp", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients", "discarded", b"discarded", "indicator_count", b"indicator_count", "indicators", b"indicators", "owner", b"owner", "received_from", b"received_from", "recipients", b"recipients", "revoked", b"revoked", "set_id", b"set_id", "shared_with", b"shared_with", "tlp", b"tlp", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IndicatorSetView: _TypeAlias = IndicatorSetView  # noqa: Y015
+
+@_typing.final
+class MatchPdqRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HASH_FIELD_NUMBER: _builtins.int
+    MAX_DISTANCE_FIELD_NUMBER: _builtins.int
+    hash: _builtins.str
+    """A PDQ hash, 64 hexadecimal characters."""
+    max_distance: _builtins.int
+    """At most 31 (the default when unset): PDQ's threshold for "the same image"."""
+    def __init__(
+        self,
+        *,
+        hash: _builtins.str = ...,
+        max_distance: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_distance", b"_max_distance", "max_distance", b"max_distance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_distance", b"_max_distance", "hash", b"hash", "max_distance", b"max_distance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_distance: _TypeAlias = _typing.Literal["max_distance"]  # noqa: Y015
+    _WhichOneofArgType__max_distance: _TypeAlias = _typing.Literal["_max_distance", b"_max_distance"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_distance) -> _WhichOneofReturnType__max_distance | None: ...
+
+Global___MatchPdqRequest: _TypeAlias = MatchPdqRequest  # noqa: Y015
+
+@_typing.final
+class PdqMatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    DISTANCE_FIELD_NUMBER: _builtins.int
+    set_id: _builtins.str
+    owner: _builtins.str
+    value: _builtins.str
+    distance: _builtins.int
+    def __init__(
+        self,
+        *,
+        set_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        value: _builtins.str = ...,
+        distance: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance", b"distance", "owner", b"owner", "set_id", b"set_id", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PdqMatch: _TypeAlias = PdqMatch  # noqa: Y015
+
+@_typing.final
+class PdqMatches(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCHES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def matches(self) -> _containers.RepeatedCompositeFieldContainer[Global___PdqMatch]: ...
+    def __init__(
+        self,
+        *,
+        matches: _abc.Iterable[Global___PdqMatch] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matches", b"matches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PdqMatches: _TypeAlias = PdqMatches  # noqa: Y015
 
 @_typing.final
 class IndicatorSetList(_message.Message):

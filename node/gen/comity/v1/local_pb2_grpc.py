@@ -135,6 +135,11 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.CheckOverlapRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.OverlapCount.FromString,
                 _registered_method=True)
+        self.MatchPdq = channel.unary_unary(
+                '/comity.v1.Local/MatchPdq',
+                request_serializer=comity_dot_v1_dot_local__pb2.MatchPdqRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.PdqMatches.FromString,
+                _registered_method=True)
 
 
 class LocalServicer:
@@ -313,6 +318,14 @@ class LocalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MatchPdq(self, request, context):
+        """The PDQ hashes this node holds (in its own and received sets, AMBER+STRICT or RED
+        only) within a Hamming distance of a given hash, nearest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -415,6 +428,11 @@ def add_LocalServicer_to_server(servicer, server):
                     servicer.CheckOverlap,
                     request_deserializer=comity_dot_v1_dot_local__pb2.CheckOverlapRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.OverlapCount.SerializeToString,
+            ),
+            'MatchPdq': grpc.unary_unary_rpc_method_handler(
+                    servicer.MatchPdq,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.MatchPdqRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.PdqMatches.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -957,6 +975,33 @@ class Local:
             '/comity.v1.Local/CheckOverlap',
             comity_dot_v1_dot_local__pb2.CheckOverlapRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.OverlapCount.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MatchPdq(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/MatchPdq',
+            comity_dot_v1_dot_local__pb2.MatchPdqRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.PdqMatches.FromString,
             options,
             channel_credentials,
             insecure,

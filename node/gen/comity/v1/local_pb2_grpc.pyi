@@ -125,6 +125,10 @@ class LocalStub:
     """How many of this agency's own indicators (all its live sets, or those named) the
     other agency's own indicators share, by private set intersection cardinality.
     """
+    MatchPdq: _grpc.UnaryUnaryMultiCallable[_local_pb2.MatchPdqRequest, _local_pb2.PdqMatches]
+    """The PDQ hashes this node holds (in its own and received sets, AMBER+STRICT or RED
+    only) within a Hamming distance of a given hash, nearest first.
+    """
 
 @_typing.type_check_only
 class LocalAsyncStub(LocalStub):
@@ -215,6 +219,10 @@ class LocalAsyncStub(LocalStub):
     CheckOverlap: _aio.UnaryUnaryMultiCallable[_local_pb2.CheckOverlapRequest, _local_pb2.OverlapCount]  # type: ignore[assignment]
     """How many of this agency's own indicators (all its live sets, or those named) the
     other agency's own indicators share, by private set intersection cardinality.
+    """
+    MatchPdq: _aio.UnaryUnaryMultiCallable[_local_pb2.MatchPdqRequest, _local_pb2.PdqMatches]  # type: ignore[assignment]
+    """The PDQ hashes this node holds (in its own and received sets, AMBER+STRICT or RED
+    only) within a Hamming distance of a given hash, nearest first.
     """
 
 class LocalServicer(metaclass=_abc_1.ABCMeta):
@@ -423,6 +431,16 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_local_pb2.OverlapCount, _abc.Awaitable[_local_pb2.OverlapCount]]:
         """How many of this agency's own indicators (all its live sets, or those named) the
         other agency's own indicators share, by private set intersection cardinality.
+        """
+
+    @_abc_1.abstractmethod
+    def MatchPdq(
+        self,
+        request: _local_pb2.MatchPdqRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.PdqMatches, _abc.Awaitable[_local_pb2.PdqMatches]]:
+        """The PDQ hashes this node holds (in its own and received sets, AMBER+STRICT or RED
+        only) within a Hamming distance of a given hash, nearest first.
         """
 
 def add_LocalServicer_to_server(servicer: LocalServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
