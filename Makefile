@@ -41,15 +41,15 @@ unit: $(STAMP)
 
 ## bench: node-to-node exchange beside a bare grpc.aio echo baseline
 bench: $(STAMP)
-	$(BIN)/python ops/bench/exchange.py
+	$(BIN)/python -m ops.bench.exchange
 
 ## bench-audit: appends, proofs at a million leaves, a full auditor verification
 bench-audit: $(STAMP)
-	$(BIN)/python ops/bench/audit.py
+	$(BIN)/python -m ops.bench.audit
 
 ## bench-indicators: private overlap counting of two 100,000-item sets beside a hash join
 bench-indicators: $(STAMP)
-	$(BIN)/python ops/bench/indicators.py
+	$(BIN)/python -m ops.bench.indicators
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -14,7 +14,7 @@ Each figure stands beside a baseline measured in the same run on the same databa
   auditor's checks (parse, canonical form, dates, streaming root), in a child process so that
   its peak memory is its own, beside a child that only reads the pages and hashes each leaf.
 
-Usage: python ops/bench/audit.py [--leaves 1000000] [--appends 20000] [--batch 1000]
+Usage: python -m ops.bench.audit [--leaves 1000000] [--appends 20000] [--batch 1000]
        [--proofs 1000] [--database-url URL]
 """
 
@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import hashlib
 import multiprocessing
-import platform
 import random
 import resource
 import statistics
@@ -54,6 +53,7 @@ from node.storage.database import Database
 from node.storage.engine import create_engine, transaction, upgrade
 from node.storage.tables import AuditHead, AuditLeaf
 from node.timeutil import now_ms
+from ops.bench.machine import describe_machine
 
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 LOAD_CHUNK = 20_000
@@ -62,21 +62,12 @@ LOAD_CHUNK = 20_000
 def main(options: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="comity-audit-bench-") as tmp:
         url = options.database_url or f"sqlite:///{Path(tmp) / 'appends.db'}"
-        _machine()
+        print(describe_machine())
         _appends(url, options.appends, options.batch)
         url = options.database_url or f"sqlite:///{Path(tmp) / 'log.db'}"
         _load(url, options.leaves)
         _proofs(url, options.leaves, options.proofs)
         _auditor(url, options.leaves)
-
-
-def _machine() -> None:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    print(f"machine: {platform.machine()}, {cpu}, Python {platform.python_version()}")
 
 
 def _fresh_engine(url: str) -> Engine:

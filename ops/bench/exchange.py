@@ -11,15 +11,13 @@ of the same size at the same concurrency, in the same run.
 A second mode, "direct", does all of that except the sender's own storage and outbox, so
 the cost of durability shows as the gap between the two.
 
-Usage: python ops/bench/exchange.py [--requests N] [--concurrency 1,8,32]
+Usage: python -m ops.bench.exchange [--requests N] [--concurrency 1,8,32]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,7 @@ from node.runtime import RunningNode, start_node
 from node.storage import repo
 from node.storage.engine import transaction
 from node.timeutil import now_ms
+from ops.bench.machine import describe_machine
 
 HERE = Path(__file__).resolve().parent
 
@@ -222,10 +221,7 @@ async def main(requests: int, levels: list[int]) -> None:
 
 
 def _report(modes: list[list[Result]], echo: list[Result], size: int) -> None:
-    print(
-        f"machine: {platform.machine()}, {_cpu_model()}, "
-        f"{_cpu_count()} cores, Python {platform.python_version()}, grpcio {grpc.__version__}"
-    )
+    print(f"{describe_machine()}, grpcio {grpc.__version__}")
     print(f"payload: {size} bytes per request (serialised envelope)")
     print("comity = through the outbox, durable at both ends (what `request file` does)")
     print("direct = the same without the sender's database: cost of durability = the gap")
@@ -236,20 +232,6 @@ def _report(modes: list[list[Result]], echo: list[Result], size: int) -> None:
                 f"{r.mode:>7} {r.concurrency:>11} | {r.rate:>7.0f} {r.percentile(0.5):>7.2f} "
                 f"{r.percentile(0.99):>7.2f} | {r.rate / e.rate:>5.2f}"
             )
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
 
 
 if __name__ == "__main__":

@@ -7,18 +7,17 @@ ends' arithmetic on one machine, no network), beside the plain baseline measured
 run: a hash join of the same items (SHA-256 of each, set intersection), which shares the
 values themselves and so protects nothing.
 
-Usage: python ops/bench/indicators.py [--items 100000] [--shared 5000]
+Usage: python -m ops.bench.indicators [--items 100000] [--shared 5000]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import platform
 import time
-from pathlib import Path
 
 from node.indicators.psi import blind_items, item_bytes, new_secret, reblind, shared_count
+from ops.bench.machine import describe_machine
 
 
 def main(items: int, shared: int) -> None:
@@ -27,7 +26,7 @@ def main(items: int, shared: int) -> None:
     theirs = [
         item_bytes("platform_account", f"chirper:user{i}") for i in range(start, start + items)
     ]
-    _machine()
+    print(describe_machine())
 
     began = time.perf_counter()
     a, b = new_secret(), new_secret()
@@ -62,15 +61,6 @@ def main(items: int, shared: int) -> None:
     print(
         f"  messages: {len(sent) * 32 / 1e6:.1f} MB asked, {2 * items * 32 / 1e6:.1f} MB answered"
     )
-
-
-def _machine() -> None:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    print(f"machine: {platform.machine()}, {cpu}, Python {platform.python_version()}")
 
 
 if __name__ == "__main__":
