@@ -9,18 +9,20 @@ MalformedError naming the field, before any cryptography runs.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from node.errors import MalformedError
-from node.gen.comity.v1 import envelope_pb2
+from node.gen.comity.v1 import envelope_pb2, local_pb2
 from node.ids import (
     parse_agency_id,
     parse_exchange_id,
     parse_key_id,
     parse_message_id,
 )
+from node.indicators.sets import Indicator
 from node.model.envelope import (
     PROTOCOL_VERSION,
     EnvelopeHeader,
@@ -222,3 +224,32 @@ def receipt_from_bytes(data: bytes) -> SignedReceipt:
     msg = envelope_pb2.Receipt()
     _parse(msg, data, what="receipt")
     return receipt_from_proto(msg)
+
+
+_INDICATOR_TIMES = ("first_seen_ms", "last_seen_ms", "expires_ms")
+
+
+def indicator_to_proto(indicator: Indicator) -> local_pb2.IndicatorEntry:
+    entry = local_pb2.IndicatorEntry(
+        type=indicator.type, value=indicator.value, confidence=indicator.confidence
+    )
+    for name in _INDICATOR_TIMES:
+        value = getattr(indicator, name)
+        if value is not None:
+            setattr(entry, name, value)
+    return entry
+
+
+def indicator_from_proto(entry: local_pb2.IndicatorEntry) -> Indicator:
+    """The indicator, its value canonicalised.
+
+    Raises:
+        FormValidationError: the type is unknown or the value breaks its rules.
+        IndicatorError: a confidence or time out of range.
+    """
+    details: dict[str, Any] = {
+        name: getattr(entry, name)
+        for name in ("confidence", "first_seen_ms", "last_seen_ms", "expires_ms")
+        if entry.HasField(name)
+    }
+    return Indicator.of(entry.type, entry.value, **details)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from node import wire
 from node.cli import output
 from node.cli.local_client import LocalClient
 from node.config import load_config
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
-from node.indicators.sets import Indicator, IndicatorSet
+from node.indicators.sets import IndicatorSet
 from node.indicators.stix import export_bundle, import_bundle
 from node.indicators.tlp import Tlp
 from node.timeutil import format_ms
@@ -68,7 +70,7 @@ def import_file(args: argparse.Namespace, console: Console) -> int:
         if isinstance(document, dict) and document.get("type") == "bundle":
             label = Tlp.parse(client.get_indicator_set(args.set_id).tlp)
             text = args.file.read_text(encoding="utf-8")
-            entries = [_entry_of(i) for i in import_bundle(text, into=label)]
+            entries = [wire.indicator_to_proto(i) for i in import_bundle(text, into=label)]
         elif isinstance(document, list):
             entries = [_entry(item, n) for n, item in enumerate(document)]
         else:
@@ -98,17 +100,6 @@ def _read_json(path: Path) -> object:
         raise ConfigError(f"cannot read {path} as JSON: {e}") from e
 
 
-def _entry_of(indicator: Indicator) -> local_pb2.IndicatorEntry:
-    entry = local_pb2.IndicatorEntry(
-        type=indicator.type, value=indicator.value, confidence=indicator.confidence
-    )
-    if indicator.first_seen_ms is not None:
-        entry.first_seen_ms = indicator.first_seen_ms
-    if indicator.expires_ms is not None:
-        entry.expires_ms = indicator.expires_ms
-    return entry
-
-
 def export(args: argparse.Namespace, console: Console) -> int:
     """The set as a STIX 2.1 bundle with its TLP 2.0 marking."""
     with _client(args) as client:
@@ -130,17 +121,7 @@ def _set_of(view: local_pb2.IndicatorSetView) -> IndicatorSet:
         tlp=Tlp.parse(view.tlp),
         recipients=tuple(view.recipients),
         clients={g.recipient: tuple(g.clients) for g in view.clients},
-        indicators=tuple(
-            Indicator(
-                type=i.type,
-                value=i.value,
-                confidence=i.confidence,
-                first_seen_ms=i.first_seen_ms if i.HasField("first_seen_ms") else None,
-                last_seen_ms=i.last_seen_ms if i.HasField("last_seen_ms") else None,
-                expires_ms=i.expires_ms if i.HasField("expires_ms") else None,
-            )
-            for i in view.indicators
-        ),
+        indicators=tuple(wire.indicator_from_proto(i) for i in view.indicators),
         revoked=view.revoked,
     )
 
@@ -244,18 +225,7 @@ def _set_dict(view: local_pb2.IndicatorSetView) -> dict[str, Any]:
         "received_from": view.received_from or None,
         "indicator_count": view.indicator_count,
         "shared_with": list(view.shared_with),
-        "indicators": [_indicator_dict(i) for i in view.indicators],
-    }
-
-
-def _indicator_dict(i: local_pb2.IndicatorEntry) -> dict[str, Any]:
-    return {
-        "type": i.type,
-        "value": i.value,
-        "confidence": i.confidence,
-        "first_seen_ms": i.first_seen_ms if i.HasField("first_seen_ms") else None,
-        "last_seen_ms": i.last_seen_ms if i.HasField("last_seen_ms") else None,
-        "expires_ms": i.expires_ms if i.HasField("expires_ms") else None,
+        "indicators": [asdict(wire.indicator_from_proto(i)) for i in view.indicators],
     }
 
 

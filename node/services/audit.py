@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from nacl.signing import SigningKey
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +31,8 @@ from node.errors import MalformedError
 from node.storage import repo
 from node.storage.database import Database
 from node.storage.engine import transaction
+
+T = TypeVar("T")
 
 
 def record_event(
@@ -214,7 +217,14 @@ class AuditService:
             )
         )
 
-    def _prove(self, size: int, prove: Callable[[TiledTree], list[bytes]]) -> list[bytes]:
+    async def root(self, size: int) -> bytes:
+        """The root of the tree of the log's first ``size`` leaves.
+
+        Raises: MalformedError for a size beyond the log.
+        """
+        return await self._database.run(lambda: self._prove(size, lambda tree: tree.root()))
+
+    def _prove(self, size: int, prove: Callable[[TiledTree], T]) -> T:
         with transaction(self._database.engine) as session:
             if size > self._known_size:
                 self._known_size = repo.audit_size(session)

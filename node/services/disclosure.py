@@ -134,12 +134,9 @@ class DisclosureService:
     async def erase_expired(self) -> Erasure:
         """Erase the openings of every leaf whose legal basis's retention has ended."""
         retention = {p.code: p.retention_days * DAY_MS for p in profiles()}
-        longest = max(retention.values())
         total, exchanges, after = 0, 0, -1
         while True:
-            batch = await self._database.run(
-                partial(self._erase_batch, retention, longest, after=after)
-            )
+            batch = await self._database.run(partial(self._erase_batch, retention, after=after))
             if batch is None:
                 return Erasure(leaves=total, exchanges=exchanges)
             after, erased = batch
@@ -147,12 +144,12 @@ class DisclosureService:
             exchanges += len(erased)
 
     def _erase_batch(
-        self, retention: Mapping[str, int], longest: int, *, after: int
+        self, retention: Mapping[str, int], *, after: int
     ) -> tuple[int, dict[str, int]] | None:
         """One batch: (last index looked at, leaves erased per exchange), or None when no
         leaf with openings is left to look at."""
         now = self._clock()
-        shortest = min(retention.values())
+        shortest, longest = min(retention.values()), max(retention.values())
         with transaction(self._database.engine) as session:
             rows = repo.leaves_with_openings(
                 session, created_before_ms=now - shortest, after=after, limit=ERASE_BATCH

@@ -25,7 +25,6 @@ from node.errors import (
     ComityError,
     ErrorKind,
     NotFoundError,
-    PeerIdentityError,
     ReplayError,
     UnknownAgencyError,
     UnknownSenderError,
@@ -33,7 +32,7 @@ from node.errors import (
 from node.forms.indicators import canonicalize_indicator
 from node.indicators.sets import Indicator, IndicatorError, IndicatorSet, sign_set, verify_set
 from node.indicators.tlp import NAMED, Tlp, TlpEgressError, check_share
-from node.members import Directory, Member
+from node.members import Directory, Member, member_by_certificate
 from node.storage import indicator_repo as repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -311,11 +310,7 @@ class IndicatorService:
             TlpEgressError: the label does not let this sender pass it here.
             StaleSetError, ReplayError: an older version, or this version with other content.
         """
-        sender = next(
-            (m for m in self._directory.members() if m.tls_fingerprint == peer_fingerprint), None
-        )
-        if sender is None:
-            raise PeerIdentityError("the TLS client is not a federation member")
+        sender = member_by_certificate(self._directory, peer_fingerprint)
         offered = IndicatorSet.from_bytes(document)
         owner = self._directory.find(offered.owner)
         if owner is None:

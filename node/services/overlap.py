@@ -26,7 +26,7 @@ from node.indicators.psi import (
     reblind,
     shared_count,
 )
-from node.members import Directory, Member
+from node.members import Directory, Member, member_by_certificate
 from node.storage import indicator_repo as repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -101,10 +101,8 @@ class OverlapService:
             OverlapLimitError: it has asked too often in the last 24 hours.
             OverlapError: an invalid point, or too many.
         """
-        requester = next(
-            (m for m in self._directory.members() if m.tls_fingerprint == peer_fingerprint), None
-        )
-        if requester is None or requester.agency_id == self._me:
+        requester = member_by_certificate(self._directory, peer_fingerprint)
+        if requester.agency_id == self._me:
             raise PeerIdentityError("the TLS client is not another federation member")
         await self._database.run(partial(self._count_against_limit, requester.agency_id))
         items = await self._own_items(None)

@@ -21,6 +21,8 @@ from node.storage.tables import (
     Evidence,
     EvidenceChunk,
     Exchange,
+    IndicatorRow,
+    IndicatorSetRow,
     Message,
     Outbox,
     TrustedDirectory,
@@ -219,7 +221,7 @@ def count_rows(session: Session) -> dict[str, int]:
     """Rows per table: tests use it to show that refused input changed nothing."""
     return {
         table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
-        for table in (Exchange, Message, Outbox, AuditLeaf)
+        for table in (Exchange, Message, Outbox, AuditLeaf, IndicatorSetRow, IndicatorRow)
     }
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import grpc
 
-from node.audit.disclosure import NotEntitledError, remote_role
+from node.audit.disclosure import remote_role
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
-from node.members import Directory
+from node.members import Directory, member_by_certificate
 from node.services.audit import AuditService
 from node.services.disclosure import DisclosureService, Release
 from node.services.witness import WitnessService
@@ -72,11 +72,7 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
     ) -> audit_pb2.ProofBundles:
         async def handle() -> audit_pb2.ProofBundles:
             fingerprint = peer_certificate_fingerprint(context.auth_context())
-            caller = next(
-                (m for m in self._directory.members() if m.tls_fingerprint == fingerprint), None
-            )
-            if caller is None:
-                raise NotEntitledError("the TLS client is not a federation member")
+            caller = member_by_certificate(self._directory, fingerprint)
             release = Release(
                 role=remote_role(caller.roles), recipient=caller.agency_id, reason=request.reason
             )

@@ -7,8 +7,8 @@ from typing import Any
 
 import grpc
 
+from node import wire
 from node.gen.comity.v1 import local_pb2
-from node.indicators.sets import Indicator
 from node.services.indicators import PDQ_MAX_DISTANCE, IndicatorService, SetView
 from node.services.overlap import OverlapService
 from node.transport.status import answer_or_abort
@@ -40,7 +40,7 @@ class LocalIndicators:
     ) -> local_pb2.IndicatorSetView:
         async def handle() -> local_pb2.IndicatorSetView:
             kept = [e for e in request.indicators if not _weak_pdq(e)]
-            indicators = [_indicator(entry) for entry in kept]
+            indicators = [wire.indicator_from_proto(entry) for entry in kept]
             answer = set_view(await self._indicators.add(request.set_id, indicators))
             answer.discarded = len(request.indicators) - len(kept)
             return answer
@@ -120,16 +120,6 @@ def _weak_pdq(entry: local_pb2.IndicatorEntry) -> bool:
     return entry.type == "pdq" and entry.HasField("quality") and entry.quality < PDQ_MIN_QUALITY
 
 
-def _indicator(entry: local_pb2.IndicatorEntry) -> Indicator:
-    """Raises: FormValidationError naming the type and the rule."""
-    details: dict[str, Any] = {
-        name: getattr(entry, name)
-        for name in ("confidence", "first_seen_ms", "last_seen_ms", "expires_ms")
-        if entry.HasField(name)
-    }
-    return Indicator.of(entry.type, entry.value, **details)
-
-
 def set_view(view: SetView, *, with_indicators: bool = False) -> local_pb2.IndicatorSetView:
     s = view.indicator_set
     answer = local_pb2.IndicatorSetView(
@@ -145,16 +135,5 @@ def set_view(view: SetView, *, with_indicators: bool = False) -> local_pb2.Indic
         shared_with=list(view.shared_with),
     )
     if with_indicators:
-        answer.indicators.extend(_entry(i) for i in s.indicators)
+        answer.indicators.extend(wire.indicator_to_proto(i) for i in s.indicators)
     return answer
-
-
-def _entry(indicator: Indicator) -> local_pb2.IndicatorEntry:
-    entry = local_pb2.IndicatorEntry(
-        type=indicator.type, value=indicator.value, confidence=indicator.confidence
-    )
-    for name in ("first_seen_ms", "last_seen_ms", "expires_ms"):
-        value = getattr(indicator, name)
-        if value is not None:
-            setattr(entry, name, value)
-    return entry

@@ -135,9 +135,12 @@ async def test_forged_stale_and_conflicting_versions_are_refused(fed: Federation
             await unit.peers.offer_set(authority, document, signature)
         assert caught.value.peer_code == code
     assert fed.rows(AUTHORITY) == before
+    assert await held(fed, AUTHORITY, set_id) == current
     # The same version again changes nothing and is not an error.
     row_document = current.to_bytes()
     await unit.peers.offer_set(authority, row_document, sign_set(row_document, key))
+    assert fed.rows(AUTHORITY) == before
+    assert await held(fed, AUTHORITY, set_id) == current
 
 
 async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -80,6 +80,8 @@ def test_transaction_rolls_back_on_error(engine: Engine) -> None:
             "message": 0,
             "outbox": 0,
             "audit_leaf": 0,
+            "indicator_set": 0,
+            "indicator": 0,
         }
 
 
