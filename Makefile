@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit gen gen-check bench bench-audit bench-indicators chaos clean
+.PHONY: demo test lint typecheck unit gen gen-check bench bench-audit bench-indicators bench-pdq bench-tags chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-## bench: node-to-node exchange beside a bare grpc.aio echo baseline
+## bench: node-to-node exchange beside a bare grpc.aio echo baseline, then PDQ matching and
+## tag lookups
 bench: $(STAMP)
 	$(BIN)/python -m ops.bench.exchange
+	$(BIN)/python -m ops.bench.pdq
+	$(BIN)/python -m ops.bench.tags
 
 ## bench-audit: appends, proofs at a million leaves, a full auditor verification
 bench-audit: $(STAMP)
@@ -50,6 +53,14 @@ bench-audit: $(STAMP)
 ## bench-indicators: private overlap counting of two 100,000-item sets beside a hash join
 bench-indicators: $(STAMP)
 	$(BIN)/python -m ops.bench.indicators
+
+## bench-pdq: a million stored PDQ hashes, the node's index beside a plain Python scan
+bench-pdq: $(STAMP)
+	$(BIN)/python -m ops.bench.pdq
+
+## bench-tags: exact lookups among 10,000,000 stored group tags beside a Python set
+bench-tags: $(STAMP)
+	$(BIN)/python -m ops.bench.tags
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -50,9 +50,16 @@ class NodeConfig:
     alert_after_s: float = 300.0
     cosign_interval_s: float = 60.0
     erase_interval_s: float = 3600.0
+    """How often the node erases the audit openings whose retention has ended."""
     overlap_checks_per_day: int = 24
     """How many overlap checks each peer may ask this node for in 24 hours."""
-    """How often the node erases the audit openings whose retention has ended."""
+    indicator_resend_interval_s: float = 5.0
+    """How often indicator set versions owed to unreachable agencies are looked for and
+    offered again (each on its own exponential backoff, ``delivery.retry_*``)."""
+    campaign_min_shared: int = 2
+    """How many values two cases share before they are linked into a campaign."""
+    campaign_max_sets_per_value: int = 20
+    """A value held in more indicator sets than this is too common to link cases."""
     directory_sync_interval_s: float = 300.0
     directory_grace_s: float = 86400.0
     share_port: bool = False
@@ -89,7 +96,8 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "alert_after_s": (float, False),
     },
     "audit": {"cosign_interval_s": (float, False), "erase_interval_s": (float, False)},
-    "indicators": {"overlap_checks_per_day": (int, False)},
+    "indicators": {"overlap_checks_per_day": (int, False), "resend_interval_s": (float, False)},
+    "campaigns": {"min_shared": (int, False), "max_sets_per_value": (int, False)},
 }
 
 
@@ -198,6 +206,9 @@ def load_config(path: Path) -> NodeConfig:
         cosign_interval_s=float(get("audit", "cosign_interval_s", 60.0)),
         erase_interval_s=float(get("audit", "erase_interval_s", 3600.0)),
         overlap_checks_per_day=get("indicators", "overlap_checks_per_day", 24),
+        indicator_resend_interval_s=float(get("indicators", "resend_interval_s", 5.0)),
+        campaign_min_shared=get("campaigns", "min_shared", 2),
+        campaign_max_sets_per_value=get("campaigns", "max_sets_per_value", 20),
         directory_sync_interval_s=float(get("federation", "directory_sync_interval_s", 300.0)),
         directory_grace_s=float(get("federation", "directory_grace_s", 86400.0)),
         share_port=get("federation", "share_port", False),
@@ -231,6 +242,10 @@ def _check_values(config: NodeConfig, source: str) -> None:
     _positive(config.cosign_interval_s, "audit.cosign_interval_s", source)
     _positive(config.erase_interval_s, "audit.erase_interval_s", source)
     _positive(config.overlap_checks_per_day, "indicators.overlap_checks_per_day", source)
+    _positive(config.indicator_resend_interval_s, "indicators.resend_interval_s", source)
+    _positive(config.campaign_min_shared, "campaigns.min_shared", source)
+    if config.campaign_max_sets_per_value < 2:
+        raise ConfigError(f"{source}: campaigns.max_sets_per_value must be at least 2")
     if config.file_wait_s < 0:
         raise ConfigError(f"{source}: delivery.file_wait_s must not be negative")
     if not 60 <= config.message_lifetime_s <= 7 * 86400:

@@ -18,14 +18,20 @@ from node.config import NodeConfig
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ConfigError
 from node.federation.trusted import FederationDirectory
+from node.indicators.campaigns import LinkRules
 from node.services.audit import AuditService
+from node.services.campaigns import CampaignService
 from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
 from node.services.directory_sync import DirectorySync
 from node.services.disclosure import DisclosureService
 from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
+from node.services.groups import GroupService
 from node.services.indicators import IndicatorService
 from node.services.overlap import OverlapService
+from node.services.overlap_reveal import RevealService
+from node.services.set_offers import OfferSettings
+from node.services.sightings import SightingService
 from node.services.witness import WitnessService
 from node.storage.database import Database
 from node.storage.engine import create_engine, redact_url, upgrade
@@ -35,6 +41,7 @@ from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.directory_servicer import DirectoryServicer
 from node.transport.evidence_servicer import EvidenceServicer
 from node.transport.federation_servicer import FederationServicer
+from node.transport.groups_servicer import GroupsClient, GroupsServicer
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
@@ -62,10 +69,15 @@ class RunningNode:
     disclosure: DisclosureService
     indicators: IndicatorService
     overlap: OverlapService
+    groups: GroupService
+    reveal: RevealService
+    campaigns: CampaignService
+    sightings: SightingService
     _uploading: asyncio.Task[None] | None = None
     _erasing: asyncio.Task[None] | None = None
     _witnessing: asyncio.Task[None] | None = None
     _syncing: asyncio.Task[None] | None = None
+    _resending: asyncio.Task[None] | None = None
 
     async def collect_cosignatures(self) -> int:
         """Ask every other member's witness to cosign this node's newest checkpoint."""
@@ -123,7 +135,13 @@ class RunningNode:
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, finish in-flight calls, close the database."""
         _LOG.info("stopping (grace %.1fs)", self.config.grace_period_s)
-        for task in (self._witnessing, self._syncing, self._uploading, self._erasing):
+        for task in (
+            self._witnessing,
+            self._syncing,
+            self._uploading,
+            self._erasing,
+            self._resending,
+        ):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -214,11 +232,49 @@ async def start_node(
         clock=now_ms,
         checks_per_day=config.overlap_checks_per_day,
     )
+    reveal = RevealService(
+        database=database,
+        directory=directory,
+        keys=exchange.current_keys,
+        transport=peers,
+        agency_id=config.agency_id,
+        clock=now_ms,
+        checks_per_day=config.overlap_checks_per_day,
+    )
     indicators = IndicatorService(
         database=database,
         directory=directory,
         keys=exchange.current_keys,
         transport=peers,
+        agency_id=config.agency_id,
+        clock=now_ms,
+        offers=_offer_settings(config),
+    )
+    sightings = SightingService(
+        database=database,
+        directory=directory,
+        keys=exchange.current_keys,
+        transport=peers,
+        agency_id=config.agency_id,
+        clock=now_ms,
+    )
+    campaigns = CampaignService(
+        database=database,
+        directory=directory,
+        overlap=overlap,
+        requests=exchange,
+        agency_id=config.agency_id,
+        clock=now_ms,
+        rules=LinkRules(
+            min_shared=config.campaign_min_shared,
+            max_sets_per_value=config.campaign_max_sets_per_value,
+        ),
+    )
+    groups = GroupService(
+        database=database,
+        directory=directory,
+        keys=exchange.current_keys,
+        transport=GroupsClient(peers=peers, timeout_s=config.delivery_timeout_s),
         agency_id=config.agency_id,
         clock=now_ms,
     )
@@ -238,7 +294,10 @@ async def start_node(
         ),
         directory=DirectoryServicer(directory=directory),
         evidence=EvidenceServicer(evidence=evidence),
-        indicators=IndicatorsServicer(indicators=indicators, overlap=overlap),
+        groups=GroupsServicer(groups=groups),
+        indicators=IndicatorsServicer(
+            indicators=indicators, overlap=overlap, reveal=reveal, sightings=sightings
+        ),
         local=LocalServicer(
             exchange=exchange,
             directory=directory,
@@ -246,6 +305,10 @@ async def start_node(
             disclosure=disclosure,
             indicators=indicators,
             overlap=overlap,
+            groups=groups,
+            reveal=reveal,
+            campaigns=campaigns,
+            sightings=sightings,
         ),
         listen=config.listen,
         local_socket=config.local_socket,
@@ -282,8 +345,21 @@ async def start_node(
         disclosure=disclosure,
         indicators=indicators,
         overlap=overlap,
+        groups=groups,
+        reveal=reveal,
+        campaigns=campaigns,
+        sightings=sightings,
         _uploading=uploading,
+        _resending=asyncio.create_task(
+            indicators.offers.run(config.indicator_resend_interval_s), name="comity-set-offers"
+        ),
     )
+
+
+def _offer_settings(config: NodeConfig) -> OfferSettings:
+    """Indicator set offers retry like deliveries, under a claim of their own."""
+    delivery = _delivery_settings(config)
+    return OfferSettings(owner=delivery.owner, retry=delivery.retry, lease_ms=delivery.lease_ms)
 
 
 def _delivery_settings(config: NodeConfig) -> DeliverySettings:

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
+from node.cli.demo_campaign import run_campaign
 from node.cli.demo_case import run_case
 from node.cli.demo_tools import cli, expect_state, file_request, step
 from node.cli.processes import comity_command, free_port, spawn_node, wait_until_serving
@@ -65,7 +66,8 @@ def run(console: Console, *, keep: bool = False) -> int:
         _audit(console, configs)
         _release_to_court(console, workdir, configs, preservation)
         _tamper(console, configs)
-        _overlap(console, workdir, configs)
+        unit_set = _overlap(console, workdir, configs)
+        run_campaign(console, workdir, configs, unit_set)
         return _shut_down(console, processes)
     except ComityError as e:
         console.print(Text.assemble(("The demo failed: ", "bold red"), e.diagnostics()))
@@ -334,7 +336,8 @@ def _tamper(console: Console, configs: dict[str, NodeConfig]) -> None:
         raise ConfigError("the tampered log was not caught")
 
 
-def _overlap(console: Console, workdir: Path, configs: dict[str, NodeConfig]) -> None:
+def _overlap(console: Console, workdir: Path, configs: dict[str, NodeConfig]) -> str:
+    """Step 16; the id of the unit's indicator set."""
     unit, ireland = configs["ee-cyber-unit"], configs["ie-central-authority"]
     step(
         console,
@@ -369,6 +372,7 @@ def _overlap(console: Console, workdir: Path, configs: dict[str, NodeConfig]) ->
         *("indicators", "share", set_ids["ee"], "--with", "pt-central-authority"),
         expect_failure=True,
     )
+    return set_ids["ee"]
 
 
 def _rewrite_first_leaf(config: NodeConfig) -> None:
@@ -383,7 +387,7 @@ def _rewrite_first_leaf(config: NodeConfig) -> None:
 def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> int:
     step(
         console,
-        "17. Shutting down",
+        "18. Shutting down",
         "Each node gets SIGTERM, finishes in-flight work and closes its database.",
     )
     for process in processes:
@@ -396,7 +400,8 @@ def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> in
         "[bold green]Demo complete:[/bold green] request registered at the "
         "receiving authority, signed receipt verified at the sender, logs audited, a record "
         "proven to a court and the tampering caught; a signing key rotated without downtime; "
-        "two cases' overlap counted privately and an indicator set shared as its label allows."
+        "two cases' overlap counted privately and an indicator set shared as its label allows; the "
+        "cases linked into a campaign and coordinated preservation requests filed."
     )
     return 0
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from node import wire
-from node.cli import output
+from node.cli import output, sightings_cmd
 from node.cli.local_client import LocalClient
 from node.config import load_config
 from node.errors import ConfigError
@@ -175,10 +177,18 @@ def list_sets(args: argparse.Namespace, console: Console) -> int:
 
 
 def show(args: argparse.Namespace, console: Console) -> int:
+    """One set with its indicators; for this agency's own sets, with the sightings and false
+    positives the agencies holding it reported."""
     with _client(args) as client:
         view = client.get_indicator_set(args.set_id)
+        tallies = sightings_cmd.tally(client.list_sightings(args.set_id))
     if args.json:
-        output.print_json(console, _set_dict(view))
+        shown = _set_dict(view)
+        shown["sightings"] = [
+            {"type": kind, "value": value, **counts.as_dict()}
+            for (kind, value), counts in sorted(tallies.items())
+        ]
+        output.print_json(console, shown)
         return 0
     console.print(
         f"Set {view.set_id} of {view.owner}, version {view.version}, {view.tlp}"
@@ -188,17 +198,35 @@ def show(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  for: {', '.join(view.recipients)}")
     for grant in view.clients:
         console.print(f"  {grant.recipient} may pass it to: {', '.join(grant.clients)}")
-    table = Table("type", "value", "confidence", "expires")
+    own = not view.received_from
+    columns = ("seen", "false positives") if own else ()
+    table = Table("type", "value", "confidence", "expires", *columns)
     for i in view.indicators:
         expires = format_ms(i.expires_ms) if i.HasField("expires_ms") else "-"
-        table.add_row(i.type, i.value, str(i.confidence), expires)
+        counts = tallies.get((i.type, i.value), sightings_cmd.Tally())
+        reports = (
+            sightings_cmd.describe(counts.seen),
+            sightings_cmd.describe(counts.false_positive),
+        )
+        table.add_row(i.type, i.value, str(i.confidence), expires, *(reports if own else ()))
     console.print(table)
+    if view.deliveries:
+        console.print(_delivery_rows(view))
     return 0
 
 
 def share(args: argparse.Namespace, console: Console) -> int:
+    """Answers at once when the recipient took the set; otherwise says it is queued."""
     with _client(args) as client:
         view = client.share_indicator_set(args.set_id, args.recipient)
+    pending = _pending(view, [args.recipient])
+    if pending:
+        console.print(
+            f"Set {view.set_id} version {view.version} is queued for {args.recipient}, which "
+            f"cannot take it now ({escape(pending[0].last_error)}); the node will keep offering it "
+            f"(see `comity indicators show {view.set_id}`)."
+        )
+        return 0
     console.print(
         f"Set {view.set_id} version {view.version} passed to {args.recipient} ({view.tlp})."
     )
@@ -208,9 +236,51 @@ def share(args: argparse.Namespace, console: Console) -> int:
 def revoke(args: argparse.Namespace, console: Console) -> int:
     with _client(args) as client:
         view = client.revoke_indicator_set(args.set_id)
-    told = ", ".join(view.shared_with) or "no one yet"
+    waiting = {d.recipient for d in view.deliveries if d.state == "pending"}
+    told = ", ".join(r for r in view.shared_with if r not in waiting) or "no one"
     console.print(f"Set {view.set_id} revoked (version {view.version}); sent to: {told}.")
+    if waiting:
+        console.print(
+            f"Queued for {', '.join(sorted(waiting))} (not reachable now); the node will keep "
+            "offering the revocation."
+        )
     return 0
+
+
+def _pending(
+    view: local_pb2.IndicatorSetView, recipients: Sequence[str]
+) -> list[local_pb2.SetDelivery]:
+    """The deliveries to ``recipients`` still owed their version of the set."""
+    return [d for d in view.deliveries if d.recipient in recipients and d.state == "pending"]
+
+
+def _delivery_rows(view: local_pb2.IndicatorSetView) -> Table:
+    table = Table("shared with", "holds version", "state", "owed version", "attempts", "detail")
+    for d in view.deliveries:
+        detail = escape(d.last_error) or "-"
+        if d.HasField("next_attempt_at_ms"):
+            detail += f"; next try {format_ms(d.next_attempt_at_ms)}"
+        table.add_row(
+            d.recipient,
+            str(d.delivered_version or "-"),
+            d.state,
+            str(d.owed_version or "-"),
+            str(d.attempts),
+            detail,
+        )
+    return table
+
+
+def _delivery_dict(d: local_pb2.SetDelivery) -> dict[str, Any]:
+    return {
+        "recipient": d.recipient,
+        "delivered_version": d.delivered_version or None,
+        "state": d.state,
+        "owed_version": d.owed_version or None,
+        "attempts": d.attempts,
+        "last_error": d.last_error or None,
+        "next_attempt_at_ms": d.next_attempt_at_ms if d.HasField("next_attempt_at_ms") else None,
+    }
 
 
 def _set_dict(view: local_pb2.IndicatorSetView) -> dict[str, Any]:
@@ -225,6 +295,7 @@ def _set_dict(view: local_pb2.IndicatorSetView) -> dict[str, Any]:
         "received_from": view.received_from or None,
         "indicator_count": view.indicator_count,
         "shared_with": list(view.shared_with),
+        "deliveries": [_delivery_dict(d) for d in view.deliveries],
         "indicators": [asdict(wire.indicator_from_proto(i)) for i in view.indicators],
     }
 

@@ -12,6 +12,7 @@ import grpc
 
 from node.errors import ComityError, ErrorKind
 from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
+from node.transport.channel_options import LOCAL_OPTIONS
 from node.transport.status import ERROR_TRAILER
 
 LOCAL_CALL_TIMEOUT_S = 60.0
@@ -39,7 +40,7 @@ class LocalNodeError(ComityError):
 class LocalClient:
     def __init__(self, socket: Path) -> None:
         self._socket = socket
-        self._channel = grpc.insecure_channel(f"unix:{socket}")
+        self._channel = grpc.insecure_channel(f"unix:{socket}", options=LOCAL_OPTIONS)
         self._stub = local_pb2_grpc.LocalStub(self._channel)
 
     def __enter__(self) -> Self:
@@ -173,9 +174,78 @@ class LocalClient:
         request = local_pb2.CheckOverlapRequest(agency=agency, set_ids=set_ids)
         return self._call(self._stub.CheckOverlap, request, timeout_s=OVERLAP_TIMEOUT_S)
 
+    def ask_reveal(
+        self, *, agency: str, reason: str, set_ids: list[str], valid_ms: int
+    ) -> local_pb2.RevealRequestView:
+        request = local_pb2.AskRevealRequest(
+            agency=agency, reason=reason, set_ids=set_ids, valid_ms=valid_ms
+        )
+        return self._call(self._stub.AskReveal, request)
+
+    def list_reveal_requests(self) -> local_pb2.RevealRequestList:
+        return self._call(self._stub.ListRevealRequests, local_pb2.ListRevealRequestsRequest())
+
+    def decide_reveal(self, request_id: str, *, consent: bool) -> local_pb2.RevealRequestView:
+        request = local_pb2.DecideRevealRequest(request_id=request_id, consent=consent)
+        return self._call(self._stub.DecideReveal, request)
+
+    def reveal_overlap(self, request_id: str) -> local_pb2.RevealedOverlap:
+        request = local_pb2.RevealOverlapRequest(request_id=request_id)
+        return self._call(self._stub.RevealOverlap, request, timeout_s=OVERLAP_TIMEOUT_S)
+
+    def create_campaign(self, name: str, campaign_id: str) -> local_pb2.CampaignView:
+        request = local_pb2.CreateCampaignRequest(name=name, campaign_id=campaign_id)
+        return self._call(self._stub.CreateCampaign, request)
+
+    def detect_campaigns(self, name: str) -> local_pb2.CampaignDetection:
+        request = local_pb2.DetectCampaignsRequest(name=name)
+        return self._call(self._stub.DetectCampaigns, request)
+
+    def link_campaign_agency(
+        self, campaign_id: str, agency: str, set_ids: list[str]
+    ) -> local_pb2.CampaignLink:
+        request = local_pb2.LinkCampaignAgencyRequest(
+            campaign_id=campaign_id, agency=agency, set_ids=set_ids
+        )
+        return self._call(self._stub.LinkCampaignAgency, request, timeout_s=OVERLAP_TIMEOUT_S)
+
+    def list_campaigns(self) -> local_pb2.CampaignList:
+        return self._call(self._stub.ListCampaigns, local_pb2.ListCampaignsRequest())
+
+    def get_campaign(self, campaign_id: str) -> local_pb2.CampaignView:
+        request = local_pb2.GetCampaignRequest(campaign_id=campaign_id)
+        return self._call(self._stub.GetCampaign, request)
+
+    def alert_campaign(
+        self, campaign_id: str, form_json: bytes, recipients: list[str]
+    ) -> local_pb2.CampaignAlerts:
+        request = local_pb2.AlertCampaignRequest(
+            campaign_id=campaign_id, form_json=form_json, recipients=recipients
+        )
+        return self._call(self._stub.AlertCampaign, request)
+
+    def change_benign_values(
+        self, add: list[local_pb2.IndicatorEntry], remove: list[local_pb2.IndicatorEntry]
+    ) -> local_pb2.BenignValues:
+        request = local_pb2.ChangeBenignValuesRequest(add=add, remove=remove)
+        return self._call(self._stub.ChangeBenignValues, request)
+
     def match_pdq(self, pdq_hash: str, max_distance: int) -> local_pb2.PdqMatches:
         request = local_pb2.MatchPdqRequest(hash=pdq_hash, max_distance=max_distance)
         return self._call(self._stub.MatchPdq, request)
+
+    def report_sighting(
+        self, set_id: str, *, indicator: tuple[str, str], kind: str, note: str | None
+    ) -> local_pb2.SightingView:
+        kind_name, value = indicator
+        request = local_pb2.ReportSightingRequest(
+            set_id=set_id, type=kind_name, value=value, kind=kind, note=note
+        )
+        return self._call(self._stub.ReportSighting, request)
+
+    def list_sightings(self, set_id: str) -> local_pb2.SightingList:
+        request = local_pb2.GetIndicatorSetRequest(set_id=set_id)
+        return self._call(self._stub.ListSightings, request)
 
     def _call(
         self,

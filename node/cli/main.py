@@ -9,26 +9,43 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
 from node.audit.disclosure import ROLES
-from node.cli import (
-    audit_cmd,
-    evidence_cmd,
-    federation_cmd,
-    forms_cmd,
-    indicators_cmd,
-    node_cmd,
-    proof_cmd,
-    request_cmd,
-    review_cmd,
-)
+from node.cli.lazy import LazyModule
 from node.crypto.keys import ROTATABLE
 from node.errors import ComityError
 from node.model.lifecycle import REFUSAL_GROUNDS
+
+if TYPE_CHECKING:
+    from node.cli import (
+        audit_cmd,
+        evidence_cmd,
+        federation_cmd,
+        forms_cmd,
+        indicators_cmd,
+        node_cmd,
+        proof_cmd,
+        request_cmd,
+        review_cmd,
+    )
+else:
+    # Each command imports what it needs when it runs: `comity request list` need not load the
+    # node runtime, the audit verifier, numpy and STIX (seconds per call otherwise).
+    audit_cmd = LazyModule("node.cli.audit_cmd")
+    evidence_cmd = LazyModule("node.cli.evidence_cmd")
+    federation_cmd = LazyModule("node.cli.federation_cmd")
+    forms_cmd = LazyModule("node.cli.forms_cmd")
+    indicators_cmd = LazyModule("node.cli.indicators_cmd")
+    node_cmd = LazyModule("node.cli.node_cmd")
+    proof_cmd = LazyModule("node.cli.proof_cmd")
+    request_cmd = LazyModule("node.cli.request_cmd")
+    review_cmd = LazyModule("node.cli.review_cmd")
+# These add their own subcommands, so they load with the parser; they import little.
+from node.cli import campaign_cmd, groups_cmd, overlap_cmd, sightings_cmd
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -74,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     _add_config_option(check)
     check.set_defaults(handler=indicators_cmd.check_overlap)
+    overlap_cmd.add_commands(overlap_sub, _add_config_option)
+    campaign_cmd.register(commands, _add_config_option)
+    groups_cmd.add_commands(commands, _add_config_option)
     demo = commands.add_parser("demo", help="run three agencies' nodes and walk a case through")
     demo.add_argument("--keep", action="store_true", help="keep the demo's directory")
     demo.set_defaults(handler=_run_demo)
@@ -195,6 +215,7 @@ def _request_commands(parser: argparse.ArgumentParser) -> None:
     file_.add_argument("request_type", help="request type, e.g. preservation")
     file_.add_argument("--to", required=True, dest="recipient", help="recipient agency id")
     file_.add_argument("--form", required=True, type=Path, help="the form, a JSON file")
+    file_.add_argument("--campaign", help="the campaign (its id) the request belongs to")
     file_.set_defaults(handler=request_cmd.file_request)
     preview = sub.add_parser("preview", help="show exactly what filing would send; send nothing")
     preview.add_argument("request_type", help="request type, e.g. preservation")
@@ -435,6 +456,7 @@ def _indicator_commands(parser: argparse.ArgumentParser) -> None:
     for command, handler in handlers.items():
         _add_config_option(command)
         command.set_defaults(handler=handler)
+    sightings_cmd.add_commands(sub, _add_config_option)
 
 
 def _proof_commands(sub: Any) -> None:

@@ -14,11 +14,17 @@ unlikely as a hash collision.
 3. The initiator raises the responder's points to ``a`` and counts the values both lists hold.
 
 The initiator learns the count and the responder's set size; the responder learns the
-initiator's set size. Neither learns which items matched. Repeated queries with chosen sets
-could still test single values of a small domain (a phone number), so the responder limits
-how often each peer may ask. openmined-psi, the library the reference points to, pins a
-protobuf major version older than this project's, so the protocol is composed here from
-libsodium's point operations instead. Pure: no I/O.
+initiator's set size. Neither learns which items matched.
+
+Reveal mode (node/services/overlap_reveal.py, only after a signed request and the responder's
+consent) differs in one step: the responder returns the initiator's points blinded again in the
+order they came (``reblind_each``), so the initiator can tell which of its own items are in the
+intersection. The responder still learns only the initiator's set size.
+
+Repeated queries with chosen sets could still test single values of a small domain (a phone
+number), so the responder limits how often each peer may ask. openmined-psi, the library the
+reference points to, pins a protobuf major version older than this project's, so the protocol
+is composed here from libsodium's point operations instead. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -60,11 +66,26 @@ def _point(item: bytes) -> bytes:
 
 def blind_items(items: Iterable[bytes], secret: bytes) -> list[bytes]:
     """Each item's point raised to ``secret``, sorted."""
-    return sorted(bindings.crypto_scalarmult(secret, _point(i)) for i in items)
+    return sorted(blind_each(items, secret))
+
+
+def blind_each(items: Iterable[bytes], secret: bytes) -> list[bytes]:
+    """Each item's point raised to ``secret``, in the items' order (reveal mode)."""
+    return [bindings.crypto_scalarmult(secret, _point(i)) for i in items]
 
 
 def reblind(points: Sequence[bytes], secret: bytes) -> list[bytes]:
     """The other side's points raised to ``secret``, sorted.
+
+    Raises:
+        OverlapError: too many points, or one that is not a valid point of the subgroup.
+    """
+    return sorted(reblind_each(points, secret))
+
+
+def reblind_each(points: Sequence[bytes], secret: bytes) -> list[bytes]:
+    """The other side's points raised to ``secret``, in the order they came: only for a
+    consented reveal, where the order is what tells the initiator which items matched.
 
     Raises:
         OverlapError: too many points, or one that is not a valid point of the subgroup.
@@ -80,7 +101,7 @@ def reblind(points: Sequence[bytes], secret: bytes) -> list[bytes]:
             out.append(bindings.crypto_scalarmult(secret, point))
         except CryptoError as e:
             raise OverlapError(f"point {n} is not a valid Curve25519 point") from e
-    return sorted(out)
+    return out
 
 
 def shared_count(mine: Iterable[bytes], theirs: Iterable[bytes]) -> int:

@@ -13,7 +13,7 @@ never an indicator's value. Pure: no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from node.errors import ComityError, ErrorKind, FormValidationError
 from node.forms.indicators import canonicalize_indicator
-from node.indicators.tlp import NAMED, Tlp, TlpError
+from node.indicators.tlp import NAMED, Tlp, TlpError, check_share
 
 PERCEPTUAL_LABELS = (Tlp.AMBER_STRICT, Tlp.RED)
 SET_FORMAT = 1
@@ -130,6 +130,22 @@ class IndicatorSet:
         if parsed.to_bytes() != data:
             raise IndicatorError("the indicator set is not in canonical form")
         return parsed
+
+    def check_passing(self, *, sender: str, recipient: str, members: Collection[str]) -> None:
+        """May ``sender`` pass this set to ``recipient``, under its label?
+
+        Raises:
+            TlpEgressError: it may not; the message names the label and the rule.
+        """
+        check_share(
+            self.tlp,
+            owner=self.owner,
+            recipients=self.recipients,
+            clients=self.clients,
+            sender=sender,
+            recipient=recipient,
+            members=members,
+        )
 
 
 def _indicator_dict(indicator: Indicator) -> dict[str, Any]:

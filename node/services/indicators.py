@@ -6,7 +6,8 @@ those checks the set's TLP 2.0 label first: a refusal is logged (set id, agency,
 value) and nothing is sent. A receiving node runs the same check with itself as the recipient
 before it stores anything, verifies the owner's signature against the directory, and keeps
 only newer versions. A revoked set arrives as a signed tombstone that replaces the indicators,
-and is passed on to wherever this node had passed the set.
+and is passed on to wherever this node had passed the set. What is owed to an agency is
+recorded before it is offered, and offered again until it arrives (node/services/set_offers.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
 
 from sqlmodel import Session
 
@@ -29,10 +29,17 @@ from node.errors import (
     UnknownAgencyError,
     UnknownSenderError,
 )
-from node.forms.indicators import canonicalize_indicator
 from node.indicators.sets import Indicator, IndicatorError, IndicatorSet, sign_set, verify_set
-from node.indicators.tlp import NAMED, Tlp, TlpEgressError, check_share
-from node.members import Directory, Member, member_by_certificate
+from node.indicators.tlp import NAMED, Tlp, TlpEgressError
+from node.members import Directory, member_by_certificate
+from node.services.pdq_matcher import PDQ_MAX_DISTANCE, PdqMatch, PdqMatcher
+from node.services.set_offers import (
+    OfferSettings,
+    OfferState,
+    SetDelivery,
+    SetOffers,
+    SetTransport,
+)
 from node.storage import indicator_repo as repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -41,24 +48,9 @@ from node.storage.tables import IndicatorSetRow
 _LOG = logging.getLogger(__name__)
 
 
-class SetTransport(Protocol):
-    async def offer_set(self, member: Member, document: bytes, signature: bytes) -> None: ...
-
-
 class StaleSetError(ComityError):
     kind = ErrorKind.PRECONDITION
     code = "stale_indicator_set"
-
-
-PDQ_MAX_DISTANCE = 31
-
-
-@dataclass(frozen=True, kw_only=True)
-class PdqMatch:
-    set_id: str
-    owner: str
-    value: str
-    distance: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +58,8 @@ class SetView:
     indicator_set: IndicatorSet
     received_from: str | None
     shared_with: tuple[str, ...]
+    deliveries: tuple[SetDelivery, ...] = ()
+    """Per agency the set went or is owed to: the version it holds, any version owed."""
 
 
 class IndicatorService:
@@ -78,6 +72,7 @@ class IndicatorService:
         transport: SetTransport,
         agency_id: str,
         clock: Callable[[], int],
+        offers: OfferSettings | None = None,
     ) -> None:
         self._database = database
         self._directory = directory
@@ -85,6 +80,17 @@ class IndicatorService:
         self._transport = transport
         self._me = agency_id
         self._clock = clock
+        self._pdq = PdqMatcher(database=database, clock=clock)
+        self.offers = SetOffers(
+            database=database,
+            directory=directory,
+            transport=transport,
+            clock=clock,
+            settings=offers or OfferSettings(owner=f"{agency_id}/{uuid.uuid4().hex}"),
+            check=lambda indicator_set, recipient: self._check(
+                indicator_set, sender=agency_id, recipient=recipient
+            ),
+        )
 
     # --- this agency's sets ------------------------------------------------------------------
 
@@ -141,10 +147,18 @@ class IndicatorService:
         def change(current: IndicatorSet) -> IndicatorSet:
             return _next_version(current, indicators=(), revoked=True)
 
-        view = await self._database.run(lambda: self._change_own(set_id, change))
-        return await self._pass_on(view)
+        view = await self._database.run(lambda: self._change_own(set_id, change, follow=True))
+        return await self._pass_on(view.indicator_set.set_id, view.shared_with)
 
-    def _change_own(self, set_id: str, change: Callable[[IndicatorSet], IndicatorSet]) -> SetView:
+    def _change_own(
+        self,
+        set_id: str,
+        change: Callable[[IndicatorSet], IndicatorSet],
+        *,
+        follow: bool = False,
+    ) -> SetView:
+        """Make and sign the next version; with ``follow``, owe it (in the same transaction)
+        to every agency the set went to, and list those as the view's ``shared_with``."""
         with transaction(self._database.engine) as session:
             row = repo.get_set(session, set_id, lock=True)
             if row is None:
@@ -154,7 +168,14 @@ class IndicatorService:
                 raise IndicatorError(f"set {set_id} belongs to {current.owner}: only it changes it")
             if current.revoked:
                 raise IndicatorError(f"set {set_id} is revoked")
-            return self._save_own(session, change(current))
+            view = self._save_own(session, change(current))
+            if not follow:
+                return view
+            version = view.indicator_set.version
+            followers = self.offers.owe_followers(session, set_id, version)
+            return SetView(
+                indicator_set=view.indicator_set, received_from=None, shared_with=tuple(followers)
+            )
 
     def _store_own(self, created: IndicatorSet) -> SetView:
         with transaction(self._database.engine) as session:
@@ -201,42 +222,57 @@ class IndicatorService:
             indicator_set=IndicatorSet.from_bytes(row.document),
             received_from=row.received_from,
             shared_with=shared,
+            deliveries=self.offers.deliveries(session, row.set_id),
         )
 
     async def match_pdq(self, query: str, max_distance: int = PDQ_MAX_DISTANCE) -> list[PdqMatch]:
-        """PDQ hashes held here within ``max_distance`` bits of ``query``, nearest first.
+        """Live PDQ hashes held here within ``max_distance`` bits of ``query``, nearest first
+        (an in-memory index, rebuilt when the sets change: node/services/pdq_matcher.py).
 
         Raises:
             FormValidationError: ``query`` is not a PDQ hash.
             IndicatorError: a distance beyond PDQ's threshold of 31.
         """
-        if not 0 <= max_distance <= PDQ_MAX_DISTANCE:
-            raise IndicatorError(f"PDQ hashes match at a distance of {PDQ_MAX_DISTANCE} or less")
-        target = int(canonicalize_indicator("pdq", query), 16)
+        [matches] = await self._pdq.match([query], max_distance)
+        return matches
 
-        def load() -> list[tuple[str, str, str]]:
-            with transaction(self._database.engine) as session:
-                return repo.live_values(session, "pdq")
+    async def match_pdq_many(
+        self, queries: Sequence[str], max_distance: int = PDQ_MAX_DISTANCE
+    ) -> list[list[PdqMatch]]:
+        """``match_pdq`` for several hashes at once (one freshness check for all).
 
-        matches = []
-        for set_id, owner, value in await self._database.run(load):
-            distance = (int(value, 16) ^ target).bit_count()
-            if distance <= max_distance:
-                matches.append(PdqMatch(set_id=set_id, owner=owner, value=value, distance=distance))
-        return sorted(matches, key=lambda m: (m.distance, m.set_id, m.value))
+        Raises:
+            FormValidationError, IndicatorError: as for ``match_pdq``; also more than
+                MAX_QUERIES hashes.
+        """
+        return await self._pdq.match(queries, max_distance)
 
     # --- leaving this node ----------------------------------------------------------------------
 
     async def share(self, set_id: str, recipient: str) -> SetView:
-        """Pass the set's newest version to ``recipient``, if its label allows.
+        """Pass the set's newest version to ``recipient``, if its label allows. The version is
+        recorded as owed before it is offered: if ``recipient`` cannot be reached now, the view
+        shows it pending and the node offers it again until it arrives.
 
         Raises:
-            TlpEgressError: the label forbids it (logged; nothing is sent).
-            NotFoundError, PeerUnavailableError, PeerRejectedError.
+            TlpEgressError: the label forbids it (logged; nothing is sent or queued).
+            NotFoundError, UnknownAgencyError.
+            PeerRejectedError: the recipient refused it for good (the reason is kept).
         """
         row = await self._database.run(lambda: self._row(set_id))
-        await self._send(row, recipient)
+        self._check_egress(row, recipient)
+        await self._database.run(lambda: self._owe(set_id, recipient))
+        result = await self.offers.attempt(set_id, recipient)
+        if result.state is OfferState.FAILED and result.error is not None:
+            raise result.error
         return await self.get(set_id)
+
+    def _owe(self, set_id: str, recipient: str) -> None:
+        with transaction(self._database.engine) as session:
+            row = repo.get_set(session, set_id, lock=True)
+            if row is None:
+                raise NotFoundError(f"no indicator set {set_id} at this node")
+            self.offers.owe(session, set_id, [recipient], row.version)
 
     def _row(self, set_id: str) -> IndicatorSetRow:
         with transaction(self._database.engine) as session:
@@ -245,57 +281,28 @@ class IndicatorService:
                 raise NotFoundError(f"no indicator set {set_id} at this node")
             return row
 
-    async def _send(self, row: IndicatorSetRow, recipient: str) -> None:
-        indicator_set = IndicatorSet.from_bytes(row.document)
+    def _check_egress(self, row: IndicatorSetRow, recipient: str) -> None:
+        """Refuse at once what no retry could send: a label that forbids it, a non-member."""
         try:
-            self._check(indicator_set, sender=self._me, recipient=recipient)
+            self._check(IndicatorSet.from_bytes(row.document), sender=self._me, recipient=recipient)
         except TlpEgressError as e:
             _LOG.warning("indicator set %s not passed to %s: %s", row.set_id, recipient, e.message)
             raise
-        member = self._directory.find(recipient)
-        if member is None:
+        if self._directory.find(recipient) is None:
             raise UnknownAgencyError(f"{recipient} is not a federation member")
-        await self._transport.offer_set(member, row.document, row.signature)
-
-        def record() -> None:
-            with transaction(self._database.engine) as session:
-                repo.record_share(
-                    session,
-                    set_id=row.set_id,
-                    recipient=recipient,
-                    version=indicator_set.version,
-                    now_ms=self._clock(),
-                )
-
-        await self._database.run(record)
 
     def _check(self, indicator_set: IndicatorSet, *, sender: str, recipient: str) -> None:
-        check_share(
-            indicator_set.tlp,
-            owner=indicator_set.owner,
-            recipients=indicator_set.recipients,
-            clients=indicator_set.clients,
+        indicator_set.check_passing(
             sender=sender,
             recipient=recipient,
             members={m.agency_id for m in self._directory.members()},
         )
 
-    async def _pass_on(self, view: SetView) -> SetView:
-        """Send a new version (a tombstone) wherever the set went before. An agency that cannot
-        be reached now is logged and keeps the older version until the set is shared again."""
-        row = await self._database.run(lambda: self._row(view.indicator_set.set_id))
-        for recipient in view.shared_with:
-            try:
-                await self._send(row, recipient)
-            except ComityError as e:
-                _LOG.warning(
-                    "indicator set %s version %d not passed on to %s: %s",
-                    row.set_id,
-                    row.version,
-                    recipient,
-                    e.code,
-                )
-        return await self.get(view.indicator_set.set_id)
+    async def _pass_on(self, set_id: str, recipients: Sequence[str]) -> SetView:
+        """Offer a new version (a tombstone), already recorded as owed, wherever the set went
+        before. An agency that cannot be reached now gets it from the background loop."""
+        await self.offers.attempt_all(set_id, recipients)
+        return await self.get(set_id)
 
     # --- arriving from a peer --------------------------------------------------------------------
 
@@ -319,17 +326,19 @@ class IndicatorService:
         if offered.owner == self._me:
             raise IndicatorError("this node owns the set: it does not take versions from peers")
         self._check(offered, sender=sender.agency_id, recipient=self._me)
-        stored = await self._database.run(
+        followers = await self._database.run(
             lambda: self._store_received(offered, document, signature, sender.agency_id)
         )
-        if stored and offered.revoked:
-            await self._pass_on(await self.get(offered.set_id))
+        if followers:
+            await self._pass_on(offered.set_id, followers)
         return offered
 
     def _store_received(
         self, offered: IndicatorSet, document: bytes, signature: bytes, sender: str
-    ) -> bool:
-        """Store a newer version; False when this version is already here."""
+    ) -> list[str]:
+        """Store a newer version; a tombstone is owed, in the same transaction, to every agency
+        this node passed the set to. Returns those agencies (none when this version is already
+        here)."""
         with transaction(self._database.engine) as session:
             row = repo.get_set(session, offered.set_id, lock=True)
             if row is not None:
@@ -343,7 +352,7 @@ class IndicatorService:
                             f"version {row.version} of set {offered.set_id} differs from the "
                             "one held here"
                         )
-                    return False
+                    return []
             repo.save_set(
                 session,
                 offered,
@@ -352,7 +361,9 @@ class IndicatorService:
                 received_from=sender,
                 now_ms=self._clock(),
             )
-            return True
+            if not offered.revoked:
+                return []
+            return self.offers.owe_followers(session, offered.set_id, offered.version)
 
 
 def _next_version(current: IndicatorSet, **changes: object) -> IndicatorSet:

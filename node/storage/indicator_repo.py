@@ -122,3 +122,44 @@ def live_values(session: Session, kind: str) -> list[tuple[str, str, str]]:
         .where(col(IndicatorRow.type) == kind, col(IndicatorSetRow.revoked).is_(False))
     )
     return list(session.exec(query))
+
+
+def live_entries(
+    session: Session, kind: str, *, set_ids: list[str] | None = None
+) -> list[tuple[str, str, str, int | None]]:
+    """(set id, owner, value, expiry) of every indicator of ``kind`` in a set that is not
+    revoked (all, or those named); the caller drops the expired ones when it matches."""
+    query = (
+        select(
+            IndicatorRow.set_id,
+            IndicatorSetRow.owner,
+            IndicatorRow.value,
+            col(IndicatorRow.expires_ms),
+        )
+        .join(IndicatorSetRow, col(IndicatorSetRow.set_id) == col(IndicatorRow.set_id))
+        .where(col(IndicatorRow.type) == kind, col(IndicatorSetRow.revoked).is_(False))
+    )
+    if set_ids is not None:
+        query = query.where(col(IndicatorRow.set_id).in_(set_ids))
+    return [(s, o, v, e) for s, o, v, e in session.exec(query)]
+
+
+def live_set_versions(session: Session) -> dict[str, int]:
+    """The version of every set held here that is not revoked, by set id."""
+    query = select(IndicatorSetRow.set_id, IndicatorSetRow.version).where(
+        col(IndicatorSetRow.revoked).is_(False)
+    )
+    return dict(session.exec(query).all())
+
+
+def sets_stamp(session: Session) -> tuple[int, int, int]:
+    """(sets, sum of their versions, latest change) over every set held here: it changes
+    whenever a set is stored, changed or revoked, by this process or another sharing the
+    database, so an index built from the indicators knows when it is stale."""
+    query = select(
+        func.count(),
+        func.coalesce(func.sum(IndicatorSetRow.version), 0),
+        func.coalesce(func.max(IndicatorSetRow.updated_at_ms), 0),
+    ).select_from(IndicatorSetRow)
+    count, versions, latest = session.exec(query).one()
+    return int(count), int(versions), int(latest)

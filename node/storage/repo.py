@@ -18,6 +18,8 @@ from node.storage.tables import (
     AuditLeaf,
     AuditOpening,
     AuditTile,
+    Campaign,
+    CampaignCase,
     Evidence,
     EvidenceChunk,
     Exchange,
@@ -221,7 +223,16 @@ def count_rows(session: Session) -> dict[str, int]:
     """Rows per table: tests use it to show that refused input changed nothing."""
     return {
         table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
-        for table in (Exchange, Message, Outbox, AuditLeaf, IndicatorSetRow, IndicatorRow)
+        for table in (
+            Exchange,
+            Message,
+            Outbox,
+            AuditLeaf,
+            IndicatorSetRow,
+            IndicatorRow,
+            Campaign,
+            CampaignCase,
+        )
     }
 
 

@@ -298,6 +298,34 @@ class IndicatorShare(Base, table=True):
     shared_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class IndicatorOffer(Base, table=True):
+    """A version of a set this node owes an agency, written in the transaction that shared the
+    set or made the new version (a tombstone) that must follow it. Offered again with backoff
+    until the agency holds that version or a newer one, or refuses it for good; a worker claims
+    a due row under a lease, as for the request outbox, so replicas do not offer it twice at
+    once (a second offer of one version would change nothing at the receiver anyway)."""
+
+    __tablename__ = "indicator_offer"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        Index("ix_indicator_offer_due", "status", "next_attempt_at_ms"),
+    )
+
+    set_id: str = Field(
+        sa_column=Column(String(128), ForeignKey("indicator_set.set_id"), primary_key=True)
+    )
+    recipient: str = Field(sa_column=Column(String(64), primary_key=True))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """The version owed: the newest this node held when it was owed."""
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_attempt_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    last_error: str | None = Field(default=None, sa_column=Column(String(1000)))
+    claimed_by: str | None = Field(default=None, sa_column=Column(String(128)))
+    claim_expires_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
 class OverlapCheck(Base, table=True):
     """An overlap check a peer asked this node for: counted against its daily limit."""
 
@@ -309,3 +337,164 @@ class OverlapCheck(Base, table=True):
     )
     requester: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Campaign(Base, table=True):
+    """Cases this node linked, or was told belong together. The id is a UUID that agencies
+    quote to each other (a ``campaign_id`` indicator); the name is this node's own label."""
+
+    __tablename__ = "campaign"
+
+    campaign_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CampaignCase(Base, table=True):
+    """One case of a campaign: an indicator set held here (``kind`` set, ``ref`` its id), or
+    another agency's case known only by a private overlap count (``kind`` agency, ``ref`` the
+    agency). ``shared`` is how many values linked it."""
+
+    __tablename__ = "campaign_case"
+    __table_args__ = (CheckConstraint("kind IN ('set', 'agency')", name="kind"),)
+
+    campaign_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("campaign.campaign_id"), primary_key=True)
+    )
+    kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    ref: str = Field(sa_column=Column(String(128), primary_key=True))
+    agency: str = Field(sa_column=Column(String(64), nullable=False))
+    shared: int = Field(sa_column=Column(Integer, nullable=False))
+    linked_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class BenignValue(Base, table=True):
+    """A value known to be harmless (a platform's support account, a shortener's home page):
+    it never links cases into a campaign."""
+
+    __tablename__ = "benign_value"
+
+    type: str = Field(sa_column=Column(String(32), primary_key=True))
+    value: str = Field(sa_column=Column(String(2048), primary_key=True))
+    added_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class OverlapReveal(Base, table=True):
+    """A signed request to reveal which indicators two agencies share: one this agency sent
+    (``outbound``: asked, revealed) or received (``inbound``: pending, consented, refused,
+    used). ``document`` is the signed canonical request (node/indicators/reveal.py); after a
+    reveal the asker keeps only how many matched, never which."""
+
+    __tablename__ = "overlap_reveal"
+    __table_args__ = (
+        CheckConstraint("direction IN ('outbound', 'inbound')", name="direction"),
+        CheckConstraint(
+            "state IN ('asked', 'revealed', 'pending', 'consented', 'refused', 'used')",
+            name="state",
+        ),
+    )
+
+    request_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    direction: str = Field(sa_column=Column(String(16), nullable=False))
+    requester: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    responder: str = Field(sa_column=Column(String(64), nullable=False))
+    items: int = Field(sa_column=Column(Integer, nullable=False))
+    document: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
+    created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    decided_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    shared: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+
+
+class SharingGroupRow(Base, table=True):
+    """A sharing group this node owns or was given a key for, at its newest key epoch."""
+
+    __tablename__ = "sharing_group"
+
+    group_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    name: str = Field(sa_column=Column(String(128), nullable=False))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    epoch: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class SharingGroupMember(Base, table=True):
+    """A member agency of a group at its newest epoch (the owner included)."""
+
+    __tablename__ = "sharing_group_member"
+
+    group_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("sharing_group.group_id"), primary_key=True)
+    )
+    agency: str = Field(sa_column=Column(String(64), primary_key=True))
+
+
+class SharingGroupKey(Base, table=True):
+    """A group's key for one epoch: made here (owner) or opened from the owner's offer."""
+
+    __tablename__ = "sharing_group_key"
+
+    group_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("sharing_group.group_id"), primary_key=True)
+    )
+    epoch: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    key: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    stored_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class GroupPublication(Base, table=True):
+    """One of this agency's indicator sets published into a group: its live indicators are
+    kept in the group's log as tags."""
+
+    __tablename__ = "group_publication"
+
+    group_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("sharing_group.group_id"), primary_key=True)
+    )
+    set_id: str = Field(
+        sa_column=Column(String(128), ForeignKey("indicator_set.set_id"), primary_key=True)
+    )
+    published_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class GroupTagRow(Base, table=True):
+    """One entry of a member's tag log in a group: this node's own (publisher = this agency)
+    or copied from the member's node, numbered by the publisher without gaps."""
+
+    __tablename__ = "group_tag"
+    __table_args__ = (Index("ix_group_tag_tag", "tag"),)
+
+    group_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("sharing_group.group_id"), primary_key=True)
+    )
+    publisher: str = Field(sa_column=Column(String(64), primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    epoch: int = Field(sa_column=Column(BigInteger, nullable=False))
+    tag: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False))
+    tombstone: bool = Field(sa_column=Column(Boolean, nullable=False))
+
+
+class IndicatorSighting(Base, table=True):
+    """A sighting or false-positive report an agency holding one of this node's sets sent
+    about one of its indicators: the signed document as it arrived, and its fields for
+    counting. The note is case content, kept here and never logged."""
+
+    __tablename__ = "indicator_sighting"
+
+    sighting_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    set_id: str = Field(
+        sa_column=Column(
+            String(128), ForeignKey("indicator_set.set_id"), nullable=False, index=True
+        )
+    )
+    type: str = Field(sa_column=Column(String(32), nullable=False))
+    value: str = Field(sa_column=Column(String(2048), nullable=False))
+    reporter: str = Field(sa_column=Column(String(64), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    note: str | None = Field(default=None, sa_column=Column(String(280), nullable=True))
+    reported_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    received_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    document: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))

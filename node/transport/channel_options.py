@@ -27,3 +27,16 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 
 OVERLAP_CHUNK = 10_000
 """Points per message of an overlap check: 320 KB, well under MAX_MESSAGE_BYTES."""
+
+SET_CHUNK_BYTES = 1024 * 1024
+"""Piece of an indicator set's document per message of OfferSetInChunks: a set may be 32 MiB,
+far past MAX_MESSAGE_BYTES, which stays small for every other call."""
+
+LOCAL_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""The Local service answers the agency's own users, over a Unix socket only the node's user
+can open, with whole indicator sets (up to 100,000 indicators, tens of MiB) in one message."""
+
+LOCAL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", LOCAL_MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", LOCAL_MAX_MESSAGE_BYTES),
+)

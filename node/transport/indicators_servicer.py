@@ -12,8 +12,13 @@ from node.gen.comity.v1 import indicators_pb2, indicators_pb2_grpc
 from node.indicators.psi import MAX_ITEMS, OverlapError
 from node.services.indicators import IndicatorService
 from node.services.overlap import OverlapService
+from node.services.overlap_reveal import RevealService
+from node.services.sightings import SightingService
 from node.tls import peer_certificate_fingerprint
 from node.transport.channel_options import OVERLAP_CHUNK
+from node.transport.reveal_servicer import RevealRpcs
+from node.transport.set_chunks_servicer import SetChunkRpcs
+from node.transport.sightings_servicer import SightingRpcs
 from node.transport.status import answer_or_abort
 
 SERVICE_NAME = indicators_pb2.DESCRIPTOR.services_by_name["Indicators"].full_name
@@ -21,10 +26,21 @@ SERVICE_NAME = indicators_pb2.DESCRIPTOR.services_by_name["Indicators"].full_nam
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServicer):
-    def __init__(self, *, indicators: IndicatorService, overlap: OverlapService) -> None:
+class IndicatorsServicer(
+    RevealRpcs, SightingRpcs, SetChunkRpcs, indicators_pb2_grpc.IndicatorsServicer
+):
+    def __init__(
+        self,
+        *,
+        indicators: IndicatorService,
+        overlap: OverlapService,
+        reveal: RevealService,
+        sightings: SightingService,
+    ) -> None:
         self._indicators = indicators
         self._overlap = overlap
+        self._reveal = reveal
+        self._sightings = sightings
 
     async def OfferSet(  # noqa: N802 (the name is the RPC's)
         self, request: indicators_pb2.SignedIndicatorSet, context: Context

@@ -9,8 +9,10 @@ import grpc
 
 from node import wire
 from node.gen.comity.v1 import local_pb2
-from node.services.indicators import PDQ_MAX_DISTANCE, IndicatorService, SetView
+from node.services.indicators import IndicatorService, SetView
 from node.services.overlap import OverlapService
+from node.services.pdq_matcher import PDQ_MAX_DISTANCE
+from node.services.set_offers import SetDelivery
 from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -133,7 +135,20 @@ def set_view(view: SetView, *, with_indicators: bool = False) -> local_pb2.Indic
         received_from=view.received_from or "",
         indicator_count=len(s.indicators),
         shared_with=list(view.shared_with),
+        deliveries=[_delivery(d) for d in view.deliveries],
     )
     if with_indicators:
         answer.indicators.extend(wire.indicator_to_proto(i) for i in s.indicators)
     return answer
+
+
+def _delivery(delivery: SetDelivery) -> local_pb2.SetDelivery:
+    return local_pb2.SetDelivery(
+        recipient=delivery.recipient,
+        delivered_version=delivery.delivered_version or 0,
+        state=delivery.state.value,
+        owed_version=delivery.owed_version or 0,
+        attempts=delivery.attempts,
+        last_error=delivery.last_error or "",
+        next_attempt_at_ms=delivery.next_attempt_at_ms,
+    )

@@ -13,13 +13,21 @@ from node.errors import ComityError
 from node.federation.trusted import FederationDirectory
 from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
 from node.model.request import Direction, NodeStatusView, RequestView
+from node.services.campaigns import CampaignService
 from node.services.disclosure import DisclosureService, Release
 from node.services.evidence import EvidenceFile, EvidenceService, EvidenceSetView
 from node.services.exchange import ExchangeService
+from node.services.groups import GroupService
 from node.services.indicators import IndicatorService
 from node.services.overlap import OverlapService
+from node.services.overlap_reveal import RevealService
+from node.services.sightings import SightingService
 from node.transport.audit_servicer import proof_bundles
+from node.transport.local_campaigns import LocalCampaigns
+from node.transport.local_groups import LocalGroups
 from node.transport.local_indicators import LocalIndicators
+from node.transport.local_overlap import LocalReveal
+from node.transport.sightings_servicer import LocalSightings
 from node.transport.status import abort_with, answer_or_abort
 
 _DIRECTION_TO_PROTO = {
@@ -32,7 +40,14 @@ DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
 
 
-class LocalServicer(LocalIndicators, local_pb2_grpc.LocalServicer):
+class LocalServicer(
+    LocalIndicators,
+    LocalGroups,
+    LocalReveal,
+    LocalCampaigns,
+    LocalSightings,
+    local_pb2_grpc.LocalServicer,
+):
     def __init__(
         self,
         *,
@@ -42,6 +57,10 @@ class LocalServicer(LocalIndicators, local_pb2_grpc.LocalServicer):
         disclosure: DisclosureService,
         indicators: IndicatorService,
         overlap: OverlapService,
+        groups: GroupService,
+        reveal: RevealService,
+        campaigns: CampaignService,
+        sightings: SightingService,
     ) -> None:
         self._exchange = exchange
         self._directory = directory
@@ -49,6 +68,10 @@ class LocalServicer(LocalIndicators, local_pb2_grpc.LocalServicer):
         self._disclosure = disclosure
         self._indicators = indicators
         self._overlap = overlap
+        self._groups = groups
+        self._reveal = reveal
+        self._campaigns = campaigns
+        self._sightings = sightings
 
     async def FileRequest(  # noqa: N802 (the name is the RPC's)
         self,

@@ -23,7 +23,7 @@ from node.members import Member
 from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.services.evidence import Chunk, Progress
 from node.telemetry import inject_metadata
-from node.transport.channel_options import COMMON_OPTIONS, OVERLAP_CHUNK
+from node.transport.channel_options import COMMON_OPTIONS, OVERLAP_CHUNK, SET_CHUNK_BYTES
 from node.transport.evidence_servicer import progress_from_proto
 from node.transport.status import error_from_rpc
 
@@ -146,9 +146,27 @@ class PeerClient:
             PeerUnavailableError, PeerRejectedError: as for any call.
         """
         stub = indicators_pb2_grpc.IndicatorsStub(self.channel(member))
-        request = indicators_pb2.SignedIndicatorSet(document=document, signature=signature)
         try:
-            await stub.OfferSet(request, timeout=self._timeout_s)
+            if len(document) <= SET_CHUNK_BYTES:
+                request = indicators_pb2.SignedIndicatorSet(document=document, signature=signature)
+                await stub.OfferSet(request, timeout=self._timeout_s)
+            else:
+                # The receiver parses, verifies and stores up to 100,000 indicators: seconds.
+                chunks = set_chunks(document, signature)
+                await stub.OfferSetInChunks(chunks, timeout=self._timeout_s + 120)
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, peer=member.agency_id) from e
+
+    async def report_sighting(self, member: Member, document: bytes, signature: bytes) -> None:
+        """Send ``member``'s node, the set's owner, a signed sighting report.
+
+        Raises:
+            PeerUnavailableError, PeerRejectedError: as for any call.
+        """
+        stub = indicators_pb2_grpc.IndicatorsStub(self.channel(member))
+        request = indicators_pb2.SignedSighting(document=document, signature=signature)
+        try:
+            await stub.ReportSighting(request, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as e:
             raise error_from_rpc(e, peer=member.agency_id) from e
 
@@ -178,6 +196,47 @@ class PeerClient:
             raise error_from_rpc(e, peer=member.agency_id) from e
         return doubled, theirs
 
+    async def ask_reveal(self, member: Member, document: bytes, signature: bytes) -> None:
+        """Send ``member``'s node a signed reveal request (node/indicators/reveal.py).
+
+        Raises:
+            PeerUnavailableError, PeerRejectedError: as for any call.
+        """
+        stub = indicators_pb2_grpc.IndicatorsStub(self.channel(member))
+        request = indicators_pb2.SignedRevealRequest(document=document, signature=signature)
+        try:
+            await stub.AskReveal(request, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, peer=member.agency_id) from e
+
+    async def reveal_overlap(
+        self, member: Member, request_id: str, points: list[bytes]
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Run the responder's half of a consented reveal at ``member``'s node: our points
+        blinded again by it in the order sent, and its own blinded points.
+
+        Raises:
+            PeerUnavailableError, PeerRejectedError: as for any call.
+        """
+
+        async def chunks() -> AsyncIterator[indicators_pb2.RevealChunk]:
+            for start in range(0, max(len(points), 1), OVERLAP_CHUNK):
+                yield indicators_pb2.RevealChunk(
+                    request_id=request_id if start == 0 else "",
+                    initiator=points[start : start + OVERLAP_CHUNK],
+                )
+
+        stub = indicators_pb2_grpc.IndicatorsStub(self.channel(member))
+        doubled: list[bytes] = []
+        theirs: list[bytes] = []
+        try:
+            async for chunk in stub.RevealOverlap(chunks(), timeout=self._timeout_s + 300):
+                doubled.extend(chunk.doubled)
+                theirs.extend(chunk.responder)
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, peer=member.agency_id) from e
+        return doubled, theirs
+
     def channel(self, member: Member) -> grpc.aio.Channel:
         """The mutual-TLS channel to ``member``'s node (created once, reused)."""
         key = (member.agency_id, member.endpoint, member.tls_fingerprint)
@@ -197,3 +256,14 @@ class PeerClient:
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             await channel.close()
+
+
+async def set_chunks(
+    document: bytes, signature: bytes
+) -> AsyncIterator[indicators_pb2.IndicatorSetChunk]:
+    """A set's document in pieces of SET_CHUNK_BYTES, the signature and length up front."""
+    yield indicators_pb2.IndicatorSetChunk(
+        signature=signature, document_length=len(document), piece=document[:SET_CHUNK_BYTES]
+    )
+    for start in range(SET_CHUNK_BYTES, len(document), SET_CHUNK_BYTES):
+        yield indicators_pb2.IndicatorSetChunk(piece=document[start : start + SET_CHUNK_BYTES])

@@ -23,6 +23,7 @@ from node.gen.comity.v1 import (
     audit_pb2_grpc,
     directory_pb2_grpc,
     evidence_pb2_grpc,
+    groups_pb2_grpc,
     indicators_pb2_grpc,
     local_pb2,
     local_pb2_grpc,
@@ -30,13 +31,15 @@ from node.gen.comity.v1 import (
 from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
 from node.transport.audit_servicer import WITNESS_SERVICE_NAME as WITNESS_SERVICE
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
-from node.transport.channel_options import SERVER_OPTIONS
+from node.transport.channel_options import LOCAL_OPTIONS, SERVER_OPTIONS
 from node.transport.directory_servicer import SERVICE_NAME as DIRECTORY_SERVICE
 from node.transport.directory_servicer import DirectoryServicer
 from node.transport.evidence_servicer import SERVICE_NAME as EVIDENCE_SERVICE
 from node.transport.evidence_servicer import EvidenceServicer
 from node.transport.federation_servicer import SERVICE_NAME as FEDERATION_SERVICE
 from node.transport.federation_servicer import FederationServicer
+from node.transport.groups_servicer import SERVICE_NAME as GROUPS_SERVICE
+from node.transport.groups_servicer import GroupsServicer
 from node.transport.indicators_servicer import SERVICE_NAME as INDICATORS_SERVICE
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
@@ -110,6 +113,7 @@ def build_servers(
     directory: DirectoryServicer,
     evidence: EvidenceServicer,
     indicators: IndicatorsServicer,
+    groups: GroupsServicer,
     local: LocalServicer,
     listen: str,
     local_socket: Path,
@@ -130,6 +134,7 @@ def build_servers(
         DIRECTORY_SERVICE,
         EVIDENCE_SERVICE,
         INDICATORS_SERVICE,
+        GROUPS_SERVICE,
         share_port=share_port,
     )
     fed_server.add_generic_rpc_handlers((federation.handler(),))
@@ -138,11 +143,14 @@ def build_servers(
     directory_pb2_grpc.add_DirectoryServicer_to_server(directory, fed_server)
     evidence_pb2_grpc.add_EvidenceServicer_to_server(evidence, fed_server)
     indicators_pb2_grpc.add_IndicatorsServicer_to_server(indicators, fed_server)
+    groups_pb2_grpc.add_GroupsServicer_to_server(groups, fed_server)
     try:
         port = fed_server.add_secure_port(listen, tls.server_credentials())
     except RuntimeError as e:
         raise ConfigError(f"cannot listen on {listen}: {e}") from e
-    local_server, local_health = _server(max_concurrent_rpcs, LOCAL_SERVICE)
+    local_server, local_health = _server(
+        max_concurrent_rpcs, LOCAL_SERVICE, overrides=dict(LOCAL_OPTIONS)
+    )
     local_pb2_grpc.add_LocalServicer_to_server(local, local_server)
     _bind_socket(local_server, local_socket)
     return NodeServers(
@@ -155,11 +163,15 @@ def build_servers(
 
 
 def _server(
-    max_concurrent_rpcs: int, *services: str, share_port: bool = False
+    max_concurrent_rpcs: int,
+    *services: str,
+    share_port: bool = False,
+    overrides: dict[str, int] | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     # Without share_port a second process on the same port fails to start instead of
     # silently taking half of the connections.
-    options = (*SERVER_OPTIONS, ("grpc.so_reuseport", 1 if share_port else 0))
+    chosen = dict(SERVER_OPTIONS) | (overrides or {})
+    options = (*chosen.items(), ("grpc.so_reuseport", 1 if share_port else 0))
     server = grpc.aio.server(options=options, maximum_concurrent_rpcs=max_concurrent_rpcs)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -94,7 +94,7 @@ def test_every_required_field_is_defined(form_type: FormType) -> None:
 def test_preservation_requires_all_but_the_optional_fields() -> None:
     schema = load(TYPES["preservation"].schema_path)
     top = set(schema["properties"]) - set(schema["required"])
-    assert top == {"victim_pseudonyms"}
+    assert top == {"victim_pseudonyms", "campaign"}
     assert schema["properties"]["data_to_preserve"]["required"] == [
         "description",
         "data_categories",

@@ -9,10 +9,12 @@ import pytest
 
 from node.indicators.psi import (
     OverlapError,
+    blind_each,
     blind_items,
     item_bytes,
     new_secret,
     reblind,
+    reblind_each,
     shared_count,
 )
 
@@ -67,3 +69,13 @@ def test_blinded_lists_are_sorted_so_order_says_nothing() -> None:
 def test_invalid_points_are_refused(point: bytes) -> None:
     with pytest.raises(OverlapError, match="point 0 is not a valid"):
         reblind([point], new_secret())
+
+
+def test_reveal_mode_keeps_the_initiators_order_and_count_mode_does_not() -> None:
+    a, b = new_secret(), new_secret()
+    mine = items(["z", "a", "m", "q"])
+    sent = blind_each(mine, a)
+    doubled_in_order = reblind_each(sent, b)
+    # Each position answers for the item sent there: blinding in the other order commutes.
+    assert doubled_in_order == [reblind_each(blind_each([i], b), a)[0] for i in mine]
+    assert reblind(sent, b) == sorted(doubled_in_order)

@@ -75,14 +75,9 @@ def test_transaction_rolls_back_on_error(engine: Engine) -> None:
     with pytest.raises(RuntimeError):
         fail_midway()
     with transaction(engine) as session:
-        assert repo.count_rows(session) == {
-            "exchange": 0,
-            "message": 0,
-            "outbox": 0,
-            "audit_leaf": 0,
-            "indicator_set": 0,
-            "indicator": 0,
-        }
+        counts = repo.count_rows(session)
+    assert counts["exchange"] == 0
+    assert set(counts.values()) == {0}
 
 
 def add_exchange(session: Session, exchange_id: str) -> None:

@@ -53,6 +53,148 @@ class OverlapChunk(_message.Message):
 Global___OverlapChunk: _TypeAlias = OverlapChunk  # noqa: Y015
 
 @_typing.final
+class RevealChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INITIATOR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Set in the first chunk."""
+    @_builtins.property
+    def initiator(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        initiator: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initiator", b"initiator", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealChunk: _TypeAlias = RevealChunk  # noqa: Y015
+
+@_typing.final
+class SignedRevealRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    document: _builtins.bytes
+    """Canonical JSON of the request."""
+    signature: _builtins.bytes
+    """Ed25519 over "comity/overlap-reveal/v1\\n" || document, by the requester."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedRevealRequest: _TypeAlias = SignedRevealRequest  # noqa: Y015
+
+@_typing.final
+class RevealAck(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealAck: _TypeAlias = RevealAck  # noqa: Y015
+
+@_typing.final
+class SignedSighting(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    document: _builtins.bytes
+    """Canonical JSON of the report."""
+    signature: _builtins.bytes
+    """Ed25519 over "comity/indicator-sighting/v1\\n" || document, by the reporter."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedSighting: _TypeAlias = SignedSighting  # noqa: Y015
+
+@_typing.final
+class SightingAck(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGHTING_ID_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    sighting_id: _builtins.str
+    duplicate: _builtins.bool
+    """The report was here already (a resend); nothing was stored."""
+    def __init__(
+        self,
+        *,
+        sighting_id: _builtins.str = ...,
+        duplicate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "sighting_id", b"sighting_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SightingAck: _TypeAlias = SightingAck  # noqa: Y015
+
+@_typing.final
+class IndicatorSetChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_LENGTH_FIELD_NUMBER: _builtins.int
+    PIECE_FIELD_NUMBER: _builtins.int
+    signature: _builtins.bytes
+    """First chunk only: Ed25519 over "comity/indicator-set/v1\\n" || document, by the owner."""
+    document_length: _builtins.int
+    """First chunk only: the whole document's length in bytes, at most 32 MiB."""
+    piece: _builtins.bytes
+    """The next piece of the canonical JSON document."""
+    def __init__(
+        self,
+        *,
+        signature: _builtins.bytes = ...,
+        document_length: _builtins.int = ...,
+        piece: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_length", b"document_length", "piece", b"piece", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IndicatorSetChunk: _TypeAlias = IndicatorSetChunk  # noqa: Y015
+
+@_typing.final
 class SignedIndicatorSet(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -39,9 +39,29 @@ class IndicatorsStub:
                 request_serializer=comity_dot_v1_dot_indicators__pb2.SignedIndicatorSet.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_indicators__pb2.IndicatorSetAck.FromString,
                 _registered_method=True)
+        self.OfferSetInChunks = channel.stream_unary(
+                '/comity.v1.Indicators/OfferSetInChunks',
+                request_serializer=comity_dot_v1_dot_indicators__pb2.IndicatorSetChunk.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_indicators__pb2.IndicatorSetAck.FromString,
+                _registered_method=True)
+        self.ReportSighting = channel.unary_unary(
+                '/comity.v1.Indicators/ReportSighting',
+                request_serializer=comity_dot_v1_dot_indicators__pb2.SignedSighting.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_indicators__pb2.SightingAck.FromString,
+                _registered_method=True)
         self.CountOverlap = channel.stream_stream(
                 '/comity.v1.Indicators/CountOverlap',
                 request_serializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.FromString,
+                _registered_method=True)
+        self.AskReveal = channel.unary_unary(
+                '/comity.v1.Indicators/AskReveal',
+                request_serializer=comity_dot_v1_dot_indicators__pb2.SignedRevealRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_indicators__pb2.RevealAck.FromString,
+                _registered_method=True)
+        self.RevealOverlap = channel.stream_stream(
+                '/comity.v1.Indicators/RevealOverlap',
+                request_serializer=comity_dot_v1_dot_indicators__pb2.RevealChunk.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.FromString,
                 _registered_method=True)
 
@@ -61,6 +81,32 @@ class IndicatorsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OfferSetInChunks(self, request_iterator, context):
+        """OfferSet for a set whose document does not fit in one message (the federation's
+        limit is 2 MiB; a set may hold up to 32 MiB): the first chunk carries the owner's
+        signature and the document's length, every chunk the next piece of the document, at
+        most 1 MiB each. The receiver checks as for OfferSet once the document is whole;
+        INVALID_ARGUMENT also when the pieces do not add up to the stated length.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportSighting(self, request, context):
+        """A sighting or false-positive report about one indicator of a set this node owns,
+        from an agency holding the set (node/indicators/sightings.py). The owner checks the
+        TLS client is the reporter, the reporter's signature with the key the directory
+        lists, that the set is its own and was given to the reporter, and that it holds the
+        indicator; a resent report (same id, same bytes) is acknowledged, not stored again.
+        PERMISSION_DENIED (sighting_refused: not the owner, or not given the set;
+        peer_not_sender), UNAUTHENTICATED (bad signature), NOT_FOUND (no such set, or
+        indicator_not_in_set), INVALID_ARGUMENT (a malformed report), ALREADY_EXISTS (the
+        id was used for another report).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CountOverlap(self, request_iterator, context):
         """Private set intersection cardinality over the two agencies' own indicators
         (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
@@ -68,6 +114,32 @@ class IndicatorsServicer:
         blinded points ("responder"). The caller learns how many indicators the two share,
         never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
         INVALID_ARGUMENT for an invalid point or too many of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AskReveal(self, request, context):
+        """Asks this node's agency to consent to revealing which indicators the two share
+        (node/indicators/reveal.py). The receiver checks the TLS client is the requester and
+        the requester's signature with the key the directory lists, then stores the request
+        for a person to decide. UNAUTHENTICATED (not signed by a listed key of the TLS
+        client's agency), PERMISSION_DENIED (the TLS client is not the requester),
+        INVALID_ARGUMENT (a malformed request, or one addressed to another agency),
+        FAILED_PRECONDITION (expired, or made in the future), ALREADY_EXISTS (the request id
+        is taken), RESOURCE_EXHAUSTED (too many requests from this peer wait for a decision).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealOverlap(self, request_iterator, context):
+        """A consented reveal: like CountOverlap, but the first chunk names the consented request
+        ("request_id") and the "doubled" points come back in the order the caller sent them,
+        so the caller learns which of its own items the two share. This node still learns only
+        how many points were sent. PERMISSION_DENIED (no consent, refused, used or expired;
+        another requester), INVALID_ARGUMENT (not the number of points the request stated),
+        RESOURCE_EXHAUSTED (the daily limit it shares with CountOverlap).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,9 +153,29 @@ def add_IndicatorsServicer_to_server(servicer, server):
                     request_deserializer=comity_dot_v1_dot_indicators__pb2.SignedIndicatorSet.FromString,
                     response_serializer=comity_dot_v1_dot_indicators__pb2.IndicatorSetAck.SerializeToString,
             ),
+            'OfferSetInChunks': grpc.stream_unary_rpc_method_handler(
+                    servicer.OfferSetInChunks,
+                    request_deserializer=comity_dot_v1_dot_indicators__pb2.IndicatorSetChunk.FromString,
+                    response_serializer=comity_dot_v1_dot_indicators__pb2.IndicatorSetAck.SerializeToString,
+            ),
+            'ReportSighting': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportSighting,
+                    request_deserializer=comity_dot_v1_dot_indicators__pb2.SignedSighting.FromString,
+                    response_serializer=comity_dot_v1_dot_indicators__pb2.SightingAck.SerializeToString,
+            ),
             'CountOverlap': grpc.stream_stream_rpc_method_handler(
                     servicer.CountOverlap,
                     request_deserializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.FromString,
+                    response_serializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.SerializeToString,
+            ),
+            'AskReveal': grpc.unary_unary_rpc_method_handler(
+                    servicer.AskReveal,
+                    request_deserializer=comity_dot_v1_dot_indicators__pb2.SignedRevealRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_indicators__pb2.RevealAck.SerializeToString,
+            ),
+            'RevealOverlap': grpc.stream_stream_rpc_method_handler(
+                    servicer.RevealOverlap,
+                    request_deserializer=comity_dot_v1_dot_indicators__pb2.RevealChunk.FromString,
                     response_serializer=comity_dot_v1_dot_indicators__pb2.OverlapChunk.SerializeToString,
             ),
     }
@@ -125,6 +217,60 @@ class Indicators:
             _registered_method=True)
 
     @staticmethod
+    def OfferSetInChunks(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/comity.v1.Indicators/OfferSetInChunks',
+            comity_dot_v1_dot_indicators__pb2.IndicatorSetChunk.SerializeToString,
+            comity_dot_v1_dot_indicators__pb2.IndicatorSetAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportSighting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Indicators/ReportSighting',
+            comity_dot_v1_dot_indicators__pb2.SignedSighting.SerializeToString,
+            comity_dot_v1_dot_indicators__pb2.SightingAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CountOverlap(request_iterator,
             target,
             options=(),
@@ -140,6 +286,60 @@ class Indicators:
             target,
             '/comity.v1.Indicators/CountOverlap',
             comity_dot_v1_dot_indicators__pb2.OverlapChunk.SerializeToString,
+            comity_dot_v1_dot_indicators__pb2.OverlapChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AskReveal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Indicators/AskReveal',
+            comity_dot_v1_dot_indicators__pb2.SignedRevealRequest.SerializeToString,
+            comity_dot_v1_dot_indicators__pb2.RevealAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealOverlap(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/comity.v1.Indicators/RevealOverlap',
+            comity_dot_v1_dot_indicators__pb2.RevealChunk.SerializeToString,
             comity_dot_v1_dot_indicators__pb2.OverlapChunk.FromString,
             options,
             channel_credentials,

@@ -45,6 +45,24 @@ class IndicatorsStub:
     INVALID_ARGUMENT (a malformed set), FAILED_PRECONDITION (an older version),
     ALREADY_EXISTS (the same version with other content).
     """
+    OfferSetInChunks: _grpc.StreamUnaryMultiCallable[_indicators_pb2.IndicatorSetChunk, _indicators_pb2.IndicatorSetAck]
+    """OfferSet for a set whose document does not fit in one message (the federation's
+    limit is 2 MiB; a set may hold up to 32 MiB): the first chunk carries the owner's
+    signature and the document's length, every chunk the next piece of the document, at
+    most 1 MiB each. The receiver checks as for OfferSet once the document is whole;
+    INVALID_ARGUMENT also when the pieces do not add up to the stated length.
+    """
+    ReportSighting: _grpc.UnaryUnaryMultiCallable[_indicators_pb2.SignedSighting, _indicators_pb2.SightingAck]
+    """A sighting or false-positive report about one indicator of a set this node owns,
+    from an agency holding the set (node/indicators/sightings.py). The owner checks the
+    TLS client is the reporter, the reporter's signature with the key the directory
+    lists, that the set is its own and was given to the reporter, and that it holds the
+    indicator; a resent report (same id, same bytes) is acknowledged, not stored again.
+    PERMISSION_DENIED (sighting_refused: not the owner, or not given the set;
+    peer_not_sender), UNAUTHENTICATED (bad signature), NOT_FOUND (no such set, or
+    indicator_not_in_set), INVALID_ARGUMENT (a malformed report), ALREADY_EXISTS (the
+    id was used for another report).
+    """
     CountOverlap: _grpc.StreamStreamMultiCallable[_indicators_pb2.OverlapChunk, _indicators_pb2.OverlapChunk]
     """Private set intersection cardinality over the two agencies' own indicators
     (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
@@ -52,6 +70,24 @@ class IndicatorsStub:
     blinded points ("responder"). The caller learns how many indicators the two share,
     never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
     INVALID_ARGUMENT for an invalid point or too many of them.
+    """
+    AskReveal: _grpc.UnaryUnaryMultiCallable[_indicators_pb2.SignedRevealRequest, _indicators_pb2.RevealAck]
+    """Asks this node's agency to consent to revealing which indicators the two share
+    (node/indicators/reveal.py). The receiver checks the TLS client is the requester and
+    the requester's signature with the key the directory lists, then stores the request
+    for a person to decide. UNAUTHENTICATED (not signed by a listed key of the TLS
+    client's agency), PERMISSION_DENIED (the TLS client is not the requester),
+    INVALID_ARGUMENT (a malformed request, or one addressed to another agency),
+    FAILED_PRECONDITION (expired, or made in the future), ALREADY_EXISTS (the request id
+    is taken), RESOURCE_EXHAUSTED (too many requests from this peer wait for a decision).
+    """
+    RevealOverlap: _grpc.StreamStreamMultiCallable[_indicators_pb2.RevealChunk, _indicators_pb2.OverlapChunk]
+    """A consented reveal: like CountOverlap, but the first chunk names the consented request
+    ("request_id") and the "doubled" points come back in the order the caller sent them,
+    so the caller learns which of its own items the two share. This node still learns only
+    how many points were sent. PERMISSION_DENIED (no consent, refused, used or expired;
+    another requester), INVALID_ARGUMENT (not the number of points the request stated),
+    RESOURCE_EXHAUSTED (the daily limit it shares with CountOverlap).
     """
 
 @_typing.type_check_only
@@ -65,6 +101,24 @@ class IndicatorsAsyncStub(IndicatorsStub):
     INVALID_ARGUMENT (a malformed set), FAILED_PRECONDITION (an older version),
     ALREADY_EXISTS (the same version with other content).
     """
+    OfferSetInChunks: _aio.StreamUnaryMultiCallable[_indicators_pb2.IndicatorSetChunk, _indicators_pb2.IndicatorSetAck]  # type: ignore[assignment]
+    """OfferSet for a set whose document does not fit in one message (the federation's
+    limit is 2 MiB; a set may hold up to 32 MiB): the first chunk carries the owner's
+    signature and the document's length, every chunk the next piece of the document, at
+    most 1 MiB each. The receiver checks as for OfferSet once the document is whole;
+    INVALID_ARGUMENT also when the pieces do not add up to the stated length.
+    """
+    ReportSighting: _aio.UnaryUnaryMultiCallable[_indicators_pb2.SignedSighting, _indicators_pb2.SightingAck]  # type: ignore[assignment]
+    """A sighting or false-positive report about one indicator of a set this node owns,
+    from an agency holding the set (node/indicators/sightings.py). The owner checks the
+    TLS client is the reporter, the reporter's signature with the key the directory
+    lists, that the set is its own and was given to the reporter, and that it holds the
+    indicator; a resent report (same id, same bytes) is acknowledged, not stored again.
+    PERMISSION_DENIED (sighting_refused: not the owner, or not given the set;
+    peer_not_sender), UNAUTHENTICATED (bad signature), NOT_FOUND (no such set, or
+    indicator_not_in_set), INVALID_ARGUMENT (a malformed report), ALREADY_EXISTS (the
+    id was used for another report).
+    """
     CountOverlap: _aio.StreamStreamMultiCallable[_indicators_pb2.OverlapChunk, _indicators_pb2.OverlapChunk]  # type: ignore[assignment]
     """Private set intersection cardinality over the two agencies' own indicators
     (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
@@ -72,6 +126,24 @@ class IndicatorsAsyncStub(IndicatorsStub):
     blinded points ("responder"). The caller learns how many indicators the two share,
     never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
     INVALID_ARGUMENT for an invalid point or too many of them.
+    """
+    AskReveal: _aio.UnaryUnaryMultiCallable[_indicators_pb2.SignedRevealRequest, _indicators_pb2.RevealAck]  # type: ignore[assignment]
+    """Asks this node's agency to consent to revealing which indicators the two share
+    (node/indicators/reveal.py). The receiver checks the TLS client is the requester and
+    the requester's signature with the key the directory lists, then stores the request
+    for a person to decide. UNAUTHENTICATED (not signed by a listed key of the TLS
+    client's agency), PERMISSION_DENIED (the TLS client is not the requester),
+    INVALID_ARGUMENT (a malformed request, or one addressed to another agency),
+    FAILED_PRECONDITION (expired, or made in the future), ALREADY_EXISTS (the request id
+    is taken), RESOURCE_EXHAUSTED (too many requests from this peer wait for a decision).
+    """
+    RevealOverlap: _aio.StreamStreamMultiCallable[_indicators_pb2.RevealChunk, _indicators_pb2.OverlapChunk]  # type: ignore[assignment]
+    """A consented reveal: like CountOverlap, but the first chunk names the consented request
+    ("request_id") and the "doubled" points come back in the order the caller sent them,
+    so the caller learns which of its own items the two share. This node still learns only
+    how many points were sent. PERMISSION_DENIED (no consent, refused, used or expired;
+    another requester), INVALID_ARGUMENT (not the number of points the request stated),
+    RESOURCE_EXHAUSTED (the daily limit it shares with CountOverlap).
     """
 
 class IndicatorsServicer(metaclass=_abc_1.ABCMeta):
@@ -90,6 +162,36 @@ class IndicatorsServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def OfferSetInChunks(
+        self,
+        request_iterator: _MaybeAsyncIterator[_indicators_pb2.IndicatorSetChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_indicators_pb2.IndicatorSetAck, _abc.Awaitable[_indicators_pb2.IndicatorSetAck]]:
+        """OfferSet for a set whose document does not fit in one message (the federation's
+        limit is 2 MiB; a set may hold up to 32 MiB): the first chunk carries the owner's
+        signature and the document's length, every chunk the next piece of the document, at
+        most 1 MiB each. The receiver checks as for OfferSet once the document is whole;
+        INVALID_ARGUMENT also when the pieces do not add up to the stated length.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportSighting(
+        self,
+        request: _indicators_pb2.SignedSighting,
+        context: _ServicerContext,
+    ) -> _typing.Union[_indicators_pb2.SightingAck, _abc.Awaitable[_indicators_pb2.SightingAck]]:
+        """A sighting or false-positive report about one indicator of a set this node owns,
+        from an agency holding the set (node/indicators/sightings.py). The owner checks the
+        TLS client is the reporter, the reporter's signature with the key the directory
+        lists, that the set is its own and was given to the reporter, and that it holds the
+        indicator; a resent report (same id, same bytes) is acknowledged, not stored again.
+        PERMISSION_DENIED (sighting_refused: not the owner, or not given the set;
+        peer_not_sender), UNAUTHENTICATED (bad signature), NOT_FOUND (no such set, or
+        indicator_not_in_set), INVALID_ARGUMENT (a malformed report), ALREADY_EXISTS (the
+        id was used for another report).
+        """
+
+    @_abc_1.abstractmethod
     def CountOverlap(
         self,
         request_iterator: _MaybeAsyncIterator[_indicators_pb2.OverlapChunk],
@@ -101,6 +203,36 @@ class IndicatorsServicer(metaclass=_abc_1.ABCMeta):
         blinded points ("responder"). The caller learns how many indicators the two share,
         never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
         INVALID_ARGUMENT for an invalid point or too many of them.
+        """
+
+    @_abc_1.abstractmethod
+    def AskReveal(
+        self,
+        request: _indicators_pb2.SignedRevealRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_indicators_pb2.RevealAck, _abc.Awaitable[_indicators_pb2.RevealAck]]:
+        """Asks this node's agency to consent to revealing which indicators the two share
+        (node/indicators/reveal.py). The receiver checks the TLS client is the requester and
+        the requester's signature with the key the directory lists, then stores the request
+        for a person to decide. UNAUTHENTICATED (not signed by a listed key of the TLS
+        client's agency), PERMISSION_DENIED (the TLS client is not the requester),
+        INVALID_ARGUMENT (a malformed request, or one addressed to another agency),
+        FAILED_PRECONDITION (expired, or made in the future), ALREADY_EXISTS (the request id
+        is taken), RESOURCE_EXHAUSTED (too many requests from this peer wait for a decision).
+        """
+
+    @_abc_1.abstractmethod
+    def RevealOverlap(
+        self,
+        request_iterator: _MaybeAsyncIterator[_indicators_pb2.RevealChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_indicators_pb2.OverlapChunk], _abc.AsyncIterator[_indicators_pb2.OverlapChunk]]:
+        """A consented reveal: like CountOverlap, but the first chunk names the consented request
+        ("request_id") and the "doubled" points come back in the order the caller sent them,
+        so the caller learns which of its own items the two share. This node still learns only
+        how many points were sent. PERMISSION_DENIED (no consent, refused, used or expired;
+        another requester), INVALID_ARGUMENT (not the number of points the request stated),
+        RESOURCE_EXHAUSTED (the daily limit it shares with CountOverlap).
         """
 
 def add_IndicatorsServicer_to_server(servicer: IndicatorsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

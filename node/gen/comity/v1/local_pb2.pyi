@@ -44,6 +44,110 @@ DIRECTION_INBOUND: Direction.ValueType  # 2
 Global___Direction: _TypeAlias = Direction  # noqa: Y015
 
 @_typing.final
+class ReportSightingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SET_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    set_id: _builtins.str
+    type: _builtins.str
+    value: _builtins.str
+    kind: _builtins.str
+    """"seen" or "false_positive"."""
+    note: _builtins.str
+    """Case content, at most 280 characters; never logged."""
+    def __init__(
+        self,
+        *,
+        set_id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        value: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        note: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_note", b"_note", "note", b"note"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_note", b"_note", "kind", b"kind", "note", b"note", "set_id", b"set_id", "type", b"type", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__note: _TypeAlias = _typing.Literal["note"]  # noqa: Y015
+    _WhichOneofArgType__note: _TypeAlias = _typing.Literal["_note", b"_note"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__note) -> _WhichOneofReturnType__note | None: ...
+
+Global___ReportSightingRequest: _TypeAlias = ReportSightingRequest  # noqa: Y015
+
+@_typing.final
+class SightingView(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGHTING_ID_FIELD_NUMBER: _builtins.int
+    SET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    REPORTER_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REPORTED_AT_MS_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_MS_FIELD_NUMBER: _builtins.int
+    sighting_id: _builtins.str
+    set_id: _builtins.str
+    owner: _builtins.str
+    reporter: _builtins.str
+    type: _builtins.str
+    value: _builtins.str
+    kind: _builtins.str
+    note: _builtins.str
+    reported_at_ms: _builtins.int
+    received_at_ms: _builtins.int
+    """When the owner's node stored it (in ListSightings' answer)."""
+    def __init__(
+        self,
+        *,
+        sighting_id: _builtins.str = ...,
+        set_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        reporter: _builtins.str = ...,
+        type: _builtins.str = ...,
+        value: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        note: _builtins.str | None = ...,
+        reported_at_ms: _builtins.int = ...,
+        received_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_note", b"_note", "note", b"note"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_note", b"_note", "kind", b"kind", "note", b"note", "owner", b"owner", "received_at_ms", b"received_at_ms", "reported_at_ms", b"reported_at_ms", "reporter", b"reporter", "set_id", b"set_id", "sighting_id", b"sighting_id", "type", b"type", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__note: _TypeAlias = _typing.Literal["note"]  # noqa: Y015
+    _WhichOneofArgType__note: _TypeAlias = _typing.Literal["_note", b"_note"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__note) -> _WhichOneofReturnType__note | None: ...
+
+Global___SightingView: _TypeAlias = SightingView  # noqa: Y015
+
+@_typing.final
+class SightingList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGHTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sightings(self) -> _containers.RepeatedCompositeFieldContainer[Global___SightingView]: ...
+    def __init__(
+        self,
+        *,
+        sightings: _abc.Iterable[Global___SightingView] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sightings", b"sightings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SightingList: _TypeAlias = SightingList  # noqa: Y015
+
+@_typing.final
 class CheckOverlapRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -93,6 +197,209 @@ class OverlapCount(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OverlapCount: _TypeAlias = OverlapCount  # noqa: Y015
+
+@_typing.final
+class AskRevealRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SET_IDS_FIELD_NUMBER: _builtins.int
+    VALID_MS_FIELD_NUMBER: _builtins.int
+    agency: _builtins.str
+    reason: _builtins.str
+    valid_ms: _builtins.int
+    """How long the request (and a consent to it) stays valid; 0: three days."""
+    @_builtins.property
+    def set_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        agency: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        set_ids: _abc.Iterable[_builtins.str] | None = ...,
+        valid_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "reason", b"reason", "set_ids", b"set_ids", "valid_ms", b"valid_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AskRevealRequest: _TypeAlias = AskRevealRequest  # noqa: Y015
+
+@_typing.final
+class RevealRequestView(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    RESPONDER_FIELD_NUMBER: _builtins.int
+    SET_IDS_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CREATED_MS_FIELD_NUMBER: _builtins.int
+    EXPIRES_MS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DECIDED_MS_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    direction: _builtins.str
+    """"outbound" (this agency asked) or "inbound" (it was asked)."""
+    requester: _builtins.str
+    responder: _builtins.str
+    items: _builtins.int
+    reason: _builtins.str
+    created_ms: _builtins.int
+    expires_ms: _builtins.int
+    state: _builtins.str
+    """asked, revealed (outbound); pending, consented, refused, used (inbound); expired."""
+    decided_ms: _builtins.int
+    shared: _builtins.int
+    """After a reveal (outbound only): how many of the items the two share."""
+    @_builtins.property
+    def set_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        requester: _builtins.str = ...,
+        responder: _builtins.str = ...,
+        set_ids: _abc.Iterable[_builtins.str] | None = ...,
+        items: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        created_ms: _builtins.int = ...,
+        expires_ms: _builtins.int = ...,
+        state: _builtins.str = ...,
+        decided_ms: _builtins.int | None = ...,
+        shared: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_decided_ms", b"_decided_ms", "_shared", b"_shared", "decided_ms", b"decided_ms", "shared", b"shared"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decided_ms", b"_decided_ms", "_shared", b"_shared", "created_ms", b"created_ms", "decided_ms", b"decided_ms", "direction", b"direction", "expires_ms", b"expires_ms", "items", b"items", "reason", b"reason", "request_id", b"request_id", "requester", b"requester", "responder", b"responder", "set_ids", b"set_ids", "shared", b"shared", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__decided_ms: _TypeAlias = _typing.Literal["decided_ms"]  # noqa: Y015
+    _WhichOneofArgType__decided_ms: _TypeAlias = _typing.Literal["_decided_ms", b"_decided_ms"]  # noqa: Y015
+    _WhichOneofReturnType__shared: _TypeAlias = _typing.Literal["shared"]  # noqa: Y015
+    _WhichOneofArgType__shared: _TypeAlias = _typing.Literal["_shared", b"_shared"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__decided_ms) -> _WhichOneofReturnType__decided_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shared) -> _WhichOneofReturnType__shared | None: ...
+
+Global___RevealRequestView: _TypeAlias = RevealRequestView  # noqa: Y015
+
+@_typing.final
+class ListRevealRequestsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevealRequestsRequest: _TypeAlias = ListRevealRequestsRequest  # noqa: Y015
+
+@_typing.final
+class RevealRequestList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RevealRequestView]: ...
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___RevealRequestView] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealRequestList: _TypeAlias = RevealRequestList  # noqa: Y015
+
+@_typing.final
+class DecideRevealRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    consent: _builtins.bool
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        consent: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideRevealRequest: _TypeAlias = DecideRevealRequest  # noqa: Y015
+
+@_typing.final
+class RevealOverlapRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealOverlapRequest: _TypeAlias = RevealOverlapRequest  # noqa: Y015
+
+@_typing.final
+class RevealedOverlap(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MINE_FIELD_NUMBER: _builtins.int
+    THEIRS_FIELD_NUMBER: _builtins.int
+    MATCHES_FIELD_NUMBER: _builtins.int
+    agency: _builtins.str
+    request_id: _builtins.str
+    mine: _builtins.int
+    theirs: _builtins.int
+    @_builtins.property
+    def matches(self) -> _containers.RepeatedCompositeFieldContainer[Global___IndicatorEntry]:
+        """This agency's own indicators the other agency also holds (type and value only)."""
+
+    def __init__(
+        self,
+        *,
+        agency: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        mine: _builtins.int = ...,
+        theirs: _builtins.int = ...,
+        matches: _abc.Iterable[Global___IndicatorEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "matches", b"matches", "mine", b"mine", "request_id", b"request_id", "theirs", b"theirs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealedOverlap: _TypeAlias = RevealedOverlap  # noqa: Y015
 
 @_typing.final
 class ClientGrant(_message.Message):
@@ -303,6 +610,7 @@ class IndicatorSetView(_message.Message):
     INDICATORS_FIELD_NUMBER: _builtins.int
     SHARED_WITH_FIELD_NUMBER: _builtins.int
     DISCARDED_FIELD_NUMBER: _builtins.int
+    DELIVERIES_FIELD_NUMBER: _builtins.int
     set_id: _builtins.str
     owner: _builtins.str
     version: _builtins.int
@@ -325,6 +633,12 @@ class IndicatorSetView(_message.Message):
     def shared_with(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The agencies this node passed it to."""
 
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SetDelivery]:
+        """Per agency the set went or is owed to: the version it holds from this node, and
+        any version still owed (retried in the background) or refused for good.
+        """
+
     def __init__(
         self,
         *,
@@ -340,14 +654,57 @@ class IndicatorSetView(_message.Message):
         indicators: _abc.Iterable[Global___IndicatorEntry] | None = ...,
         shared_with: _abc.Iterable[_builtins.str] | None = ...,
         discarded: _builtins.int = ...,
+        deliveries: _abc.Iterable[Global___SetDelivery] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients", "discarded", b"discarded", "indicator_count", b"indicator_count", "indicators", b"indicators", "owner", b"owner", "received_from", b"received_from", "recipients", b"recipients", "revoked", b"revoked", "set_id", b"set_id", "shared_with", b"shared_with", "tlp", b"tlp", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients", "deliveries", b"deliveries", "discarded", b"discarded", "indicator_count", b"indicator_count", "indicators", b"indicators", "owner", b"owner", "received_from", b"received_from", "recipients", b"recipients", "revoked", b"revoked", "set_id", b"set_id", "shared_with", b"shared_with", "tlp", b"tlp", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IndicatorSetView: _TypeAlias = IndicatorSetView  # noqa: Y015
+
+@_typing.final
+class SetDelivery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    DELIVERED_VERSION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OWED_VERSION_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_MS_FIELD_NUMBER: _builtins.int
+    recipient: _builtins.str
+    delivered_version: _builtins.int
+    """0 when no version has reached it yet."""
+    state: _builtins.str
+    """"delivered", "pending" (offered again with backoff) or "failed" (refused for good)."""
+    owed_version: _builtins.int
+    """The version owed, when pending or failed."""
+    attempts: _builtins.int
+    last_error: _builtins.str
+    next_attempt_at_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        recipient: _builtins.str = ...,
+        delivered_version: _builtins.int = ...,
+        state: _builtins.str = ...,
+        owed_version: _builtins.int = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        next_attempt_at_ms: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_next_attempt_at_ms", b"_next_attempt_at_ms", "next_attempt_at_ms", b"next_attempt_at_ms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_next_attempt_at_ms", b"_next_attempt_at_ms", "attempts", b"attempts", "delivered_version", b"delivered_version", "last_error", b"last_error", "next_attempt_at_ms", b"next_attempt_at_ms", "owed_version", b"owed_version", "recipient", b"recipient", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__next_attempt_at_ms: _TypeAlias = _typing.Literal["next_attempt_at_ms"]  # noqa: Y015
+    _WhichOneofArgType__next_attempt_at_ms: _TypeAlias = _typing.Literal["_next_attempt_at_ms", b"_next_attempt_at_ms"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__next_attempt_at_ms) -> _WhichOneofReturnType__next_attempt_at_ms | None: ...
+
+Global___SetDelivery: _TypeAlias = SetDelivery  # noqa: Y015
 
 @_typing.final
 class MatchPdqRequest(_message.Message):
@@ -1225,3 +1582,360 @@ class NodeStatus(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeStatus: _TypeAlias = NodeStatus  # noqa: Y015
+
+@_typing.final
+class CreateCampaignRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    campaign_id: _builtins.str
+    """Empty for a new id; a UUID to adopt another agency's campaign."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCampaignRequest: _TypeAlias = CreateCampaignRequest  # noqa: Y015
+
+@_typing.final
+class CampaignCase(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
+    LINKED_AT_MS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"set": an indicator set held here; "agency": another agency's case, by count only."""
+    ref: _builtins.str
+    """The set id, or the agency."""
+    agency: _builtins.str
+    """Whose case it is."""
+    shared: _builtins.int
+    """How many values linked it."""
+    linked_at_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        ref: _builtins.str = ...,
+        agency: _builtins.str = ...,
+        shared: _builtins.int = ...,
+        linked_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "kind", b"kind", "linked_at_ms", b"linked_at_ms", "ref", b"ref", "shared", b"shared"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignCase: _TypeAlias = CampaignCase  # noqa: Y015
+
+@_typing.final
+class CampaignView(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    CASES_FIELD_NUMBER: _builtins.int
+    AGENCIES_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    name: _builtins.str
+    created_at_ms: _builtins.int
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___CampaignCase]: ...
+    @_builtins.property
+    def agencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The other agencies concerned."""
+
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestSummary]:
+        """Requests (either direction) that name the campaign; only from GetCampaign."""
+
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        created_at_ms: _builtins.int = ...,
+        cases: _abc.Iterable[Global___CampaignCase] | None = ...,
+        agencies: _abc.Iterable[_builtins.str] | None = ...,
+        requests: _abc.Iterable[Global___RequestSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agencies", b"agencies", "campaign_id", b"campaign_id", "cases", b"cases", "created_at_ms", b"created_at_ms", "name", b"name", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignView: _TypeAlias = CampaignView  # noqa: Y015
+
+@_typing.final
+class DetectCampaignsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name for campaigns created now; empty: named after their first case."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DetectCampaignsRequest: _TypeAlias = DetectCampaignsRequest  # noqa: Y015
+
+@_typing.final
+class CampaignDetection(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGNS_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    NOISY_VALUES_FIELD_NUMBER: _builtins.int
+    BENIGN_VALUES_FIELD_NUMBER: _builtins.int
+    noisy_values: _builtins.int
+    """Values left out: held in too many sets, or on the known-benign list."""
+    benign_values: _builtins.int
+    @_builtins.property
+    def campaigns(self) -> _containers.RepeatedCompositeFieldContainer[Global___CampaignView]: ...
+    @_builtins.property
+    def created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        campaigns: _abc.Iterable[Global___CampaignView] | None = ...,
+        created: _abc.Iterable[_builtins.str] | None = ...,
+        noisy_values: _builtins.int = ...,
+        benign_values: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["benign_values", b"benign_values", "campaigns", b"campaigns", "created", b"created", "noisy_values", b"noisy_values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignDetection: _TypeAlias = CampaignDetection  # noqa: Y015
+
+@_typing.final
+class LinkCampaignAgencyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    SET_IDS_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    agency: _builtins.str
+    @_builtins.property
+    def set_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """This agency's sets to count with; empty: all its own live sets."""
+
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        agency: _builtins.str = ...,
+        set_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "campaign_id", b"campaign_id", "set_ids", b"set_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkCampaignAgencyRequest: _TypeAlias = LinkCampaignAgencyRequest  # noqa: Y015
+
+@_typing.final
+class CampaignLink(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OVERLAP_FIELD_NUMBER: _builtins.int
+    LINKED_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    linked: _builtins.bool
+    @_builtins.property
+    def overlap(self) -> Global___OverlapCount: ...
+    @_builtins.property
+    def campaign(self) -> Global___CampaignView: ...
+    def __init__(
+        self,
+        *,
+        overlap: Global___OverlapCount | None = ...,
+        linked: _builtins.bool = ...,
+        campaign: Global___CampaignView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "overlap", b"overlap"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "linked", b"linked", "overlap", b"overlap"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignLink: _TypeAlias = CampaignLink  # noqa: Y015
+
+@_typing.final
+class ListCampaignsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCampaignsRequest: _TypeAlias = ListCampaignsRequest  # noqa: Y015
+
+@_typing.final
+class CampaignList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGNS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaigns(self) -> _containers.RepeatedCompositeFieldContainer[Global___CampaignView]: ...
+    def __init__(
+        self,
+        *,
+        campaigns: _abc.Iterable[Global___CampaignView] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaigns", b"campaigns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignList: _TypeAlias = CampaignList  # noqa: Y015
+
+@_typing.final
+class GetCampaignRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCampaignRequest: _TypeAlias = GetCampaignRequest  # noqa: Y015
+
+@_typing.final
+class AlertCampaignRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    FORM_JSON_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    form_json: _builtins.bytes
+    """A campaign-alert.v1 form; the campaign's id and the linking values each recipient
+    may see are added to it.
+    """
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty: every agency concerned."""
+
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        form_json: _builtins.bytes = ...,
+        recipients: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "form_json", b"form_json", "recipients", b"recipients"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertCampaignRequest: _TypeAlias = AlertCampaignRequest  # noqa: Y015
+
+@_typing.final
+class CampaignAlerts(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestSummary]: ...
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___RequestSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignAlerts: _TypeAlias = CampaignAlerts  # noqa: Y015
+
+@_typing.final
+class ChangeBenignValuesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADD_FIELD_NUMBER: _builtins.int
+    REMOVE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def add(self) -> _containers.RepeatedCompositeFieldContainer[Global___IndicatorEntry]: ...
+    @_builtins.property
+    def remove(self) -> _containers.RepeatedCompositeFieldContainer[Global___IndicatorEntry]: ...
+    def __init__(
+        self,
+        *,
+        add: _abc.Iterable[Global___IndicatorEntry] | None = ...,
+        remove: _abc.Iterable[Global___IndicatorEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add", b"add", "remove", b"remove"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeBenignValuesRequest: _TypeAlias = ChangeBenignValuesRequest  # noqa: Y015
+
+@_typing.final
+class BenignValues(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___IndicatorEntry]: ...
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[Global___IndicatorEntry] | None = ...,
+        changed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BenignValues: _TypeAlias = BenignValues  # noqa: Y015

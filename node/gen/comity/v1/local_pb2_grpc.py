@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from node.gen.comity.v1 import audit_pb2 as comity_dot_v1_dot_audit__pb2
+from node.gen.comity.v1 import local_groups_pb2 as comity_dot_v1_dot_local__groups__pb2
 from node.gen.comity.v1 import local_pb2 as comity_dot_v1_dot_local__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -100,6 +101,36 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.EraseExpiredRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.ErasureSummary.FromString,
                 _registered_method=True)
+        self.CreateGroup = channel.unary_unary(
+                '/comity.v1.Local/CreateGroup',
+                request_serializer=comity_dot_v1_dot_local__groups__pb2.CreateGroupRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__groups__pb2.GroupView.FromString,
+                _registered_method=True)
+        self.ListGroups = channel.unary_unary(
+                '/comity.v1.Local/ListGroups',
+                request_serializer=comity_dot_v1_dot_local__groups__pb2.ListGroupsRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__groups__pb2.GroupList.FromString,
+                _registered_method=True)
+        self.RotateGroup = channel.unary_unary(
+                '/comity.v1.Local/RotateGroup',
+                request_serializer=comity_dot_v1_dot_local__groups__pb2.RotateGroupRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__groups__pb2.GroupView.FromString,
+                _registered_method=True)
+        self.PublishToGroup = channel.unary_unary(
+                '/comity.v1.Local/PublishToGroup',
+                request_serializer=comity_dot_v1_dot_local__groups__pb2.PublishToGroupRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__groups__pb2.GroupView.FromString,
+                _registered_method=True)
+        self.SyncGroups = channel.unary_unary(
+                '/comity.v1.Local/SyncGroups',
+                request_serializer=comity_dot_v1_dot_local__groups__pb2.SyncGroupsRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__groups__pb2.SyncGroupsResponse.FromString,
+                _registered_method=True)
+        self.GroupMatches = channel.unary_unary(
+                '/comity.v1.Local/GroupMatches',
+                request_serializer=comity_dot_v1_dot_local__groups__pb2.GroupMatchesRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__groups__pb2.GroupMatchList.FromString,
+                _registered_method=True)
         self.CreateIndicatorSet = channel.unary_unary(
                 '/comity.v1.Local/CreateIndicatorSet',
                 request_serializer=comity_dot_v1_dot_local__pb2.CreateIndicatorSetRequest.SerializeToString,
@@ -135,10 +166,75 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.CheckOverlapRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.OverlapCount.FromString,
                 _registered_method=True)
+        self.CreateCampaign = channel.unary_unary(
+                '/comity.v1.Local/CreateCampaign',
+                request_serializer=comity_dot_v1_dot_local__pb2.CreateCampaignRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.CampaignView.FromString,
+                _registered_method=True)
+        self.DetectCampaigns = channel.unary_unary(
+                '/comity.v1.Local/DetectCampaigns',
+                request_serializer=comity_dot_v1_dot_local__pb2.DetectCampaignsRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.CampaignDetection.FromString,
+                _registered_method=True)
+        self.LinkCampaignAgency = channel.unary_unary(
+                '/comity.v1.Local/LinkCampaignAgency',
+                request_serializer=comity_dot_v1_dot_local__pb2.LinkCampaignAgencyRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.CampaignLink.FromString,
+                _registered_method=True)
+        self.ListCampaigns = channel.unary_unary(
+                '/comity.v1.Local/ListCampaigns',
+                request_serializer=comity_dot_v1_dot_local__pb2.ListCampaignsRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.CampaignList.FromString,
+                _registered_method=True)
+        self.GetCampaign = channel.unary_unary(
+                '/comity.v1.Local/GetCampaign',
+                request_serializer=comity_dot_v1_dot_local__pb2.GetCampaignRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.CampaignView.FromString,
+                _registered_method=True)
+        self.AlertCampaign = channel.unary_unary(
+                '/comity.v1.Local/AlertCampaign',
+                request_serializer=comity_dot_v1_dot_local__pb2.AlertCampaignRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.CampaignAlerts.FromString,
+                _registered_method=True)
+        self.ChangeBenignValues = channel.unary_unary(
+                '/comity.v1.Local/ChangeBenignValues',
+                request_serializer=comity_dot_v1_dot_local__pb2.ChangeBenignValuesRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.BenignValues.FromString,
+                _registered_method=True)
+        self.AskReveal = channel.unary_unary(
+                '/comity.v1.Local/AskReveal',
+                request_serializer=comity_dot_v1_dot_local__pb2.AskRevealRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.RevealRequestView.FromString,
+                _registered_method=True)
+        self.ListRevealRequests = channel.unary_unary(
+                '/comity.v1.Local/ListRevealRequests',
+                request_serializer=comity_dot_v1_dot_local__pb2.ListRevealRequestsRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.RevealRequestList.FromString,
+                _registered_method=True)
+        self.DecideReveal = channel.unary_unary(
+                '/comity.v1.Local/DecideReveal',
+                request_serializer=comity_dot_v1_dot_local__pb2.DecideRevealRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.RevealRequestView.FromString,
+                _registered_method=True)
+        self.RevealOverlap = channel.unary_unary(
+                '/comity.v1.Local/RevealOverlap',
+                request_serializer=comity_dot_v1_dot_local__pb2.RevealOverlapRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.RevealedOverlap.FromString,
+                _registered_method=True)
         self.MatchPdq = channel.unary_unary(
                 '/comity.v1.Local/MatchPdq',
                 request_serializer=comity_dot_v1_dot_local__pb2.MatchPdqRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.PdqMatches.FromString,
+                _registered_method=True)
+        self.ReportSighting = channel.unary_unary(
+                '/comity.v1.Local/ReportSighting',
+                request_serializer=comity_dot_v1_dot_local__pb2.ReportSightingRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.SightingView.FromString,
+                _registered_method=True)
+        self.ListSightings = channel.unary_unary(
+                '/comity.v1.Local/ListSightings',
+                request_serializer=comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.SightingList.FromString,
                 _registered_method=True)
 
 
@@ -264,6 +360,50 @@ class LocalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateGroup(self, request, context):
+        """Sharing groups (README "Sharing groups"). A new group owned by this agency, with
+        the other members named; the first epoch's key goes to each of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateGroup(self, request, context):
+        """A new key epoch (the owner only), leaving out the members named; the key goes to
+        the remaining members, and this node republishes its tags under it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishToGroup(self, request, context):
+        """Publishes the live indicators of one of this agency's sets into a group as tags,
+        if the set's TLP label allows every member (PERMISSION_DENIED, tlp_forbids).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SyncGroups(self, request, context):
+        """Copies the other members' tag logs from where this node left off.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GroupMatches(self, request, context):
+        """This agency's own live indicators whose tags other members also published.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateIndicatorSet(self, request, context):
         """Indicator sets (README "Indicators"). Values are canonicalised on the way in;
         errors name the type and the rule, never the value. A new set of this agency's,
@@ -296,7 +436,8 @@ class LocalServicer:
 
     def ShareIndicatorSet(self, request, context):
         """Passes a set to another member, if its label allows (PERMISSION_DENIED,
-        tlp_forbids, otherwise; nothing is sent).
+        tlp_forbids, otherwise; nothing is sent). A member that cannot be reached now gets
+        it later: the answer's deliveries show it pending, and the node offers it again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -318,9 +459,108 @@ class LocalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCampaign(self, request, context):
+        """Campaigns (node/services/campaigns.py). A new campaign, or one adopted under the
+        id another agency gave it (ALREADY_EXISTS if held).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetectCampaigns(self, request, context):
+        """Links the cases held here that share enough values, past the per-value limit and
+        the known-benign list: campaigns extended or created.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkCampaignAgency(self, request, context):
+        """Counts privately how many values another agency's case shares with this agency's
+        sets, and links that case when the count reaches the threshold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCampaigns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCampaign(self, request, context):
+        """One campaign with its cases and the requests that name it. NOT_FOUND if unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlertCampaign(self, request, context):
+        """Files a campaign alert (Budapest Art. 26) to each agency concerned, or those named.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeBenignValues(self, request, context):
+        """Adds and removes known-benign values; answers the whole list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AskReveal(self, request, context):
+        """Signs a request asking another agency to consent to revealing which of this agency's
+        own indicators (all its live sets, or those named) it also holds, and sends it
+        (README "Indicators"). INVALID_ARGUMENT (no reason, no items, too many).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevealRequests(self, request, context):
+        """Reveal requests this node sent and received, newest first, with their state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideReveal(self, request, context):
+        """Consents to, or refuses, a pending reveal request another agency sent. NOT_FOUND,
+        FAILED_PRECONDITION (already decided, or expired).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealOverlap(self, request, context):
+        """Runs a consented reveal: which of this agency's own indicators the other agency holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def MatchPdq(self, request, context):
         """The PDQ hashes this node holds (in its own and received sets, AMBER+STRICT or RED
         only) within a Hamming distance of a given hash, nearest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportSighting(self, request, context):
+        """Reports a sighting ("seen") or a false positive ("false_positive") of one indicator
+        of a set this node received to the set's owner, signed by this agency. NOT_FOUND (no
+        such set, or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind,
+        value or note), and the owner's refusals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSightings(self, request, context):
+        """The sighting and false-positive reports this node stored about one of its own sets.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -394,6 +634,36 @@ def add_LocalServicer_to_server(servicer, server):
                     request_deserializer=comity_dot_v1_dot_local__pb2.EraseExpiredRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.ErasureSummary.SerializeToString,
             ),
+            'CreateGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGroup,
+                    request_deserializer=comity_dot_v1_dot_local__groups__pb2.CreateGroupRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__groups__pb2.GroupView.SerializeToString,
+            ),
+            'ListGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGroups,
+                    request_deserializer=comity_dot_v1_dot_local__groups__pb2.ListGroupsRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__groups__pb2.GroupList.SerializeToString,
+            ),
+            'RotateGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateGroup,
+                    request_deserializer=comity_dot_v1_dot_local__groups__pb2.RotateGroupRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__groups__pb2.GroupView.SerializeToString,
+            ),
+            'PublishToGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishToGroup,
+                    request_deserializer=comity_dot_v1_dot_local__groups__pb2.PublishToGroupRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__groups__pb2.GroupView.SerializeToString,
+            ),
+            'SyncGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncGroups,
+                    request_deserializer=comity_dot_v1_dot_local__groups__pb2.SyncGroupsRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__groups__pb2.SyncGroupsResponse.SerializeToString,
+            ),
+            'GroupMatches': grpc.unary_unary_rpc_method_handler(
+                    servicer.GroupMatches,
+                    request_deserializer=comity_dot_v1_dot_local__groups__pb2.GroupMatchesRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__groups__pb2.GroupMatchList.SerializeToString,
+            ),
             'CreateIndicatorSet': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateIndicatorSet,
                     request_deserializer=comity_dot_v1_dot_local__pb2.CreateIndicatorSetRequest.FromString,
@@ -429,10 +699,75 @@ def add_LocalServicer_to_server(servicer, server):
                     request_deserializer=comity_dot_v1_dot_local__pb2.CheckOverlapRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.OverlapCount.SerializeToString,
             ),
+            'CreateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCampaign,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.CreateCampaignRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.CampaignView.SerializeToString,
+            ),
+            'DetectCampaigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetectCampaigns,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.DetectCampaignsRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.CampaignDetection.SerializeToString,
+            ),
+            'LinkCampaignAgency': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkCampaignAgency,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.LinkCampaignAgencyRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.CampaignLink.SerializeToString,
+            ),
+            'ListCampaigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCampaigns,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.ListCampaignsRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.CampaignList.SerializeToString,
+            ),
+            'GetCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaign,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.GetCampaignRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.CampaignView.SerializeToString,
+            ),
+            'AlertCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlertCampaign,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.AlertCampaignRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.CampaignAlerts.SerializeToString,
+            ),
+            'ChangeBenignValues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeBenignValues,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.ChangeBenignValuesRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.BenignValues.SerializeToString,
+            ),
+            'AskReveal': grpc.unary_unary_rpc_method_handler(
+                    servicer.AskReveal,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.AskRevealRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.RevealRequestView.SerializeToString,
+            ),
+            'ListRevealRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevealRequests,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.ListRevealRequestsRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.RevealRequestList.SerializeToString,
+            ),
+            'DecideReveal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideReveal,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.DecideRevealRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.RevealRequestView.SerializeToString,
+            ),
+            'RevealOverlap': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealOverlap,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.RevealOverlapRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.RevealedOverlap.SerializeToString,
+            ),
             'MatchPdq': grpc.unary_unary_rpc_method_handler(
                     servicer.MatchPdq,
                     request_deserializer=comity_dot_v1_dot_local__pb2.MatchPdqRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.PdqMatches.SerializeToString,
+            ),
+            'ReportSighting': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportSighting,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.ReportSightingRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.SightingView.SerializeToString,
+            ),
+            'ListSightings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSightings,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.SightingList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -797,6 +1132,168 @@ class Local:
             _registered_method=True)
 
     @staticmethod
+    def CreateGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/CreateGroup',
+            comity_dot_v1_dot_local__groups__pb2.CreateGroupRequest.SerializeToString,
+            comity_dot_v1_dot_local__groups__pb2.GroupView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ListGroups',
+            comity_dot_v1_dot_local__groups__pb2.ListGroupsRequest.SerializeToString,
+            comity_dot_v1_dot_local__groups__pb2.GroupList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/RotateGroup',
+            comity_dot_v1_dot_local__groups__pb2.RotateGroupRequest.SerializeToString,
+            comity_dot_v1_dot_local__groups__pb2.GroupView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishToGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/PublishToGroup',
+            comity_dot_v1_dot_local__groups__pb2.PublishToGroupRequest.SerializeToString,
+            comity_dot_v1_dot_local__groups__pb2.GroupView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/SyncGroups',
+            comity_dot_v1_dot_local__groups__pb2.SyncGroupsRequest.SerializeToString,
+            comity_dot_v1_dot_local__groups__pb2.SyncGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GroupMatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/GroupMatches',
+            comity_dot_v1_dot_local__groups__pb2.GroupMatchesRequest.SerializeToString,
+            comity_dot_v1_dot_local__groups__pb2.GroupMatchList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateIndicatorSet(request,
             target,
             options=(),
@@ -986,6 +1483,303 @@ class Local:
             _registered_method=True)
 
     @staticmethod
+    def CreateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/CreateCampaign',
+            comity_dot_v1_dot_local__pb2.CreateCampaignRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.CampaignView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetectCampaigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/DetectCampaigns',
+            comity_dot_v1_dot_local__pb2.DetectCampaignsRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.CampaignDetection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkCampaignAgency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/LinkCampaignAgency',
+            comity_dot_v1_dot_local__pb2.LinkCampaignAgencyRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.CampaignLink.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCampaigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ListCampaigns',
+            comity_dot_v1_dot_local__pb2.ListCampaignsRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.CampaignList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/GetCampaign',
+            comity_dot_v1_dot_local__pb2.GetCampaignRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.CampaignView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlertCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/AlertCampaign',
+            comity_dot_v1_dot_local__pb2.AlertCampaignRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.CampaignAlerts.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeBenignValues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ChangeBenignValues',
+            comity_dot_v1_dot_local__pb2.ChangeBenignValuesRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.BenignValues.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AskReveal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/AskReveal',
+            comity_dot_v1_dot_local__pb2.AskRevealRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.RevealRequestView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevealRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ListRevealRequests',
+            comity_dot_v1_dot_local__pb2.ListRevealRequestsRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.RevealRequestList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideReveal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/DecideReveal',
+            comity_dot_v1_dot_local__pb2.DecideRevealRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.RevealRequestView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealOverlap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/RevealOverlap',
+            comity_dot_v1_dot_local__pb2.RevealOverlapRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.RevealedOverlap.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def MatchPdq(request,
             target,
             options=(),
@@ -1002,6 +1796,60 @@ class Local:
             '/comity.v1.Local/MatchPdq',
             comity_dot_v1_dot_local__pb2.MatchPdqRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.PdqMatches.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportSighting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ReportSighting',
+            comity_dot_v1_dot_local__pb2.ReportSightingRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.SightingView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSightings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/ListSightings',
+            comity_dot_v1_dot_local__pb2.GetIndicatorSetRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.SightingList.FromString,
             options,
             channel_credentials,
             insecure,

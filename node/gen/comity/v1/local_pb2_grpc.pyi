@@ -11,6 +11,7 @@ never exposed to other nodes.
 
 from collections import abc as _abc
 from node.gen.comity.v1 import audit_pb2 as _audit_pb2
+from node.gen.comity.v1 import local_groups_pb2 as _local_groups_pb2
 from node.gen.comity.v1 import local_pb2 as _local_pb2
 from grpc import aio as _aio
 import abc as _abc_1
@@ -102,6 +103,23 @@ class LocalStub:
     """Erases, now, the audit openings whose legal basis's retention has ended (the
     node also does this periodically); each erased exchange gets a "data.erased" leaf.
     """
+    CreateGroup: _grpc.UnaryUnaryMultiCallable[_local_groups_pb2.CreateGroupRequest, _local_groups_pb2.GroupView]
+    """Sharing groups (README "Sharing groups"). A new group owned by this agency, with
+    the other members named; the first epoch's key goes to each of them.
+    """
+    ListGroups: _grpc.UnaryUnaryMultiCallable[_local_groups_pb2.ListGroupsRequest, _local_groups_pb2.GroupList]
+    RotateGroup: _grpc.UnaryUnaryMultiCallable[_local_groups_pb2.RotateGroupRequest, _local_groups_pb2.GroupView]
+    """A new key epoch (the owner only), leaving out the members named; the key goes to
+    the remaining members, and this node republishes its tags under it.
+    """
+    PublishToGroup: _grpc.UnaryUnaryMultiCallable[_local_groups_pb2.PublishToGroupRequest, _local_groups_pb2.GroupView]
+    """Publishes the live indicators of one of this agency's sets into a group as tags,
+    if the set's TLP label allows every member (PERMISSION_DENIED, tlp_forbids).
+    """
+    SyncGroups: _grpc.UnaryUnaryMultiCallable[_local_groups_pb2.SyncGroupsRequest, _local_groups_pb2.SyncGroupsResponse]
+    """Copies the other members' tag logs from where this node left off."""
+    GroupMatches: _grpc.UnaryUnaryMultiCallable[_local_groups_pb2.GroupMatchesRequest, _local_groups_pb2.GroupMatchList]
+    """This agency's own live indicators whose tags other members also published."""
     CreateIndicatorSet: _grpc.UnaryUnaryMultiCallable[_local_pb2.CreateIndicatorSetRequest, _local_pb2.IndicatorSetView]
     """Indicator sets (README "Indicators"). Values are canonicalised on the way in;
     errors name the type and the rule, never the value. A new set of this agency's,
@@ -115,7 +133,8 @@ class LocalStub:
     """One set with its indicators. NOT_FOUND if unknown."""
     ShareIndicatorSet: _grpc.UnaryUnaryMultiCallable[_local_pb2.ShareIndicatorSetRequest, _local_pb2.IndicatorSetView]
     """Passes a set to another member, if its label allows (PERMISSION_DENIED,
-    tlp_forbids, otherwise; nothing is sent).
+    tlp_forbids, otherwise; nothing is sent). A member that cannot be reached now gets
+    it later: the answer's deliveries show it pending, and the node offers it again.
     """
     RevokeIndicatorSet: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.IndicatorSetView]
     """Revokes one of this agency's sets: a signed tombstone version, sent to every
@@ -125,10 +144,50 @@ class LocalStub:
     """How many of this agency's own indicators (all its live sets, or those named) the
     other agency's own indicators share, by private set intersection cardinality.
     """
+    CreateCampaign: _grpc.UnaryUnaryMultiCallable[_local_pb2.CreateCampaignRequest, _local_pb2.CampaignView]
+    """Campaigns (node/services/campaigns.py). A new campaign, or one adopted under the
+    id another agency gave it (ALREADY_EXISTS if held).
+    """
+    DetectCampaigns: _grpc.UnaryUnaryMultiCallable[_local_pb2.DetectCampaignsRequest, _local_pb2.CampaignDetection]
+    """Links the cases held here that share enough values, past the per-value limit and
+    the known-benign list: campaigns extended or created.
+    """
+    LinkCampaignAgency: _grpc.UnaryUnaryMultiCallable[_local_pb2.LinkCampaignAgencyRequest, _local_pb2.CampaignLink]
+    """Counts privately how many values another agency's case shares with this agency's
+    sets, and links that case when the count reaches the threshold.
+    """
+    ListCampaigns: _grpc.UnaryUnaryMultiCallable[_local_pb2.ListCampaignsRequest, _local_pb2.CampaignList]
+    GetCampaign: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetCampaignRequest, _local_pb2.CampaignView]
+    """One campaign with its cases and the requests that name it. NOT_FOUND if unknown."""
+    AlertCampaign: _grpc.UnaryUnaryMultiCallable[_local_pb2.AlertCampaignRequest, _local_pb2.CampaignAlerts]
+    """Files a campaign alert (Budapest Art. 26) to each agency concerned, or those named."""
+    ChangeBenignValues: _grpc.UnaryUnaryMultiCallable[_local_pb2.ChangeBenignValuesRequest, _local_pb2.BenignValues]
+    """Adds and removes known-benign values; answers the whole list."""
+    AskReveal: _grpc.UnaryUnaryMultiCallable[_local_pb2.AskRevealRequest, _local_pb2.RevealRequestView]
+    """Signs a request asking another agency to consent to revealing which of this agency's
+    own indicators (all its live sets, or those named) it also holds, and sends it
+    (README "Indicators"). INVALID_ARGUMENT (no reason, no items, too many).
+    """
+    ListRevealRequests: _grpc.UnaryUnaryMultiCallable[_local_pb2.ListRevealRequestsRequest, _local_pb2.RevealRequestList]
+    """Reveal requests this node sent and received, newest first, with their state."""
+    DecideReveal: _grpc.UnaryUnaryMultiCallable[_local_pb2.DecideRevealRequest, _local_pb2.RevealRequestView]
+    """Consents to, or refuses, a pending reveal request another agency sent. NOT_FOUND,
+    FAILED_PRECONDITION (already decided, or expired).
+    """
+    RevealOverlap: _grpc.UnaryUnaryMultiCallable[_local_pb2.RevealOverlapRequest, _local_pb2.RevealedOverlap]
+    """Runs a consented reveal: which of this agency's own indicators the other agency holds."""
     MatchPdq: _grpc.UnaryUnaryMultiCallable[_local_pb2.MatchPdqRequest, _local_pb2.PdqMatches]
     """The PDQ hashes this node holds (in its own and received sets, AMBER+STRICT or RED
     only) within a Hamming distance of a given hash, nearest first.
     """
+    ReportSighting: _grpc.UnaryUnaryMultiCallable[_local_pb2.ReportSightingRequest, _local_pb2.SightingView]
+    """Reports a sighting ("seen") or a false positive ("false_positive") of one indicator
+    of a set this node received to the set's owner, signed by this agency. NOT_FOUND (no
+    such set, or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind,
+    value or note), and the owner's refusals.
+    """
+    ListSightings: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.SightingList]
+    """The sighting and false-positive reports this node stored about one of its own sets."""
 
 @_typing.type_check_only
 class LocalAsyncStub(LocalStub):
@@ -197,6 +256,23 @@ class LocalAsyncStub(LocalStub):
     """Erases, now, the audit openings whose legal basis's retention has ended (the
     node also does this periodically); each erased exchange gets a "data.erased" leaf.
     """
+    CreateGroup: _aio.UnaryUnaryMultiCallable[_local_groups_pb2.CreateGroupRequest, _local_groups_pb2.GroupView]  # type: ignore[assignment]
+    """Sharing groups (README "Sharing groups"). A new group owned by this agency, with
+    the other members named; the first epoch's key goes to each of them.
+    """
+    ListGroups: _aio.UnaryUnaryMultiCallable[_local_groups_pb2.ListGroupsRequest, _local_groups_pb2.GroupList]  # type: ignore[assignment]
+    RotateGroup: _aio.UnaryUnaryMultiCallable[_local_groups_pb2.RotateGroupRequest, _local_groups_pb2.GroupView]  # type: ignore[assignment]
+    """A new key epoch (the owner only), leaving out the members named; the key goes to
+    the remaining members, and this node republishes its tags under it.
+    """
+    PublishToGroup: _aio.UnaryUnaryMultiCallable[_local_groups_pb2.PublishToGroupRequest, _local_groups_pb2.GroupView]  # type: ignore[assignment]
+    """Publishes the live indicators of one of this agency's sets into a group as tags,
+    if the set's TLP label allows every member (PERMISSION_DENIED, tlp_forbids).
+    """
+    SyncGroups: _aio.UnaryUnaryMultiCallable[_local_groups_pb2.SyncGroupsRequest, _local_groups_pb2.SyncGroupsResponse]  # type: ignore[assignment]
+    """Copies the other members' tag logs from where this node left off."""
+    GroupMatches: _aio.UnaryUnaryMultiCallable[_local_groups_pb2.GroupMatchesRequest, _local_groups_pb2.GroupMatchList]  # type: ignore[assignment]
+    """This agency's own live indicators whose tags other members also published."""
     CreateIndicatorSet: _aio.UnaryUnaryMultiCallable[_local_pb2.CreateIndicatorSetRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
     """Indicator sets (README "Indicators"). Values are canonicalised on the way in;
     errors name the type and the rule, never the value. A new set of this agency's,
@@ -210,7 +286,8 @@ class LocalAsyncStub(LocalStub):
     """One set with its indicators. NOT_FOUND if unknown."""
     ShareIndicatorSet: _aio.UnaryUnaryMultiCallable[_local_pb2.ShareIndicatorSetRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
     """Passes a set to another member, if its label allows (PERMISSION_DENIED,
-    tlp_forbids, otherwise; nothing is sent).
+    tlp_forbids, otherwise; nothing is sent). A member that cannot be reached now gets
+    it later: the answer's deliveries show it pending, and the node offers it again.
     """
     RevokeIndicatorSet: _aio.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.IndicatorSetView]  # type: ignore[assignment]
     """Revokes one of this agency's sets: a signed tombstone version, sent to every
@@ -220,10 +297,50 @@ class LocalAsyncStub(LocalStub):
     """How many of this agency's own indicators (all its live sets, or those named) the
     other agency's own indicators share, by private set intersection cardinality.
     """
+    CreateCampaign: _aio.UnaryUnaryMultiCallable[_local_pb2.CreateCampaignRequest, _local_pb2.CampaignView]  # type: ignore[assignment]
+    """Campaigns (node/services/campaigns.py). A new campaign, or one adopted under the
+    id another agency gave it (ALREADY_EXISTS if held).
+    """
+    DetectCampaigns: _aio.UnaryUnaryMultiCallable[_local_pb2.DetectCampaignsRequest, _local_pb2.CampaignDetection]  # type: ignore[assignment]
+    """Links the cases held here that share enough values, past the per-value limit and
+    the known-benign list: campaigns extended or created.
+    """
+    LinkCampaignAgency: _aio.UnaryUnaryMultiCallable[_local_pb2.LinkCampaignAgencyRequest, _local_pb2.CampaignLink]  # type: ignore[assignment]
+    """Counts privately how many values another agency's case shares with this agency's
+    sets, and links that case when the count reaches the threshold.
+    """
+    ListCampaigns: _aio.UnaryUnaryMultiCallable[_local_pb2.ListCampaignsRequest, _local_pb2.CampaignList]  # type: ignore[assignment]
+    GetCampaign: _aio.UnaryUnaryMultiCallable[_local_pb2.GetCampaignRequest, _local_pb2.CampaignView]  # type: ignore[assignment]
+    """One campaign with its cases and the requests that name it. NOT_FOUND if unknown."""
+    AlertCampaign: _aio.UnaryUnaryMultiCallable[_local_pb2.AlertCampaignRequest, _local_pb2.CampaignAlerts]  # type: ignore[assignment]
+    """Files a campaign alert (Budapest Art. 26) to each agency concerned, or those named."""
+    ChangeBenignValues: _aio.UnaryUnaryMultiCallable[_local_pb2.ChangeBenignValuesRequest, _local_pb2.BenignValues]  # type: ignore[assignment]
+    """Adds and removes known-benign values; answers the whole list."""
+    AskReveal: _aio.UnaryUnaryMultiCallable[_local_pb2.AskRevealRequest, _local_pb2.RevealRequestView]  # type: ignore[assignment]
+    """Signs a request asking another agency to consent to revealing which of this agency's
+    own indicators (all its live sets, or those named) it also holds, and sends it
+    (README "Indicators"). INVALID_ARGUMENT (no reason, no items, too many).
+    """
+    ListRevealRequests: _aio.UnaryUnaryMultiCallable[_local_pb2.ListRevealRequestsRequest, _local_pb2.RevealRequestList]  # type: ignore[assignment]
+    """Reveal requests this node sent and received, newest first, with their state."""
+    DecideReveal: _aio.UnaryUnaryMultiCallable[_local_pb2.DecideRevealRequest, _local_pb2.RevealRequestView]  # type: ignore[assignment]
+    """Consents to, or refuses, a pending reveal request another agency sent. NOT_FOUND,
+    FAILED_PRECONDITION (already decided, or expired).
+    """
+    RevealOverlap: _aio.UnaryUnaryMultiCallable[_local_pb2.RevealOverlapRequest, _local_pb2.RevealedOverlap]  # type: ignore[assignment]
+    """Runs a consented reveal: which of this agency's own indicators the other agency holds."""
     MatchPdq: _aio.UnaryUnaryMultiCallable[_local_pb2.MatchPdqRequest, _local_pb2.PdqMatches]  # type: ignore[assignment]
     """The PDQ hashes this node holds (in its own and received sets, AMBER+STRICT or RED
     only) within a Hamming distance of a given hash, nearest first.
     """
+    ReportSighting: _aio.UnaryUnaryMultiCallable[_local_pb2.ReportSightingRequest, _local_pb2.SightingView]  # type: ignore[assignment]
+    """Reports a sighting ("seen") or a false positive ("false_positive") of one indicator
+    of a set this node received to the set's owner, signed by this agency. NOT_FOUND (no
+    such set, or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind,
+    value or note), and the owner's refusals.
+    """
+    ListSightings: _aio.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.SightingList]  # type: ignore[assignment]
+    """The sighting and false-positive reports this node stored about one of its own sets."""
 
 class LocalServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -369,6 +486,59 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def CreateGroup(
+        self,
+        request: _local_groups_pb2.CreateGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_groups_pb2.GroupView, _abc.Awaitable[_local_groups_pb2.GroupView]]:
+        """Sharing groups (README "Sharing groups"). A new group owned by this agency, with
+        the other members named; the first epoch's key goes to each of them.
+        """
+
+    @_abc_1.abstractmethod
+    def ListGroups(
+        self,
+        request: _local_groups_pb2.ListGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_groups_pb2.GroupList, _abc.Awaitable[_local_groups_pb2.GroupList]]: ...
+
+    @_abc_1.abstractmethod
+    def RotateGroup(
+        self,
+        request: _local_groups_pb2.RotateGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_groups_pb2.GroupView, _abc.Awaitable[_local_groups_pb2.GroupView]]:
+        """A new key epoch (the owner only), leaving out the members named; the key goes to
+        the remaining members, and this node republishes its tags under it.
+        """
+
+    @_abc_1.abstractmethod
+    def PublishToGroup(
+        self,
+        request: _local_groups_pb2.PublishToGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_groups_pb2.GroupView, _abc.Awaitable[_local_groups_pb2.GroupView]]:
+        """Publishes the live indicators of one of this agency's sets into a group as tags,
+        if the set's TLP label allows every member (PERMISSION_DENIED, tlp_forbids).
+        """
+
+    @_abc_1.abstractmethod
+    def SyncGroups(
+        self,
+        request: _local_groups_pb2.SyncGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_groups_pb2.SyncGroupsResponse, _abc.Awaitable[_local_groups_pb2.SyncGroupsResponse]]:
+        """Copies the other members' tag logs from where this node left off."""
+
+    @_abc_1.abstractmethod
+    def GroupMatches(
+        self,
+        request: _local_groups_pb2.GroupMatchesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_groups_pb2.GroupMatchList, _abc.Awaitable[_local_groups_pb2.GroupMatchList]]:
+        """This agency's own live indicators whose tags other members also published."""
+
+    @_abc_1.abstractmethod
     def CreateIndicatorSet(
         self,
         request: _local_pb2.CreateIndicatorSetRequest,
@@ -410,7 +580,8 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_local_pb2.IndicatorSetView, _abc.Awaitable[_local_pb2.IndicatorSetView]]:
         """Passes a set to another member, if its label allows (PERMISSION_DENIED,
-        tlp_forbids, otherwise; nothing is sent).
+        tlp_forbids, otherwise; nothing is sent). A member that cannot be reached now gets
+        it later: the answer's deliveries show it pending, and the node offers it again.
         """
 
     @_abc_1.abstractmethod
@@ -434,6 +605,104 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def CreateCampaign(
+        self,
+        request: _local_pb2.CreateCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.CampaignView, _abc.Awaitable[_local_pb2.CampaignView]]:
+        """Campaigns (node/services/campaigns.py). A new campaign, or one adopted under the
+        id another agency gave it (ALREADY_EXISTS if held).
+        """
+
+    @_abc_1.abstractmethod
+    def DetectCampaigns(
+        self,
+        request: _local_pb2.DetectCampaignsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.CampaignDetection, _abc.Awaitable[_local_pb2.CampaignDetection]]:
+        """Links the cases held here that share enough values, past the per-value limit and
+        the known-benign list: campaigns extended or created.
+        """
+
+    @_abc_1.abstractmethod
+    def LinkCampaignAgency(
+        self,
+        request: _local_pb2.LinkCampaignAgencyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.CampaignLink, _abc.Awaitable[_local_pb2.CampaignLink]]:
+        """Counts privately how many values another agency's case shares with this agency's
+        sets, and links that case when the count reaches the threshold.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCampaigns(
+        self,
+        request: _local_pb2.ListCampaignsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.CampaignList, _abc.Awaitable[_local_pb2.CampaignList]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCampaign(
+        self,
+        request: _local_pb2.GetCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.CampaignView, _abc.Awaitable[_local_pb2.CampaignView]]:
+        """One campaign with its cases and the requests that name it. NOT_FOUND if unknown."""
+
+    @_abc_1.abstractmethod
+    def AlertCampaign(
+        self,
+        request: _local_pb2.AlertCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.CampaignAlerts, _abc.Awaitable[_local_pb2.CampaignAlerts]]:
+        """Files a campaign alert (Budapest Art. 26) to each agency concerned, or those named."""
+
+    @_abc_1.abstractmethod
+    def ChangeBenignValues(
+        self,
+        request: _local_pb2.ChangeBenignValuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.BenignValues, _abc.Awaitable[_local_pb2.BenignValues]]:
+        """Adds and removes known-benign values; answers the whole list."""
+
+    @_abc_1.abstractmethod
+    def AskReveal(
+        self,
+        request: _local_pb2.AskRevealRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.RevealRequestView, _abc.Awaitable[_local_pb2.RevealRequestView]]:
+        """Signs a request asking another agency to consent to revealing which of this agency's
+        own indicators (all its live sets, or those named) it also holds, and sends it
+        (README "Indicators"). INVALID_ARGUMENT (no reason, no items, too many).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRevealRequests(
+        self,
+        request: _local_pb2.ListRevealRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.RevealRequestList, _abc.Awaitable[_local_pb2.RevealRequestList]]:
+        """Reveal requests this node sent and received, newest first, with their state."""
+
+    @_abc_1.abstractmethod
+    def DecideReveal(
+        self,
+        request: _local_pb2.DecideRevealRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.RevealRequestView, _abc.Awaitable[_local_pb2.RevealRequestView]]:
+        """Consents to, or refuses, a pending reveal request another agency sent. NOT_FOUND,
+        FAILED_PRECONDITION (already decided, or expired).
+        """
+
+    @_abc_1.abstractmethod
+    def RevealOverlap(
+        self,
+        request: _local_pb2.RevealOverlapRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.RevealedOverlap, _abc.Awaitable[_local_pb2.RevealedOverlap]]:
+        """Runs a consented reveal: which of this agency's own indicators the other agency holds."""
+
+    @_abc_1.abstractmethod
     def MatchPdq(
         self,
         request: _local_pb2.MatchPdqRequest,
@@ -442,5 +711,25 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         """The PDQ hashes this node holds (in its own and received sets, AMBER+STRICT or RED
         only) within a Hamming distance of a given hash, nearest first.
         """
+
+    @_abc_1.abstractmethod
+    def ReportSighting(
+        self,
+        request: _local_pb2.ReportSightingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.SightingView, _abc.Awaitable[_local_pb2.SightingView]]:
+        """Reports a sighting ("seen") or a false positive ("false_positive") of one indicator
+        of a set this node received to the set's owner, signed by this agency. NOT_FOUND (no
+        such set, or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind,
+        value or note), and the owner's refusals.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSightings(
+        self,
+        request: _local_pb2.GetIndicatorSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.SightingList, _abc.Awaitable[_local_pb2.SightingList]]:
+        """The sighting and false-positive reports this node stored about one of its own sets."""
 
 def add_LocalServicer_to_server(servicer: LocalServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``comity indicators report`` and ``comity indicators sightings``: sightings and false
+positives, sent by a holder of a set to its owner, and what the owner received."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from node.cli import output
+from node.cli.local_client import LocalClient
+from node.config import load_config
+from node.gen.comity.v1 import local_pb2
+from node.indicators.sightings import MAX_NOTE_CHARS
+from node.timeutil import format_ms
+
+KINDS = {"seen": "seen", "false-positive": "false_positive"}
+
+
+@dataclass
+class Tally:
+    """What the owner heard about one indicator: reports per agency, by kind."""
+
+    seen: Counter[str] = field(default_factory=Counter)
+    false_positive: Counter[str] = field(default_factory=Counter)
+
+    def add(self, view: local_pb2.SightingView) -> None:
+        (self.seen if view.kind == "seen" else self.false_positive)[view.reporter] += 1
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {"seen": dict(self.seen), "false_positive": dict(self.false_positive)}
+
+
+def tally(sightings: local_pb2.SightingList) -> dict[tuple[str, str], Tally]:
+    """Reports counted per indicator (type, value)."""
+    counts: dict[tuple[str, str], Tally] = {}
+    for view in sightings.sightings:
+        counts.setdefault((view.type, view.value), Tally()).add(view)
+    return counts
+
+
+def describe(counter: Counter[str]) -> str:
+    """``3 (bb-central-authority 2, cc-central-authority 1)``, or ``-``."""
+    if not counter:
+        return "-"
+    by_agency = ", ".join(f"{agency} {n}" for agency, n in sorted(counter.items()))
+    return f"{sum(counter.values())} ({by_agency})"
+
+
+def report(args: argparse.Namespace, console: Console) -> int:
+    """Tell a set's owner this agency saw one of its indicators, or found it wrong."""
+    with LocalClient(load_config(args.config).local_socket) as client:
+        sent = client.report_sighting(
+            args.set_id, indicator=(args.type, args.value), kind=KINDS[args.kind], note=args.note
+        )
+    what = "sighting" if sent.kind == "seen" else "false positive"
+    console.print(
+        f"Reported a {what} of a {sent.type} indicator of set {sent.set_id} to {sent.owner} "
+        f"(report {sent.sighting_id})."
+    )
+    return 0
+
+
+def sightings(args: argparse.Namespace, console: Console) -> int:
+    """Every report this node (the owner) received about one of its sets."""
+    with LocalClient(load_config(args.config).local_socket) as client:
+        found = list(client.list_sightings(args.set_id).sightings)
+    if args.json:
+        output.print_json(console, [_sighting_dict(s) for s in found])
+        return 0
+    if not found:
+        console.print(f"No sighting or false-positive report about set {args.set_id} here.")
+        return 0
+    table = Table("received", "agency", "kind", "type", "value", "note")
+    for s in found:
+        # Another agency wrote the note: shown as text, never as console markup.
+        note = escape(s.note) if s.HasField("note") else "-"
+        table.add_row(
+            format_ms(s.received_at_ms), s.reporter, s.kind, s.type, escape(s.value), note
+        )
+    console.print(table)
+    return 0
+
+
+def _sighting_dict(view: local_pb2.SightingView) -> dict[str, object]:
+    return {
+        "sighting_id": view.sighting_id,
+        "set_id": view.set_id,
+        "reporter": view.reporter,
+        "kind": view.kind,
+        "type": view.type,
+        "value": view.value,
+        "note": view.note if view.HasField("note") else None,
+        "reported_at_ms": view.reported_at_ms,
+        "received_at_ms": view.received_at_ms,
+    }
+
+
+def add_commands(sub: Any, add_config_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    """``indicators report`` and ``indicators sightings``."""
+    sent = sub.add_parser(
+        "report", help="tell a set's owner this agency saw one of its indicators, or found it wrong"
+    )
+    sent.add_argument("set_id")
+    sent.add_argument("--type", required=True, help="the indicator's type, e.g. phone")
+    sent.add_argument("--value", required=True, help="the indicator's value")
+    sent.add_argument("--kind", required=True, choices=sorted(KINDS), help="seen or false-positive")
+    sent.add_argument(
+        "--note", help=f"a short note for the owner (at most {MAX_NOTE_CHARS} characters)"
+    )
+    sent.set_defaults(handler=report)
+    listing = sub.add_parser(
+        "sightings", help="the sighting and false-positive reports about one of this agency's sets"
+    )
+    listing.add_argument("set_id")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=sightings)
+    for command in (sent, listing):
+        add_config_option(command)

@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Sightings and false positives flow back to an indicator set's owner.
+
+An agency holding a set it received reports, for one indicator of it, that it saw it
+(``seen``) or that it proved wrong (``false_positive``), with an optional short note. The
+report is signed by the reporter and sent to the owner, whose node checks that the TLS client
+is the reporter, the reporter's signature with the directory's keys, that the set is its own,
+that the reporter was given the set, and that the set holds the indicator, then stores the
+report once (a resent one is acknowledged, not stored again). Logs name ids and agencies,
+never a value or a note.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlmodel import Session
+
+from node.crypto.keys import AgencyKeys
+from node.errors import NotFoundError, PeerIdentityError, ReplayError, UnknownAgencyError
+from node.indicators.sets import IndicatorError, IndicatorSet
+from node.indicators.sightings import (
+    NotInSetError,
+    Sighting,
+    SightingKind,
+    SightingRefusedError,
+    sign_sighting,
+    verify_sighting,
+)
+from node.indicators.tlp import Tlp
+from node.members import Directory, Member, member_by_certificate
+from node.storage import indicator_repo, sighting_repo
+from node.storage.database import Database
+from node.storage.engine import transaction
+from node.storage.tables import IndicatorSetRow, IndicatorSighting
+
+_LOG = logging.getLogger(__name__)
+
+
+class SightingTransport(Protocol):
+    async def report_sighting(self, member: Member, document: bytes, signature: bytes) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredSighting:
+    sighting: Sighting
+    received_at_ms: int
+
+
+class SightingService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        directory: Directory,
+        keys: Callable[[], AgencyKeys],
+        transport: SightingTransport,
+        agency_id: str,
+        clock: Callable[[], int],
+    ) -> None:
+        self._database = database
+        self._directory = directory
+        self._keys = keys
+        self._transport = transport
+        self._me = agency_id
+        self._clock = clock
+
+    # --- at the reporter -------------------------------------------------------------------------
+
+    async def report(
+        self,
+        set_id: str,
+        *,
+        indicator: tuple[str, str],
+        kind: SightingKind,
+        note: str | None = None,
+    ) -> Sighting:
+        """Sign a report about ``indicator`` (type, value) of a set this node received, and
+        send it to the set's owner.
+
+        Raises:
+            NotFoundError: no such set here.
+            IndicatorError: the set is this agency's own, or revoked.
+            NotInSetError: the set does not hold the indicator.
+            FormValidationError, SightingError: a bad value or note.
+            PeerUnavailableError, PeerRejectedError: the owner's node did not take it.
+        """
+        row = await self._database.run(lambda: self._held_set(set_id))
+        sighting = Sighting.new(
+            set_id=set_id,
+            owner=row.owner,
+            reporter=self._me,
+            kind=kind,
+            indicator=indicator,
+            note=note,
+            at_ms=self._clock(),
+        )
+        held = await self._database.run(lambda: self._holds(sighting))
+        if not held:
+            raise NotInSetError(f"set {set_id} holds no such {sighting.type} indicator")
+        owner = self._directory.find(row.owner)
+        if owner is None:
+            raise UnknownAgencyError(f"the set's owner {row.owner} is not a federation member")
+        document = sighting.to_bytes()
+        await self._transport.report_sighting(
+            owner, document, sign_sighting(document, self._keys().signing)
+        )
+        _LOG.info(
+            "%s report %s on set %s sent to %s", kind.value, sighting.sighting_id, set_id, row.owner
+        )
+        return sighting
+
+    def _held_set(self, set_id: str) -> IndicatorSetRow:
+        with transaction(self._database.engine) as session:
+            row = indicator_repo.get_set(session, set_id)
+        if row is None:
+            raise NotFoundError(f"no indicator set {set_id} at this node")
+        if row.owner == self._me:
+            raise IndicatorError(f"set {set_id} is this agency's own: reports go to an owner")
+        if row.revoked:
+            raise IndicatorError(f"set {set_id} is revoked")
+        return row
+
+    def _holds(self, sighting: Sighting) -> bool:
+        with transaction(self._database.engine) as session:
+            return sighting_repo.holds_indicator(
+                session, set_id=sighting.set_id, kind=sighting.type, value=sighting.value
+            )
+
+    # --- at the owner ----------------------------------------------------------------------------
+
+    async def receive(
+        self, document: bytes, signature: bytes, *, peer_fingerprint: str | None
+    ) -> bool:
+        """Check and store a report a peer sends; False when it is here already.
+
+        Raises:
+            PeerIdentityError: the TLS client is not a member, or not the report's reporter.
+            SightingError, SightingSignatureError: a malformed or badly signed report.
+            SightingRefusedError: not this node's set, or the reporter was never given it.
+            NotFoundError, NotInSetError: no such set of this agency's, or no such indicator.
+            ReplayError: the report's id was used before for another report.
+        """
+        sender = member_by_certificate(self._directory, peer_fingerprint)
+        claimed = Sighting.from_bytes(document)
+        if claimed.reporter != sender.agency_id:
+            raise PeerIdentityError(
+                f"the report is {claimed.reporter}'s but the TLS client is {sender.agency_id}"
+            )
+        sighting = verify_sighting(document, signature, list(sender.signing_keys.values()))
+        if sighting.owner != self._me:
+            raise SightingRefusedError(
+                f"reports go to a set's owner: this node is {self._me}, not {sighting.owner}"
+            )
+        stored = await self._database.run(lambda: self._store(sighting, document, signature))
+        if stored:
+            _LOG.info(
+                "%s report %s on set %s stored from %s",
+                sighting.kind.value,
+                sighting.sighting_id,
+                sighting.set_id,
+                sighting.reporter,
+            )
+        return stored
+
+    def _store(self, sighting: Sighting, document: bytes, signature: bytes) -> bool:
+        with transaction(self._database.engine) as session:
+            existing = sighting_repo.get_sighting(session, sighting.sighting_id)
+            if existing is not None:
+                if existing.document != document:
+                    raise ReplayError(f"report id {sighting.sighting_id} was used for another")
+                return False
+            self._check_reportable(session, sighting)
+            sighting_repo.save_sighting(
+                session, sighting, document=document, signature=signature, now_ms=self._clock()
+            )
+            return True
+
+    def _check_reportable(self, session: Session, sighting: Sighting) -> None:
+        row = indicator_repo.get_set(session, sighting.set_id)
+        if row is None or row.owner != self._me or row.received_from is not None:
+            raise NotFoundError(f"this agency owns no indicator set {sighting.set_id}")
+        if not _was_given(session, row, sighting.reporter):
+            raise SightingRefusedError(f"set {row.set_id} was not shared with {sighting.reporter}")
+        if not sighting_repo.holds_indicator(
+            session, set_id=row.set_id, kind=sighting.type, value=sighting.value
+        ):
+            raise NotInSetError(f"set {row.set_id} holds no such {sighting.type} indicator")
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    async def list_for(self, set_id: str) -> list[StoredSighting]:
+        """The reports this node stored about ``set_id`` (only an owner stores any).
+
+        Raises:
+            NotFoundError: no such set here.
+        """
+
+        def load() -> list[IndicatorSighting]:
+            with transaction(self._database.engine) as session:
+                if indicator_repo.get_set(session, set_id) is None:
+                    raise NotFoundError(f"no indicator set {set_id} at this node")
+                return sighting_repo.sightings_of(session, set_id)
+
+        rows = await self._database.run(load)
+        return [
+            StoredSighting(
+                sighting=Sighting.from_bytes(r.document), received_at_ms=r.received_at_ms
+            )
+            for r in rows
+        ]
+
+
+def _was_given(session: Session, row: IndicatorSetRow, reporter: str) -> bool:
+    """Could ``reporter`` hold the set? The owner shared it there; or the label let anyone
+    in the federation pass it on (CLEAR, GREEN); or, under AMBER, the owner declared the
+    reporter a client of a recipient."""
+    if reporter in {s.recipient for s in indicator_repo.shares_of(session, row.set_id)}:
+        return True
+    label = Tlp(row.tlp)
+    if label in (Tlp.CLEAR, Tlp.GREEN):
+        return True
+    if label is not Tlp.AMBER:
+        return False
+    clients = IndicatorSet.from_bytes(row.document).clients
+    return any(reporter in granted for granted in clients.values())

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Sighting reports over gRPC: Indicators.ReportSighting (a holder of a set tells its owner)
+and the Local service's ReportSighting and ListSightings, for ``comity indicators``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from node.gen.comity.v1 import indicators_pb2, local_pb2
+from node.indicators.sightings import Sighting, SightingKind
+from node.services.sightings import SightingService
+from node.tls import peer_certificate_fingerprint
+from node.transport.status import answer_or_abort
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class SightingRpcs:
+    """Mixed into IndicatorsServicer: it sets ``_sightings``."""
+
+    _sightings: SightingService
+
+    async def ReportSighting(  # noqa: N802 (the name is the RPC's)
+        self, request: indicators_pb2.SignedSighting, context: Context
+    ) -> indicators_pb2.SightingAck:
+        async def handle() -> indicators_pb2.SightingAck:
+            fingerprint = peer_certificate_fingerprint(context.auth_context())
+            stored = await self._sightings.receive(
+                request.document, request.signature, peer_fingerprint=fingerprint
+            )
+            sighting = Sighting.from_bytes(request.document)
+            return indicators_pb2.SightingAck(
+                sighting_id=sighting.sighting_id, duplicate=not stored
+            )
+
+        return await answer_or_abort(context, handle, method="Indicators.ReportSighting")
+
+
+class LocalSightings:
+    """Mixed into LocalServicer: it sets ``_sightings``."""
+
+    _sightings: SightingService
+
+    async def ReportSighting(  # noqa: N802 (the names are the RPCs')
+        self, request: local_pb2.ReportSightingRequest, context: Context
+    ) -> local_pb2.SightingView:
+        async def handle() -> local_pb2.SightingView:
+            sighting = await self._sightings.report(
+                request.set_id,
+                indicator=(request.type, request.value),
+                kind=SightingKind.parse(request.kind),
+                note=request.note if request.HasField("note") else None,
+            )
+            return sighting_view(sighting)
+
+        return await answer_or_abort(context, handle, method="ReportSighting")
+
+    async def ListSightings(  # noqa: N802
+        self, request: local_pb2.GetIndicatorSetRequest, context: Context
+    ) -> local_pb2.SightingList:
+        async def handle() -> local_pb2.SightingList:
+            stored = await self._sightings.list_for(request.set_id)
+            return local_pb2.SightingList(
+                sightings=[sighting_view(s.sighting, s.received_at_ms) for s in stored]
+            )
+
+        return await answer_or_abort(context, handle, method="ListSightings")
+
+
+def sighting_view(sighting: Sighting, received_at_ms: int = 0) -> local_pb2.SightingView:
+    view = local_pb2.SightingView(
+        sighting_id=sighting.sighting_id,
+        set_id=sighting.set_id,
+        owner=sighting.owner,
+        reporter=sighting.reporter,
+        type=sighting.type,
+        value=sighting.value,
+        kind=sighting.kind.value,
+        reported_at_ms=sighting.at_ms,
+        received_at_ms=received_at_ms,
+    )
+    if sighting.note is not None:
+        view.note = sighting.note
+    return view
