@@ -30,8 +30,8 @@ class GroupsClient(LocalClient):
     def list_groups(self) -> pb.GroupList:
         return self._call(self._stub.ListGroups, pb.ListGroupsRequest())
 
-    def rotate_group(self, group_id: str, remove: list[str]) -> pb.GroupView:
-        request = pb.RotateGroupRequest(group_id=group_id, remove=remove)
+    def rotate_group(self, group_id: str, remove: list[str], add: list[str]) -> pb.GroupView:
+        request = pb.RotateGroupRequest(group_id=group_id, remove=remove, add=add)
         return self._call(self._stub.RotateGroup, request)
 
     def publish(self, group_id: str, set_id: str) -> pb.GroupView:
@@ -64,9 +64,10 @@ def add_commands(commands: Any, add_config_option: Callable[[Any], None]) -> Non
         "--member", action="append", required=True, help="another member agency (repeat)"
     )
     _command("list", "the groups this node belongs to", list_groups)
-    rotate_ = _command("rotate", "a new group key, leaving members out", rotate)
+    rotate_ = _command("rotate", "a new group key, leaving members out or adding some", rotate)
     rotate_.add_argument("group_id", metavar="GROUP")
     rotate_.add_argument("--remove", action="append", help="a member to leave out (repeat)")
+    rotate_.add_argument("--add", action="append", help="an agency to add (repeat)")
     publish_ = _command("publish", "publish one of this agency's sets as tags", publish)
     publish_.add_argument("group_id", metavar="GROUP")
     publish_.add_argument("set_id", metavar="SET_ID")
@@ -88,7 +89,7 @@ def create(args: argparse.Namespace, console: Console) -> int:
 
 def rotate(args: argparse.Namespace, console: Console) -> int:
     with _client(args) as client:
-        view = client.rotate_group(args.group_id, args.remove or [])
+        view = client.rotate_group(args.group_id, args.remove or [], args.add or [])
     return _print_view(args, console, view, f"Group {view.group_id} is at key epoch {view.epoch}.")
 
 

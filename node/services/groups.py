@@ -46,13 +46,16 @@ from node.indicators.groups import (
     verify_page,
 )
 from node.indicators.sets import IndicatorError, IndicatorSet
-from node.indicators.tlp import TlpEgressError
+from node.indicators.tlp import Tlp, TlpEgressError
 from node.members import Directory, Member, member_by_certificate
 from node.storage import group_repo, indicator_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 
 _LOG = logging.getLogger(__name__)
+
+OPEN_LABELS = frozenset({Tlp.CLEAR.value, Tlp.GREEN.value})
+"""Labels that let any member see a set's tags."""
 
 PAGES_PER_SYNC = 10_000
 """At most this many pages of one member's log per sync (ten million entries): a publisher that
@@ -143,12 +146,18 @@ class GroupService:
         )
         return await self._start_epoch(group, stored=None)
 
-    async def rotate(self, group_id: str, remove: Sequence[str]) -> GroupView:
-        """A new epoch and key, without the members in ``remove``; the key goes to the others.
+    async def rotate(
+        self, group_id: str, remove: Sequence[str], add: Sequence[str] = ()
+    ) -> GroupView:
+        """A new epoch and key, without the members in ``remove`` and with those in ``add``;
+        the key goes to every member but this one.
 
         Raises:
             NotFoundError, GroupMembershipError (not the owner, or not a member to remove),
-            GroupError (the owner itself removed, or fewer than two members left).
+            GroupError (the owner itself removed, a member added twice, too few members left),
+            UnknownAgencyError (an agency to add that is not another federation member),
+            TlpEgressError (a set published into the group whose label does not allow an
+            agency to add; logged, nothing changes).
         """
         current = await self._database.run(lambda: self._group(group_id))
         if current.owner != self._me:
@@ -157,14 +166,34 @@ class GroupService:
             current.check_member(agency)
         if self._me in remove:
             raise GroupError("the owner cannot leave its own group")
+        self._check_joining(current, add)
         rotated = Group(
             group_id=group_id,
             name=current.name,
             owner=self._me,
-            members=tuple(m for m in current.members if m not in remove),
+            members=tuple(sorted({*(m for m in current.members if m not in remove), *add})),
             epoch=current.epoch + 1,
         )
+        if add:
+            # A new member will read every tag already published: each set must allow it.
+            await self._database.run(lambda: self._check_published(rotated, joining=add))
         return await self._start_epoch(rotated, stored=current.epoch)
+
+    def _check_joining(self, group: Group, add: Sequence[str]) -> None:
+        for agency in add:
+            if agency == self._me or self._directory.find(agency) is None:
+                raise UnknownAgencyError(f"{agency} is not another federation member")
+            if agency in group.members:
+                raise GroupError(f"{agency} is a member already")
+        if len(set(add)) != len(add):
+            raise GroupError("a member is named twice")
+
+    def _check_published(self, group: Group, *, joining: Sequence[str]) -> None:
+        with transaction(self._database.engine) as session:
+            for set_id in group_repo.published_sets(session, group.group_id):
+                row = indicator_repo.get_set(session, set_id)
+                if row is not None and not row.revoked:
+                    self._check_labels(IndicatorSet.from_bytes(row.document), group, joining)
 
     async def _start_epoch(self, group: Group, *, stored: int | None) -> GroupView:
         key = new_group_key()
@@ -310,19 +339,39 @@ class GroupService:
             raise IndicatorError(f"set {set_id} belongs to {indicator_set.owner}")
         if indicator_set.revoked:
             raise IndicatorError(f"set {set_id} is revoked")
+        self._check_labels(indicator_set, group, group.others(self._me))
+
+    def _check_labels(
+        self, indicator_set: IndicatorSet, group: Group, agencies: Sequence[str]
+    ) -> None:
+        """Every one of ``agencies`` may see the set's tags, under its label.
+
+        Raises:
+            TlpEgressError: naming the first that may not (logged).
+        """
+        refused = self._refusal(indicator_set, agencies)
+        if refused is None:
+            return
+        agency, error = refused
+        _LOG.warning(
+            "set %s not published into group %s (member %s): %s",
+            indicator_set.set_id,
+            group.group_id,
+            agency,
+            error.message,
+        )
+        raise TlpEgressError(f"group member {agency}: {error.message}") from error
+
+    def _refusal(
+        self, indicator_set: IndicatorSet, agencies: Sequence[str]
+    ) -> tuple[str, TlpEgressError] | None:
         members = {m.agency_id for m in self._directory.members()}
-        for agency in group.others(self._me):
+        for agency in agencies:
             try:
                 indicator_set.check_passing(sender=self._me, recipient=agency, members=members)
             except TlpEgressError as e:
-                _LOG.warning(
-                    "set %s not published into group %s (member %s): %s",
-                    set_id,
-                    group.group_id,
-                    agency,
-                    e.message,
-                )
-                raise TlpEgressError(f"group member {agency}: {e.message}") from e
+                return agency, e
+        return None
 
     def _refresh(self, session: Session, group: Group) -> int:
         """Bring this node's own log up to date with its published sets: add the tags of live
@@ -330,7 +379,11 @@ class GroupService:
         key = group_repo.group_key(session, group.group_id, group.epoch)
         if key is None or self._me not in group.members:
             return 0
-        set_ids = group_repo.published_sets(session, group.group_id)
+        set_ids = [
+            set_id
+            for set_id in group_repo.published_sets(session, group.group_id)
+            if self._may_tag(session, group, set_id)
+        ]
         items = indicator_repo.own_live_indicators(
             session, owner=self._me, set_ids=set_ids, now_ms=self._clock()
         )
@@ -346,6 +399,17 @@ class GroupService:
             after_seq=group_repo.last_seq(session, **where),
         )
         return group_repo.append_entries(session, **where, entries=entries)
+
+    def _may_tag(self, session: Session, group: Group, set_id: str) -> bool:
+        """Whether the set's label still allows every member: one that joined after the set
+        was published may not be allowed (its tags are then tombstoned, not republished)."""
+        row = indicator_repo.get_set(session, set_id)
+        if row is None:
+            return False
+        if row.tlp in OPEN_LABELS:
+            return True  # any member may see these; no need to read the document
+        indicator_set = IndicatorSet.from_bytes(row.document)
+        return self._refusal(indicator_set, group.others(self._me)) is None
 
     # --- serving and copying logs ----------------------------------------------------------------
 

@@ -40,7 +40,10 @@ class LocalGroups:
         self, request: pb.RotateGroupRequest, context: Context
     ) -> pb.GroupView:
         async def handle() -> pb.GroupView:
-            return group_view(await self._groups.rotate(request.group_id, list(request.remove)))
+            rotated = await self._groups.rotate(
+                request.group_id, list(request.remove), list(request.add)
+            )
+            return group_view(rotated)
 
         return await answer_or_abort(context, handle, method="RotateGroup")
 

@@ -351,3 +351,57 @@ async def test_the_cli_creates_publishes_syncs_and_matches(
     code, _, err = await cli(capsys, "groups", "publish", group_id, "no-such-set", *unit)
     assert code == 1
     assert "[not_found]" in err
+
+
+async def named_set(fed: Federation, agency: str, recipients: list[str]) -> str:
+    service = fed.nodes[agency].indicators
+    created = await service.create(tlp="amber+strict", recipients=recipients, clients={})
+    set_id = created.indicator_set.set_id
+    await service.add(set_id, [Indicator.of("phone", PHONE)])
+    return set_id
+
+
+async def test_an_added_member_sees_only_tags_of_sets_whose_labels_allow_it(
+    fed: Federation,
+) -> None:
+    group = (await a_group(fed, AUTHORITY)).group
+    # The authority's set names only the unit; the unit's own set is GREEN.
+    narrow = await named_set(fed, AUTHORITY, [UNIT])
+    await fed.nodes[AUTHORITY].groups.publish(group.group_id, narrow)
+    await fed.nodes[UNIT].groups.publish(
+        group.group_id, await own_set(fed, UNIT, "green", ("phone", PHONE))
+    )
+    newcomer_set = await own_set(fed, THIRD, "green", ("phone", PHONE))
+
+    added = await fed.nodes[UNIT].groups.rotate(group.group_id, [], [THIRD])
+    assert added.group.members == (UNIT, AUTHORITY, THIRD)
+    assert (added.group.epoch, added.undelivered) == (2, ())
+    assert (await fed.nodes[THIRD].groups.get(group.group_id)).group == added.group
+    await fed.nodes[THIRD].groups.sync(group.group_id)
+    # The newcomer matches the unit's GREEN set, not the set the authority named the unit for:
+    # the authority tombstoned those tags when the key of the new member list reached it.
+    assert await matched(fed, THIRD, group.group_id) == {CANONICAL_PHONE: (UNIT,)}
+    await fed.nodes[THIRD].groups.publish(group.group_id, newcomer_set)
+    await fed.nodes[UNIT].groups.sync(group.group_id)
+    assert await matched(fed, UNIT, group.group_id) == {CANONICAL_PHONE: (THIRD,)}
+
+
+async def test_adding_an_agency_a_published_set_does_not_allow_is_refused(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = (await a_group(fed, AUTHORITY)).group
+    await fed.nodes[UNIT].groups.publish(group.group_id, await named_set(fed, UNIT, [AUTHORITY]))
+    before = group_rows(fed, UNIT)
+    with pytest.raises(TlpEgressError, match=THIRD):
+        await fed.nodes[UNIT].groups.rotate(group.group_id, [], [THIRD])
+    for bad, error in (([AUTHORITY], "member already"), (["zz-nobody"], "zz-nobody")):
+        with pytest.raises(Exception, match=error):
+            await fed.nodes[UNIT].groups.rotate(group.group_id, [], bad)
+    assert group_rows(fed, UNIT) == before
+    assert group_rows(fed, THIRD)["sharing_group"] == 0
+    config = str(fed.configs[UNIT].config_path)
+    code = await asyncio.to_thread(
+        main, ["groups", "rotate", group.group_id, "--add", THIRD, "--config", config]
+    )
+    assert code != 0
+    assert "tlp_forbids" in capsys.readouterr().err

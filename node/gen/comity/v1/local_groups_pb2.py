@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63omity/v1/local_groups.proto\x12\tcomity.v1\"3\n\x12\x43reateGroupRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\"\x13\n\x11ListGroupsRequest\"6\n\x12RotateGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0e\n\x06remove\x18\x02 \x03(\t\"9\n\x15PublishToGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0e\n\x06set_id\x18\x02 \x01(\t\"%\n\x11SyncGroupsRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"\'\n\x13GroupMatchesRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"\x98\x01\n\tGroupView\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x0f\n\x07members\x18\x04 \x03(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\x12\x16\n\x0epublished_sets\x18\x06 \x03(\t\x12\x0f\n\x07own_seq\x18\x07 \x01(\x04\x12\x13\n\x0bundelivered\x18\x08 \x03(\t\"1\n\tGroupList\x12$\n\x06groups\x18\x01 \x03(\x0b\x32\x14.comity.v1.GroupView\"}\n\x10GroupSyncOutcome\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x11\n\tpublisher\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65tched\x18\x03 \x01(\x04\x12\x10\n\x08held_seq\x18\x04 \x01(\x04\x12\x12\n\nerror_code\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"C\n\x12SyncGroupsResponse\x12-\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1b.comity.v1.GroupSyncOutcome\">\n\rGroupTagMatch\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x10\n\x08\x61gencies\x18\x03 \x03(\t\"\\\n\x0eGroupMatchList\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12)\n\x07matches\x18\x03 \x03(\x0b\x32\x18.comity.v1.GroupTagMatchb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63omity/v1/local_groups.proto\x12\tcomity.v1\"3\n\x12\x43reateGroupRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\"\x13\n\x11ListGroupsRequest\"C\n\x12RotateGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0e\n\x06remove\x18\x02 \x03(\t\x12\x0b\n\x03\x61\x64\x64\x18\x03 \x03(\t\"9\n\x15PublishToGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0e\n\x06set_id\x18\x02 \x01(\t\"%\n\x11SyncGroupsRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"\'\n\x13GroupMatchesRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"\x98\x01\n\tGroupView\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x0f\n\x07members\x18\x04 \x03(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\x12\x16\n\x0epublished_sets\x18\x06 \x03(\t\x12\x0f\n\x07own_seq\x18\x07 \x01(\x04\x12\x13\n\x0bundelivered\x18\x08 \x03(\t\"1\n\tGroupList\x12$\n\x06groups\x18\x01 \x03(\x0b\x32\x14.comity.v1.GroupView\"}\n\x10GroupSyncOutcome\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x11\n\tpublisher\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65tched\x18\x03 \x01(\x04\x12\x10\n\x08held_seq\x18\x04 \x01(\x04\x12\x12\n\nerror_code\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"C\n\x12SyncGroupsResponse\x12-\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1b.comity.v1.GroupSyncOutcome\">\n\rGroupTagMatch\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x10\n\x08\x61gencies\x18\x03 \x03(\t\"\\\n\x0eGroupMatchList\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12)\n\x07matches\x18\x03 \x03(\x0b\x32\x18.comity.v1.GroupTagMatchb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,23 +36,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTGROUPSREQUEST']._serialized_start=96
   _globals['_LISTGROUPSREQUEST']._serialized_end=115
   _globals['_ROTATEGROUPREQUEST']._serialized_start=117
-  _globals['_ROTATEGROUPREQUEST']._serialized_end=171
-  _globals['_PUBLISHTOGROUPREQUEST']._serialized_start=173
-  _globals['_PUBLISHTOGROUPREQUEST']._serialized_end=230
-  _globals['_SYNCGROUPSREQUEST']._serialized_start=232
-  _globals['_SYNCGROUPSREQUEST']._serialized_end=269
-  _globals['_GROUPMATCHESREQUEST']._serialized_start=271
-  _globals['_GROUPMATCHESREQUEST']._serialized_end=310
-  _globals['_GROUPVIEW']._serialized_start=313
-  _globals['_GROUPVIEW']._serialized_end=465
-  _globals['_GROUPLIST']._serialized_start=467
-  _globals['_GROUPLIST']._serialized_end=516
-  _globals['_GROUPSYNCOUTCOME']._serialized_start=518
-  _globals['_GROUPSYNCOUTCOME']._serialized_end=643
-  _globals['_SYNCGROUPSRESPONSE']._serialized_start=645
-  _globals['_SYNCGROUPSRESPONSE']._serialized_end=712
-  _globals['_GROUPTAGMATCH']._serialized_start=714
-  _globals['_GROUPTAGMATCH']._serialized_end=776
-  _globals['_GROUPMATCHLIST']._serialized_start=778
-  _globals['_GROUPMATCHLIST']._serialized_end=870
+  _globals['_ROTATEGROUPREQUEST']._serialized_end=184
+  _globals['_PUBLISHTOGROUPREQUEST']._serialized_start=186
+  _globals['_PUBLISHTOGROUPREQUEST']._serialized_end=243
+  _globals['_SYNCGROUPSREQUEST']._serialized_start=245
+  _globals['_SYNCGROUPSREQUEST']._serialized_end=282
+  _globals['_GROUPMATCHESREQUEST']._serialized_start=284
+  _globals['_GROUPMATCHESREQUEST']._serialized_end=323
+  _globals['_GROUPVIEW']._serialized_start=326
+  _globals['_GROUPVIEW']._serialized_end=478
+  _globals['_GROUPLIST']._serialized_start=480
+  _globals['_GROUPLIST']._serialized_end=529
+  _globals['_GROUPSYNCOUTCOME']._serialized_start=531
+  _globals['_GROUPSYNCOUTCOME']._serialized_end=656
+  _globals['_SYNCGROUPSRESPONSE']._serialized_start=658
+  _globals['_SYNCGROUPSRESPONSE']._serialized_end=725
+  _globals['_GROUPTAGMATCH']._serialized_start=727
+  _globals['_GROUPTAGMATCH']._serialized_end=789
+  _globals['_GROUPMATCHLIST']._serialized_start=791
+  _globals['_GROUPMATCHLIST']._serialized_end=883
 # @@protoc_insertion_point(module_scope)

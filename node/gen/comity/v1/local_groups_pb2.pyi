@@ -68,20 +68,26 @@ class RotateGroupRequest(_message.Message):
 
     GROUP_ID_FIELD_NUMBER: _builtins.int
     REMOVE_FIELD_NUMBER: _builtins.int
+    ADD_FIELD_NUMBER: _builtins.int
     group_id: _builtins.str
     @_builtins.property
     def remove(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Members the new epoch leaves out."""
+
+    @_builtins.property
+    def add(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Agencies the new epoch adds; every set published into the group must allow them."""
 
     def __init__(
         self,
         *,
         group_id: _builtins.str = ...,
         remove: _abc.Iterable[_builtins.str] | None = ...,
+        add: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "remove", b"remove"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add", b"add", "group_id", b"group_id", "remove", b"remove"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
