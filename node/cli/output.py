@@ -221,6 +221,10 @@ def status_dict(status: local_pb2.NodeStatus) -> dict[str, Any]:
             "capacity": status.outbox_capacity,
             "failed": status.outbox_failed,
         },
+        "indicator_set_offers": {
+            "pending": status.set_offers_pending,
+            "failed": status.set_offers_failed,
+        },
         "peers": [
             {
                 "peer": p.peer,
@@ -250,6 +254,12 @@ def print_status(console: Console, status: local_pb2.NodeStatus) -> None:
         f"Outbox: {outbox['pending']} pending of {outbox['capacity']}, "
         f"{outbox['failed']} failed for good."
     )
+    offers = d["indicator_set_offers"]
+    if offers["pending"] or offers["failed"]:
+        console.print(
+            f"Indicator sets: {offers['pending']} version(s) still offered to other agencies, "
+            f"{offers['failed']} refused for good (comity indicators show SET_ID)."
+        )
     if not d["peers"]:
         console.print("Every delivery is done.")
         return

@@ -258,6 +258,19 @@ class SetOffers:
         await asyncio.gather(*(self.attempt(set_id, recipient) for set_id, recipient in due))
         return len(due)
 
+    async def counts(self) -> tuple[int, int]:
+        """How many set versions are owed to agencies and waiting, and how many failed for good
+        (for ``comity node status``)."""
+
+        def load() -> tuple[int, int]:
+            with transaction(self._database.engine) as session:
+                return (
+                    offer_repo.count_offers(session, status=offer_repo.PENDING),
+                    offer_repo.count_offers(session, status=offer_repo.FAILED),
+                )
+
+        return await self._database.run(load)
+
     async def run(self, interval_s: float) -> None:
         """Re-offer due versions every ``interval_s`` (at once again while a batch was full)."""
         while True:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from node.storage.indicator_repo import record_share, shares_of
@@ -129,6 +129,13 @@ def schedule_retry(
     offer.last_error = error[:MAX_ERROR_CHARS]
     offer.claimed_by = offer.claim_expires_at_ms = None
     session.add(offer)
+
+
+def count_offers(session: Session, *, status: str) -> int:
+    query = (
+        select(func.count()).select_from(IndicatorOffer).where(col(IndicatorOffer.status) == status)
+    )
+    return int(session.exec(query).one())
 
 
 def mark_failed(

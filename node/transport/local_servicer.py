@@ -158,7 +158,10 @@ class LocalServicer(
         context: grpc.aio.ServicerContext[local_pb2.GetNodeStatusRequest, local_pb2.NodeStatus],
     ) -> local_pb2.NodeStatus:
         async def handle() -> local_pb2.NodeStatus:
-            return node_status_to_proto(await self._exchange.node_status())
+            status = node_status_to_proto(await self._exchange.node_status())
+            pending, failed = await self._indicators.offers.counts()
+            status.set_offers_pending, status.set_offers_failed = pending, failed
+            return status
 
         return await answer_or_abort(context, handle, method="GetNodeStatus")
 

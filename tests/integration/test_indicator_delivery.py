@@ -120,6 +120,9 @@ async def test_a_set_shared_while_the_peer_is_down_arrives_when_it_returns(
     assert pending["delivered_version"] is None
     assert pending["owed_version"] == 2
     assert "peer_unavailable" in pending["last_error"]
+    code, out, err = await cli(capsys, "node", "status", "--json", *unit)
+    assert code == 0, err
+    assert json.loads(out)["indicator_set_offers"] == {"pending": 1, "failed": 0}
 
     fed.nodes[AUTHORITY] = await start(fed.configs[AUTHORITY], fed.spans)
     received = await eventually_held(fed, AUTHORITY, set_id, version=2)
@@ -133,6 +136,8 @@ async def test_a_set_shared_while_the_peer_is_down_arrives_when_it_returns(
     code, out, err = await cli(capsys, "indicators", "show", set_id, *unit)
     assert code == 0, err
     assert "delivered" in out
+    code, out, err = await cli(capsys, "node", "status", "--json", *unit)
+    assert json.loads(out)["indicator_set_offers"] == {"pending": 0, "failed": 0}
     assert_no_value_logged(caplog)
 
 

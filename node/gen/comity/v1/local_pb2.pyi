@@ -1549,6 +1549,8 @@ class NodeStatus(_message.Message):
     REQUESTS_OUTBOUND_FIELD_NUMBER: _builtins.int
     REQUESTS_INBOUND_FIELD_NUMBER: _builtins.int
     DIRECTORY_EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
+    SET_OFFERS_PENDING_FIELD_NUMBER: _builtins.int
+    SET_OFFERS_FAILED_FIELD_NUMBER: _builtins.int
     agency_id: _builtins.str
     directory_version: _builtins.int
     outbox_pending: _builtins.int
@@ -1560,6 +1562,11 @@ class NodeStatus(_message.Message):
     """When the trusted directory expires, ms since the Unix epoch. After that
     the node refuses to exchange until the secretariat publishes a new one.
     """
+    set_offers_pending: _builtins.int
+    """Indicator set versions owed to other agencies and still being offered, and
+    those refused for good.
+    """
+    set_offers_failed: _builtins.int
     @_builtins.property
     def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerDeliveries]: ...
     def __init__(
@@ -1574,10 +1581,12 @@ class NodeStatus(_message.Message):
         requests_outbound: _builtins.int = ...,
         requests_inbound: _builtins.int = ...,
         directory_expires_at_ms: _builtins.int = ...,
+        set_offers_pending: _builtins.int = ...,
+        set_offers_failed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "directory_expires_at_ms", b"directory_expires_at_ms", "directory_version", b"directory_version", "outbox_capacity", b"outbox_capacity", "outbox_failed", b"outbox_failed", "outbox_pending", b"outbox_pending", "peers", b"peers", "requests_inbound", b"requests_inbound", "requests_outbound", b"requests_outbound"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "directory_expires_at_ms", b"directory_expires_at_ms", "directory_version", b"directory_version", "outbox_capacity", b"outbox_capacity", "outbox_failed", b"outbox_failed", "outbox_pending", b"outbox_pending", "peers", b"peers", "requests_inbound", b"requests_inbound", "requests_outbound", b"requests_outbound", "set_offers_failed", b"set_offers_failed", "set_offers_pending", b"set_offers_pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
