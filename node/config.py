@@ -54,8 +54,8 @@ class NodeConfig:
     overlap_checks_per_day: int = 24
     """How many overlap checks each peer may ask this node for in 24 hours."""
     indicator_resend_interval_s: float = 5.0
-    """How often indicator set versions owed to unreachable agencies are looked for and
-    offered again (each on its own exponential backoff, ``delivery.retry_*``)."""
+    """How often indicator set versions and sighting reports owed to unreachable agencies are
+    looked for and offered again (each on its own exponential backoff, ``delivery.retry_*``)."""
     campaign_min_shared: int = 2
     """How many values two cases share before they are linked into a campaign."""
     campaign_max_sets_per_value: int = 20

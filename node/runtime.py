@@ -19,6 +19,7 @@ from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ConfigError
 from node.federation.trusted import FederationDirectory
 from node.indicators.campaigns import LinkRules
+from node.indicators.psi_workers import PsiWorkers
 from node.services.audit import AuditService
 from node.services.campaigns import CampaignService
 from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
@@ -69,6 +70,7 @@ class RunningNode:
     disclosure: DisclosureService
     indicators: IndicatorService
     overlap: OverlapService
+    psi: PsiWorkers
     groups: GroupService
     reveal: RevealService
     campaigns: CampaignService
@@ -78,6 +80,7 @@ class RunningNode:
     _witnessing: asyncio.Task[None] | None = None
     _syncing: asyncio.Task[None] | None = None
     _resending: asyncio.Task[None] | None = None
+    _reporting: asyncio.Task[None] | None = None
 
     async def collect_cosignatures(self) -> int:
         """Ask every other member's witness to cosign this node's newest checkpoint."""
@@ -141,6 +144,7 @@ class RunningNode:
             self._uploading,
             self._erasing,
             self._resending,
+            self._reporting,
         ):
             if task is not None:
                 task.cancel()
@@ -149,6 +153,8 @@ class RunningNode:
         await self.servers.stop(self.config.grace_period_s)
         await self.delivery.stop(self.config.grace_period_s)
         await self.peers.close()
+        # After the servers, so no overlap check still uses the worker processes.
+        await asyncio.to_thread(self.psi.close)
         self.database.close()
         self.tracer_provider.shutdown()
         _LOG.info("stopped")
@@ -224,6 +230,7 @@ async def start_node(
     disclosure = DisclosureService(
         database=database, audit=audit, agency_id=config.agency_id, clock=now_ms
     )
+    psi = PsiWorkers()
     overlap = OverlapService(
         database=database,
         directory=directory,
@@ -231,6 +238,7 @@ async def start_node(
         agency_id=config.agency_id,
         clock=now_ms,
         checks_per_day=config.overlap_checks_per_day,
+        psi=psi,
     )
     reveal = RevealService(
         database=database,
@@ -240,6 +248,7 @@ async def start_node(
         agency_id=config.agency_id,
         clock=now_ms,
         checks_per_day=config.overlap_checks_per_day,
+        psi=psi,
     )
     indicators = IndicatorService(
         database=database,
@@ -257,6 +266,7 @@ async def start_node(
         transport=peers,
         agency_id=config.agency_id,
         clock=now_ms,
+        reports=_offer_settings(config),
     )
     campaigns = CampaignService(
         database=database,
@@ -345,6 +355,7 @@ async def start_node(
         disclosure=disclosure,
         indicators=indicators,
         overlap=overlap,
+        psi=psi,
         groups=groups,
         reveal=reveal,
         campaigns=campaigns,
@@ -353,11 +364,16 @@ async def start_node(
         _resending=asyncio.create_task(
             indicators.offers.run(config.indicator_resend_interval_s), name="comity-set-offers"
         ),
+        _reporting=asyncio.create_task(
+            sightings.reports.run(config.indicator_resend_interval_s),
+            name="comity-sighting-reports",
+        ),
     )
 
 
 def _offer_settings(config: NodeConfig) -> OfferSettings:
-    """Indicator set offers retry like deliveries, under a claim of their own."""
+    """Indicator set offers and sighting reports retry like deliveries, under claims of their
+    own."""
     delivery = _delivery_settings(config)
     return OfferSettings(owner=delivery.owner, retry=delivery.retry, lease_ms=delivery.lease_ms)
 

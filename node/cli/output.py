@@ -225,6 +225,10 @@ def status_dict(status: local_pb2.NodeStatus) -> dict[str, Any]:
             "pending": status.set_offers_pending,
             "failed": status.set_offers_failed,
         },
+        "sighting_reports": {
+            "pending": status.sighting_reports_pending,
+            "failed": status.sighting_reports_failed,
+        },
         "peers": [
             {
                 "peer": p.peer,
@@ -238,6 +242,23 @@ def status_dict(status: local_pb2.NodeStatus) -> dict[str, Any]:
             for p in status.peers
         ],
     }
+
+
+def _print_indicator_queues(console: Console, d: dict[str, Any]) -> None:
+    """Set versions and sighting reports still owed to other agencies, shown only when any
+    are."""
+    offers = d["indicator_set_offers"]
+    if offers["pending"] or offers["failed"]:
+        console.print(
+            f"Indicator sets: {offers['pending']} version(s) still offered to other agencies, "
+            f"{offers['failed']} refused for good (comity indicators show SET_ID)."
+        )
+    reports = d["sighting_reports"]
+    if reports["pending"] or reports["failed"]:
+        console.print(
+            f"Sighting reports: {reports['pending']} still offered to set owners, "
+            f"{reports['failed']} refused for good (comity indicators sightings SET_ID)."
+        )
 
 
 def print_status(console: Console, status: local_pb2.NodeStatus) -> None:
@@ -254,12 +275,7 @@ def print_status(console: Console, status: local_pb2.NodeStatus) -> None:
         f"Outbox: {outbox['pending']} pending of {outbox['capacity']}, "
         f"{outbox['failed']} failed for good."
     )
-    offers = d["indicator_set_offers"]
-    if offers["pending"] or offers["failed"]:
-        console.print(
-            f"Indicator sets: {offers['pending']} version(s) still offered to other agencies, "
-            f"{offers['failed']} refused for good (comity indicators show SET_ID)."
-        )
+    _print_indicator_queues(console, d)
     if not d["peers"]:
         console.print("Every delivery is done.")
         return

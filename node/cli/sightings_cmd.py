@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """``comity indicators report`` and ``comity indicators sightings``: sightings and false
-positives, sent by a holder of a set to its owner, and what the owner received."""
+positives, sent by a holder of a set to its owner (kept and sent again until the owner has
+them), what the owner received, and where a holder's own reports stand."""
 
 from __future__ import annotations
 
@@ -55,21 +56,28 @@ def describe(counter: Counter[str]) -> str:
 
 
 def report(args: argparse.Namespace, console: Console) -> int:
-    """Tell a set's owner this agency saw one of its indicators, or found it wrong."""
+    """Tell a set's owner this agency saw one of its indicators, or found it wrong; says
+    whether the owner took the report or it is queued for the owner."""
     with LocalClient(load_config(args.config).local_socket) as client:
         sent = client.report_sighting(
             args.set_id, indicator=(args.type, args.value), kind=KINDS[args.kind], note=args.note
         )
     what = "sighting" if sent.kind == "seen" else "false positive"
-    console.print(
-        f"Reported a {what} of a {sent.type} indicator of set {sent.set_id} to {sent.owner} "
-        f"(report {sent.sighting_id})."
-    )
+    made = f"Report {sent.sighting_id} of a {what} of a {sent.type} indicator of set {sent.set_id}"
+    if sent.delivery == "pending":
+        console.print(
+            f"{made} is queued for {sent.owner}, which cannot take it now "
+            f"({escape(sent.last_error)}); the node will keep offering it "
+            f"(see `comity indicators sightings {sent.set_id}`)."
+        )
+        return 0
+    console.print(f"{made} sent to {sent.owner}.")
     return 0
 
 
 def sightings(args: argparse.Namespace, console: Console) -> int:
-    """Every report this node (the owner) received about one of its sets."""
+    """The reports about one set: at its owner every report it received; at a holder the
+    reports this agency made, with their delivery."""
     with LocalClient(load_config(args.config).local_socket) as client:
         found = list(client.list_sightings(args.set_id).sightings)
     if args.json:
@@ -78,15 +86,52 @@ def sightings(args: argparse.Namespace, console: Console) -> int:
     if not found:
         console.print(f"No sighting or false-positive report about set {args.set_id} here.")
         return 0
-    table = Table("received", "agency", "kind", "type", "value", "note")
-    for s in found:
-        # Another agency wrote the note: shown as text, never as console markup.
-        note = escape(s.note) if s.HasField("note") else "-"
-        table.add_row(
-            format_ms(s.received_at_ms), s.reporter, s.kind, s.type, escape(s.value), note
-        )
-    console.print(table)
+    received = [s for s in found if not s.delivery]
+    if received:
+        console.print(_received_table(received))
+    made = [s for s in found if s.delivery]
+    if made:
+        console.print(_made_table(made))
     return 0
+
+
+def _received_table(views: list[local_pb2.SightingView]) -> Table:
+    table = Table("received", "agency", "kind", "type", "value", "note")
+    for s in views:
+        # Another agency wrote the note: shown as text, never as console markup.
+        table.add_row(
+            format_ms(s.received_at_ms), s.reporter, s.kind, s.type, escape(s.value), _note(s)
+        )
+    return table
+
+
+def _made_table(views: list[local_pb2.SightingView]) -> Table:
+    table = Table(
+        "made", "to", "kind", "type", "value", "note", "delivery", "attempts", "last error"
+    )
+    for s in views:
+        table.add_row(
+            format_ms(s.reported_at_ms),
+            s.owner,
+            s.kind,
+            s.type,
+            escape(s.value),
+            _note(s),
+            _delivery(s),
+            str(s.attempts),
+            escape(s.last_error) or "-",
+        )
+    return table
+
+
+def _note(view: local_pb2.SightingView) -> str:
+    return escape(view.note) if view.HasField("note") else "-"
+
+
+def _delivery(view: local_pb2.SightingView) -> str:
+    if view.delivery == "pending":
+        return f"pending, next {format_ms(view.next_attempt_at_ms)}"
+    return view.delivery
 
 
 def _sighting_dict(view: local_pb2.SightingView) -> dict[str, object]:
@@ -100,6 +145,17 @@ def _sighting_dict(view: local_pb2.SightingView) -> dict[str, object]:
         "note": view.note if view.HasField("note") else None,
         "reported_at_ms": view.reported_at_ms,
         "received_at_ms": view.received_at_ms,
+        "delivery": _delivery_dict(view) if view.delivery else None,
+    }
+
+
+def _delivery_dict(view: local_pb2.SightingView) -> dict[str, object]:
+    return {
+        "to": view.owner,
+        "state": view.delivery,
+        "attempts": view.attempts,
+        "last_error": view.last_error or None,
+        "next_attempt_at_ms": view.next_attempt_at_ms or None,
     }
 
 
@@ -117,7 +173,9 @@ def add_commands(sub: Any, add_config_option: Callable[[argparse.ArgumentParser]
     )
     sent.set_defaults(handler=report)
     listing = sub.add_parser(
-        "sightings", help="the sighting and false-positive reports about one of this agency's sets"
+        "sightings",
+        help="the sighting and false-positive reports about a set: at its owner those received, "
+        "at a holder those this agency made, with their delivery",
     )
     listing.add_argument("set_id")
     listing.add_argument("--json", action="store_true", help="machine-readable output")

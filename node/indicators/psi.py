@@ -41,6 +41,9 @@ from node.errors import ComityError, ErrorKind
 DOMAIN = b"comity/overlap/v1\x00"
 POINT_BYTES = 32
 MAX_ITEMS = 200_000
+_P = 2**255 - 19
+_Y_MASK = (1 << 255) - 1
+"""An Edwards point's encoding is y with the sign of x in its top bit."""
 
 
 class OverlapError(ComityError):
@@ -57,11 +60,22 @@ def new_secret() -> bytes:
     return os.urandom(32)
 
 
-def _point(item: bytes) -> bytes:
-    uniform = hashlib.sha512(DOMAIN + item).digest()[:POINT_BYTES]
-    edwards = bindings.crypto_core_ed25519_from_uniform(uniform)
-    u: bytes = bindings.crypto_sign_ed25519_pk_to_curve25519(edwards)
-    return u
+def hash_to_points(items: Iterable[bytes]) -> list[bytes]:
+    """Each item's point (its Montgomery u-coordinate), in the items' order.
+
+    Public and deterministic: anyone can compute it from the item, so keeping it between
+    checks (node/indicators/psi_workers.py) reveals nothing the item does not.
+
+    Raises:
+        OverlapError: an item hashes to the identity (as likely as a SHA-512 preimage).
+    """
+    edwards = [bindings.crypto_core_ed25519_from_uniform(_uniform(item)) for item in items]
+    return _montgomery_u(edwards)
+
+
+def blind_points(points: Iterable[bytes], secret: bytes) -> list[bytes]:
+    """This agency's own points (from ``hash_to_points``) raised to ``secret``, in order."""
+    return [bindings.crypto_scalarmult(secret, point) for point in points]
 
 
 def blind_items(items: Iterable[bytes], secret: bytes) -> list[bytes]:
@@ -71,7 +85,7 @@ def blind_items(items: Iterable[bytes], secret: bytes) -> list[bytes]:
 
 def blind_each(items: Iterable[bytes], secret: bytes) -> list[bytes]:
     """Each item's point raised to ``secret``, in the items' order (reveal mode)."""
-    return [bindings.crypto_scalarmult(secret, _point(i)) for i in items]
+    return blind_points(hash_to_points(items), secret)
 
 
 def reblind(points: Sequence[bytes], secret: bytes) -> list[bytes]:
@@ -83,17 +97,18 @@ def reblind(points: Sequence[bytes], secret: bytes) -> list[bytes]:
     return sorted(reblind_each(points, secret))
 
 
-def reblind_each(points: Sequence[bytes], secret: bytes) -> list[bytes]:
+def reblind_each(points: Sequence[bytes], secret: bytes, *, first: int = 0) -> list[bytes]:
     """The other side's points raised to ``secret``, in the order they came: only for a
     consented reveal, where the order is what tells the initiator which items matched.
+    ``first`` is the position of ``points[0]`` in the whole message, for the error text when
+    the points come in chunks.
 
     Raises:
         OverlapError: too many points, or one that is not a valid point of the subgroup.
     """
-    if len(points) > MAX_ITEMS:
-        raise OverlapError(f"an overlap check takes at most {MAX_ITEMS} items a side")
+    check_size(points)
     out = []
-    for n, point in enumerate(points):
+    for n, point in enumerate(points, start=first):
         if len(point) != POINT_BYTES:
             raise OverlapError(f"point {n} is not a valid Curve25519 point")
         try:
@@ -104,5 +119,50 @@ def reblind_each(points: Sequence[bytes], secret: bytes) -> list[bytes]:
     return out
 
 
+def check_size(points: Sequence[bytes]) -> None:
+    """Raises: OverlapError: more points than an overlap check takes."""
+    if len(points) > MAX_ITEMS:
+        raise OverlapError(f"an overlap check takes at most {MAX_ITEMS} items a side")
+
+
 def shared_count(mine: Iterable[bytes], theirs: Iterable[bytes]) -> int:
     return len(set(mine) & set(theirs))
+
+
+def _uniform(item: bytes) -> bytes:
+    return hashlib.sha512(DOMAIN + item).digest()[:POINT_BYTES]
+
+
+def _montgomery_u(edwards: Sequence[bytes]) -> list[bytes]:
+    """u = (1 + y) / (1 - y) of each Edwards point, with one field inversion for the batch.
+
+    The same map as libsodium's ``crypto_sign_ed25519_pk_to_curve25519``, which first checks
+    that the point lies in the prime-order subgroup: a scalar multiplication costing more than
+    the blinding. Elligator 2 output has its cofactor cleared, so it always does, and the check
+    only costs time. Inverting every ``1 - y`` at once (Montgomery's trick: three
+    multiplications a point and one inversion) replaces an inversion a point.
+    """
+    ys = [int.from_bytes(point, "little") & _Y_MASK for point in edwards]
+    denominators = [(1 - y) % _P for y in ys]
+    if 0 in denominators:
+        raise OverlapError("an item hashes to the identity point")
+    inverses = _invert_all(denominators)
+    return [
+        ((1 + y) * inverse % _P).to_bytes(POINT_BYTES, "little")
+        for y, inverse in zip(ys, inverses, strict=True)
+    ]
+
+
+def _invert_all(values: Sequence[int]) -> list[int]:
+    """The inverse of each value modulo p (none zero), with a single modular inversion."""
+    prefixes = []
+    product = 1
+    for value in values:
+        prefixes.append(product)
+        product = product * value % _P
+    inverse = pow(product, -1, _P) if values else 1
+    inverses = [0] * len(values)
+    for n in range(len(values) - 1, -1, -1):
+        inverses[n] = prefixes[n] * inverse % _P
+        inverse = inverse * values[n] % _P
+    return inverses

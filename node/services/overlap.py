@@ -6,7 +6,8 @@ learns the initiator's set size; neither learns which indicators matched (node/i
 An agency's items are the indicators of its own live sets, not expired; a received set is
 someone else's case and never counts. Each peer may ask a node at most
 ``indicators.overlap_checks_per_day`` times in 24 hours, so nobody tests phone numbers one by
-one. The point arithmetic runs off the event loop.
+one. The point arithmetic runs off the event loop, on the node's PsiWorkers (worker processes
+for large sets, and this agency's own hashed points cached between checks).
 """
 
 from __future__ import annotations
@@ -18,14 +19,8 @@ from functools import partial
 from typing import Protocol
 
 from node.errors import ComityError, ErrorKind, PeerIdentityError, UnknownAgencyError
-from node.indicators.psi import (
-    OverlapError,
-    blind_items,
-    item_bytes,
-    new_secret,
-    reblind,
-    shared_count,
-)
+from node.indicators.psi import OverlapError, item_bytes, new_secret, shared_count
+from node.indicators.psi_workers import PsiWorkers
 from node.members import Directory, Member, member_by_certificate
 from node.storage import indicator_repo as repo
 from node.storage.database import Database
@@ -63,6 +58,7 @@ class OverlapService:
         agency_id: str,
         clock: Callable[[], int],
         checks_per_day: int,
+        psi: PsiWorkers,
     ) -> None:
         self._database = database
         self._directory = directory
@@ -70,6 +66,7 @@ class OverlapService:
         self._me = agency_id
         self._clock = clock
         self._checks_per_day = checks_per_day
+        self._psi = psi
 
     async def check(self, agency: str, set_ids: list[str] | None = None) -> OverlapResult:
         """Raises: UnknownAgencyError, PeerUnavailableError, PeerRejectedError (e.g. the
@@ -79,11 +76,12 @@ class OverlapService:
             raise UnknownAgencyError(f"{agency} is not another federation member")
         items = await self._own_items(set_ids)
         secret = new_secret()
-        blinded = await asyncio.to_thread(blind_items, items, secret)
+        blinded = await asyncio.to_thread(self._psi.blind_items, items, secret)
         doubled, theirs = await self._transport.count_overlap(member, blinded)
         if len(doubled) != len(blinded):
             raise OverlapError(f"{agency} answered {len(doubled)} points for {len(blinded)}")
-        theirs_doubled = await asyncio.to_thread(reblind, theirs, secret)
+        # Counting needs no order, so no sort.
+        theirs_doubled = await asyncio.to_thread(self._psi.reblind_each, theirs, secret)
         return OverlapResult(
             agency=agency,
             mine=len(items),
@@ -107,8 +105,8 @@ class OverlapService:
         await self._database.run(partial(self._count_against_limit, requester.agency_id))
         items = await self._own_items(None)
         secret = new_secret()
-        doubled = await asyncio.to_thread(reblind, points, secret)
-        mine = await asyncio.to_thread(blind_items, items, secret)
+        doubled = await asyncio.to_thread(self._psi.reblind, points, secret)
+        mine = await asyncio.to_thread(self._psi.blind_items, items, secret)
         return doubled, mine
 
     def _count_against_limit(self, requester: str) -> None:

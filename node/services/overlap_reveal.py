@@ -44,15 +44,8 @@ from node.errors import (
     ReplayError,
     UnknownAgencyError,
 )
-from node.indicators.psi import (
-    OverlapError,
-    blind_each,
-    blind_items,
-    item_bytes,
-    new_secret,
-    reblind,
-    reblind_each,
-)
+from node.indicators.psi import OverlapError, item_bytes, new_secret
+from node.indicators.psi_workers import PsiWorkers
 from node.indicators.reveal import (
     MAX_REVEAL_ITEMS,
     RevealRequest,
@@ -137,6 +130,7 @@ class RevealService:
         agency_id: str,
         clock: Callable[[], int],
         checks_per_day: int,
+        psi: PsiWorkers,
     ) -> None:
         self._database = database
         self._directory = directory
@@ -145,6 +139,7 @@ class RevealService:
         self._me = agency_id
         self._clock = clock
         self._checks_per_day = checks_per_day
+        self._psi = psi
 
     # --- the asking agency -----------------------------------------------------------------------
 
@@ -198,14 +193,16 @@ class RevealService:
         # A random order, so the positions the other node sees say nothing about the items.
         random.SystemRandom().shuffle(pairs)
         secret = new_secret()
-        points = await asyncio.to_thread(blind_each, [item_bytes(*p) for p in pairs], secret)
+        points = await asyncio.to_thread(
+            self._psi.blind_each, [item_bytes(*p) for p in pairs], secret
+        )
         member = self._other_member(request.responder)
         doubled, theirs = await self._transport.reveal_overlap(member, request_id, points)
         if len(doubled) != len(points):
             raise OverlapError(
                 f"{request.responder} answered {len(doubled)} points for {len(points)}"
             )
-        theirs_doubled = await asyncio.to_thread(reblind, theirs, secret)
+        theirs_doubled = await asyncio.to_thread(self._psi.reblind_each, theirs, secret)
         matches = sorted(pairs[n] for n in matched_positions(doubled, theirs_doubled))
         await self._database.run(partial(self._revealed, request_id, len(matches)))
         return RevealResult(
@@ -274,9 +271,9 @@ class RevealService:
             partial(self._use_consent, request_id, client.agency_id, len(points))
         )
         secret = new_secret()
-        doubled = await asyncio.to_thread(reblind_each, points, secret)
+        doubled = await asyncio.to_thread(self._psi.reblind_each, points, secret)
         items = [item_bytes(*p) for p in await self._pairs([])]
-        mine = await asyncio.to_thread(blind_items, items, secret)
+        mine = await asyncio.to_thread(self._psi.blind_items, items, secret)
         return doubled, mine
 
     # --- both ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -28,7 +28,7 @@ from node.indicators.sets import IndicatorSet
 from node.indicators.tlp import TlpEgressError
 from node.members import Directory, Member
 from node.services.delivery import RETRYABLE, RetryPolicy
-from node.storage import indicator_repo, offer_repo
+from node.storage import indicator_repo, leased, offer_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.tables import IndicatorOffer, IndicatorSetRow
@@ -85,6 +85,21 @@ class OfferSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lease_ms: int = 30_000
     batch: int = 16
+
+
+async def resend_forever(
+    resend_due: Callable[[], Awaitable[int]], *, batch: int, interval_s: float, what: str
+) -> None:
+    """Run ``resend_due`` every ``interval_s``, and at once again while it filled a batch; a
+    database that cannot be reached is logged and tried again at the next round."""
+    while True:
+        made = 0
+        try:
+            made = await resend_due()
+        except ComityError as e:
+            _LOG.warning("cannot claim %s: %s", what, e.code)
+        if made < batch:
+            await asyncio.sleep(interval_s)
 
 
 EgressCheck = Callable[[IndicatorSet, str], None]
@@ -245,8 +260,9 @@ class SetOffers:
 
         def claim() -> list[tuple[str, str]]:
             with transaction(self._database.engine) as session:
-                rows = offer_repo.claim_due(
+                rows = leased.claim_due(
                     session,
+                    IndicatorOffer,
                     owner=self._settings.owner,
                     now_ms=now,
                     lease_ms=self._settings.lease_ms,
@@ -264,23 +280,18 @@ class SetOffers:
 
         def load() -> tuple[int, int]:
             with transaction(self._database.engine) as session:
-                return (
-                    offer_repo.count_offers(session, status=offer_repo.PENDING),
-                    offer_repo.count_offers(session, status=offer_repo.FAILED),
-                )
+                return leased.pending_and_failed(session, IndicatorOffer)
 
         return await self._database.run(load)
 
     async def run(self, interval_s: float) -> None:
         """Re-offer due versions every ``interval_s`` (at once again while a batch was full)."""
-        while True:
-            made = 0
-            try:
-                made = await self.resend_due()
-            except ComityError as e:
-                _LOG.warning("cannot claim indicator set offers: %s", e.code)
-            if made < self._settings.batch:
-                await asyncio.sleep(interval_s)
+        await resend_forever(
+            self.resend_due,
+            batch=self._settings.batch,
+            interval_s=interval_s,
+            what="indicator set offers",
+        )
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -296,7 +307,7 @@ class SetOffers:
 
 
 def _delivery(recipient: str, delivered: int | None, offer: IndicatorOffer | None) -> SetDelivery:
-    if offer is None or offer.status == offer_repo.DELIVERED:
+    if offer is None or offer.status == leased.DELIVERED:
         return SetDelivery(
             recipient=recipient, delivered_version=delivered, state=OfferState.DELIVERED
         )
@@ -307,5 +318,5 @@ def _delivery(recipient: str, delivered: int | None, offer: IndicatorOffer | Non
         owed_version=offer.version,
         attempts=offer.attempts,
         last_error=offer.last_error,
-        next_attempt_at_ms=offer.next_attempt_at_ms if offer.status == offer_repo.PENDING else None,
+        next_attempt_at_ms=offer.next_attempt_at_ms if offer.status == leased.PENDING else None,
     )

@@ -3,19 +3,20 @@
 
 An agency holding a set it received reports, for one indicator of it, that it saw it
 (``seen``) or that it proved wrong (``false_positive``), with an optional short note. The
-report is signed by the reporter and sent to the owner, whose node checks that the TLS client
-is the reporter, the reporter's signature with the directory's keys, that the set is its own,
-that the reporter was given the set, and that the set holds the indicator, then stores the
-report once (a resent one is acknowledged, not stored again). Logs name ids and agencies,
-never a value or a note.
+report is signed by the reporter, kept in its database in the transaction that decided to
+send it, and sent to the owner until the owner has it (node/services/sighting_reports.py).
+The owner's node checks that the TLS client is the reporter, the reporter's signature with
+the directory's keys, that the set is its own, that the reporter was given the set, and that
+the set holds the indicator, then stores the report once (a resent one is acknowledged, not
+stored again). Logs name ids and agencies, never a value or a note.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from sqlmodel import Session
 
@@ -31,17 +32,15 @@ from node.indicators.sightings import (
     verify_sighting,
 )
 from node.indicators.tlp import Tlp
-from node.members import Directory, Member, member_by_certificate
+from node.members import Directory, member_by_certificate
+from node.services.set_offers import OfferSettings, OfferState
+from node.services.sighting_reports import SentReport, SightingReports, SightingTransport
 from node.storage import indicator_repo, sighting_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.tables import IndicatorSetRow, IndicatorSighting
 
 _LOG = logging.getLogger(__name__)
-
-
-class SightingTransport(Protocol):
-    async def report_sighting(self, member: Member, document: bytes, signature: bytes) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,13 +59,20 @@ class SightingService:
         transport: SightingTransport,
         agency_id: str,
         clock: Callable[[], int],
+        reports: OfferSettings | None = None,
     ) -> None:
         self._database = database
         self._directory = directory
         self._keys = keys
-        self._transport = transport
         self._me = agency_id
         self._clock = clock
+        self.reports = SightingReports(
+            database=database,
+            directory=directory,
+            transport=transport,
+            clock=clock,
+            settings=reports or OfferSettings(owner=f"{agency_id}/{uuid.uuid4().hex}"),
+        )
 
     # --- at the reporter -------------------------------------------------------------------------
 
@@ -77,45 +83,66 @@ class SightingService:
         indicator: tuple[str, str],
         kind: SightingKind,
         note: str | None = None,
-    ) -> Sighting:
-        """Sign a report about ``indicator`` (type, value) of a set this node received, and
-        send it to the set's owner.
+    ) -> SentReport:
+        """Sign a report about ``indicator`` (type, value) of a set this node received, keep
+        it, and send it to the set's owner. An owner that cannot take it now gets it from the
+        background loop: the result is then pending.
 
         Raises:
             NotFoundError: no such set here.
             IndicatorError: the set is this agency's own, or revoked.
             NotInSetError: the set does not hold the indicator.
+            UnknownAgencyError: the set's owner is not a federation member.
             FormValidationError, SightingError: a bad value or note.
-            PeerUnavailableError, PeerRejectedError: the owner's node did not take it.
+            PeerRejectedError: the owner refused it for good (the reason is kept).
         """
-        row = await self._database.run(lambda: self._held_set(set_id))
-        sighting = Sighting.new(
-            set_id=set_id,
-            owner=row.owner,
-            reporter=self._me,
-            kind=kind,
-            indicator=indicator,
-            note=note,
-            at_ms=self._clock(),
+        sighting_id = await self._database.run(
+            lambda: self._record(set_id, indicator=indicator, kind=kind, note=note)
         )
-        held = await self._database.run(lambda: self._holds(sighting))
-        if not held:
-            raise NotInSetError(f"set {set_id} holds no such {sighting.type} indicator")
-        owner = self._directory.find(row.owner)
-        if owner is None:
-            raise UnknownAgencyError(f"the set's owner {row.owner} is not a federation member")
-        document = sighting.to_bytes()
-        await self._transport.report_sighting(
-            owner, document, sign_sighting(document, self._keys().signing)
-        )
-        _LOG.info(
-            "%s report %s on set %s sent to %s", kind.value, sighting.sighting_id, set_id, row.owner
-        )
-        return sighting
+        result = await self.reports.attempt(sighting_id)
+        if result.state is OfferState.FAILED and result.error is not None:
+            raise result.error
+        sent = await self.reports.get(sighting_id)
+        if sent is None:  # rows are never deleted; say so if it happens
+            raise NotFoundError(f"sighting report {sighting_id} vanished")
+        return sent
 
-    def _held_set(self, set_id: str) -> IndicatorSetRow:
+    def _record(
+        self, set_id: str, *, indicator: tuple[str, str], kind: SightingKind, note: str | None
+    ) -> str:
+        """Decide to send a report and keep it signed, in one transaction: a report is never
+        made without being kept, nor kept about a set or an indicator this node lacks."""
         with transaction(self._database.engine) as session:
-            row = indicator_repo.get_set(session, set_id)
+            row = self._held_set(session, set_id)
+            sighting = Sighting.new(
+                set_id=set_id,
+                owner=row.owner,
+                reporter=self._me,
+                kind=kind,
+                indicator=indicator,
+                note=note,
+                at_ms=self._clock(),
+            )
+            if not sighting_repo.holds_indicator(
+                session, set_id=set_id, kind=sighting.type, value=sighting.value
+            ):
+                raise NotInSetError(f"set {set_id} holds no such {sighting.type} indicator")
+            if self._directory.find(row.owner) is None:
+                raise UnknownAgencyError(f"the set's owner {row.owner} is not a federation member")
+            document = sighting.to_bytes()
+            signature = sign_sighting(document, self._keys().signing)
+            self.reports.owe(session, sighting, document, signature)
+        _LOG.info(
+            "%s report %s on set %s made for %s",
+            kind.value,
+            sighting.sighting_id,
+            set_id,
+            row.owner,
+        )
+        return sighting.sighting_id
+
+    def _held_set(self, session: Session, set_id: str) -> IndicatorSetRow:
+        row = indicator_repo.get_set(session, set_id)
         if row is None:
             raise NotFoundError(f"no indicator set {set_id} at this node")
         if row.owner == self._me:
@@ -123,12 +150,6 @@ class SightingService:
         if row.revoked:
             raise IndicatorError(f"set {set_id} is revoked")
         return row
-
-    def _holds(self, sighting: Sighting) -> bool:
-        with transaction(self._database.engine) as session:
-            return sighting_repo.holds_indicator(
-                session, set_id=sighting.set_id, kind=sighting.type, value=sighting.value
-            )
 
     # --- at the owner ----------------------------------------------------------------------------
 
@@ -201,8 +222,7 @@ class SightingService:
 
         def load() -> list[IndicatorSighting]:
             with transaction(self._database.engine) as session:
-                if indicator_repo.get_set(session, set_id) is None:
-                    raise NotFoundError(f"no indicator set {set_id} at this node")
+                self._known_set(session, set_id)
                 return sighting_repo.sightings_of(session, set_id)
 
         rows = await self._database.run(load)
@@ -212,6 +232,26 @@ class SightingService:
             )
             for r in rows
         ]
+
+    async def sent_about(self, set_id: str) -> list[SentReport]:
+        """The reports this node made about ``set_id`` (a set it received), with where each
+        one's delivery to the owner stands.
+
+        Raises:
+            NotFoundError: no such set here.
+        """
+
+        def check() -> None:
+            with transaction(self._database.engine) as session:
+                self._known_set(session, set_id)
+
+        await self._database.run(check)
+        return await self.reports.sent_about(set_id)
+
+    @staticmethod
+    def _known_set(session: Session, set_id: str) -> None:
+        if indicator_repo.get_set(session, set_id) is None:
+            raise NotFoundError(f"no indicator set {set_id} at this node")
 
 
 def _was_given(session: Session, row: IndicatorSetRow, reporter: str) -> bool:

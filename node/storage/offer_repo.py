@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from node.storage.indicator_repo import record_share, shares_of
+from node.storage.leased import DELIVERED, FAILED, PENDING
 from node.storage.tables import IndicatorOffer
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 MAX_ERROR_CHARS = 1000
 
 
@@ -51,33 +50,6 @@ def followers(session: Session, set_id: str) -> list[str]:
 def offers_of(session: Session, set_id: str) -> list[IndicatorOffer]:
     query = select(IndicatorOffer).where(col(IndicatorOffer.set_id) == set_id)
     return list(session.exec(query.order_by(col(IndicatorOffer.recipient))))
-
-
-def claim_due(
-    session: Session, *, owner: str, now_ms: int, lease_ms: int, limit: int
-) -> list[IndicatorOffer]:
-    """Claim up to ``limit`` due offers for ``owner`` until ``now_ms + lease_ms``; rows under
-    another live claim, or being claimed right now by another replica on PostgreSQL (``FOR
-    UPDATE SKIP LOCKED``), are skipped."""
-    query = (
-        select(IndicatorOffer)
-        .where(
-            col(IndicatorOffer.status) == PENDING,
-            col(IndicatorOffer.next_attempt_at_ms) <= now_ms,
-            or_(
-                col(IndicatorOffer.claim_expires_at_ms).is_(None),
-                col(IndicatorOffer.claim_expires_at_ms) < now_ms,
-            ),
-        )
-        .order_by(col(IndicatorOffer.next_attempt_at_ms))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = list(session.exec(query))
-    for row in rows:
-        row.claimed_by, row.claim_expires_at_ms = owner, now_ms + lease_ms
-        session.add(row)
-    return rows
 
 
 def mark_delivered(
@@ -129,13 +101,6 @@ def schedule_retry(
     offer.last_error = error[:MAX_ERROR_CHARS]
     offer.claimed_by = offer.claim_expires_at_ms = None
     session.add(offer)
-
-
-def count_offers(session: Session, *, status: str) -> int:
-    query = (
-        select(func.count()).select_from(IndicatorOffer).where(col(IndicatorOffer.status) == status)
-    )
-    return int(session.exec(query).one())
 
 
 def mark_failed(

@@ -498,3 +498,37 @@ class IndicatorSighting(Base, table=True):
     received_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     document: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     signature: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
+
+
+class SightingReport(Base, table=True):
+    """A sighting or false-positive report this node made about a set it received, owed to
+    the set's owner: the signed document, written in the transaction that decided to send it,
+    and sent again with backoff until the owner acknowledges it or refuses it for good. A
+    worker claims a due row under a lease, as for set offers; a report sent twice anyway is
+    stored once by the owner, which deduplicates by report id. The document holds the note,
+    which is case content: kept here, never logged."""
+
+    __tablename__ = "sighting_report"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        Index("ix_sighting_report_due", "status", "next_attempt_at_ms"),
+    )
+
+    sighting_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    set_id: str = Field(
+        sa_column=Column(
+            String(128), ForeignKey("indicator_set.set_id"), nullable=False, index=True
+        )
+    )
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    """The set's owner: the agency the report goes to."""
+    made_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    document: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_attempt_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    last_error: str | None = Field(default=None, sa_column=Column(String(1000)))
+    claimed_by: str | None = Field(default=None, sa_column=Column(String(128)))
+    claim_expires_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))

@@ -161,6 +161,8 @@ class LocalServicer(
             status = node_status_to_proto(await self._exchange.node_status())
             pending, failed = await self._indicators.offers.counts()
             status.set_offers_pending, status.set_offers_failed = pending, failed
+            pending, failed = await self._sightings.reports.counts()
+            status.sighting_reports_pending, status.sighting_reports_failed = pending, failed
             return status
 
         return await answer_or_abort(context, handle, method="GetNodeStatus")

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Sighting reports over gRPC: Indicators.ReportSighting (a holder of a set tells its owner)
-and the Local service's ReportSighting and ListSightings, for ``comity indicators``."""
+and the Local service's ReportSighting and ListSightings, for ``comity indicators`` (at the
+owner the reports it received; at a holder its own, with their delivery)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import grpc
 
 from node.gen.comity.v1 import indicators_pb2, local_pb2
 from node.indicators.sightings import Sighting, SightingKind
+from node.services.sighting_reports import SentReport
 from node.services.sightings import SightingService
 from node.tls import peer_certificate_fingerprint
 from node.transport.status import answer_or_abort
@@ -47,13 +49,13 @@ class LocalSightings:
         self, request: local_pb2.ReportSightingRequest, context: Context
     ) -> local_pb2.SightingView:
         async def handle() -> local_pb2.SightingView:
-            sighting = await self._sightings.report(
+            sent = await self._sightings.report(
                 request.set_id,
                 indicator=(request.type, request.value),
                 kind=SightingKind.parse(request.kind),
                 note=request.note if request.HasField("note") else None,
             )
-            return sighting_view(sighting)
+            return sent_view(sent)
 
         return await answer_or_abort(context, handle, method="ReportSighting")
 
@@ -62,8 +64,10 @@ class LocalSightings:
     ) -> local_pb2.SightingList:
         async def handle() -> local_pb2.SightingList:
             stored = await self._sightings.list_for(request.set_id)
+            sent = await self._sightings.sent_about(request.set_id)
             return local_pb2.SightingList(
                 sightings=[sighting_view(s.sighting, s.received_at_ms) for s in stored]
+                + [sent_view(s) for s in sent]
             )
 
         return await answer_or_abort(context, handle, method="ListSightings")
@@ -83,4 +87,16 @@ def sighting_view(sighting: Sighting, received_at_ms: int = 0) -> local_pb2.Sigh
     )
     if sighting.note is not None:
         view.note = sighting.note
+    return view
+
+
+def sent_view(sent: SentReport) -> local_pb2.SightingView:
+    """A report this node made, with where its delivery to the owner stands."""
+    view = sighting_view(sent.sighting)
+    view.delivery = sent.state.value
+    view.attempts = sent.attempts
+    if sent.last_error is not None:
+        view.last_error = sent.last_error
+    if sent.next_attempt_at_ms is not None:
+        view.next_attempt_at_ms = sent.next_attempt_at_ms
     return view

@@ -101,7 +101,7 @@ async def test_reports_reach_the_owner_who_sees_the_counts(
         *authority,
     )  # fmt: skip
     assert code == 0, err
-    assert f"to {UNIT}" in out
+    assert f"sent to {UNIT}" in " ".join(out.split())
     code, _, err = await cli(
         capsys, *report, "--type", "platform_account", "--value", ACCOUNT,
         "--kind", "false-positive", *authority,
@@ -132,10 +132,14 @@ async def test_reports_reach_the_owner_who_sees_the_counts(
     code, out, err = await cli(capsys, "indicators", "sightings", set_id, *unit)
     assert code == 0, err
     assert NOTE in out
-    # The reporter keeps no copy: reports are the owner's to count.
+    # The reporter lists its own reports, each delivered to the owner.
     code, out, err = await cli(capsys, "indicators", "sightings", set_id, "--json", *authority)
     assert code == 0, err
-    assert json.loads(out) == []
+    made = json.loads(out)
+    assert [(s["kind"], s["note"], s["delivery"]["state"], s["delivery"]["to"]) for s in made] == [
+        ("seen", NOTE, "delivered", UNIT),
+        ("false_positive", None, "delivered", UNIT),
+    ]
 
     logged = "\n".join(record.getMessage() for record in caplog.records)
     traced = json.dumps([span.to_json() for span in fed.spans.get_finished_spans()])
@@ -258,5 +262,5 @@ async def test_a_green_set_passed_on_can_be_reported_by_its_holder(fed: Federati
         set_id, indicator=("platform_account", ACCOUNT), kind=SightingKind.FALSE_POSITIVE
     )
     [held] = await fed.nodes[UNIT].sightings.list_for(set_id)
-    assert held.sighting == sent
+    assert held.sighting == sent.sighting
     assert held.sighting.reporter == THIRD

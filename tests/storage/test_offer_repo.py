@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from node.indicators.sets import IndicatorSet
 from node.indicators.tlp import Tlp
-from node.storage import indicator_repo, offer_repo
+from node.storage import indicator_repo, leased, offer_repo
 from node.storage.engine import transaction
 from node.storage.tables import IndicatorOffer
 
@@ -41,7 +41,9 @@ def owe(engine: Engine, version: int, now_ms: int = 100) -> None:
 
 def claim(engine: Engine, owner: str, now_ms: int) -> list[str]:
     with transaction(engine) as session:
-        rows = offer_repo.claim_due(session, owner=owner, now_ms=now_ms, lease_ms=1000, limit=10)
+        rows = leased.claim_due(
+            session, IndicatorOffer, owner=owner, now_ms=now_ms, lease_ms=1000, limit=10
+        )
         return [row.recipient for row in rows]
 
 

@@ -92,6 +92,10 @@ class SightingView(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     REPORTED_AT_MS_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_MS_FIELD_NUMBER: _builtins.int
+    DELIVERY_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_MS_FIELD_NUMBER: _builtins.int
     sighting_id: _builtins.str
     set_id: _builtins.str
     owner: _builtins.str
@@ -102,7 +106,16 @@ class SightingView(_message.Message):
     note: _builtins.str
     reported_at_ms: _builtins.int
     received_at_ms: _builtins.int
-    """When the owner's node stored it (in ListSightings' answer)."""
+    """When the owner's node stored it (in ListSightings' answer at the owner)."""
+    delivery: _builtins.str
+    """At the reporter: "delivered" (the owner has it), "pending" (sent again until the
+    owner takes it) or "failed" (refused for good, last_error says why). Empty for a
+    report the owner received.
+    """
+    attempts: _builtins.int
+    last_error: _builtins.str
+    next_attempt_at_ms: _builtins.int
+    """When a pending report is sent next, ms since the Unix epoch."""
     def __init__(
         self,
         *,
@@ -116,10 +129,14 @@ class SightingView(_message.Message):
         note: _builtins.str | None = ...,
         reported_at_ms: _builtins.int = ...,
         received_at_ms: _builtins.int = ...,
+        delivery: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        next_attempt_at_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_note", b"_note", "note", b"note"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_note", b"_note", "kind", b"kind", "note", b"note", "owner", b"owner", "received_at_ms", b"received_at_ms", "reported_at_ms", b"reported_at_ms", "reporter", b"reporter", "set_id", b"set_id", "sighting_id", b"sighting_id", "type", b"type", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_note", b"_note", "attempts", b"attempts", "delivery", b"delivery", "kind", b"kind", "last_error", b"last_error", "next_attempt_at_ms", b"next_attempt_at_ms", "note", b"note", "owner", b"owner", "received_at_ms", b"received_at_ms", "reported_at_ms", b"reported_at_ms", "reporter", b"reporter", "set_id", b"set_id", "sighting_id", b"sighting_id", "type", b"type", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__note: _TypeAlias = _typing.Literal["note"]  # noqa: Y015
     _WhichOneofArgType__note: _TypeAlias = _typing.Literal["_note", b"_note"]  # noqa: Y015
@@ -1551,6 +1568,8 @@ class NodeStatus(_message.Message):
     DIRECTORY_EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
     SET_OFFERS_PENDING_FIELD_NUMBER: _builtins.int
     SET_OFFERS_FAILED_FIELD_NUMBER: _builtins.int
+    SIGHTING_REPORTS_PENDING_FIELD_NUMBER: _builtins.int
+    SIGHTING_REPORTS_FAILED_FIELD_NUMBER: _builtins.int
     agency_id: _builtins.str
     directory_version: _builtins.int
     outbox_pending: _builtins.int
@@ -1567,6 +1586,11 @@ class NodeStatus(_message.Message):
     those refused for good.
     """
     set_offers_failed: _builtins.int
+    sighting_reports_pending: _builtins.int
+    """Sighting reports this node made that still wait for their set's owner, and those
+    the owner refused for good.
+    """
+    sighting_reports_failed: _builtins.int
     @_builtins.property
     def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerDeliveries]: ...
     def __init__(
@@ -1583,10 +1607,12 @@ class NodeStatus(_message.Message):
         directory_expires_at_ms: _builtins.int = ...,
         set_offers_pending: _builtins.int = ...,
         set_offers_failed: _builtins.int = ...,
+        sighting_reports_pending: _builtins.int = ...,
+        sighting_reports_failed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "directory_expires_at_ms", b"directory_expires_at_ms", "directory_version", b"directory_version", "outbox_capacity", b"outbox_capacity", "outbox_failed", b"outbox_failed", "outbox_pending", b"outbox_pending", "peers", b"peers", "requests_inbound", b"requests_inbound", "requests_outbound", b"requests_outbound", "set_offers_failed", b"set_offers_failed", "set_offers_pending", b"set_offers_pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "directory_expires_at_ms", b"directory_expires_at_ms", "directory_version", b"directory_version", "outbox_capacity", b"outbox_capacity", "outbox_failed", b"outbox_failed", "outbox_pending", b"outbox_pending", "peers", b"peers", "requests_inbound", b"requests_inbound", "requests_outbound", b"requests_outbound", "set_offers_failed", b"set_offers_failed", "set_offers_pending", b"set_offers_pending", "sighting_reports_failed", b"sighting_reports_failed", "sighting_reports_pending", b"sighting_reports_pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -551,16 +551,19 @@ class LocalServicer:
 
     def ReportSighting(self, request, context):
         """Reports a sighting ("seen") or a false positive ("false_positive") of one indicator
-        of a set this node received to the set's owner, signed by this agency. NOT_FOUND (no
-        such set, or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind,
-        value or note), and the owner's refusals.
+        of a set this node received to the set's owner, signed by this agency. The report is
+        kept before it is sent: when the owner cannot take it now, the answer's delivery is
+        "pending" and the node sends it again until the owner has it. NOT_FOUND (no such set,
+        or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind, value or
+        note), and the owner's refusals for good.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSightings(self, request, context):
-        """The sighting and false-positive reports this node stored about one of its own sets.
+        """The sighting and false-positive reports about one set: at its owner, those it stored;
+        at a holder, those this node made, with their delivery.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -182,12 +182,16 @@ class LocalStub:
     """
     ReportSighting: _grpc.UnaryUnaryMultiCallable[_local_pb2.ReportSightingRequest, _local_pb2.SightingView]
     """Reports a sighting ("seen") or a false positive ("false_positive") of one indicator
-    of a set this node received to the set's owner, signed by this agency. NOT_FOUND (no
-    such set, or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind,
-    value or note), and the owner's refusals.
+    of a set this node received to the set's owner, signed by this agency. The report is
+    kept before it is sent: when the owner cannot take it now, the answer's delivery is
+    "pending" and the node sends it again until the owner has it. NOT_FOUND (no such set,
+    or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind, value or
+    note), and the owner's refusals for good.
     """
     ListSightings: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.SightingList]
-    """The sighting and false-positive reports this node stored about one of its own sets."""
+    """The sighting and false-positive reports about one set: at its owner, those it stored;
+    at a holder, those this node made, with their delivery.
+    """
 
 @_typing.type_check_only
 class LocalAsyncStub(LocalStub):
@@ -335,12 +339,16 @@ class LocalAsyncStub(LocalStub):
     """
     ReportSighting: _aio.UnaryUnaryMultiCallable[_local_pb2.ReportSightingRequest, _local_pb2.SightingView]  # type: ignore[assignment]
     """Reports a sighting ("seen") or a false positive ("false_positive") of one indicator
-    of a set this node received to the set's owner, signed by this agency. NOT_FOUND (no
-    such set, or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind,
-    value or note), and the owner's refusals.
+    of a set this node received to the set's owner, signed by this agency. The report is
+    kept before it is sent: when the owner cannot take it now, the answer's delivery is
+    "pending" and the node sends it again until the owner has it. NOT_FOUND (no such set,
+    or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind, value or
+    note), and the owner's refusals for good.
     """
     ListSightings: _aio.UnaryUnaryMultiCallable[_local_pb2.GetIndicatorSetRequest, _local_pb2.SightingList]  # type: ignore[assignment]
-    """The sighting and false-positive reports this node stored about one of its own sets."""
+    """The sighting and false-positive reports about one set: at its owner, those it stored;
+    at a holder, those this node made, with their delivery.
+    """
 
 class LocalServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -719,9 +727,11 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_local_pb2.SightingView, _abc.Awaitable[_local_pb2.SightingView]]:
         """Reports a sighting ("seen") or a false positive ("false_positive") of one indicator
-        of a set this node received to the set's owner, signed by this agency. NOT_FOUND (no
-        such set, or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind,
-        value or note), and the owner's refusals.
+        of a set this node received to the set's owner, signed by this agency. The report is
+        kept before it is sent: when the owner cannot take it now, the answer's delivery is
+        "pending" and the node sends it again until the owner has it. NOT_FOUND (no such set,
+        or indicator_not_in_set), INVALID_ARGUMENT (own or revoked set, bad kind, value or
+        note), and the owner's refusals for good.
         """
 
     @_abc_1.abstractmethod
@@ -730,6 +740,8 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         request: _local_pb2.GetIndicatorSetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_local_pb2.SightingList, _abc.Awaitable[_local_pb2.SightingList]]:
-        """The sighting and false-positive reports this node stored about one of its own sets."""
+        """The sighting and false-positive reports about one set: at its owner, those it stored;
+        at a holder, those this node made, with their delivery.
+        """
 
 def add_LocalServicer_to_server(servicer: LocalServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
