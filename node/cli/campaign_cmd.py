@@ -83,6 +83,9 @@ def campaign_dict(view: local_pb2.CampaignView) -> dict[str, Any]:
 def _print_campaign(console: Console, view: local_pb2.CampaignView) -> None:
     console.print(f"Campaign [bold]{view.campaign_id}[/bold]: {view.name}")
     console.print(f"  agencies concerned: {', '.join(view.agencies) or '(none yet)'}")
+    if not view.cases:
+        console.print("  no case linked at this node")
+        return
     table = Table("case", "agency", "shared values", "linked")
     for case in view.cases:
         label = f"set {case.ref}" if case.kind == "set" else "their case (count only)"

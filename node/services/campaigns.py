@@ -84,6 +84,8 @@ class CampaignRequest:
     direction: str
     peer: str
     state: str
+    created_at_ms: int
+    updated_at_ms: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +95,8 @@ class CampaignView:
     created_at_ms: int
     cases: tuple[CaseView, ...]
     agencies: tuple[str, ...]
-    """The other agencies concerned: owners of linked cases."""
+    """The other agencies concerned: owners of linked cases (and, with ``requests``, the
+    agencies that sent or received requests naming the campaign)."""
     requests: tuple[CampaignRequest, ...] = ()
 
 
@@ -267,7 +270,9 @@ class CampaignService:
                 if not with_requests:
                     return view
                 requests = _requests_naming(session, campaign_id)
-                return CampaignView(**{**view.__dict__, "requests": requests})
+                peers = {r.peer for r in requests}
+                agencies = tuple(sorted({*view.agencies, *peers} - {self._me}))
+                return CampaignView(**{**view.__dict__, "requests": requests, "agencies": agencies})
 
         return await self._database.run(load)
 
@@ -306,7 +311,7 @@ class CampaignService:
         filing errors (FormValidationError, NotMinimalError …); a form refused for one
         recipient files no alert at all.
         """
-        campaign = await self.get(campaign_id)
+        campaign = await self.get(campaign_id, with_requests=True)
         targets = list(dict.fromkeys(recipients)) or list(campaign.agencies)
         if not targets:
             raise CampaignError(f"campaign {campaign_id} concerns no other agency yet")
@@ -405,6 +410,8 @@ def _requests_naming(session: Session, campaign_id: str) -> tuple[CampaignReques
             direction=e.direction,
             peer=e.peer,
             state=e.state,
+            created_at_ms=e.created_at_ms,
+            updated_at_ms=e.updated_at_ms,
         )
         for e in repo.recent_exchanges(session, limit=SCANNED_REQUESTS)
         if campaign_id in referenced_campaigns(e.form_json)

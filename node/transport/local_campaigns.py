@@ -103,6 +103,8 @@ class LocalCampaigns:
                             direction=v.direction.value,
                             peer=v.peer,
                             state=v.state.value,
+                            created_at_ms=v.created_at_ms,
+                            updated_at_ms=v.updated_at_ms,
                         )
                     )
                     for v in filed
@@ -137,6 +139,8 @@ def _summary(request: CampaignRequest) -> local_pb2.RequestSummary:
         direction=_DIRECTIONS[request.direction],
         peer=request.peer,
         state=request.state,
+        created_at_ms=request.created_at_ms,
+        updated_at_ms=request.updated_at_ms,
     )
 
 

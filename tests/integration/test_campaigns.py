@@ -18,6 +18,7 @@ from node.forms.registry import schemas_dir
 from node.indicators.campaigns import CampaignError, CampaignExistsError
 from node.indicators.sets import Indicator
 from node.model.request import RequestState
+from node.timeutil import format_ms
 from tests.integration.harness import Federation
 
 UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
@@ -211,6 +212,12 @@ async def test_a_campaign_adopted_from_an_alert_lists_the_requests_naming_it(
         (alert.request_id, "inbound"),
         (filed["request_id"], "outbound"),
     }
+    assert {r["created_at"] for r in shown["requests"]} == {
+        format_ms(alert.created_at_ms),
+        filed["created_at"],
+    }
+    # The agencies concerned include those the requests naming it came from or went to.
+    assert shown["agencies"] == [UNIT, AUTHORITY]
     # The authority's copy names the campaign, which it can adopt in turn.
     received = await fed.nodes[AUTHORITY].exchange.get_request(filed["request_id"])
     assert json.loads(received.form_json)["campaign"] == campaign_id
