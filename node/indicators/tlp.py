@@ -54,6 +54,8 @@ _MARKINGS = {
 }
 NAMED = (Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED)
 """Labels under which the owner names the recipient agencies."""
+FEDERATION_WIDE = (Tlp.CLEAR, Tlp.GREEN)
+"""Labels that let any member hold the set, whoever passed it on."""
 
 
 class TlpError(ComityError):
@@ -87,7 +89,7 @@ def check_share(
         raise TlpEgressError(f"{recipient} is not a federation member")
     if recipient in (owner, sender):
         raise TlpEgressError("an indicator set is not shared with its owner or its sender")
-    if tlp in (Tlp.CLEAR, Tlp.GREEN):
+    if tlp in FEDERATION_WIDE:
         return
     if sender == owner:
         if recipient not in recipients:

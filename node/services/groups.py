@@ -46,7 +46,7 @@ from node.indicators.groups import (
     verify_page,
 )
 from node.indicators.sets import IndicatorError, IndicatorSet
-from node.indicators.tlp import Tlp, TlpEgressError
+from node.indicators.tlp import FEDERATION_WIDE, Tlp, TlpEgressError
 from node.members import Directory, Member, member_by_certificate
 from node.storage import group_repo, indicator_repo
 from node.storage.database import Database
@@ -54,8 +54,6 @@ from node.storage.engine import transaction
 
 _LOG = logging.getLogger(__name__)
 
-OPEN_LABELS = frozenset({Tlp.CLEAR.value, Tlp.GREEN.value})
-"""Labels that let any member see a set's tags."""
 
 PAGES_PER_SYNC = 10_000
 """At most this many pages of one member's log per sync (ten million entries): a publisher that
@@ -406,7 +404,7 @@ class GroupService:
         row = indicator_repo.get_set(session, set_id)
         if row is None:
             return False
-        if row.tlp in OPEN_LABELS:
+        if Tlp(row.tlp) in FEDERATION_WIDE:
             return True  # any member may see these; no need to read the document
         indicator_set = IndicatorSet.from_bytes(row.document)
         return self._refusal(indicator_set, group.others(self._me)) is None

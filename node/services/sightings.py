@@ -31,7 +31,7 @@ from node.indicators.sightings import (
     sign_sighting,
     verify_sighting,
 )
-from node.indicators.tlp import Tlp
+from node.indicators.tlp import FEDERATION_WIDE, Tlp
 from node.members import Directory, member_by_certificate
 from node.services.set_offers import OfferSettings, OfferState
 from node.services.sighting_reports import SentReport, SightingReports, SightingTransport
@@ -261,7 +261,7 @@ def _was_given(session: Session, row: IndicatorSetRow, reporter: str) -> bool:
     if reporter in {s.recipient for s in indicator_repo.shares_of(session, row.set_id)}:
         return True
     label = Tlp(row.tlp)
-    if label in (Tlp.CLEAR, Tlp.GREEN):
+    if label in FEDERATION_WIDE:
         return True
     if label is not Tlp.AMBER:
         return False
