@@ -173,6 +173,20 @@ async def start_node(
     """
     keys = AgencyKeys.load(config.keys_dir)
     database = Database(create_engine(config.database_url))
+    try:
+        return await _start_on(database, config, keys, tracer_provider)
+    except BaseException:
+        # A node that cannot start (its port taken, say) leaves no connection open behind it.
+        database.close()
+        raise
+
+
+async def _start_on(
+    database: Database,
+    config: NodeConfig,
+    keys: AgencyKeys,
+    tracer_provider: TracerProvider | None,
+) -> RunningNode:
     await database.run(lambda: upgrade(database.engine))
     directory = await FederationDirectory.open(
         database=database, bootstrap=config.directory_file, clock=now_ms

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,12 +21,35 @@ from node.errors import ConfigError
 START_TIMEOUT_S = 30.0
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS = 8000
+"""How many ports below the kernel's ephemeral range ``free_port`` picks from."""
+
+
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
+    """A loopback TCP port that was free a moment ago, below the range the kernel gives to
+    outgoing connections: a client socket opened before the node binds it (to PostgreSQL, to
+    another node) cannot take it, as one could take a port the kernel had picked."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(max(1024, low - LISTEN_PORTS), low)  # noqa: S311 (not a secret)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        chosen: int = s.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def comity_command(*args: str) -> list[str]:
