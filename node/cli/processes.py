@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import grpc
@@ -23,26 +24,23 @@ START_TIMEOUT_S = 30.0
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LISTEN_PORTS = 8000
-"""How many ports below the kernel's ephemeral range ``free_port`` picks from."""
+"""How many ports below the kernel's ephemeral range ``free_port`` hands out."""
 
 
 def free_port() -> int:
     """A loopback TCP port that was free a moment ago, below the range the kernel gives to
-    outgoing connections: a client socket opened before the node binds it (to PostgreSQL, to
-    another node) cannot take it, as one could take a port the kernel had picked."""
-    low = _ephemeral_low()
-    for _ in range(100):
-        port = random.randrange(max(1024, low - LISTEN_PORTS), low)  # noqa: S311 (not a secret)
+    outgoing connections (a client socket opened before the node binds it cannot take it), and
+    not handed out before by this process (two nodes started together never get the same one):
+    the ports are taken in turn from a random starting point."""
+    for _ in range(LISTEN_PORTS):
+        port = next(_PORTS)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        chosen: int = s.getsockname()[1]
-        return chosen
+    raise ConfigError("no free loopback port below the ephemeral range")
 
 
 def _ephemeral_low() -> int:
@@ -50,6 +48,17 @@ def _ephemeral_low() -> int:
         return int(EPHEMERAL_RANGE.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768  # Linux's default
+
+
+def _ports() -> Iterator[int]:
+    high = _ephemeral_low()
+    low = max(1024, high - LISTEN_PORTS)
+    offset = random.randrange(high - low)  # noqa: S311 (not a secret)
+    for n in itertools.count(offset):
+        yield low + n % (high - low)
+
+
+_PORTS = _ports()
 
 
 def comity_command(*args: str) -> list[str]:
