@@ -1,19 +1,33 @@
 # SPDX-License-Identifier: Apache-2.0
 """The request types this node knows, and where their schemas live.
 
-Pure lookups: the only I/O is checking that the schemas directory exists.
+The request types are data: ``schemas/registry/request-types.v1.json`` lists each one with its
+title and its traits (checked against ``schemas/registry/registry.v1.json`` when first read, then
+kept per schemas directory). Adding a request type means adding it there, with its form schema
+in ``requests/``, its example and a legal-basis profile that covers it; no code lists type
+names. The lifecycle message kinds are fixed by the lifecycle table and stay in code.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 
 from node.errors import ConfigError, UnknownRequestTypeError
+from node.model.request_type import RequestTypeTraits, Trait
 
 SCHEMAS_ENV = "COMITY_SCHEMAS_DIR"
+REGISTRY_FILE = "registry/request-types.v1.json"
+_REGISTRY_SCHEMA_FILE = "registry/registry.v1.json"
 
 # Names and payload types come from users and peers; they are repeated in an error only when
 # they look like what they claim to be, so an error can never carry arbitrary text.
@@ -41,27 +55,12 @@ class _Definition:
     schema_file: str
 
 
-_REQUEST_TITLES = {
-    "preservation": "Expedited preservation of stored computer data (Budapest Art. 29; EU "
-    "European Preservation Order)",
-    "traffic-disclosure": "Expedited disclosure of preserved traffic data (Budapest Art. 30)",
-    "subscriber-information": "Subscriber information (Second Additional Protocol Art. 8; EU "
-    "European Production Order)",
-    "production": "Production of stored data (Budapest Art. 31; Second Additional Protocol "
-    "Art. 8; EU European Production Order)",
-    "emergency-disclosure": "Emergency disclosure or emergency assistance (Second Additional "
-    "Protocol Arts. 9-10; EU emergency European Production Order)",
-    "campaign-alert": "Campaign alert: spontaneous information (Budapest Art. 26)",
-}
-_DEFINITIONS = tuple(
-    _Definition(
-        name=name,
-        payload_type=f"application/vnd.comity.request.{name}.v1+json",
-        title=title,
-        schema_file=f"requests/{name}.v1.json",
-    )
-    for name, title in _REQUEST_TITLES.items()
-)
+@dataclass(frozen=True)
+class _Registry:
+    definitions: tuple[_Definition, ...]
+    traits: Mapping[str, RequestTypeTraits]
+    alert_type: str
+
 
 # The messages that move a request through its lifecycle once it is registered
 # (node.model.lifecycle says who may send which, and when).
@@ -109,9 +108,10 @@ def form_types() -> tuple[FormType, ...]:
     """Every request type this node knows, with schema paths under :func:`schemas_dir`.
 
     Raises:
-        ConfigError: the schemas directory does not exist.
+        ConfigError: the schemas directory does not exist, or its registry is unusable.
     """
-    return _types(_DEFINITIONS, is_message=False)
+    directory = schemas_dir()
+    return _types(directory, _registry(directory).definitions, is_message=False)
 
 
 def message_types() -> tuple[FormType, ...]:
@@ -120,11 +120,12 @@ def message_types() -> tuple[FormType, ...]:
     Raises:
         ConfigError: the schemas directory does not exist.
     """
-    return _types(_MESSAGE_DEFINITIONS, is_message=True)
+    return _types(schemas_dir(), _MESSAGE_DEFINITIONS, is_message=True)
 
 
-def _types(definitions: tuple[_Definition, ...], *, is_message: bool) -> tuple[FormType, ...]:
-    directory = schemas_dir()
+def _types(
+    directory: Path, definitions: tuple[_Definition, ...], *, is_message: bool
+) -> tuple[FormType, ...]:
     return tuple(
         FormType(
             name=d.name,
@@ -163,9 +164,7 @@ def get_form_type(name: str) -> FormType:
     for form_type in known:
         if form_type.name == name:
             return form_type
-    shown = f" {name!r}" if _SAFE_NAME.fullmatch(name) else ""
-    names = ", ".join(f.name for f in known)
-    raise UnknownRequestTypeError(f"unknown request type{shown}; known types: {names}")
+    raise _unknown_request_type(name, [f.name for f in known])
 
 
 def form_type_for_payload(payload_type: str) -> FormType:
@@ -182,3 +181,73 @@ def form_type_for_payload(payload_type: str) -> FormType:
     shown = f" {payload_type}" if _SAFE_MEDIA_TYPE.fullmatch(payload_type) else ""
     payload_types = ", ".join(f.payload_type for f in known)
     raise UnknownRequestTypeError(f"unknown payload_type{shown}; known: {payload_types}")
+
+
+def traits_of(request_type: str) -> RequestTypeTraits:
+    """What the lifecycle and the deadlines need to know about ``request_type``.
+
+    Raises:
+        UnknownRequestTypeError: no such request type.
+        ConfigError: the schemas directory does not exist, or its registry is unusable.
+    """
+    known = _registry(schemas_dir()).traits
+    traits = known.get(request_type)
+    if traits is None:
+        raise _unknown_request_type(request_type, list(known))
+    return traits
+
+
+def _unknown_request_type(name: str, known: list[str]) -> UnknownRequestTypeError:
+    shown = f" {name!r}" if _SAFE_NAME.fullmatch(name) else ""
+    return UnknownRequestTypeError(f"unknown request type{shown}; known types: {', '.join(known)}")
+
+
+def alert_type() -> str:
+    """The request type campaign alerts are filed as: the one with the ``alert`` trait.
+
+    Raises:
+        ConfigError: the schemas directory does not exist, or its registry is unusable.
+    """
+    return _registry(schemas_dir()).alert_type
+
+
+@cache
+def _registry(directory: Path) -> _Registry:
+    """The registry file under ``directory``, checked; read once per directory."""
+    path = directory / REGISTRY_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        schema = json.loads((directory / _REGISTRY_SCHEMA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read the request-type registry {path}") from e
+    try:
+        Draft202012Validator(schema).validate(document)
+    except ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path)
+        raise ConfigError(f"{path}: {where}: {e.message}") from e
+    return _registry_from(path, document["request_types"])
+
+
+def _registry_from(path: Path, entries: list[dict[str, Any]]) -> _Registry:
+    names = [str(entry["name"]) for entry in entries]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: a request type is listed twice")
+    traits = {
+        str(entry["name"]): RequestTypeTraits.of(
+            str(entry["name"]), frozenset(Trait(t) for t in entry["traits"])
+        )
+        for entry in entries
+    }
+    alerts = [name for name, t in traits.items() if t.alert]
+    if len(alerts) != 1:
+        raise ConfigError(f"{path}: exactly one request type must have the alert trait")
+    definitions = tuple(
+        _Definition(
+            name=name,
+            payload_type=f"application/vnd.comity.request.{name}.v1+json",
+            title=str(entry["title"]),
+            schema_file=f"requests/{name}.v1.json",
+        )
+        for name, entry in zip(names, entries, strict=True)
+    )
+    return _Registry(definitions=definitions, traits=traits, alert_type=alerts[0])

@@ -16,6 +16,7 @@ from typing import Any
 
 from node.errors import ComityError, ErrorKind
 from node.model.request import RequestState as S
+from node.model.request_type import RequestTypeTraits
 
 
 class Role(StrEnum):
@@ -39,6 +40,13 @@ class NotYourMoveError(ComityError):
 
     kind = ErrorKind.PERMISSION_DENIED
     code = "wrong_party"
+
+
+class WrongRequestTypeError(IllegalTransitionError):
+    """A message that this type of request never takes, whatever its state: a preservation
+    confirmation on a request that preserves nothing, evidence on a preservation request."""
+
+    code = "wrong_request_type"
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,6 @@ AWAITING_REVIEWER = frozenset(
     {S.REGISTERED, S.UNDER_REVIEW, S.EXTENSION_REQUESTED, S.ACCEPTED, S.PARTIALLY_ACCEPTED}
 )
 """Inbound states in which the requested party's reviewer has the next move."""
-
-PRESERVATION_TYPES = frozenset({"preservation"})
-ALERT_TYPES = frozenset({"campaign-alert"})
-"""Spontaneous information: nothing to decide; the recipient may close it once read."""
 
 REFUSAL_GROUNDS = {
     "political_offence": "a political offence, or one connected with it",
@@ -111,7 +115,7 @@ RULES: Mapping[str, _Rule] = {
     ),
     "evidence": _Rule(
         Role.REQUESTED,
-        frozenset({S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.EXECUTED}) | _PRESERVING,
+        frozenset({S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.EXECUTED}),
         None,
         keeps_state=True,
     ),
@@ -134,36 +138,47 @@ def lifecycle_state(state: S) -> S:
     return S.REGISTERED if state in {S.SUBMITTED, S.DELIVERED} else state
 
 
-def check_sender(kind: str, by: Role) -> _Rule:
-    """The rule for ``kind``, if ``by`` is a party that may send it.
+def check_sender(kind: str, by: Role, traits: RequestTypeTraits) -> _Rule:
+    """The rule for ``kind``, if ``by`` may send it on a request of this type.
 
     Raises:
         IllegalTransitionError: not a lifecycle message.
         NotYourMoveError: only the other party sends this kind of message.
+        WrongRequestTypeError: this type of request never takes this kind of message.
     """
     rule = RULES.get(kind)
     if rule is None:
         raise IllegalTransitionError(f"{kind} is not a lifecycle message")
     if rule.by is not None and rule.by is not by:
         raise NotYourMoveError(f"only the {rule.by} party sends {kind}, not the {by} party")
+    if kind == "preservation-confirmation" and not traits.preservation_only:
+        raise WrongRequestTypeError(f"a {traits.name} request preserves no data")
+    if kind == "evidence" and traits.preservation_only:
+        # Art. 29 only freezes the data; handing it over takes a request of its own.
+        raise WrongRequestTypeError(
+            f"a {traits.name} request only preserves data: evidence needs a disclosure or "
+            "production request"
+        )
     return rule
 
 
-def next_state(*, state: S, kind: str, by: Role, body: Mapping[str, Any], request_type: str) -> S:
-    """The state after ``by`` sends a ``kind`` message with ``body`` in ``state``.
+def next_state(
+    *, state: S, kind: str, by: Role, body: Mapping[str, Any], traits: RequestTypeTraits
+) -> S:
+    """The state after ``by`` sends a ``kind`` message with ``body`` in ``state``, on a
+    request whose type has ``traits``.
 
     Raises:
         NotYourMoveError: only the other party sends this kind of message.
-        IllegalTransitionError: not allowed in this state, or for this request type.
+        IllegalTransitionError: not allowed in this state.
+        WrongRequestTypeError: not allowed for this request type.
     """
-    rule = check_sender(kind, by)
+    rule = check_sender(kind, by, traits)
     current = lifecycle_state(state)
-    if kind == "closure" and request_type in ALERT_TYPES and current in _DECIDABLE:
+    if kind == "closure" and traits.alert and current in _DECIDABLE:
         return S.CLOSED
     if current not in rule.sources:
         raise IllegalTransitionError(f"{kind} is not allowed while the request is {state}")
-    if kind == "preservation-confirmation" and request_type not in PRESERVATION_TYPES:
-        raise IllegalTransitionError(f"a {request_type} request preserves no data")
     if rule.keeps_state:
         return current
     if rule.target is not None:

@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from node.errors import FormValidationError, NotFoundError, UnknownAgencyError
 from node.forms.indicators import canonicalize_indicator
+from node.forms.registry import alert_type
 from node.indicators.campaigns import (
     CAMPAIGN_INDICATOR,
     CampaignError,
@@ -46,7 +47,6 @@ from node.storage import indicator_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 
-ALERT_TYPE = "campaign-alert"
 MAX_ALERT_INDICATORS = 100
 """The campaign-alert form's limit (schemas/requests/campaign-alert.v1.json)."""
 SCANNED_REQUESTS = 10_000
@@ -320,14 +320,15 @@ class CampaignService:
                 raise UnknownAgencyError(f"{agency} is not another federation member")
         values = await self._database.run(lambda: self._linking_values(campaign))
         forms = {a: self._alert_form(form_json, campaign_id, values, a) for a in targets}
+        request_type = alert_type()
         # Every alert is checked before any is filed: a bad form files none.
         for agency, form in forms.items():
             self._requests.preview_request(
-                request_type=ALERT_TYPE, recipient=agency, form_json=form
+                request_type=request_type, recipient=agency, form_json=form
             )
         return [
             await self._requests.file_request(
-                request_type=ALERT_TYPE, recipient=agency, form_json=form
+                request_type=request_type, recipient=agency, form_json=form
             )
             for agency, form in forms.items()
         ]

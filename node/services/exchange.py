@@ -48,6 +48,7 @@ from node.forms.registry import (
     form_type_for_payload,
     get_form_type,
     get_message_type,
+    traits_of,
 )
 from node.forms.validate import validate_form
 from node.ids import (
@@ -81,7 +82,6 @@ from node.model.request import (
 from node.services.audit import record_event
 from node.services.delivery import Claim, DeliveryWorker
 from node.services.lifecycle import (
-    EMERGENCY_TYPES,
     ExchangeNotReadyError,
     Position,
     apply_held,
@@ -177,7 +177,7 @@ class ExchangeService:
         form_type = get_form_type(request_type)
         member = self._recipient(recipient)
         minimized = minimize(form_type.name, validate_form(form_type, form_json), strip=strip)
-        deadline = minimized.profile.deadline_ms(emergency=form_type.name in EMERGENCY_TYPES)
+        deadline = minimized.profile.deadline_ms(emergency=traits_of(form_type.name).emergency)
         return RequestPreview(
             request_type=form_type.name,
             recipient=member.agency_id,
@@ -755,7 +755,7 @@ class ExchangeService:
         if row.peer != header.sender:
             raise NotYourMoveError(f"{header.sender} is not a party to this exchange")
         kind, fields = form_type.name, json.loads(form)
-        check_sender(kind, peer_role(row))
+        check_sender(kind, peer_role(row), traits_of(row.request_type))
         position = check_position(session, row, header.sequence)
         state = None
         if position is Position.NEXT:

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from node.errors import ComityError, ErrorKind, FormValidationError, ReplayError
 from node.forms.profiles import DAY_MS, Profile, profile_for
-from node.forms.registry import form_type_for_payload
+from node.forms.registry import form_type_for_payload, traits_of
 from node.model.lifecycle import Role, next_state
 from node.model.request import Direction, RequestState
 from node.storage import repo
@@ -67,7 +67,7 @@ def move(
         kind=kind,
         by=by,
         body=fields,
-        request_type=row.request_type,
+        traits=traits_of(row.request_type),
     )
 
 
@@ -168,7 +168,6 @@ DECIDED = frozenset(
 EXECUTED = frozenset(
     {RequestState.EXECUTED, RequestState.REFUSED, RequestState.WITHDRAWN, RequestState.CLOSED}
 )
-EMERGENCY_TYPES = frozenset({"emergency-disclosure"})
 
 
 def profile_of(row: Exchange) -> Profile:
@@ -179,7 +178,7 @@ def profile_of(row: Exchange) -> Profile:
 
 def due_at(row: Exchange, received_at_ms: int) -> int | None:
     """When the request is due: the profile's deadline after its receipt, if it has one."""
-    deadline = profile_of(row).deadline_ms(emergency=row.request_type in EMERGENCY_TYPES)
+    deadline = profile_of(row).deadline_ms(emergency=traits_of(row.request_type).emergency)
     return None if deadline is None else received_at_ms + deadline
 
 

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,11 +14,14 @@ from node.errors import ConfigError, UnknownRequestTypeError
 from node.forms.registry import (
     SCHEMAS_ENV,
     FormType,
+    alert_type,
     form_type_for_payload,
     form_types,
     get_form_type,
     schemas_dir,
+    traits_of,
 )
+from node.model.request_type import RequestTypeTraits
 
 PRESERVATION_PAYLOAD = "application/vnd.comity.request.preservation.v1+json"
 REPO_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -79,6 +85,8 @@ def test_schemas_dir_defaults_to_the_repository(monkeypatch: pytest.MonkeyPatch)
 def test_schemas_dir_follows_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # The registry of request types is data in the schemas directory too.
+    shutil.copytree(REPO_SCHEMAS / "registry", tmp_path / "registry")
     monkeypatch.setenv(SCHEMAS_ENV, str(tmp_path))
     assert schemas_dir() == tmp_path
     assert get_form_type("preservation").schema_path == tmp_path / "requests/preservation.v1.json"
@@ -92,3 +100,55 @@ def test_missing_schemas_dir_is_a_config_error(
         schemas_dir()
     with pytest.raises(ConfigError):
         get_form_type("preservation")
+
+
+def test_traits_come_from_the_registry_file() -> None:
+    assert traits_of("preservation").preservation_only
+    assert traits_of("emergency-disclosure").emergency
+    assert traits_of("campaign-alert").alert
+    assert alert_type() == "campaign-alert"
+    production = traits_of("production")
+    assert production == RequestTypeTraits(name="production")
+
+
+def test_traits_of_an_unknown_type_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownRequestTypeError, match="known types: preservation"):
+        traits_of("search-warrant")
+
+
+def registry_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, document: Any) -> None:
+    shutil.copytree(REPO_SCHEMAS / "registry", tmp_path / "registry")
+    (tmp_path / "registry" / "request-types.v1.json").write_text(json.dumps(document))
+    monkeypatch.setenv(SCHEMAS_ENV, str(tmp_path))
+
+
+def test_a_new_request_type_is_one_entry_in_the_registry_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    document = json.loads((REPO_SCHEMAS / "registry" / "request-types.v1.json").read_text())
+    document["request_types"].append(
+        {"name": "search", "title": "Search and seizure", "traits": ["emergency"]}
+    )
+    registry_in(tmp_path, monkeypatch, document)
+    search = get_form_type("search")
+    assert search.payload_type == "application/vnd.comity.request.search.v1+json"
+    assert search.schema_path == tmp_path / "requests" / "search.v1.json"
+    assert traits_of("search").emergency
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        ([{"name": "a", "title": "A", "traits": ["alert"]}] * 2, "listed twice"),
+        ([{"name": "a", "title": "A", "traits": []}], "exactly one request type"),
+        ([{"name": "a", "title": "A", "traits": ["secret"]}], "traits/0"),
+        ([{"name": "A b", "title": "A", "traits": ["alert"]}], "name"),
+    ],
+)
+def test_a_broken_registry_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, entries: list[Any], problem: str
+) -> None:
+    document = {"registry_version": "request-types.v1", "request_types": entries}
+    registry_in(tmp_path, monkeypatch, document)
+    with pytest.raises(ConfigError, match=problem):
+        form_types()

@@ -14,23 +14,33 @@ import grpc
 import pytest
 from nacl.public import Box, PublicKey
 
-from node.forms.registry import schemas_dir
+from node.crypto.envelope import seal_envelope
+from node.forms.registry import get_message_type, schemas_dir
 from node.gen.comity.v1 import evidence_pb2, evidence_pb2_grpc
+from node.ids import AgencyId, ExchangeId, new_exchange_id, new_message_id
+from node.model.envelope import EnvelopeHeader, SealedEnvelope
+from node.model.lifecycle import WrongRequestTypeError
 from node.model.request import RequestState
-from node.services.evidence import CHUNK_SIZE, EvidenceFile
+from node.services.evidence import CHUNK_SIZE, EvidenceFile, build_manifest
+from node.timeutil import now_ms
 from tests.integration.harness import Federation
+from tests.integration.test_exchange import deliver_raw, request_bytes
 
 UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
-FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
+# Evidence hands data over: a production order, never a preservation request (Art. 29).
+FORM = (schemas_dir() / "examples" / "production.example.json").read_bytes()
+PRESERVATION_FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 
 def body(kind: str, **fields: object) -> bytes:
     return json.dumps({"form_version": f"{kind}.v1", **fields}).encode()
 
 
-async def accepted_request(fed: Federation) -> str:
+async def accepted_request(
+    fed: Federation, request_type: str = "production", form: bytes = FORM
+) -> str:
     view = await fed.nodes[UNIT].exchange.file_request(
-        request_type="preservation", recipient=AUTHORITY, form_json=FORM
+        request_type=request_type, recipient=AUTHORITY, form_json=form
     )
     await fed.nodes[AUTHORITY].exchange.send_message(
         request_id=view.request_id,
@@ -214,7 +224,7 @@ async def test_evidence_only_from_the_requested_party_and_after_a_decision(
     fed: Federation, tmp_path: Path
 ) -> None:
     view = await fed.nodes[UNIT].exchange.file_request(
-        request_type="preservation", recipient=AUTHORITY, form_json=FORM
+        request_type="production", recipient=AUTHORITY, form_json=FORM
     )
     with pytest.raises(Exception, match="evidence is not allowed while the request is registered"):
         await fed.nodes[AUTHORITY].evidence.send(
@@ -225,3 +235,57 @@ async def test_evidence_only_from_the_requested_party_and_after_a_decision(
             request_id=view.request_id, files=files(tmp_path), note=None
         )
     assert await fed.nodes[UNIT].evidence.list_sets(view.request_id) == []
+
+
+async def test_a_preservation_request_takes_no_evidence_at_either_end(
+    fed: Federation, tmp_path: Path
+) -> None:
+    request_id = await accepted_request(fed, "preservation", PRESERVATION_FORM)
+    # The requested party's node refuses to send it ...
+    with pytest.raises(WrongRequestTypeError, match="only preserves data"):
+        await fed.nodes[AUTHORITY].evidence.send(
+            request_id=request_id, files=files(tmp_path), note=None
+        )
+    assert await fed.nodes[AUTHORITY].evidence.list_sets(request_id) == []
+    # ... and the requester's node refuses one that arrives anyway, storing nothing.
+    manifest, _ = build_manifest(str(new_exchange_id()), [("a.csv", "text/csv", b"x")], None)
+    envelope = sealed_message(fed, request_id, sequence=2, kind="evidence", body=manifest)
+    rows = fed.rows(UNIT)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await deliver_raw(fed, request_bytes(envelope), client=AUTHORITY, server=UNIT)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert code(caught.value) == "wrong_request_type"
+    assert "only preserves data" in (caught.value.details() or "")
+    assert fed.rows(UNIT) == rows
+    assert await fed.nodes[UNIT].evidence.list_sets(request_id) == []
+    unit = await fed.nodes[UNIT].exchange.get_request(request_id)
+    assert unit.state is RequestState.ACCEPTED
+
+
+def sealed_message(
+    fed: Federation, request_id: str, *, sequence: int, kind: str, body: bytes
+) -> SealedEnvelope:
+    """A correctly signed lifecycle message from the authority to the unit."""
+    keys = fed.keys(AUTHORITY)
+    member = fed.nodes[AUTHORITY].directory.find(UNIT)
+    assert member is not None
+    created = now_ms()
+    header = EnvelopeHeader(
+        message_id=new_message_id(),
+        exchange_id=ExchangeId(request_id),
+        sequence=sequence,
+        sender=AgencyId(AUTHORITY),
+        recipient=AgencyId(UNIT),
+        created_at_ms=created,
+        expires_at_ms=created + 3_600_000,
+        directory_version=fed.nodes[AUTHORITY].directory.version,
+        payload_type=get_message_type(kind).payload_type,
+        sender_encryption_key_id=keys.encryption_key_id,
+        recipient_encryption_key_id=member.encryption_key_id,
+    )
+    return seal_envelope(
+        header=header,
+        payload=body,
+        sender_keys=keys,
+        recipient_encryption_key=member.encryption_key,
+    )

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from node.errors import FormValidationError
-from node.forms.registry import get_message_type, message_types
+from node.forms.registry import get_message_type, message_types, traits_of
 from node.forms.validate import validate_form
 from node.model.lifecycle import (
     OPEN_STATES,
@@ -17,11 +17,15 @@ from node.model.lifecycle import (
     IllegalTransitionError,
     NotYourMoveError,
     Role,
+    WrongRequestTypeError,
     next_state,
 )
 from node.model.request import RequestState as S
+from node.model.request_type import RequestTypeTraits
 
 ACCEPT = {"outcome": "accepted", "reason": "ok"}
+PRESERVATION = traits_of("preservation")
+PRODUCTION = traits_of("production")
 
 # Every move a party can make, as (state before, kind, party, state after).
 ALLOWED = {
@@ -44,24 +48,36 @@ ALLOWED = {
     ),
     *((state, "withdrawal", Role.REQUESTER, S.WITHDRAWN) for state in OPEN_STATES),
     *(
-        (state, "evidence", Role.REQUESTED, state)  # evidence does not move the request
-        for state in (S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.EXECUTED, S.PRESERVED, S.EXTENDED)
-    ),
-    *(
         (state, "closure", role, S.CLOSED)
         for state in (S.EXECUTED, S.REFUSED, S.WITHDRAWN, S.PRESERVED, S.EXTENDED, S.EXPIRED)
         for role in Role
     ),
 }
+# Evidence hands data over, which a preservation request never does (Budapest Art. 29).
+EVIDENCE = {
+    (state, "evidence", Role.REQUESTED, state)  # evidence does not move the request
+    for state in (S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.EXECUTED)
+}
+ALLOWED_FOR = {
+    "preservation": ALLOWED,
+    # Nothing is preserved, so the preserving states are never reached (below they are
+    # entered directly) and a preservation confirmation is refused in every state.
+    "production": {m for m in ALLOWED if m[1] != "preservation-confirmation"} | EVIDENCE,
+}
 LIFECYCLE_STATES = [s for s in S if s not in {S.SUBMITTED, S.DELIVERED, S.DELIVERY_FAILED}]
 
 
+@pytest.mark.parametrize("request_type", sorted(ALLOWED_FOR))
 @pytest.mark.parametrize("kind", sorted(RULES))
 @pytest.mark.parametrize("role", list(Role))
-def test_every_state_kind_and_party(kind: str, role: Role) -> None:
+def test_every_state_kind_and_party(request_type: str, kind: str, role: Role) -> None:
     for state in LIFECYCLE_STATES:
         expected = next(
-            (after for before, k, r, after in ALLOWED if (before, k, r) == (state, kind, role)),
+            (
+                after
+                for before, k, r, after in ALLOWED_FOR[request_type]
+                if (before, k, r) == (state, kind, role)
+            ),
             None,
         )
         call = {
@@ -69,7 +85,7 @@ def test_every_state_kind_and_party(kind: str, role: Role) -> None:
             "kind": kind,
             "by": role,
             "body": ACCEPT,
-            "request_type": "preservation",
+            "traits": traits_of(request_type),
         }
         if expected is not None:
             assert next_state(**call) is expected, (state, kind, role)  # type: ignore[arg-type]
@@ -82,7 +98,11 @@ def test_before_its_receipt_a_request_counts_as_registered() -> None:
     for state in (S.SUBMITTED, S.DELIVERED):
         assert (
             next_state(
-                state=state, kind="decision", by=Role.REQUESTED, body=ACCEPT, request_type="x"
+                state=state,
+                kind="decision",
+                by=Role.REQUESTED,
+                body=ACCEPT,
+                traits=RequestTypeTraits(name="x"),
             )
             is S.ACCEPTED
         )
@@ -97,7 +117,7 @@ def test_decision_outcomes() -> None:
                 kind="decision",
                 by=Role.REQUESTED,
                 body=body,
-                request_type="preservation",
+                traits=PRESERVATION,
             )
             is state
         )
@@ -110,8 +130,20 @@ def test_only_preservation_requests_are_preserved() -> None:
             kind="preservation-confirmation",
             by=Role.REQUESTED,
             body={},
-            request_type="subscriber-information",
+            traits=traits_of("subscriber-information"),
         )
+
+
+@pytest.mark.parametrize("state", [S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.PRESERVED, S.EXECUTED])
+def test_a_preservation_request_takes_no_evidence(state: S) -> None:
+    # Budapest Art. 29 only freezes the data: handing it over needs a request of its own.
+    with pytest.raises(WrongRequestTypeError, match="only preserves data") as caught:
+        next_state(state=state, kind="evidence", by=Role.REQUESTED, body={}, traits=PRESERVATION)
+    assert caught.value.code == "wrong_request_type"
+    assert (
+        next_state(state=S.ACCEPTED, kind="evidence", by=Role.REQUESTED, body={}, traits=PRODUCTION)
+        is S.ACCEPTED
+    )
 
 
 def test_every_message_kind_has_a_rule_and_a_schema() -> None:
