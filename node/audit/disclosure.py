@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from node.audit.leaf import Opening
+from node.audit.leaf import Opening, OpeningName
 from node.errors import ComityError, ErrorKind
 
 ROLES = ("agency", "court", "oversight", "secretariat")
-_RELEASED: dict[str, frozenset[str] | None] = {
+_RELEASED: dict[str, frozenset[OpeningName] | None] = {
     "agency": None,  # everything
     "court": None,
-    "oversight": frozenset({"requesting_unit", "justification"}),
+    "oversight": frozenset({OpeningName.REQUESTING_UNIT, OpeningName.JUSTIFICATION}),
     "secretariat": frozenset(),
 }
 MAX_REASON_CHARS = 500

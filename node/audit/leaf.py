@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from node.errors import ComityError, ErrorKind
@@ -51,6 +52,29 @@ EVENTS = frozenset(
 """``disclosure.opened``: openings of a leaf were released to a role (the leaf commits to
 which, to whom and why). ``data.erased``: the openings of an exchange's leaves were erased
 when their retention ended."""
+
+
+class OpeningName(StrEnum):
+    """The sensitive fields a leaf commits to, by the name their openings carry (the name is
+    part of what is committed, so these spellings are fixed)."""
+
+    EXACT_TIME_MS = "exact_time_ms"
+    CASE_REFERENCE = "case_reference"
+    ENVELOPE_DIGEST = "envelope_digest"
+    REQUESTING_UNIT = "requesting_unit"
+    """The requesting authority and unit of the form (forms name a unit, not an officer)."""
+    JUSTIFICATION = "justification"
+    """Why the request was made (the form's necessity); on ``request.*`` leaves."""
+    OPENED_LEAF = "opened_leaf"
+    """On ``disclosure.opened``: the index of the leaf whose openings were released."""
+    ROLE = "role"
+    """On ``disclosure.opened``: to whom (agency, court, oversight, secretariat)."""
+    RELEASED_FIELDS = "released_fields"
+    """On ``disclosure.opened``: the names of the openings released, comma-separated."""
+    REASON = "reason"
+    """On ``disclosure.opened``: why they were released."""
+    ORDER = "order"
+    """On ``disclosure.opened`` to a court: the order the release answers."""
 
 
 class LeafError(ComityError):
@@ -154,7 +178,7 @@ def hour_of(instant_ms: int) -> str:
 
 
 def build_leaf(
-    public: PublicFields, sensitive: Mapping[str, str]
+    public: PublicFields, sensitive: Mapping[OpeningName, str]
 ) -> tuple[Leaf, tuple[Opening, ...]]:
     """A leaf committing to ``sensitive`` fields, padded with decoys, and its openings.
 

@@ -18,7 +18,7 @@ from nacl.signing import SigningKey
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from node.audit.leaf import PublicFields, build_leaf, hour_of
+from node.audit.leaf import OpeningName, PublicFields, build_leaf, hour_of
 from node.audit.merkle import (
     consistency_proof,
     inclusion_proof,
@@ -46,7 +46,6 @@ def record_event(
     exchange_id: str,
     instant_ms: int,
     envelope_digest: bytes,
-    extra: Mapping[str, str] | None = None,
     promised_leaf: int | None = None,
     refusal_ground: str | None = None,
 ) -> int:
@@ -64,22 +63,21 @@ def record_event(
         refusal_ground=refusal_ground,
     )
     sensitive = {
-        "exact_time_ms": str(instant_ms),
-        "case_reference": str(form.get("case_reference", "")),
-        "envelope_digest": envelope_digest.hex(),
-        "requesting_unit": _requesting_unit(form),
+        OpeningName.EXACT_TIME_MS: str(instant_ms),
+        OpeningName.CASE_REFERENCE: str(form.get("case_reference", "")),
+        OpeningName.ENVELOPE_DIGEST: envelope_digest.hex(),
+        OpeningName.REQUESTING_UNIT: _requesting_unit(form),
         **(
-            {"justification": str(form.get("necessity", ""))}
+            {OpeningName.JUSTIFICATION: str(form.get("necessity", ""))}
             if event.startswith("request.")
             else {}
         ),
-        **(extra or {}),
     }
     return append_leaf(session, public, sensitive, now_ms=instant_ms)
 
 
 def append_leaf(
-    session: Session, public: PublicFields, sensitive: Mapping[str, str], *, now_ms: int
+    session: Session, public: PublicFields, sensitive: Mapping[OpeningName, str], *, now_ms: int
 ) -> int:
     """Append a leaf committing to ``sensitive`` and keep its openings; return its index."""
     return append_leaves(session, [(public, sensitive)], now_ms=now_ms)
@@ -87,7 +85,7 @@ def append_leaf(
 
 def append_leaves(
     session: Session,
-    events: Sequence[tuple[PublicFields, Mapping[str, str]]],
+    events: Sequence[tuple[PublicFields, Mapping[OpeningName, str]]],
     *,
     now_ms: int,
 ) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from node.audit.disclosure import check_reason, released_to
-from node.audit.leaf import Leaf, Opening, PublicFields, hour_of
+from node.audit.leaf import Leaf, Opening, OpeningName, PublicFields, hour_of
 from node.audit.note import Checkpoint, split_note
 from node.audit.proof import ProofBundle
 from node.errors import NotFoundError
@@ -108,12 +108,12 @@ class DisclosureService:
             public = Leaf.from_bytes(row.leaf).public
             now = self._clock()
             sensitive = {
-                "exact_time_ms": str(now),
-                "opened_leaf": str(index),
-                "role": release.role,
-                "released_fields": ",".join(o.name for o in released),
-                "reason": release.reason,
-                **({"order": release.order} if release.order else {}),
+                OpeningName.EXACT_TIME_MS: str(now),
+                OpeningName.OPENED_LEAF: str(index),
+                OpeningName.ROLE: release.role,
+                OpeningName.RELEASED_FIELDS: ",".join(o.name for o in released),
+                OpeningName.REASON: release.reason,
+                **({OpeningName.ORDER: release.order} if release.order else {}),
             }
             recipient = release.recipient or ("court" if release.role == "court" else self._me)
             disclosed = self._public("disclosure.opened", public, recipient, now)
@@ -162,7 +162,7 @@ class DisclosureService:
                 # An unknown basis keeps its openings for the longest period any basis has.
                 if row.created_at_ms + retention.get(public.legal_basis, longest) <= now:
                     expired[public.exchange_id].append(row)
-            erasures: list[tuple[PublicFields, dict[str, str]]] = []
+            erasures: list[tuple[PublicFields, dict[OpeningName, str]]] = []
             for group in expired.values():
                 repo.erase_openings(session, [row.idx for row in group])
                 of = Leaf.from_bytes(group[0].leaf).public

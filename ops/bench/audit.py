@@ -38,7 +38,7 @@ from nacl.signing import SigningKey
 from rich.progress import Progress
 from sqlalchemy import Engine, insert, text, update
 
-from node.audit.leaf import Leaf, PublicFields, build_leaf, hour_of
+from node.audit.leaf import Leaf, OpeningName, PublicFields, build_leaf, hour_of
 from node.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from node.audit.note import Checkpoint, split_note
 from node.audit.verify import LogVerifier
@@ -142,14 +142,14 @@ def _public(i: int) -> PublicFields:
     )
 
 
-def _sensitive(i: int) -> dict[str, str]:
+def _sensitive(i: int) -> dict[OpeningName, str]:
     """What record_event commits to for the example form."""
     return {
-        "exact_time_ms": str(now_ms()),
-        "case_reference": "EE-CYB-2026-0417",
-        "envelope_digest": bytes(32).hex(),
-        "requesting_unit": "Police and Border Guard Board / Cybercrime Bureau",
-        "justification": f"request {i}",
+        OpeningName.EXACT_TIME_MS: str(now_ms()),
+        OpeningName.CASE_REFERENCE: "EE-CYB-2026-0417",
+        OpeningName.ENVELOPE_DIGEST: bytes(32).hex(),
+        OpeningName.REQUESTING_UNIT: "Police and Border Guard Board / Cybercrime Bureau",
+        OpeningName.JUSTIFICATION: f"request {i}",
     }
 
 
@@ -164,7 +164,7 @@ def _synthetic_leaves(count: int) -> Iterator[bytes]:
         exchange_id="",
         hour=hour_of(now_ms()),
     )
-    template, _ = build_leaf(public, {"case_reference": "EE-CYB-2026-0417"})
+    template, _ = build_leaf(public, {OpeningName.CASE_REFERENCE: "EE-CYB-2026-0417"})
     for i in range(count):
         leaf = Leaf(
             public=replace(public, exchange_id=str(uuid.UUID(int=i))),

@@ -10,6 +10,7 @@ from node.audit.leaf import (
     Leaf,
     LeafError,
     Opening,
+    OpeningName,
     PublicFields,
     build_leaf,
     hour_of,
@@ -24,7 +25,10 @@ PUBLIC = PublicFields(
     exchange_id="2b1c7e0e-4a4f-4f58-9a53-1c2d3e4f5a6b",
     hour=hour_of(1_790_000_000_000),
 )
-SENSITIVE = {"case_reference": "EE-CYB-2026-0417", "exact_time_ms": "1790000000000"}
+SENSITIVE = {
+    OpeningName.CASE_REFERENCE: "EE-CYB-2026-0417",
+    OpeningName.EXACT_TIME_MS: "1790000000000",
+}
 
 
 def test_round_trip_and_openings() -> None:
@@ -35,7 +39,9 @@ def test_round_trip_and_openings() -> None:
     assert list(leaf.commitments) == sorted(leaf.commitments)
     assert {o.name: o.value for o in openings} == SENSITIVE
     assert all(leaf.opens(o) for o in openings)
-    forged = Opening(name="case_reference", value="EE-CYB-2026-9999", salt=openings[0].salt)
+    forged = Opening(
+        name=OpeningName.CASE_REFERENCE, value="EE-CYB-2026-9999", salt=openings[0].salt
+    )
     assert not leaf.opens(forged)
 
 
@@ -70,4 +76,4 @@ def test_unknown_event_and_too_many_fields_are_refused() -> None:
     with pytest.raises(LeafError, match="unknown audit event"):
         build_leaf(PublicFields(**{**PUBLIC.__dict__, "event": "coffee.made"}), SENSITIVE)
     with pytest.raises(LeafError, match="at most"):
-        build_leaf(PUBLIC, {f"f{i}": "x" for i in range(COMMITMENTS_PER_LEAF + 1)})
+        build_leaf(PUBLIC, dict.fromkeys(list(OpeningName)[: COMMITMENTS_PER_LEAF + 1], "x"))

@@ -17,7 +17,7 @@ from node.audit.disclosure import (
     released_to,
     remote_role,
 )
-from node.audit.leaf import Opening, PublicFields, build_leaf, hour_of
+from node.audit.leaf import Opening, OpeningName, PublicFields, build_leaf, hour_of
 from node.audit.merkle import inclusion_proof, leaf_hash, root_from_leaf_hashes
 from node.audit.note import Checkpoint, NoteVerifier, cosign, sign_note
 from node.audit.proof import PROOF_HEADER, BundleError, ProofBundle, verify_bundle
@@ -29,9 +29,9 @@ VERIFIER = NoteVerifier.for_key(ORIGIN, bytes(KEY.verify_key))
 WITNESS = SigningKey.generate()
 WITNESS_NAME = "comity/aa-cyber-unit/witness"
 SENSITIVE = {
-    "case_reference": "EE-CYB-2026-0417",
-    "justification": "the accounts may delete the posts",
-    "requesting_unit": "Police and Border Guard Board / Cybercrime Bureau",
+    OpeningName.CASE_REFERENCE: "EE-CYB-2026-0417",
+    OpeningName.JUSTIFICATION: "the accounts may delete the posts",
+    OpeningName.REQUESTING_UNIT: "Police and Border Guard Board / Cybercrime Bureau",
 }
 
 
@@ -45,7 +45,7 @@ def log(n: int) -> tuple[list[bytes], list[tuple[Opening, ...]]]:
         exchange_id="2b1c7e0e-4a4f-4f58-9a53-1c2d3e4f5a6b",
         hour=hour_of(0),
     )
-    built = [build_leaf(public, {**SENSITIVE, "exact_time_ms": str(i)}) for i in range(n)]
+    built = [build_leaf(public, {**SENSITIVE, OpeningName.EXACT_TIME_MS: str(i)}) for i in range(n)]
     return [leaf.to_bytes() for leaf, _ in built], [openings for _, openings in built]
 
 

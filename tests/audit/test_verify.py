@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from nacl.signing import SigningKey
 
-from node.audit.leaf import Leaf, PublicFields, build_leaf, hour_of
+from node.audit.leaf import Leaf, OpeningName, PublicFields, build_leaf, hour_of
 from node.audit.merkle import (
     SubtreeHash,
     consistency_proof,
@@ -41,7 +41,9 @@ def leaves(n: int) -> list[bytes]:
         exchange_id="2b1c7e0e-4a4f-4f58-9a53-1c2d3e4f5a6b",
         hour=hour_of(0),
     )
-    return [build_leaf(public, {"case_reference": str(i)})[0].to_bytes() for i in range(n)]
+    return [
+        build_leaf(public, {OpeningName.CASE_REFERENCE: str(i)})[0].to_bytes() for i in range(n)
+    ]
 
 
 def checkpoint_of(data: list[bytes]) -> Checkpoint:
