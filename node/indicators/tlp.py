@@ -7,12 +7,13 @@ the owner sends to the agencies it names, and each of them may pass the set on o
 clients the owner declared for it. AMBER+STRICT: the recipient organisation only: the named
 agencies, and no one further. RED: named recipients only, no further disclosure (Comity names
 agencies; who inside them reads it is theirs to restrict). The same check runs at the sender
-before anything leaves and at the receiver before anything is stored. Pure.
+before anything leaves and at the receiver before anything is stored; :func:`may_hold` answers
+whether an agency may hold a set at all (a sighting's reporter, a sharing group's members). Pure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from enum import Enum
 
 from node.errors import ComityError, ErrorKind
@@ -68,6 +69,26 @@ class TlpEgressError(ComityError):
 
     kind = ErrorKind.PERMISSION_DENIED
     code = "tlp_forbids"
+
+
+def may_hold(
+    tlp: Tlp,
+    agency: str,
+    *,
+    given_to: Callable[[], Collection[str]],
+    clients: Callable[[], Mapping[str, Collection[str]]] = dict,
+) -> bool:
+    """May ``agency`` hold a set labelled ``tlp``, whoever it came from?
+
+    Under CLEAR and GREEN any member may. Otherwise the agencies the owner gave it to
+    (``given_to``) may, and under AMBER also the clients the owner declared for them
+    (``clients``, by recipient); AMBER+STRICT and RED stay with the agencies the owner gave
+    it to. ``given_to`` and ``clients`` are asked only when the label makes them matter, so a
+    caller reads a set's document only then.
+    """
+    if tlp in FEDERATION_WIDE or agency in given_to():
+        return True
+    return tlp is Tlp.AMBER and any(agency in granted for granted in clients().values())
 
 
 def check_share(

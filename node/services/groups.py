@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Protocol
 
 from sqlmodel import Session
@@ -46,7 +46,7 @@ from node.indicators.groups import (
     verify_page,
 )
 from node.indicators.sets import IndicatorError, IndicatorSet
-from node.indicators.tlp import FEDERATION_WIDE, Tlp, TlpEgressError
+from node.indicators.tlp import Tlp, TlpEgressError, may_hold
 from node.members import Directory, Member, member_by_certificate
 from node.storage import group_repo, indicator_repo
 from node.storage.database import Database
@@ -404,10 +404,16 @@ class GroupService:
         row = indicator_repo.get_set(session, set_id)
         if row is None:
             return False
-        if Tlp(row.tlp) in FEDERATION_WIDE:
-            return True  # any member may see these; no need to read the document
-        indicator_set = IndicatorSet.from_bytes(row.document)
-        return self._refusal(indicator_set, group.others(self._me)) is None
+
+        @cache
+        def given_to() -> frozenset[str]:
+            # The owner publishes to every member itself: only the recipients it named, while
+            # they are still federation members, may hold the set (no clients of theirs).
+            members = {m.agency_id for m in self._directory.members()}
+            return frozenset(IndicatorSet.from_bytes(row.document).recipients) & members
+
+        label = Tlp(row.tlp)
+        return all(may_hold(label, a, given_to=given_to) for a in group.others(self._me))
 
     # --- serving and copying logs ----------------------------------------------------------------
 

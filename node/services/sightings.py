@@ -31,7 +31,7 @@ from node.indicators.sightings import (
     sign_sighting,
     verify_sighting,
 )
-from node.indicators.tlp import FEDERATION_WIDE, Tlp
+from node.indicators.tlp import Tlp, may_hold
 from node.members import Directory, member_by_certificate
 from node.services.set_offers import OfferSettings, OfferState
 from node.services.sighting_reports import SentReport, SightingReports, SightingTransport
@@ -255,15 +255,10 @@ class SightingService:
 
 
 def _was_given(session: Session, row: IndicatorSetRow, reporter: str) -> bool:
-    """Could ``reporter`` hold the set? The owner shared it there; or the label let anyone
-    in the federation pass it on (CLEAR, GREEN); or, under AMBER, the owner declared the
-    reporter a client of a recipient."""
-    if reporter in {s.recipient for s in indicator_repo.shares_of(session, row.set_id)}:
-        return True
-    label = Tlp(row.tlp)
-    if label in FEDERATION_WIDE:
-        return True
-    if label is not Tlp.AMBER:
-        return False
-    clients = IndicatorSet.from_bytes(row.document).clients
-    return any(reporter in granted for granted in clients.values())
+    """Could ``reporter`` hold the set, given whom this node shared it with?"""
+    return may_hold(
+        Tlp(row.tlp),
+        reporter,
+        given_to=lambda: {s.recipient for s in indicator_repo.shares_of(session, row.set_id)},
+        clients=lambda: IndicatorSet.from_bytes(row.document).clients,
+    )

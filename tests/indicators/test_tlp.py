@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from node.indicators.tlp import Tlp, TlpEgressError, TlpError, check_share
+from node.indicators.tlp import Tlp, TlpEgressError, TlpError, check_share, may_hold
 
 OWNER, NAMED, CLIENT, OTHER = "aa-unit", "bb-authority", "cc-authority", "dd-contact"
 MEMBERS = {OWNER, NAMED, CLIENT, OTHER}
@@ -90,3 +92,32 @@ def test_marking_definitions_are_the_tlp_2_extension_ids() -> None:
         "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
     )
     assert len({t.marking_definition for t in Tlp}) == 5
+
+
+GIVEN_TO = frozenset({"bb"})
+CLIENTS = {"bb": ("cc",)}
+
+
+@pytest.mark.parametrize(
+    ("tlp", "holders"),
+    [
+        (Tlp.CLEAR, {"bb", "cc", "dd"}),
+        (Tlp.GREEN, {"bb", "cc", "dd"}),
+        (Tlp.AMBER, {"bb", "cc"}),
+        (Tlp.AMBER_STRICT, {"bb"}),
+        (Tlp.RED, {"bb"}),
+    ],
+)
+def test_who_may_hold_a_set(tlp: Tlp, holders: set[str]) -> None:
+    # The owner gave it to bb and declared cc a client of bb; dd got it from nobody.
+    for agency in ("bb", "cc", "dd"):
+        allowed = may_hold(tlp, agency, given_to=lambda: GIVEN_TO, clients=lambda: CLIENTS)
+        assert allowed is (agency in holders), (tlp, agency)
+
+
+def test_may_hold_reads_only_what_the_label_needs() -> None:
+    def unread() -> Any:
+        raise AssertionError("read although the label does not need it")
+
+    assert may_hold(Tlp.GREEN, "dd", given_to=unread, clients=unread)
+    assert not may_hold(Tlp.RED, "dd", given_to=lambda: GIVEN_TO, clients=unread)
