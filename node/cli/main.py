@@ -354,7 +354,8 @@ def _add_cosigned_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait",
         type=float,
-        help="seconds to wait for the cosignatures (default: twice audit.cosign_interval_s)",
+        help="seconds to wait for the cosignatures (default: twice audit.cosign_interval_s, "
+        "and 10 more)",
     )
 
 

@@ -4,7 +4,10 @@
 ``prove`` runs on the agency's own node (for the agency itself or a court); ``open`` is how an
 oversight body or the secretariat fetches a bundle from another node over mutual TLS;
 ``check-proof`` verifies a bundle offline against the checkpoint key the federation directory
-lists. Every release is logged by the node that makes it.
+lists and, by default, at least one witness cosignature. Every release is logged by the node
+that makes it; ``prove`` and ``open`` write a bundle only once witnesses have cosigned a
+checkpoint covering its record. The checks are the auditor's (``node.audit.auditor``); this
+module parses, reaches and prints.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from node.cli.audit_cmd import source, trusted_keys
 from node.cli.local_client import LocalClient
 from node.config import NodeConfig, load_config
 from node.errors import ConfigError
+
+WITNESS_S = 10.0
 
 
 def prove(args: argparse.Namespace, console: Console) -> int:
@@ -54,8 +59,9 @@ async def _cosigned(
     ``args.quorum`` witnesses cosigned: when the release came before the witnesses did, the
     log's Audit service is asked again until they have (``args.wait`` seconds at most)."""
     member, keys = trusted_keys(config, agency)
-    # Two of the node's cosigning rounds: one may have started just before the release.
-    wait_s = args.wait if args.wait is not None else 2 * config.cosign_interval_s
+    # Two of the node's cosigning rounds (one may have started just before the release), and
+    # time for the witnesses to answer.
+    wait_s = args.wait if args.wait is not None else 2 * config.cosign_interval_s + WITNESS_S
     patience = Patience(timeout_s=wait_s)
     async with source(config, member) as log:
         bundles = [
