@@ -1,11 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Every error Comity raises on purpose.
+"""The error model of Comity, and the errors that several layers raise.
 
-One base class, :class:`ComityError`, with a text for people (:meth:`diagnostics`) and a
-stable machine-readable ``code``. Each class names the kind of failure; the transport maps
-kinds to gRPC status codes in exactly one place (``node.transport.status``). Messages name
-what was wrong (a field, a rule, an id) and never carry case content or personal data,
-because they travel to peers and land in logs.
+Every error Comity raises on purpose derives from one base class, :class:`ComityError`, with
+a text for people (:meth:`diagnostics`) and a stable machine-readable ``code``. Each class
+names the kind of failure; the transport maps kinds to gRPC status codes in exactly one place
+(``node.transport.status``) and the command line catches the base class once
+(``node.cli.main``), so neither needs to know the individual classes.
+
+This module holds the errors shared across layers (malformed input, identity and
+authenticity, state, environment). An error that one module alone raises is declared beside
+that module: ``node.audit.verify.AuditError``, ``node.audit.proof.BundleError``,
+``node.services.witness.WitnessConflictError`` and the indicator errors in ``node.indicators``
+are some of them; ``tests/test_errors.py`` checks that every one derives from
+:class:`ComityError` with a code of its own. Messages name what was wrong (a field, a rule, an
+id) and never carry case content or personal data, because they travel to peers and land in
+logs.
 """
 
 from __future__ import annotations

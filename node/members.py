@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """Federation membership as services see it, and the member card an agency hands out.
 
-Services depend on the small :class:`Directory` protocol; the threshold-signed federation
-directory (node.federation) implements it. A member card (``member.toml``, written by
-``comity node init``) carries an agency's public keys and certificate to the secretariat,
-which adds it to the directory; reading one validates everything and names the field that is
-wrong.
+A :class:`MemberEntry` is a member as the directory lists it, every key with its validity;
+its view at an instant is a :class:`Member`, with only the keys active then. Services depend
+on the small :class:`Directory` protocol; the threshold-signed federation directory
+(node.federation) implements it and parses its entries into these types.
+
+A member card (``member.toml``, written by ``comity node init``) carries an agency's public
+keys and certificate to the secretariat, which adds it to the directory; reading one validates
+everything and names the field that is wrong.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import tomli_w
 
@@ -22,9 +25,6 @@ from node.crypto.keys import AgencyKeys, decode_public_key, encode_public_key, k
 from node.errors import ComityError, ConfigError, PeerIdentityError
 from node.ids import AgencyId, KeyId, parse_agency_id
 from node.tls import certificate_agency
-
-if TYPE_CHECKING:
-    from node.federation.document import MemberEntry
 
 ROLES = frozenset(
     {"requesting", "central_authority", "point_of_contact_24_7", "secretariat", "oversight"}
@@ -42,6 +42,8 @@ _MEMBER_KEYS = frozenset(
         "tls_certificate",
     }
 )
+PURPOSES = ("signing", "encryption", "checkpoint", "witness")
+"""What a member's keys are for; each member lists at least one key of each."""
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _ENDPOINT = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 
@@ -70,6 +72,87 @@ class Member:
     @property
     def encryption_key_id(self) -> KeyId:
         return key_id(self.encryption_key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberKey:
+    """One public key of a member, for one purpose, with its validity period."""
+
+    purpose: str
+    public_key: bytes
+    valid_from_ms: int
+    valid_until_ms: int | None = None
+    revoked_at_ms: int | None = None
+
+    @property
+    def key_id(self) -> KeyId:
+        return key_id(self.public_key)
+
+    def active_at(self, instant_ms: int) -> bool:
+        """Within its validity period and not revoked at ``instant_ms``."""
+        if instant_ms < self.valid_from_ms:
+            return False
+        if self.valid_until_ms is not None and instant_ms >= self.valid_until_ms:
+            return False
+        return self.revoked_at_ms is None or instant_ms < self.revoked_at_ms
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberEntry:
+    """A member as the directory lists it: every key it ever had in this version."""
+
+    agency_id: AgencyId
+    country: str
+    roles: frozenset[str]
+    endpoint: str
+    tls_certificate: bytes
+    tls_fingerprint: str
+    keys: tuple[MemberKey, ...]
+
+    def key(self, kid: str) -> MemberKey | None:
+        return next((k for k in self.keys if k.key_id == kid), None)
+
+    def view_at(self, instant_ms: int) -> Member | None:
+        """The member as it stands at ``instant_ms``: every active signing key (rotation
+        overlaps), the newest active key of each other purpose. None when it has no active
+        signing or encryption key (revoked or expired)."""
+        # Newest first; among keys valid from the same second, the one listed last is newer.
+        active = [
+            k
+            for _, k in sorted(
+                enumerate(self.keys),
+                key=lambda pair: (pair[1].valid_from_ms, pair[0]),
+                reverse=True,
+            )
+            if k.active_at(instant_ms)
+        ]
+        signing_active = [k for k in active if k.purpose == "signing"]
+        signing = {k.key_id: k.public_key for k in signing_active}
+        newest = {
+            purpose: next((k for k in active if k.purpose == purpose), None)
+            for purpose in PURPOSES[1:]
+        }
+        if not signing or any(k is None for k in newest.values()):
+            return None
+        return Member(
+            agency_id=self.agency_id,
+            country=self.country,
+            roles=self.roles,
+            endpoint=self.endpoint,
+            signing_keys=signing,
+            encryption_key=_public(newest["encryption"]),
+            checkpoint_key=_public(newest["checkpoint"]),
+            witness_key=_public(newest["witness"]),
+            tls_certificate=self.tls_certificate,
+            tls_fingerprint=self.tls_fingerprint,
+            signing_key_order=tuple(k.key_id for k in signing_active),
+            encryption_keys={k.key_id: k.public_key for k in active if k.purpose == "encryption"},
+        )
+
+
+def _public(key: MemberKey | None) -> bytes:
+    assert key is not None
+    return key.public_key
 
 
 class Directory(Protocol):

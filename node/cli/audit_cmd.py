@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``comity audit verify AGENCY``: check another node's log the way a secretariat would.
+"""``comity audit verify / reconcile / report / compare``: check other nodes' logs the way a
+secretariat would.
 
-Uses this node's mutual-TLS identity and members file to reach the audited node, verifies its
-signed checkpoint with the checkpoint key the members file lists, streams every leaf and
-recomputes the root, and checks that the log extends the checkpoint accepted last time (kept
-beside the configuration, in ``audit-state/``).
+Uses this node's mutual-TLS identity and members file to reach the audited node; the checks
+and the accepted checkpoints (kept beside the configuration, in ``audit-state/``) are the
+auditor's (``node.audit.auditor``). This module parses, reaches and prints.
 """
 
 from __future__ import annotations
@@ -12,47 +12,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
 from rich.console import Console
 from rich.progress import Progress
 
-from node.audit.note import Checkpoint, NoteError, NoteVerifier, open_note, verify_cosignatures
+from node.audit.auditor import Auditor, CheckpointStore, LogKeys, log_keys
 from node.audit.reconcile import Finding, reconcile
 from node.audit.report import Deadline, build_report, report_csv, report_html
-from node.audit.splitview import SplitViewError, check_one_history, ordered
-from node.audit.verify import (
-    AuditError,
-    AuditResult,
-    LogVerifier,
-    WitnessTimes,
-    open_checkpoint,
-)
+from node.audit.splitview import SplitViewError
+from node.audit.verify import AuditResult
 from node.cli import output
 from node.config import NodeConfig, load_config
 from node.errors import ConfigError, UnknownAgencyError
 from node.federation.trusted import current_members, read_trusted
 from node.forms.profiles import profiles
-from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
 from node.members import Member
-from node.services.audit import MAX_LEAVES_PER_CALL, log_origin
-from node.services.witness import witness_name
 from node.timeutil import now_ms
-from node.transport.peer_client import PeerClient
-from node.transport.status import error_from_rpc
-
-CALL_TIMEOUT_S = 30.0
+from node.transport.audit_source import GrpcLogSource, audit_source
 
 
 def verify(args: argparse.Namespace, console: Console) -> int:
     config = load_config(args.config)
-    member = trusted_member(config, args.agency)
     result = _verify_one(
-        config, member, console, quiet=args.json, quorum=args.quorum, keep_leaves=False
+        config, args.agency, console, quiet=args.json, quorum=args.quorum, keep_leaves=False
     )
     if args.json:
         output.print_json(console, _result_dict(result))
@@ -67,9 +51,7 @@ def reconcile_logs(args: argparse.Namespace, console: Console) -> int:
     config = load_config(args.config)
     agencies = args.agencies or [m.agency_id for m in trusted_members(config)]
     results = {
-        agency: _verify_one(
-            config, trusted_member(config, agency), console, quiet=args.json, quorum=args.quorum
-        )
+        agency: _verify_one(config, agency, console, quiet=args.json, quorum=args.quorum)
         for agency in agencies
     }
     findings = reconcile({agency: r.leaves for agency, r in results.items()})
@@ -94,10 +76,7 @@ def report(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError("--suppress-below must be at least 1")
     config = load_config(args.config)
     agencies = args.agencies or [m.agency_id for m in trusted_members(config)]
-    logs = {
-        agency: _verify_one(config, trusted_member(config, agency), console, quiet=True).leaves
-        for agency in agencies
-    }
+    logs = {agency: _verify_one(config, agency, console, quiet=True).leaves for agency in agencies}
     built = build_report(
         logs, suppress_below=args.suppress_below, deadlines=_deadlines(), now_ms=now_ms()
     )
@@ -139,19 +118,31 @@ def trusted_member(config: NodeConfig, agency: str) -> Member:
     return member
 
 
-@dataclass(frozen=True)
-class _Expectations:
-    """What this auditor holds about one log before fetching it."""
+def trusted_keys(config: NodeConfig, agency: str) -> tuple[Member, LogKeys]:
+    """The member and the keys its log is checked with, from the trusted directory."""
+    member = trusted_member(config, agency)
+    return member, log_keys(member, trusted_members(config))
 
-    verifier: NoteVerifier
-    witnesses: dict[str, bytes]
-    previous: Checkpoint | None
-    previous_times: dict[str, int]
+
+def auditor(config: NodeConfig) -> Auditor:
+    """The auditor whose accepted checkpoints live beside the configuration."""
+    return Auditor(CheckpointStore(config.config_path.parent / "audit-state"))
+
+
+@asynccontextmanager
+async def source(config: NodeConfig, member: Member) -> AsyncIterator[GrpcLogSource]:
+    """The member's log over its Audit service, reached with this node's mutual-TLS identity."""
+    async with audit_source(
+        member,
+        certificate=config.tls_certificate.read_bytes(),
+        private_key=config.tls_private_key.read_bytes(),
+    ) as log:
+        yield log
 
 
 def _verify_one(
     config: NodeConfig,
-    member: Member,
+    agency: str,
     console: Console,
     *,
     quiet: bool,
@@ -159,27 +150,24 @@ def _verify_one(
     keep_leaves: bool = True,
 ) -> AuditResult:
     """Audit one node's log, check its witness quorum, and remember its checkpoint as the
-    accepted one."""
-    verifier = NoteVerifier.for_key(log_origin(member.agency_id), member.checkpoint_key)
-    witnesses = {
-        witness_name(m.agency_id): m.witness_key
-        for m in trusted_members(config)
-        if m.agency_id != member.agency_id
-    }
-    state = _state_file(config, member.agency_id)
-    previous, previous_times = _previous(state, verifier, witnesses)
-    expected = _Expectations(verifier, witnesses, previous, previous_times)
-    result, note = asyncio.run(
-        _audit(config, member, expected, console=console, quiet=quiet, keep_leaves=keep_leaves)
-    )
-    if len(result.witnesses) < quorum:
-        raise AuditError(
-            f"checkpoint of {member.agency_id} is cosigned by {len(result.witnesses)} "
-            f"witness(es), the policy asks for {quorum}"
-        )
-    state.parent.mkdir(mode=0o700, exist_ok=True)
-    state.write_text(note, encoding="utf-8")
-    return result
+    accepted one; a progress bar on a terminal."""
+    member, keys = trusted_keys(config, agency)
+
+    async def run() -> AuditResult:
+        with Progress(
+            console=console, transient=True, disable=quiet or not console.is_terminal
+        ) as progress:
+            task = progress.add_task(f"leaves of {agency}", total=None)
+            async with source(config, member) as log:
+                return await auditor(config).verify(
+                    log,
+                    keys,
+                    quorum=quorum,
+                    keep_leaves=keep_leaves,
+                    progress=lambda done: progress.update(task, completed=done),
+                )
+
+    return asyncio.run(run())
 
 
 def _print_findings(console: Console, findings: list[Finding]) -> None:
@@ -191,153 +179,34 @@ def _print_findings(console: Console, findings: list[Finding]) -> None:
         console.print(f"  {f.kind} at {f.node}, exchange {f.exchange_id}: {f.detail}")
 
 
-async def _audit(
-    config: NodeConfig,
-    member: Member,
-    expected: _Expectations,
-    *,
-    console: Console,
-    quiet: bool,
-    keep_leaves: bool,
-) -> tuple[AuditResult, str]:
-    """Fetch the checkpoint, then stream the leaves through the checks page by page."""
-    async with audit_stub(config, member) as stub:
-        note = (await stub.GetCheckpoint(audit_pb2.GetCheckpointRequest())).note
-        checkpoint = open_checkpoint(note, expected.verifier)
-        times = _cosignature_times(note, expected.witnesses)
-        previous = expected.previous
-        # The earliest time a witness saw the old size, the latest it cosigned the new one:
-        # the bounds an honest node always meets.
-        witness_times = WitnessTimes(
-            previous_size=previous.size if previous else 0,
-            previous_seen_s=min(expected.previous_times.values(), default=None),
-            cosigned_s=max(times.values(), default=None),
-        )
-        log = LogVerifier(checkpoint, witness_times=witness_times, keep_leaves=keep_leaves)
-        await _stream_leaves(stub, member, log, console, quiet)
-        proof: list[bytes] = []
-        if previous is not None and 0 < previous.size <= checkpoint.size:
-            proof = await _consistency(stub, previous.size, checkpoint.size)
-        result = log.finish(previous=previous, consistency=proof)
-        result.witnesses = sorted(times)
-        return result, note
-
-
-@asynccontextmanager
-async def audit_stub(
-    config: NodeConfig, member: Member
-) -> AsyncIterator[audit_pb2_grpc.AuditAsyncStub]:
-    """The member's Audit service, reached with this node's mutual-TLS identity; an RPC
-    error inside becomes the ComityError it stands for."""
-    peers = PeerClient(
-        certificate=config.tls_certificate.read_bytes(),
-        private_key=config.tls_private_key.read_bytes(),
-        timeout_s=CALL_TIMEOUT_S,
-    )
-    try:
-        yield audit_pb2_grpc.AuditStub(peers.channel(member))
-    except grpc.aio.AioRpcError as e:
-        raise error_from_rpc(e, peer=member.agency_id) from e
-    finally:
-        await peers.close()
-
-
-async def _consistency(
-    stub: audit_pb2_grpc.AuditAsyncStub, old_size: int, new_size: int
-) -> list[bytes]:
-    request = audit_pb2.GetConsistencyProofRequest(old_size=old_size, new_size=new_size)
-    return list((await stub.GetConsistencyProof(request)).hashes)
-
-
 def compare(args: argparse.Namespace, console: Console) -> int:
     """Compare the checkpoint this auditor accepted for a log with another auditor's: two
     checkpoints that are not one history are a split view (exit status 1), and both signed
     notes are kept beside the accepted one as evidence."""
     config = load_config(args.config)
-    member = trusted_member(config, args.agency)
-    verifier = NoteVerifier.for_key(log_origin(member.agency_id), member.checkpoint_key)
-    state = _state_file(config, member.agency_id)
-    mine, _ = _previous(state, verifier, {})
-    if mine is None:
-        raise ConfigError(
-            f"no checkpoint of {member.agency_id} accepted yet: run "
-            f"`comity audit verify {member.agency_id}` first"
-        )
+    member, keys = trusted_keys(config, args.agency)
     try:
         other_note = args.file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read the other auditor's checkpoint {args.file}: {e}") from e
-    theirs = open_checkpoint(other_note, verifier)
-    old, new = ordered(mine, theirs)
-    proof: list[bytes] = []
-    if 0 < old.size < new.size:
-        proof = asyncio.run(_fetch_consistency(config, member, old.size, new.size))
+    checks = auditor(config)
+
+    async def run() -> tuple[int, int]:
+        async with source(config, member) as log:
+            old, new = await checks.compare(log, keys, other_note)
+            return old.size, new.size
+
     try:
-        check_one_history(mine, theirs, proof)
+        old_size, new_size = asyncio.run(run())
     except SplitViewError:
-        evidence = state.with_suffix(".split-view")
-        evidence.write_text(state.read_text(encoding="utf-8") + "\n" + other_note, "utf-8")
+        evidence = checks.store.split_view_path(member.agency_id)
         console.print(f"Both signed checkpoints are kept in {evidence}.")
         raise
     console.print(
-        f"[green]One history[/green]: {member.agency_id}'s checkpoints of {old.size} and "
-        f"{new.size} leaves are consistent."
+        f"[green]One history[/green]: {member.agency_id}'s checkpoints of {old_size} and "
+        f"{new_size} leaves are consistent."
     )
     return 0
-
-
-async def _fetch_consistency(
-    config: NodeConfig, member: Member, old_size: int, new_size: int
-) -> list[bytes]:
-    async with audit_stub(config, member) as stub:
-        return await _consistency(stub, old_size, new_size)
-
-
-async def _stream_leaves(
-    stub: audit_pb2_grpc.AuditAsyncStub,
-    member: Member,
-    log: LogVerifier,
-    console: Console,
-    quiet: bool,
-) -> None:
-    size = log.checkpoint.size
-    with Progress(
-        console=console, transient=True, disable=quiet or not console.is_terminal
-    ) as progress:
-        task = progress.add_task(f"leaves of {member.agency_id}", total=size)
-        while log.size < size:
-            end = min(size, log.size + MAX_LEAVES_PER_CALL)
-            page = await stub.GetLeaves(audit_pb2.GetLeavesRequest(start=log.size, end=end))
-            if not page.leaves:
-                break  # finish() names the shortfall
-            for data in page.leaves[: end - log.size]:
-                log.add(data)
-            progress.update(task, completed=log.size)
-
-
-def _state_file(config: NodeConfig, agency: str) -> Path:
-    return config.config_path.parent / "audit-state" / f"{agency}.checkpoint"
-
-
-def _previous(
-    state: Path, verifier: NoteVerifier, witnesses: Mapping[str, bytes]
-) -> tuple[Checkpoint | None, dict[str, int]]:
-    """The checkpoint accepted last time, and when each witness cosigned it."""
-    if not state.exists():
-        return None, {}
-    try:
-        note = state.read_text(encoding="utf-8")
-        text, _ = open_note(note, [verifier])
-        return Checkpoint.parse(text), _cosignature_times(note, witnesses)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read the accepted checkpoint {state}: {e}") from e
-
-
-def _cosignature_times(note: str, witnesses: Mapping[str, bytes]) -> dict[str, int]:
-    try:
-        return verify_cosignatures(note, witnesses)
-    except NoteError as e:
-        raise AuditError(f"a witness cosignature is bad: {e.message}") from e
 
 
 def _result_dict(result: AuditResult) -> dict[str, object]:

@@ -29,7 +29,7 @@ from rich.text import Text
 from node.cli.demo_campaign import run_campaign
 from node.cli.demo_case import run_case
 from node.cli.demo_tools import cli, expect_state, file_request, step
-from node.cli.processes import comity_command, free_port, spawn_node, wait_until_serving
+from node.cli.processes import comity_command, listen_ports, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node
 from node.errors import ComityError, ConfigError
 
@@ -92,8 +92,8 @@ def _set_up(console: Console, workdir: Path) -> dict[str, NodeConfig]:
         + "\n".join(f"  - {a.agency_id}: {a.description}" for a in AGENCIES),
     )
     configs = {}
-    for agency in AGENCIES:
-        listen = f"127.0.0.1:{free_port()}"
+    for agency, port in zip(AGENCIES, listen_ports(len(AGENCIES)), strict=True):
+        listen = f"127.0.0.1:{port}"
         configs[agency.agency_id] = init_node(
             directory=workdir / agency.agency_id,
             agency_id=agency.agency_id,

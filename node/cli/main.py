@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from node.audit.disclosure import ROLES
+from node.audit.policy import DEFAULT_PROOF_QUORUM
 from node.cli.lazy import LazyModule
 from node.crypto.keys import ROTATABLE
 from node.errors import ComityError
@@ -342,6 +343,22 @@ def _review_commands(parser: argparse.ArgumentParser) -> None:
     close.add_argument("--reason")
 
 
+def _add_cosigned_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quorum",
+        type=int,
+        default=DEFAULT_PROOF_QUORUM,
+        help="witness cosignatures each bundle's checkpoint must carry; a release that comes "
+        f"before they do waits for them (default {DEFAULT_PROOF_QUORUM})",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        help="seconds to wait for the cosignatures (default: twice audit.cosign_interval_s, "
+        "and 10 more)",
+    )
+
+
 def _audit_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
     verify = sub.add_parser("verify", help="verify a node's log: signature, leaves, consistency")
@@ -476,6 +493,7 @@ def _proof_commands(sub: Any) -> None:
     prove.add_argument("--order", help="the court order a court release answers")
     prove.add_argument("--recipient", help="agency id of the recipient, if it is a member")
     prove.add_argument("--out", type=Path, default=Path(), help="directory to write to")
+    _add_cosigned_options(prove)
     _add_config_option(prove)
     prove.set_defaults(handler=proof_cmd.prove)
     open_ = sub.add_parser(
@@ -485,12 +503,17 @@ def _proof_commands(sub: Any) -> None:
     open_.add_argument("target", help=target_help)
     open_.add_argument("--reason", required=True, help="why it is needed (logged there)")
     open_.add_argument("--out", type=Path, default=Path(), help="directory to write to")
+    _add_cosigned_options(open_)
     _add_config_option(open_)
     open_.set_defaults(handler=proof_cmd.open_remote)
     check = sub.add_parser("check-proof", help="verify a .tlog-proof bundle offline")
     check.add_argument("file", type=Path)
     check.add_argument(
-        "--quorum", type=int, default=0, help="witness cosignatures required (default 0)"
+        "--quorum",
+        type=int,
+        default=DEFAULT_PROOF_QUORUM,
+        help="witness cosignatures required; the directory sets no quorum, so at least one "
+        f"other member must have cosigned (default {DEFAULT_PROOF_QUORUM})",
     )
     _add_config_option(check)
     check.add_argument("--json", action="store_true", help="machine-readable output")

@@ -1,16 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Starting and watching node processes on this machine (demo, benchmarks, tests)."""
+"""Starting and watching node processes on this machine, and the ports they listen on (the
+demo, benchmarks and chaos campaigns; the tests start nodes with these too)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import random
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -24,23 +24,43 @@ START_TIMEOUT_S = 30.0
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LISTEN_PORTS = 8000
-"""How many ports below the kernel's ephemeral range ``free_port`` hands out."""
+"""How many ports below the kernel's ephemeral range are drawn for nodes to listen on."""
 
 
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago, below the range the kernel gives to
-    outgoing connections (a client socket opened before the node binds it cannot take it), and
-    not handed out before by this process (two nodes started together never get the same one):
-    the ports are taken in turn from a random starting point."""
-    for _ in range(LISTEN_PORTS):
-        port = next(_PORTS)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise ConfigError("no free loopback port below the ephemeral range")
+def listen_ports(count: int) -> list[int]:
+    """``count`` distinct loopback TCP ports that were free a moment ago, for nodes started
+    together on this machine. They are drawn below the range the kernel gives to outgoing
+    connections, so a client socket opened before a node binds its port cannot take it.
+
+    Raises:
+        ConfigError: fewer than ``count`` free ports there.
+    """
+    low, high = listen_range()
+    start = random.randrange(high - low)  # noqa: S311 (not a secret)
+    ports: list[int] = []
+    for n in range(high - low):
+        port = low + (start + n) % (high - low)
+        if port_is_free(port):
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise ConfigError(f"fewer than {count} free loopback ports below the ephemeral range")
+
+
+def listen_range() -> tuple[int, int]:
+    """The ports [low, high) to listen on: the ``LISTEN_PORTS`` just below the kernel's
+    ephemeral range."""
+    high = _ephemeral_low()
+    return max(1024, high - LISTEN_PORTS), high
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _ephemeral_low() -> int:
@@ -48,17 +68,6 @@ def _ephemeral_low() -> int:
         return int(EPHEMERAL_RANGE.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768  # Linux's default
-
-
-def _ports() -> Iterator[int]:
-    high = _ephemeral_low()
-    low = max(1024, high - LISTEN_PORTS)
-    offset = random.randrange(high - low)  # noqa: S311 (not a secret)
-    for n in itertools.count(offset):
-        yield low + n % (high - low)
-
-
-_PORTS = _ports()
 
 
 def comity_command(*args: str) -> list[str]:

@@ -4,34 +4,36 @@
 ``prove`` runs on the agency's own node (for the agency itself or a court); ``open`` is how an
 oversight body or the secretariat fetches a bundle from another node over mutual TLS;
 ``check-proof`` verifies a bundle offline against the checkpoint key the federation directory
-lists. Every release is logged by the node that makes it.
+lists and, by default, at least one witness cosignature. Every release is logged by the node
+that makes it; ``prove`` and ``open`` write a bundle only once witnesses have cosigned a
+checkpoint covering its record. The checks are the auditor's (``node.audit.auditor``); this
+module parses, reaches and prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from node.audit.note import NoteVerifier
-from node.audit.proof import ProofBundle, ProvenRecord, verify_bundle
+from node.audit import auditor
+from node.audit.auditor import Patience, agency_of_bundle, cosigned_bundle
+from node.audit.proof import ProofBundle, ProvenRecord
 from node.cli import output
-from node.cli.audit_cmd import audit_stub, trusted_member, trusted_members
+from node.cli.audit_cmd import source, trusted_keys
 from node.cli.local_client import LocalClient
 from node.config import NodeConfig, load_config
 from node.errors import ConfigError
-from node.gen.comity.v1 import audit_pb2
-from node.members import Member
-from node.services.audit import log_origin
-from node.services.witness import witness_name
 
-ORIGIN_PREFIX, ORIGIN_SUFFIX = "comity/", "/audit/v1"
+WITNESS_S = 10.0
 
 
 def prove(args: argparse.Namespace, console: Console) -> int:
-    """Bundles from this node's own log, released to the agency itself or a court."""
+    """Bundles from this node's own log, released to the agency itself or a court. A bundle
+    is written only once a checkpoint covering its record carries the witness quorum."""
     config = load_config(args.config)
     with LocalClient(config.local_socket) as client:
         answer = client.prove_record(
@@ -41,72 +43,80 @@ def prove(args: argparse.Namespace, console: Console) -> int:
             order=args.order,
             recipient=args.recipient,
         )
-    _write(console, config.agency_id, answer, args.out)
+    released = [(bundle.index, bundle.text) for bundle in answer.bundles]
+    bundles = asyncio.run(_cosigned(config, config.agency_id, released, args))
+    _write(console, config.agency_id, bundles, args.out)
     return 0
+
+
+async def _cosigned(
+    config: NodeConfig,
+    agency: str,
+    released: Sequence[tuple[int, str]],
+    args: argparse.Namespace,
+) -> list[tuple[int, str]]:
+    """The released bundles, each proven in a checkpoint of ``agency``'s log that
+    ``args.quorum`` witnesses cosigned: when the release came before the witnesses did, the
+    log's Audit service is asked again until they have (``args.wait`` seconds at most)."""
+    member, keys = trusted_keys(config, agency)
+    # Two of the node's cosigning rounds (one may have started just before the release), and
+    # time for the witnesses to answer.
+    wait_s = args.wait if args.wait is not None else 2 * config.cosign_interval_s + WITNESS_S
+    patience = Patience(timeout_s=wait_s)
+    async with source(config, member) as log:
+        bundles = [
+            await cosigned_bundle(
+                ProofBundle.parse(text), log, keys, quorum=args.quorum, patience=patience
+            )
+            for _, text in released
+        ]
+    return [(bundle.index, bundle.text()) for bundle in bundles]
 
 
 def open_remote(args: argparse.Namespace, console: Console) -> int:
     """Bundles from another node's log, as this agency's role (oversight or secretariat)
-    entitles it to."""
+    entitles it to; written, like ``prove``'s, once the witness quorum cosigned them."""
     config = load_config(args.config)
-    member = trusted_member(config, args.agency)
-    answer = asyncio.run(_fetch(config, member, args.target, args.reason))
-    _write(console, member.agency_id, answer, args.out)
+    member, _ = trusted_keys(config, args.agency)
+
+    async def fetch() -> list[tuple[int, str]]:
+        async with source(config, member) as log:
+            released = await log.proof_bundles(args.target, args.reason)
+        return await _cosigned(config, member.agency_id, released, args)
+
+    _write(console, member.agency_id, asyncio.run(fetch()), args.out)
     return 0
 
 
-async def _fetch(
-    config: NodeConfig, member: Member, target: str, reason: str
-) -> audit_pb2.ProofBundles:
-    async with audit_stub(config, member) as stub:
-        request = audit_pb2.GetProofBundlesRequest(target=target, reason=reason)
-        return await stub.GetProofBundles(request)
-
-
-def _write(console: Console, agency: str, answer: audit_pb2.ProofBundles, out: Path) -> None:
+def _write(console: Console, agency: str, bundles: Sequence[tuple[int, str]], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for bundle in answer.bundles:
-        path = out / f"{agency}-{bundle.index}.tlog-proof"
-        path.write_text(bundle.text, encoding="utf-8")
+    for index, text in bundles:
+        path = out / f"{agency}-{index}.tlog-proof"
+        path.write_text(text, encoding="utf-8")
         console.print(f"Wrote {path}")
     console.print(
-        f"{len(answer.bundles)} bundle(s); the release is logged in {agency}'s audit log. "
+        f"{len(bundles)} bundle(s); the release is logged in {agency}'s audit log. "
         "Check one with `comity audit check-proof FILE`."
     )
 
 
 def check_proof(args: argparse.Namespace, console: Console) -> int:
     """Verify a bundle offline: the checkpoint key and witnesses come from the directory this
-    node trusts. Exit status 0 only if it proves the record."""
+    node trusts, and by default at least one witness must have cosigned. Exit status 0 only if
+    it proves the record."""
     config = load_config(args.config)
     try:
         text = args.file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read the proof bundle {args.file}: {e}") from e
     bundle = ProofBundle.parse(text)
-    agency = _agency_of(bundle)
-    member = trusted_member(config, agency)
-    verifier = NoteVerifier.for_key(log_origin(agency), member.checkpoint_key)
-    witnesses = {
-        witness_name(m.agency_id): m.witness_key
-        for m in trusted_members(config)
-        if m.agency_id != agency
-    }
-    record = verify_bundle(bundle, verifier, witnesses=witnesses, quorum=args.quorum)
+    _, keys = trusted_keys(config, agency_of_bundle(bundle))
+    record = auditor.check_proof(bundle, keys, quorum=args.quorum)
     if args.json:
         output.print_json(console, _record_dict(record))
     else:
         _print(console, record)
     return 0
-
-
-def _agency_of(bundle: ProofBundle) -> str:
-    """The agency whose log the bundle's checkpoint names (verified right after)."""
-    origin = bundle.checkpoint.split("\n", 1)[0]
-    agency = origin.removeprefix(ORIGIN_PREFIX).removesuffix(ORIGIN_SUFFIX)
-    if origin != log_origin(agency):
-        raise ConfigError(f"the bundle's checkpoint is not a Comity audit log's ({origin!r})")
-    return agency
 
 
 def _record_dict(record: ProvenRecord) -> dict[str, object]:

@@ -26,95 +26,13 @@ from node.crypto.encoding import encode_fields
 from node.crypto.keys import key_id
 from node.errors import ConfigError, DirectoryError
 from node.ids import AgencyId, KeyId
-from node.members import Member
+from node.members import PURPOSES, MemberEntry, MemberKey
 from node.tls import certificate_agency, certificate_fingerprint
 
 DOCUMENT_TYPE = "comity.directory.v1"
 SIGNING_DOMAIN = b"comity/v1/directory"
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-PURPOSES = ("signing", "encryption", "checkpoint", "witness")
 _SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "federation" / "directory.v1.json"
-
-
-@dataclass(frozen=True, kw_only=True)
-class MemberKey:
-    """One public key of a member, for one purpose, with its validity period."""
-
-    purpose: str
-    public_key: bytes
-    valid_from_ms: int
-    valid_until_ms: int | None = None
-    revoked_at_ms: int | None = None
-
-    @property
-    def key_id(self) -> KeyId:
-        return key_id(self.public_key)
-
-    def active_at(self, instant_ms: int) -> bool:
-        """Within its validity period and not revoked at ``instant_ms``."""
-        if instant_ms < self.valid_from_ms:
-            return False
-        if self.valid_until_ms is not None and instant_ms >= self.valid_until_ms:
-            return False
-        return self.revoked_at_ms is None or instant_ms < self.revoked_at_ms
-
-
-@dataclass(frozen=True, kw_only=True)
-class MemberEntry:
-    """A member as the directory lists it: every key it ever had in this version."""
-
-    agency_id: AgencyId
-    country: str
-    roles: frozenset[str]
-    endpoint: str
-    tls_certificate: bytes
-    tls_fingerprint: str
-    keys: tuple[MemberKey, ...]
-
-    def key(self, kid: str) -> MemberKey | None:
-        return next((k for k in self.keys if k.key_id == kid), None)
-
-    def view_at(self, instant_ms: int) -> Member | None:
-        """The member as it stands at ``instant_ms``: every active signing key (rotation
-        overlaps), the newest active key of each other purpose. None when it has no active
-        signing or encryption key (revoked or expired)."""
-        # Newest first; among keys valid from the same second, the one listed last is newer.
-        active = [
-            k
-            for _, k in sorted(
-                enumerate(self.keys),
-                key=lambda pair: (pair[1].valid_from_ms, pair[0]),
-                reverse=True,
-            )
-            if k.active_at(instant_ms)
-        ]
-        signing_active = [k for k in active if k.purpose == "signing"]
-        signing = {k.key_id: k.public_key for k in signing_active}
-        newest = {
-            purpose: next((k for k in active if k.purpose == purpose), None)
-            for purpose in PURPOSES[1:]
-        }
-        if not signing or any(k is None for k in newest.values()):
-            return None
-        return Member(
-            agency_id=self.agency_id,
-            country=self.country,
-            roles=self.roles,
-            endpoint=self.endpoint,
-            signing_keys=signing,
-            encryption_key=_public(newest["encryption"]),
-            checkpoint_key=_public(newest["checkpoint"]),
-            witness_key=_public(newest["witness"]),
-            tls_certificate=self.tls_certificate,
-            tls_fingerprint=self.tls_fingerprint,
-            signing_key_order=tuple(k.key_id for k in signing_active),
-            encryption_keys={k.key_id: k.public_key for k in active if k.purpose == "encryption"},
-        )
-
-
-def _public(key: MemberKey | None) -> bytes:
-    assert key is not None
-    return key.public_key
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from node.errors import ConfigError, DirectoryError, NotFoundError
-from node.federation.document import MemberEntry, SignedDirectory, parse_directory
+from node.federation.document import SignedDirectory, parse_directory
 from node.federation.rules import verify_initial, verify_update
-from node.members import Member
+from node.members import Member, MemberEntry
 from node.storage import repo
 from node.storage.database import Database
 from node.storage.engine import create_engine, transaction

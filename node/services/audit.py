@@ -25,6 +25,7 @@ from node.audit.merkle import (
     leaf_hash,
     root_from_leaf_hashes,
 )
+from node.audit.names import log_origin
 from node.audit.note import Checkpoint, sign_note
 from node.audit.tiles import TILE_HEIGHT, TILE_WIDTH, TiledTree, TileLevels
 from node.errors import MalformedError
@@ -117,11 +118,6 @@ def _form(form_json: bytes) -> dict[str, object]:
     # The form was validated before it was stored; a stored form is always a JSON object.
     value = json.loads(form_json)
     return value if isinstance(value, dict) else {}
-
-
-def log_origin(agency_id: str) -> str:
-    """The log's C2SP origin: unique per agency and log, never reused."""
-    return f"comity/{agency_id}/audit/v1"
 
 
 class AuditService:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from nacl.signing import SigningKey
 
 from node.audit.merkle import ProofError, verify_consistency
+from node.audit.names import log_origin, witness_name
 from node.audit.note import NoteError, NoteVerifier, cosign, split_note
 from node.audit.verify import AuditError, open_checkpoint
 from node.errors import ComityError, ErrorKind, UnknownSenderError
 from node.members import Directory
-from node.services.audit import log_origin
 from node.storage import repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -30,10 +30,6 @@ class WitnessConflictError(ComityError):
 
     kind = ErrorKind.PRECONDITION
     code = "witness_conflict"
-
-
-def witness_name(agency_id: str) -> str:
-    return f"comity/{agency_id}/witness/v1"
 
 
 class WitnessService:

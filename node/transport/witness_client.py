@@ -9,12 +9,12 @@ from functools import partial
 
 import grpc
 
+from node.audit.names import witness_name
 from node.audit.note import split_note
 from node.errors import ComityError
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
 from node.members import Member
 from node.services.audit import AuditService
-from node.services.witness import witness_name
 from node.storage import repo
 from node.storage.database import Database
 from node.storage.engine import transaction

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import grpc
 
-from node.cli.processes import free_port, spawn_node, wait_until_serving
+from node.cli.processes import listen_ports, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node
 from node.crypto.encoding import envelope_digest
 from node.crypto.envelope import seal_envelope, verify_receipt
@@ -86,19 +86,20 @@ async def _drive(
 
 
 def _make_nodes(workdir: Path) -> tuple[NodeConfig, NodeConfig]:
+    sender_port, receiver_port = listen_ports(2)
     sender = init_node(
         directory=workdir / "sender",
         agency_id="bench-sender",
         country="EE",
         roles=["requesting"],
-        listen=f"127.0.0.1:{free_port()}",
+        listen=f"127.0.0.1:{sender_port}",
     )
     receiver = init_node(
         directory=workdir / "receiver",
         agency_id="bench-receiver",
         country="PT",
         roles=["central_authority"],
-        listen=f"127.0.0.1:{free_port()}",
+        listen=f"127.0.0.1:{receiver_port}",
     )
     federate([sender, receiver], roots_dir=workdir / "roots")
     return sender, receiver
@@ -193,7 +194,7 @@ async def main(requests: int, levels: list[int]) -> None:
         workdir = Path(tmp)
         sender_config, receiver_config = _make_nodes(workdir)
         receiver_proc = spawn_node(receiver_config, workdir / "receiver.log")
-        echo_port = free_port()
+        (echo_port,) = listen_ports(1)
         echo_proc = _start_echo_server(echo_port)
         try:
             wait_until_serving(receiver_config, receiver_proc)

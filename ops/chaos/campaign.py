@@ -36,7 +36,7 @@ import tomli_w
 from sqlmodel import select
 
 from node.cli.local_client import LocalClient
-from node.cli.processes import free_port, spawn_node, wait_until_serving
+from node.cli.processes import listen_ports, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node, load_config
 from node.errors import ComityError
 from node.federation.setup import federate
@@ -91,16 +91,14 @@ def make_nodes(
     keys and port, each with its own local socket (its own ``comity-N.toml``).
     """
     configs = {}
-    for agency, country, role in (
-        (SENDER, "EE", "requesting"),
-        (RECEIVER, "PT", "central_authority"),
-    ):
+    agencies = ((SENDER, "EE", "requesting"), (RECEIVER, "PT", "central_authority"))
+    for (agency, country, role), port in zip(agencies, listen_ports(2), strict=True):
         config = init_node(
             directory=workdir / agency,
             agency_id=agency,
             country=country,
             roles=[role],
-            listen=f"127.0.0.1:{free_port()}",
+            listen=f"127.0.0.1:{port}",
         )
         document = tomllib.loads(config.config_path.read_text())
         document["storage"] = {"url": database_urls(agency)}

@@ -15,7 +15,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from node.cli.processes import free_port
 from node.config import NodeConfig, init_node
 from node.crypto.keys import AgencyKeys, load_signing_key
 from node.federation import ceremony
@@ -25,6 +24,7 @@ from node.runtime import RunningNode, start_node
 from node.storage import repo
 from node.storage.engine import transaction
 from node.timeutil import now_ms
+from tests.ports import free_port
 
 AGENCIES = (
     ("aa-cyber-unit", "EE", "requesting"),

@@ -77,6 +77,7 @@ async def test_a_court_gets_every_opening_and_the_release_is_logged(
     fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     filed = await file(fed)
+    assert await fed.nodes[AUTHORITY].collect_cosignatures() == 2
     config = str(fed.configs[AUTHORITY].config_path)
     out = tmp_path / "bundles"
     code, _, err = await cli(
@@ -138,6 +139,7 @@ async def test_oversight_gets_unit_and_justification_the_secretariat_nothing(
 ) -> None:
     fed = roles_fed
     filed = await file(fed)
+    assert await fed.nodes[AUTHORITY].collect_cosignatures() == 2
     oversight_out, secretariat_out = tmp_path / "oversight", tmp_path / "secretariat"
     code, _, err = await cli(
         capsys,
@@ -184,6 +186,7 @@ async def test_erasure_at_the_end_of_retention_keeps_every_proof_valid(
 ) -> None:
     filed = await file(fed)
     node = fed.nodes[AUTHORITY]
+    assert await node.collect_cosignatures() == 2
     config = str(fed.configs[AUTHORITY].config_path)
     code, out, err = await cli(capsys, "audit", "erase-expired", "--config", config)
     assert code == 0, err
@@ -230,3 +233,60 @@ async def test_erasure_at_the_end_of_retention_keeps_every_proof_valid(
     assert code == 0, err
     record = await check(fed, capsys, tmp_path / f"{AUTHORITY}-0.tlog-proof", by=UNIT)
     assert record["opened"] == {}
+
+
+async def test_check_proof_refuses_a_bundle_no_witness_cosigned(
+    fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    await file(fed)
+    config = str(fed.configs[AUTHORITY].config_path)
+    code, _, err = await cli(
+        capsys,
+        *("audit", "prove", "0", "--reason", "own check", "--quorum", "0"),
+        *("--out", str(tmp_path), "--config", config),
+    )
+    assert code == 0, err
+    bundle, unit = str(tmp_path / f"{AUTHORITY}-0.tlog-proof"), str(fed.configs[UNIT].config_path)
+    code, _, err = await cli(capsys, "audit", "check-proof", bundle, "--config", unit)
+    assert code != 0
+    assert "cosigned by 0 witness(es), the policy asks for 1" in err
+    code, _, err = await cli(
+        capsys, "audit", "check-proof", bundle, "--quorum", "0", "--config", unit
+    )
+    assert code == 0, err
+
+
+async def test_prove_waits_for_the_witnesses_before_writing(
+    fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    await file(fed)
+    config = str(fed.configs[AUTHORITY].config_path)
+    proving = asyncio.create_task(
+        cli(
+            capsys,
+            *("audit", "prove", "1", "--reason", "own check", "--quorum", "2", "--wait", "30"),
+            *("--out", str(tmp_path), "--config", config),
+        )
+    )
+    while not proving.done():  # the node's cosigning rounds, quicker than in production
+        await fed.nodes[AUTHORITY].collect_cosignatures()
+        await asyncio.sleep(0.3)
+    code, _, err = await proving
+    assert code == 0, err
+    record = await check(fed, capsys, tmp_path / f"{AUTHORITY}-1.tlog-proof", by=UNIT)
+    assert len(record["witnesses"]) == 2
+
+
+async def test_prove_gives_up_when_no_witness_cosigns(
+    fed: Federation, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    await file(fed)
+    config = str(fed.configs[AUTHORITY].config_path)
+    code, _, err = await cli(
+        capsys,
+        *("audit", "prove", "0", "--reason", "own check", "--wait", "0.5"),
+        *("--out", str(tmp_path), "--config", config),
+    )
+    assert code != 0
+    assert "covering record 0 was cosigned by 1 witness(es) within 0.5s" in err
+    assert not await asyncio.to_thread(lambda: list(tmp_path.glob("*.tlog-proof")))

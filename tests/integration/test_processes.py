@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from node.cli.processes import comity_command, free_port, spawn_node, wait_until_serving
+from node.cli.processes import comity_command, spawn_node, wait_until_serving
 from node.config import NodeConfig, init_node
 from node.federation.setup import federate
+from tests.ports import free_port
 
 
 def new_node(tmp_path: Path) -> NodeConfig:

@@ -9,11 +9,11 @@ import json
 import grpc
 import pytest
 
+from node.audit.names import log_origin
 from node.audit.note import Checkpoint, sign_note, split_note
 from node.cli.main import main
 from node.forms.registry import schemas_dir
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
-from node.services.audit import log_origin
 from tests.integration.harness import Federation
 
 UNIT, AUTHORITY, OTHER = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
