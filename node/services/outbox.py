@@ -7,8 +7,8 @@ owed; this machine takes it from there, the same way for every kind. A row is at
 under a claim (an owner and a lease end): claims skip rows under a live lease and, on
 PostgreSQL, rows another replica is claiming right now (``FOR UPDATE SKIP LOCKED``), so
 replicas sharing one database attempt each row once at a time, and a replica that dies loses
-its claims when their lease ends. An outcome is recorded in the kind's own rows, where each
-kind ignores a row another replica closed first. A failure the :class:`RetryPolicy` counts as
+its claims when their lease ends. An outcome is recorded in the kind's own rows, guarded
+against a replica that recorded first. A failure the :class:`RetryPolicy` counts as
 transient is tried again after an exponential, jittered, capped delay; any other failure gives
 up for good and keeps the reason. :class:`OutboxWorker` makes attempts in the background.
 
@@ -108,8 +108,9 @@ class Wording:
 
 
 class OwedKind(Protocol[Item, Proof]):
-    """One kind of owed item. The record methods run in the machine's transaction and leave
-    alone a row that another replica closed (or that became owed anew) meanwhile."""
+    """One kind of owed item. The record methods run in the machine's transaction: a retry
+    or a give-up leaves alone a row that is no longer pending (another replica closed it) or
+    that became owed anew meanwhile."""
 
     def claim_due(
         self, session: Session, *, owner: str, now_ms: int, lease_ms: int, limit: int
