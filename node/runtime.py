@@ -22,13 +22,14 @@ from node.indicators.campaigns import LinkRules
 from node.indicators.psi_workers import PsiWorkers
 from node.services.audit import AuditService
 from node.services.campaigns import CampaignService
-from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
+from node.services.delivery import DeliverySettings, DeliveryWorker
 from node.services.directory_sync import DirectorySync
 from node.services.disclosure import DisclosureService
 from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
 from node.services.groups import GroupService
 from node.services.indicators import IndicatorService
+from node.services.outbox import RetryPolicy
 from node.services.overlap import OverlapService
 from node.services.overlap_reveal import RevealService
 from node.services.set_offers import OfferSettings

@@ -2,21 +2,20 @@
 """Delivery through the durable outbox: at-least-once sending, exactly-once effect.
 
 Filing a request writes the envelope and its outbox row in the same transaction as the state
-change. The :class:`DeliveryWorker` claims due rows (with a lease, so a replica that dies
-loses its claim), delivers them, and marks a row delivered only in the transaction that
-stores the peer's verified receipt. Transient failures are retried with exponential backoff,
-jitter and a cap; refusals that no retry can cure fail the delivery for good. The receiver
-de-duplicates on the message id, so a delivery repeated after a crash changes nothing there.
+change. The :class:`DeliveryWorker` drives the outbox machine (``services/outbox.py``) over
+those rows: it claims due rows (with a lease, so a replica that dies loses its claim),
+delivers them, and marks a row delivered only in the transaction that stores the peer's
+verified receipt. Transient failures are retried with exponential backoff, jitter and a cap;
+refusals that no retry can cure fail the delivery for good. The receiver de-duplicates on
+the message id, so a delivery repeated after a crash changes nothing there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opentelemetry.trace import Tracer
 from sqlmodel import Session
@@ -36,18 +35,15 @@ from node.model.envelope import SignedReceipt
 from node.model.request import Direction, RequestState
 from node.services.audit import record_event
 from node.services.lifecycle import due_at
+from node.services.outbox import Lease, Outbox, OutboxWorker, OwedState, RetryPolicy, Wording
 from node.services.peers import PeerTransport
-from node.storage import repo
+from node.storage import outbox_repo, repo
 from node.storage.database import Database
-from node.storage.engine import transaction
-from node.storage.tables import Exchange, Message, Outbox
+from node.storage.tables import Exchange, Message
+from node.storage.tables import Outbox as OutboxRow
 from node.telemetry import context_from_carrier, span_attributes
 
 _LOG = logging.getLogger(__name__)
-
-# Failures a later attempt may cure: the peer or the network is down or busy, or the peer
-# answered with something broken. Anything else is a refusal of this message for good.
-RETRYABLE = frozenset({ErrorKind.UNAVAILABLE, ErrorKind.OVERLOADED, ErrorKind.INTERNAL})
 
 
 class DeliveryExpiredError(ComityError):
@@ -65,22 +61,10 @@ class UnexpectedDeliveryError(ComityError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """Exponential backoff with "equal jitter": half fixed, half random, capped."""
-
-    base_s: float = 0.5
-    cap_s: float = 60.0
-
-    def delay_ms(self, attempts: int, rng: random.Random) -> int:
-        ceiling = min(self.cap_s, self.base_s * 2 ** min(attempts, 30))
-        return int(1000 * (ceiling / 2 + rng.uniform(0, ceiling / 2)))
-
-
-@dataclass(frozen=True, kw_only=True)
 class DeliverySettings:
     owner: str
     """Identifies this replica in claims: several replicas may share one database."""
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     lease_ms: int = 30_000
     max_in_flight: int = 16
     poll_interval_s: float = 1.0
@@ -114,43 +98,39 @@ class DeliveryWorker:
         tracer: Tracer,
     ) -> None:
         self._settings = settings
-        self._database = database
-        self._directory = directory
-        self._transport = transport
-        self._me = agency_id
-        self._clock = clock
         self._tracer = tracer
-        self._rng = random.Random()  # noqa: S311 (jitter, not secrets)
-        self._wakeup = asyncio.Event()
-        self._stopping = False
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._outbox = Outbox(
+            Deliveries(directory=directory, transport=transport, agency_id=agency_id, clock=clock),
+            database=database,
+            clock=clock,
+            lease=Lease(owner=settings.owner, lease_ms=settings.lease_ms),
+            policy=settings.retry,
+            log=_LOG,
+        )
+        self._worker = OutboxWorker(
+            claim=self._outbox.claim,
+            attempt=self._attempt,
+            max_in_flight=settings.max_in_flight,
+            poll_interval_s=settings.poll_interval_s,
+            what="deliveries",
+            log=_LOG,
+        )
         self._waiters: dict[str, asyncio.Future[None]] = {}
-        self._task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="comity-delivery")
+        self._worker.start(name="comity-delivery")
 
     async def stop(self, grace_s: float) -> None:
         """Stop claiming; give deliveries in flight ``grace_s`` to finish (their rows stay
         pending if they do not, and are retried after the lease runs out)."""
-        self._stopping = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
-        if self._in_flight:
-            _, late = await asyncio.wait(self._in_flight, timeout=grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await self._worker.stop(grace_s)
 
     def claim_owner(self) -> str | None:
         """This worker's owner id if it has a free slot for a delivery to start right away,
         else None (the delivery then waits for the worker's next claim)."""
-        if len(self._in_flight) >= self._settings.max_in_flight or self._stopping:
-            return None
-        return self._settings.owner
+        return self._settings.owner if self._worker.has_slot() else None
 
     @property
     def lease_ms(self) -> int:
@@ -159,13 +139,11 @@ class DeliveryWorker:
     def attempt_now(self, claim: Claim) -> None:
         """Start a delivery that was claimed for this worker when it was stored: no claim
         transaction, no wait for the next poll."""
-        task = asyncio.create_task(self._attempt(claim))
-        self._in_flight.add(task)
-        task.add_done_callback(self._done)
+        self._worker.attempt_now(claim)
 
     def wake(self) -> None:
         """Something became due: claim now rather than at the next poll."""
-        self._wakeup.set()
+        self._worker.wake()
 
     def expect(self, message_id: str) -> asyncio.Future[None]:
         """A future resolved when ``message_id`` is delivered, or failing with the reason it
@@ -181,48 +159,6 @@ class DeliveryWorker:
         if future is not None and not future.done():
             future.cancel()
 
-    # --- the loop ----------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                claimed = await self._claim()
-            except ComityError as e:
-                _LOG.warning("cannot claim deliveries: %s", e.code)
-                claimed = []
-            for claim in claimed:
-                task = asyncio.create_task(self._attempt(claim))
-                self._in_flight.add(task)
-                task.add_done_callback(self._done)
-            if claimed and len(self._in_flight) < self._settings.max_in_flight:
-                continue  # there may be more due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval_s)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wakeup.set()  # a slot is free
-
-    async def _claim(self) -> list[Claim]:
-        slots = self._settings.max_in_flight - len(self._in_flight)
-        if slots <= 0:
-            return []
-        now = self._clock()
-
-        def claim() -> list[Claim]:
-            with transaction(self._database.engine) as session:
-                rows = repo.claim_due(
-                    session,
-                    owner=self._settings.owner,
-                    now_ms=now,
-                    lease_ms=self._settings.lease_ms,
-                    limit=slots,
-                )
-                return [_load_claim(session, row) for row in rows]
-
-        return await self._database.run(claim)
-
     # --- one attempt -------------------------------------------------------------------------
 
     async def _attempt(self, claim: Claim) -> None:
@@ -233,139 +169,10 @@ class DeliveryWorker:
                 message_id=claim.message_id, recipient=claim.recipient, attempt=claim.attempts + 1
             ),
         ):
-            await self._attempt_in_span(claim)
-
-    async def _attempt_in_span(self, claim: Claim) -> None:
-        try:
-            receipt = await self._deliver(claim)
-        except ComityError as e:
-            await self._record_failure(claim, e)
-        except Exception:  # noqa: BLE001 (one bad delivery must not stop the others)
-            _LOG.exception("delivery of message %s failed unexpectedly", claim.message_id)
-            await self._record_failure(
-                claim, UnexpectedDeliveryError("unexpected error; see the log")
-            )
-        else:
-            kill_point("deliver.before_record")
-            await self._database.run(lambda: self._record_receipt(claim, receipt))
-            self._resolve(claim.message_id, None)
-
-    async def _deliver(self, claim: Claim) -> SignedReceipt:
-        if self._clock() >= claim.expires_at_ms:
-            raise DeliveryExpiredError("the envelope expired before it could be delivered")
-        member = self._directory.find(claim.recipient)
-        if member is None:
-            raise UnknownAgencyError(f"{claim.recipient} is no longer a federation member")
-        try:
-            sealed = wire.envelope_from_bytes(claim.envelope)
-        except MalformedError as e:  # our own stored bytes: corrupt storage, not the peer
-            raise UnexpectedDeliveryError(f"stored envelope does not parse: {e.message}") from e
-        receipt = await self._transport.deliver(member, sealed)
-        verify_receipt(
-            receipt,
-            receiver_signing_keys=member.signing_keys,
-            message_id=sealed.header.message_id,
-            exchange_id=sealed.header.exchange_id,
-            sender=self._me,
-            receiver=member.agency_id,
-            envelope_digest=claim.digest,
-        )
-        return receipt
-
-    def _record_receipt(self, claim: Claim, receipt: SignedReceipt) -> None:
-        now = self._clock()
-        with transaction(self._database.engine) as session:
-            if not repo.mark_delivered(session, message_id=claim.message_id, now_ms=now):
-                return  # another replica recorded it first; its receipt is the same
-            repo.set_message_receipt(
-                session,
-                message_id=claim.message_id,
-                receipt=wire.receipt_to_bytes(receipt),
-                verified=True,
-            )
-            message = repo.get_message(session, claim.message_id)
-            exchange = repo.get_exchange(session, receipt.body.exchange_id, lock=True)
-            if exchange is None or message is None or not _is_request(exchange, message):
-                return  # a lifecycle message: its state change was made when it was sent
-            if exchange.state in {RequestState.SUBMITTED, RequestState.DELIVERY_FAILED}:
-                repo.set_exchange_state(
-                    session, exchange_id=exchange.id, state=RequestState.DELIVERED, now_ms=now
-                )
-            # The deadline runs from receipt, as the receiver counts it.
-            due = due_at(exchange, receipt.body.received_at_ms)
-            repo.set_due_at(session, exchange_id=exchange.id, due_at_ms=due)
-            record_event(
-                session,
-                event="receipt.received",
-                request_type=exchange.request_type,
-                form_json=exchange.form_json,
-                sender=receipt.body.sender,
-                recipient=receipt.body.receiver,
-                exchange_id=receipt.body.exchange_id,
-                instant_ms=now,
-                envelope_digest=claim.digest,
-                promised_leaf=receipt.body.audit_leaf_index,
-            )
-        _LOG.info("delivered message %s to %s", claim.message_id, claim.recipient)
-
-    async def _record_failure(self, claim: Claim, error: ComityError) -> None:
-        retry = error.kind in RETRYABLE
-        _LOG.warning(
-            "delivery of message %s to %s failed (%s)%s",
-            claim.message_id,
-            claim.recipient,
-            error.code,
-            ", will retry" if retry else ", giving up",
-        )
-        try:
-            if retry:
-                await self._database.run(lambda: self._schedule_retry(claim, error))
-                return
-            await self._database.run(lambda: self._fail(claim, error))
-        except ComityError as e:
-            # The row stays claimed until its lease runs out, then it is tried again.
-            _LOG.warning("cannot record the outcome for %s: %s", claim.message_id, e.code)
-            return
-        self._resolve(claim.message_id, error)
-
-    def _schedule_retry(self, claim: Claim, error: ComityError) -> None:
-        now = self._clock()
-        with transaction(self._database.engine) as session:
-            row = repo.get_outbox(session, claim.message_id)
-            attempts = row.attempts if row is not None else 0
-            repo.schedule_retry(
-                session,
-                message_id=claim.message_id,
-                now_ms=now,
-                next_attempt_at_ms=now + self._settings.retry.delay_ms(attempts, self._rng),
-                error=error.diagnostics(),
-            )
-
-    def _fail(self, claim: Claim, error: ComityError) -> None:
-        now = self._clock()
-        with transaction(self._database.engine) as session:
-            row = repo.get_outbox(session, claim.message_id)
-            if (
-                not repo.mark_failed(
-                    session, message_id=claim.message_id, now_ms=now, error=error.diagnostics()
-                )
-                or row is None
-            ):
-                return
-            message = repo.get_message(session, claim.message_id)
-            exchange = repo.get_exchange(session, row.exchange_id, lock=True)
-            if exchange is None:
-                return
-            # A request that never arrived failed; a lifecycle message that could not be
-            # delivered leaves the state where sending it put it, with the error shown.
-            request = message is not None and _is_request(exchange, message)
-            repo.set_exchange_state(
-                session,
-                exchange_id=row.exchange_id,
-                state=RequestState.DELIVERY_FAILED if request else exchange.state,
-                now_ms=now,
-                last_error=error.diagnostics(),
-            )
+            result = await self._outbox.attempt(claim)
+        # A delivery to be retried keeps its waiter: filing answers "pending" at its own time.
+        if result.recorded and result.state is not OwedState.PENDING:
+            self._resolve(claim.message_id, result.error)
 
     def _resolve(self, message_id: str, error: ComityError | None) -> None:
         future = self._waiters.pop(message_id, None)
@@ -377,12 +184,151 @@ class DeliveryWorker:
             future.set_exception(error)
 
 
+class Deliveries:
+    """Outbox rows as a kind of owed item: envelopes owed to peers, proved by their receipt."""
+
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        transport: PeerTransport,
+        agency_id: AgencyId,
+        clock: Callable[[], int],
+    ) -> None:
+        self._directory = directory
+        self._transport = transport
+        self._me = agency_id
+        self._clock = clock
+
+    def claim_due(
+        self, session: Session, *, owner: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[Claim]:
+        rows = outbox_repo.claim_due(
+            session, owner=owner, now_ms=now_ms, lease_ms=lease_ms, limit=limit
+        )
+        return [_load_claim(session, row) for row in rows]
+
+    async def attempt(self, item: Claim) -> SignedReceipt:
+        if self._clock() >= item.expires_at_ms:
+            raise DeliveryExpiredError("the envelope expired before it could be delivered")
+        member = self._directory.find(item.recipient)
+        if member is None:
+            raise UnknownAgencyError(f"{item.recipient} is no longer a federation member")
+        try:
+            sealed = wire.envelope_from_bytes(item.envelope)
+        except MalformedError as e:  # our own stored bytes: corrupt storage, not the peer
+            raise UnexpectedDeliveryError(f"stored envelope does not parse: {e.message}") from e
+        receipt = await self._transport.deliver(member, sealed)
+        verify_receipt(
+            receipt,
+            receiver_signing_keys=member.signing_keys,
+            message_id=sealed.header.message_id,
+            exchange_id=sealed.header.exchange_id,
+            sender=self._me,
+            receiver=member.agency_id,
+            envelope_digest=item.digest,
+        )
+        kill_point("deliver.before_record")
+        return receipt
+
+    def record_delivered(
+        self, session: Session, item: Claim, proof: SignedReceipt, *, now_ms: int
+    ) -> bool:
+        """Store the receipt with the delivery; a delivered request starts its deadline."""
+        if not outbox_repo.mark_delivered(session, message_id=item.message_id, now_ms=now_ms):
+            return False  # another replica recorded it first; its receipt is the same
+        repo.set_message_receipt(
+            session,
+            message_id=item.message_id,
+            receipt=wire.receipt_to_bytes(proof),
+            verified=True,
+        )
+        message = repo.get_message(session, item.message_id)
+        exchange = repo.get_exchange(session, proof.body.exchange_id, lock=True)
+        if exchange is None or message is None or not _is_request(exchange, message):
+            return True  # a lifecycle message: its state change was made when it was sent
+        if exchange.state in {RequestState.SUBMITTED, RequestState.DELIVERY_FAILED}:
+            repo.set_exchange_state(
+                session, exchange_id=exchange.id, state=RequestState.DELIVERED, now_ms=now_ms
+            )
+        # The deadline runs from receipt, as the receiver counts it.
+        due = due_at(exchange, proof.body.received_at_ms)
+        repo.set_due_at(session, exchange_id=exchange.id, due_at_ms=due)
+        record_event(
+            session,
+            event="receipt.received",
+            request_type=exchange.request_type,
+            form_json=exchange.form_json,
+            sender=proof.body.sender,
+            recipient=proof.body.receiver,
+            exchange_id=proof.body.exchange_id,
+            instant_ms=now_ms,
+            envelope_digest=item.digest,
+            promised_leaf=proof.body.audit_leaf_index,
+        )
+        return True
+
+    def record_retry(
+        self,
+        session: Session,
+        item: Claim,
+        *,
+        now_ms: int,
+        error: str,
+        delay_ms: Callable[[int], int],
+    ) -> None:
+        row = outbox_repo.get_outbox(session, item.message_id)
+        attempts = row.attempts if row is not None else 0
+        outbox_repo.schedule_retry(
+            session,
+            message_id=item.message_id,
+            now_ms=now_ms,
+            next_attempt_at_ms=now_ms + delay_ms(attempts),
+            error=error,
+        )
+
+    def record_failed(self, session: Session, item: Claim, *, now_ms: int, error: str) -> None:
+        row = outbox_repo.get_outbox(session, item.message_id)
+        if (
+            not outbox_repo.mark_failed(
+                session, message_id=item.message_id, now_ms=now_ms, error=error
+            )
+            or row is None
+        ):
+            return
+        message = repo.get_message(session, item.message_id)
+        exchange = repo.get_exchange(session, row.exchange_id, lock=True)
+        if exchange is None:
+            return
+        # A request that never arrived failed; a lifecycle message that could not be
+        # delivered leaves the state where sending it put it, with the error shown.
+        request = message is not None and _is_request(exchange, message)
+        repo.set_exchange_state(
+            session,
+            exchange_id=row.exchange_id,
+            state=RequestState.DELIVERY_FAILED if request else exchange.state,
+            now_ms=now_ms,
+            last_error=error,
+        )
+
+    def unexpected(self, item: Claim) -> ComityError:  # noqa: ARG002 (same for every item)
+        return UnexpectedDeliveryError("unexpected error; see the log")
+
+    def wording(self, item: Claim) -> Wording:
+        return Wording(
+            attempt=f"delivery of message {item.message_id}",
+            failed=f"delivery of message {item.message_id} to {item.recipient} failed",
+            delivered=f"delivered message {item.message_id} to {item.recipient}",
+            record=f"the outcome for {item.message_id}",
+        )
+
+
 def _is_request(exchange: Exchange, message: Message) -> bool:
     """Whether ``message`` is the request that opened ``exchange`` (not a later message)."""
     return exchange.direction == Direction.OUTBOUND and message.sequence == 1
 
 
-def _load_claim(session: Session, row: Outbox) -> Claim:
+def _load_claim(session: Session, row: OutboxRow) -> Claim:
     message = repo.get_message(session, row.message_id)
     if message is None:  # the foreign key makes this impossible; say so if it happens
         raise UnexpectedDeliveryError(f"outbox row {row.message_id} has no message")

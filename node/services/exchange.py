@@ -95,7 +95,7 @@ from node.services.lifecycle import (
     peer_role,
     refusal_ground,
 )
-from node.storage import repo
+from node.storage import outbox_repo, repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.tables import Exchange, Message, Outbox
@@ -472,7 +472,7 @@ class ExchangeService:
         return claim
 
     def _check_capacity(self, session: Session) -> None:
-        pending = repo.count_outbox(session, status=repo.PENDING)
+        pending = outbox_repo.count_outbox(session, status=outbox_repo.PENDING)
         if pending >= self._settings.outbox_capacity:
             raise OverloadedError(
                 f"the outbox holds {pending} pending deliveries (capacity "
@@ -504,7 +504,7 @@ class ExchangeService:
             body=body,
         )
         session.flush()
-        repo.insert_outbox(
+        outbox_repo.insert_outbox(
             session,
             message_id=header.message_id,
             exchange_id=header.exchange_id,
@@ -862,7 +862,7 @@ class ExchangeService:
                         last_error=b.last_error,
                         alert=now - b.oldest_pending_since_ms > self._settings.alert_after_ms,
                     )
-                    for b in repo.backlog_by_peer(session)
+                    for b in outbox_repo.backlog_by_peer(session)
                 )
                 return NodeStatusView(
                     agency_id=self._me,
@@ -870,7 +870,7 @@ class ExchangeService:
                     directory_expires_at_ms=self._directory.expires_ms,
                     outbox_pending=sum(p.pending for p in peers),
                     outbox_capacity=self._settings.outbox_capacity,
-                    outbox_failed=repo.count_outbox(session, status=repo.FAILED),
+                    outbox_failed=outbox_repo.count_outbox(session, status=outbox_repo.FAILED),
                     peers=peers,
                     requests_outbound=repo.count_exchanges(session, direction=Direction.OUTBOUND),
                     requests_inbound=repo.count_exchanges(session, direction=Direction.INBOUND),
@@ -937,7 +937,7 @@ def _delivery_view(row: Outbox | None) -> DeliveryView | None:
     return DeliveryView(
         status=row.status,
         attempts=row.attempts,
-        next_attempt_at_ms=row.next_attempt_at_ms if row.status == repo.PENDING else None,
+        next_attempt_at_ms=row.next_attempt_at_ms if row.status == outbox_repo.PENDING else None,
         last_attempt_at_ms=row.last_attempt_at_ms,
         last_error=row.last_error,
     )
@@ -959,7 +959,7 @@ def _view(session: Session, row: Exchange, now_ms: int) -> RequestView:
         receipt=receipt,
         receipt_verified=bool(request and request.receipt_verified),
         last_error=row.last_error,
-        delivery=_delivery_view(repo.outbox_for_exchange(session, row.id)),
+        delivery=_delivery_view(outbox_repo.outbox_for_exchange(session, row.id)),
         signed_by=_signers(request.envelope) if request else (),
         preserved_until_ms=row.preserved_until_ms,
         due_at_ms=row.due_at_ms,
@@ -973,7 +973,7 @@ def _view(session: Session, row: Exchange, now_ms: int) -> RequestView:
 
 def _message_view(session: Session, message: Message, *, is_request: bool) -> MessageView:
     outbox = (
-        repo.get_outbox(session, message.message_id)
+        outbox_repo.get_outbox(session, message.message_id)
         if message.direction == Direction.OUTBOUND
         else None
     )

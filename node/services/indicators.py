@@ -32,10 +32,10 @@ from node.errors import (
 from node.indicators.sets import Indicator, IndicatorError, IndicatorSet, sign_set, verify_set
 from node.indicators.tlp import NAMED, Tlp, TlpEgressError
 from node.members import Directory, member_by_certificate
+from node.services.outbox import OwedState
 from node.services.pdq_matcher import PDQ_MAX_DISTANCE, PdqMatch, PdqMatcher
 from node.services.set_offers import (
     OfferSettings,
-    OfferState,
     SetDelivery,
     SetOffers,
     SetTransport,
@@ -263,7 +263,7 @@ class IndicatorService:
         self._check_egress(row, recipient)
         await self._database.run(lambda: self._owe(set_id, recipient))
         result = await self.offers.attempt(set_id, recipient)
-        if result.state is OfferState.FAILED and result.error is not None:
+        if result.state is OwedState.FAILED and result.error is not None:
             raise result.error
         return await self.get(set_id)
 

@@ -4,7 +4,7 @@
 A set version owed to an agency (a share, or a tombstone following the set) is written as an
 ``indicator_offer`` row in the transaction that caused it, then offered at once. An agency
 that cannot be reached keeps its row pending, and :meth:`SetOffers.run` offers it again with
-exponential backoff (the request outbox's :class:`RetryPolicy`) until the agency acknowledges,
+exponential backoff (the outbox machine of ``services/outbox.py``) until the agency acknowledges,
 answers that it already holds that version or a newer one, or refuses it for good (the reason
 is kept). Offers are always of the newest version held here, so a version made while an
 older one waited replaces it. Replicas sharing a database claim due rows under a lease; were
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Protocol
 
 from sqlmodel import Session
@@ -27,7 +25,15 @@ from node.errors import ComityError, ErrorKind, PeerRejectedError, UnknownAgency
 from node.indicators.sets import IndicatorSet
 from node.indicators.tlp import TlpEgressError
 from node.members import Directory, Member
-from node.services.delivery import RETRYABLE, RetryPolicy
+from node.services.outbox import (
+    AttemptResult,
+    Lease,
+    Outbox,
+    OutboxWorker,
+    OwedState,
+    RetryPolicy,
+    Wording,
+)
 from node.storage import indicator_repo, leased, offer_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -50,20 +56,6 @@ class UnexpectedOfferError(ComityError):
     code = "offer_error"
 
 
-class OfferState(Enum):
-    DELIVERED = "delivered"
-    PENDING = "pending"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, kw_only=True)
-class OfferResult:
-    """How one attempt ended: delivered, pending (retried later) or failed for good."""
-
-    state: OfferState
-    error: ComityError | None = None
-
-
 @dataclass(frozen=True, kw_only=True)
 class SetDelivery:
     """Where a set stands with one agency: the version it holds from this node, and the one
@@ -71,7 +63,7 @@ class SetDelivery:
 
     recipient: str
     delivered_version: int | None
-    state: OfferState
+    state: OwedState
     owed_version: int | None = None
     attempts: int = 0
     last_error: str | None = None
@@ -87,23 +79,16 @@ class OfferSettings:
     batch: int = 16
 
 
-async def resend_forever(
-    resend_due: Callable[[], Awaitable[int]], *, batch: int, interval_s: float, what: str
-) -> None:
-    """Run ``resend_due`` every ``interval_s``, and at once again while it filled a batch; a
-    database that cannot be reached is logged and tried again at the next round."""
-    while True:
-        made = 0
-        try:
-            made = await resend_due()
-        except ComityError as e:
-            _LOG.warning("cannot claim %s: %s", what, e.code)
-        if made < batch:
-            await asyncio.sleep(interval_s)
-
-
 EgressCheck = Callable[[IndicatorSet, str], None]
 """Raises TlpEgressError when the set's label does not let this node send it to the agency."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwedOffer:
+    """The newest version of a set held here, owed to one agency."""
+
+    row: IndicatorSetRow
+    recipient: str
 
 
 class SetOffers:
@@ -120,12 +105,16 @@ class SetOffers:
         check: EgressCheck,
     ) -> None:
         self._database = database
-        self._directory = directory
-        self._transport = transport
         self._clock = clock
         self._settings = settings
-        self._check = check
-        self._rng = random.Random()  # noqa: S311 (jitter, not secrets)
+        self._outbox = Outbox(
+            Offers(directory=directory, transport=transport, check=check),
+            database=database,
+            clock=clock,
+            lease=Lease(owner=settings.owner, lease_ms=settings.lease_ms),
+            policy=settings.retry,
+            log=_LOG,
+        )
 
     # --- owing, in the caller's transaction ---------------------------------------------------
 
@@ -133,7 +122,7 @@ class SetOffers:
         """Record ``version`` as owed to each of ``recipients``, claimed by this replica for
         the attempt its caller makes right after the commit."""
         now = self._clock()
-        claim = (self._settings.owner, now + self._settings.lease_ms)
+        claim = self._outbox.lease.claim(now)
         for recipient in recipients:
             offer_repo.owe(
                 session,
@@ -153,21 +142,12 @@ class SetOffers:
 
     # --- attempts --------------------------------------------------------------------------------
 
-    async def attempt(self, set_id: str, recipient: str) -> OfferResult:
+    async def attempt(self, set_id: str, recipient: str) -> AttemptResult:
         """Offer the newest version held here to ``recipient`` and record the outcome."""
         row = await self._database.run(lambda: self._load(set_id))
         if row is None:
-            return OfferResult(state=OfferState.FAILED)
-        try:
-            await self._offer(row, recipient)
-        except ComityError as e:
-            return await self._record_failure(row, recipient, e)
-        except Exception:  # noqa: BLE001 (one bad offer must not stop the others)
-            _LOG.exception("offering indicator set %s to %s failed unexpectedly", set_id, recipient)
-            error = UnexpectedOfferError("unexpected error; see the log")
-            return await self._record_failure(row, recipient, error)
-        await self._record_delivered(row, recipient)
-        return OfferResult(state=OfferState.DELIVERED)
+            return AttemptResult(state=OwedState.FAILED)
+        return await self._outbox.attempt(OwedOffer(row=row, recipient=recipient))
 
     async def attempt_all(self, set_id: str, recipients: Sequence[str]) -> None:
         await asyncio.gather(*(self.attempt(set_id, r) for r in recipients))
@@ -176,7 +156,68 @@ class SetOffers:
         with transaction(self._database.engine) as session:
             return indicator_repo.get_set(session, set_id)
 
-    async def _offer(self, row: IndicatorSetRow, recipient: str) -> None:
+    # --- the background loop -----------------------------------------------------------------
+
+    async def resend_due(self) -> int:
+        """Claim the offers that are due and make them; returns how many were made."""
+        return await self._outbox.attempt_due(self._settings.batch)
+
+    async def counts(self) -> tuple[int, int]:
+        """How many set versions are owed to agencies and waiting, and how many failed for good
+        (for ``comity node status``)."""
+
+        def load() -> tuple[int, int]:
+            with transaction(self._database.engine) as session:
+                return leased.pending_and_failed(session, IndicatorOffer)
+
+        return await self._database.run(load)
+
+    async def run(self, interval_s: float) -> None:
+        """Re-offer due versions, claiming every ``interval_s`` (at once while slots free)."""
+        await OutboxWorker(
+            claim=self._outbox.claim,
+            attempt=self._outbox.attempt,
+            max_in_flight=self._settings.batch,
+            poll_interval_s=interval_s,
+            what="indicator set offers",
+            log=_LOG,
+        ).run()
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def deliveries(session: Session, set_id: str) -> tuple[SetDelivery, ...]:
+        """Per agency: the version delivered, and any version still owed or refused."""
+        delivered = {s.recipient: s.version for s in indicator_repo.shares_of(session, set_id)}
+        offers = {o.recipient: o for o in offer_repo.offers_of(session, set_id)}
+        return tuple(
+            _delivery(recipient, delivered.get(recipient), offers.get(recipient))
+            for recipient in sorted(delivered.keys() | offers.keys())
+        )
+
+
+class Offers:
+    """Indicator set offers as a kind of owed item: the newest version, proved delivered when
+    the agency takes it or answers that it holds a newer one."""
+
+    def __init__(
+        self, *, directory: Directory, transport: SetTransport, check: EgressCheck
+    ) -> None:
+        self._directory = directory
+        self._transport = transport
+        self._check = check
+
+    def claim_due(
+        self, session: Session, *, owner: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[OwedOffer]:
+        rows = leased.claim_due(
+            session, IndicatorOffer, owner=owner, now_ms=now_ms, lease_ms=lease_ms, limit=limit
+        )
+        owed = ((indicator_repo.get_set(session, o.set_id), o.recipient) for o in rows)
+        return [OwedOffer(row=row, recipient=to) for row, to in owed if row is not None]
+
+    async def attempt(self, item: OwedOffer) -> None:
+        row, recipient = item.row, item.recipient
         indicator_set = IndicatorSet.from_bytes(row.document)
         try:
             self._check(indicator_set, recipient)
@@ -193,128 +234,73 @@ class SetOffers:
                 raise
             # The agency holds a newer version (passed on by another holder): nothing owed.
 
-    async def _record_delivered(self, row: IndicatorSetRow, recipient: str) -> None:
-        def record() -> None:
-            with transaction(self._database.engine) as session:
-                offer_repo.mark_delivered(
-                    session,
-                    set_id=row.set_id,
-                    recipient=recipient,
-                    version=row.version,
-                    now_ms=self._clock(),
-                )
-
-        await self._database.run(record)
-        _LOG.info("indicator set %s version %d passed to %s", row.set_id, row.version, recipient)
-
-    async def _record_failure(
-        self, row: IndicatorSetRow, recipient: str, error: ComityError
-    ) -> OfferResult:
-        retry = error.kind in RETRYABLE
-        _LOG.warning(
-            "indicator set %s version %d not passed to %s (%s)%s",
-            row.set_id,
-            row.version,
-            recipient,
-            error.code,
-            ", will retry" if retry else ", giving up",
+    def record_delivered(
+        self,
+        session: Session,
+        item: OwedOffer,
+        proof: None,  # noqa: ARG002 (an acknowledgement carries nothing to keep)
+        *,
+        now_ms: int,
+    ) -> bool:
+        row = item.row
+        offer_repo.mark_delivered(
+            session, set_id=row.set_id, recipient=item.recipient, version=row.version, now_ms=now_ms
         )
-        try:
-            await self._database.run(lambda: self._store_failure(row, recipient, error, retry))
-        except ComityError as e:
-            # The row stays claimed until its lease runs out, then it is tried again.
-            _LOG.warning("cannot record the offer of set %s: %s", row.set_id, e.code)
-        return OfferResult(state=OfferState.PENDING if retry else OfferState.FAILED, error=error)
+        return True
 
-    def _store_failure(
-        self, row: IndicatorSetRow, recipient: str, error: ComityError, retry: bool
+    def record_retry(
+        self,
+        session: Session,
+        item: OwedOffer,
+        *,
+        now_ms: int,
+        error: str,
+        delay_ms: Callable[[int], int],
     ) -> None:
-        now, reason = self._clock(), error.diagnostics()
-        with transaction(self._database.engine) as session:
-            if not retry:
-                offer_repo.mark_failed(
-                    session,
-                    set_id=row.set_id,
-                    recipient=recipient,
-                    version=row.version,
-                    now_ms=now,
-                    error=reason,
-                )
-                return
-            offer = session.get(IndicatorOffer, (row.set_id, recipient))
-            offer_repo.schedule_retry(
-                session,
-                set_id=row.set_id,
-                recipient=recipient,
-                version=row.version,
-                now_ms=now,
-                delay_ms=self._settings.retry.delay_ms(offer.attempts if offer else 0, self._rng),
-                error=reason,
-            )
-
-    # --- the background loop -----------------------------------------------------------------
-
-    async def resend_due(self) -> int:
-        """Claim the offers that are due and make them; returns how many were made."""
-        now = self._clock()
-
-        def claim() -> list[tuple[str, str]]:
-            with transaction(self._database.engine) as session:
-                rows = leased.claim_due(
-                    session,
-                    IndicatorOffer,
-                    owner=self._settings.owner,
-                    now_ms=now,
-                    lease_ms=self._settings.lease_ms,
-                    limit=self._settings.batch,
-                )
-                return [(row.set_id, row.recipient) for row in rows]
-
-        due = await self._database.run(claim)
-        await asyncio.gather(*(self.attempt(set_id, recipient) for set_id, recipient in due))
-        return len(due)
-
-    async def counts(self) -> tuple[int, int]:
-        """How many set versions are owed to agencies and waiting, and how many failed for good
-        (for ``comity node status``)."""
-
-        def load() -> tuple[int, int]:
-            with transaction(self._database.engine) as session:
-                return leased.pending_and_failed(session, IndicatorOffer)
-
-        return await self._database.run(load)
-
-    async def run(self, interval_s: float) -> None:
-        """Re-offer due versions every ``interval_s`` (at once again while a batch was full)."""
-        await resend_forever(
-            self.resend_due,
-            batch=self._settings.batch,
-            interval_s=interval_s,
-            what="indicator set offers",
+        # Left alone when a newer version became owed meanwhile (the version race guard).
+        offer = session.get(IndicatorOffer, (item.row.set_id, item.recipient))
+        offer_repo.schedule_retry(
+            session,
+            set_id=item.row.set_id,
+            recipient=item.recipient,
+            version=item.row.version,
+            now_ms=now_ms,
+            delay_ms=delay_ms(offer.attempts if offer else 0),
+            error=error,
         )
 
-    # --- reading ---------------------------------------------------------------------------------
+    def record_failed(self, session: Session, item: OwedOffer, *, now_ms: int, error: str) -> None:
+        offer_repo.mark_failed(
+            session,
+            set_id=item.row.set_id,
+            recipient=item.recipient,
+            version=item.row.version,
+            now_ms=now_ms,
+            error=error,
+        )
 
-    @staticmethod
-    def deliveries(session: Session, set_id: str) -> tuple[SetDelivery, ...]:
-        """Per agency: the version delivered, and any version still owed or refused."""
-        delivered = {s.recipient: s.version for s in indicator_repo.shares_of(session, set_id)}
-        offers = {o.recipient: o for o in offer_repo.offers_of(session, set_id)}
-        return tuple(
-            _delivery(recipient, delivered.get(recipient), offers.get(recipient))
-            for recipient in sorted(delivered.keys() | offers.keys())
+    def unexpected(self, item: OwedOffer) -> ComityError:  # noqa: ARG002 (same for all)
+        return UnexpectedOfferError("unexpected error; see the log")
+
+    def wording(self, item: OwedOffer) -> Wording:
+        row, to = item.row, item.recipient
+        return Wording(
+            attempt=f"offering indicator set {row.set_id} to {to}",
+            failed=f"indicator set {row.set_id} version {row.version} not passed to {to}",
+            delivered=f"indicator set {row.set_id} version {row.version} passed to {to}",
+            record=f"the offer of set {row.set_id}",
         )
 
 
 def _delivery(recipient: str, delivered: int | None, offer: IndicatorOffer | None) -> SetDelivery:
     if offer is None or offer.status == leased.DELIVERED:
         return SetDelivery(
-            recipient=recipient, delivered_version=delivered, state=OfferState.DELIVERED
+            recipient=recipient, delivered_version=delivered, state=OwedState.DELIVERED
         )
     return SetDelivery(
         recipient=recipient,
         delivered_version=delivered,
-        state=OfferState(offer.status),
+        state=OwedState(offer.status),
         owed_version=offer.version,
         attempts=offer.attempts,
         last_error=offer.last_error,

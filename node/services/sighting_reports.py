@@ -3,8 +3,8 @@
 
 A report is written as a ``sighting_report`` row, signed, in the transaction that decided to
 send it, then sent at once. An owner that cannot be reached keeps the row pending, and
-:meth:`SightingReports.run` sends it again with exponential backoff (the request outbox's
-:class:`RetryPolicy`) until the owner acknowledges it (an acknowledgement that it held the
+:meth:`SightingReports.run` sends it again with exponential backoff (the outbox machine of
+``services/outbox.py``) until the owner acknowledges it (an acknowledgement that it held the
 report already counts) or refuses it for good (the reason is kept). Replicas sharing a
 database claim due rows under a lease; were two to send the same report anyway, the owner
 stores it once, by its id. Logs name report ids, set ids and agencies, never a value or a note.
@@ -12,9 +12,7 @@ stores it once, by its id. Logs name report ids, set ids and agencies, never a v
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,8 +22,8 @@ from sqlmodel import Session
 from node.errors import ComityError, ErrorKind, UnknownAgencyError
 from node.indicators.sightings import Sighting
 from node.members import Directory, Member
-from node.services.delivery import RETRYABLE
-from node.services.set_offers import OfferResult, OfferSettings, OfferState, resend_forever
+from node.services.outbox import AttemptResult, Lease, Outbox, OutboxWorker, OwedState, Wording
+from node.services.set_offers import OfferSettings
 from node.storage import leased, report_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -50,7 +48,7 @@ class SentReport:
     """A report this node made, and where its delivery to the set's owner stands."""
 
     sighting: Sighting
-    state: OfferState
+    state: OwedState
     attempts: int = 0
     last_error: str | None = None
     next_attempt_at_ms: int | None = None
@@ -69,11 +67,16 @@ class SightingReports:
         settings: OfferSettings,
     ) -> None:
         self._database = database
-        self._directory = directory
-        self._transport = transport
         self._clock = clock
         self._settings = settings
-        self._rng = random.Random()  # noqa: S311 (jitter, not secrets)
+        self._outbox = Outbox(
+            Reports(directory=directory, transport=transport),
+            database=database,
+            clock=clock,
+            lease=Lease(owner=settings.owner, lease_ms=settings.lease_ms),
+            policy=settings.retry,
+            log=_LOG,
+        )
 
     # --- owing, in the caller's transaction ---------------------------------------------------
 
@@ -87,109 +90,38 @@ class SightingReports:
             document=document,
             signature=signature,
             now_ms=now,
-            claim=(self._settings.owner, now + self._settings.lease_ms),
+            claim=self._outbox.lease.claim(now),
         )
 
     # --- attempts --------------------------------------------------------------------------------
 
-    async def attempt(self, sighting_id: str) -> OfferResult:
+    async def attempt(self, sighting_id: str) -> AttemptResult:
         """Send a recorded report to its set's owner and record the outcome."""
         row = await self._database.run(lambda: self._load(sighting_id))
         if row is None:
-            return OfferResult(state=OfferState.FAILED)
-        try:
-            await self._send(row)
-        except ComityError as e:
-            return await self._record_failure(row, e)
-        except Exception:  # noqa: BLE001 (one bad report must not stop the others)
-            _LOG.exception("sending sighting report %s failed unexpectedly", sighting_id)
-            return await self._record_failure(row, UnexpectedReportError("see the log"))
-        await self._record_delivered(row)
-        return OfferResult(state=OfferState.DELIVERED)
+            return AttemptResult(state=OwedState.FAILED)
+        return await self._outbox.attempt(row)
 
     def _load(self, sighting_id: str) -> SightingReport | None:
         with transaction(self._database.engine) as session:
             return report_repo.get_report(session, sighting_id)
 
-    async def _send(self, row: SightingReport) -> None:
-        member = self._directory.find(row.owner)
-        if member is None:
-            raise UnknownAgencyError(f"the set's owner {row.owner} is not a federation member")
-        await self._transport.report_sighting(member, row.document, row.signature)
-
-    async def _record_delivered(self, row: SightingReport) -> None:
-        def record() -> None:
-            with transaction(self._database.engine) as session:
-                report_repo.mark_delivered(
-                    session, sighting_id=row.sighting_id, now_ms=self._clock()
-                )
-
-        await self._database.run(record)
-        _LOG.info("sighting report %s on set %s sent to %s", row.sighting_id, row.set_id, row.owner)
-
-    async def _record_failure(self, row: SightingReport, error: ComityError) -> OfferResult:
-        retry = error.kind in RETRYABLE
-        _LOG.warning(
-            "sighting report %s on set %s not sent to %s (%s)%s",
-            row.sighting_id,
-            row.set_id,
-            row.owner,
-            error.code,
-            ", will retry" if retry else ", giving up",
-        )
-        try:
-            await self._database.run(lambda: self._store_failure(row, error, retry))
-        except ComityError as e:
-            # The row stays claimed until its lease runs out, then it is tried again.
-            _LOG.warning("cannot record sighting report %s: %s", row.sighting_id, e.code)
-        return OfferResult(state=OfferState.PENDING if retry else OfferState.FAILED, error=error)
-
-    def _store_failure(self, row: SightingReport, error: ComityError, retry: bool) -> None:
-        now, reason = self._clock(), error.diagnostics()
-        with transaction(self._database.engine) as session:
-            if not retry:
-                report_repo.mark_failed(
-                    session, sighting_id=row.sighting_id, now_ms=now, error=reason
-                )
-                return
-            report_repo.schedule_retry(
-                session,
-                sighting_id=row.sighting_id,
-                now_ms=now,
-                delay_ms=self._settings.retry.delay_ms(row.attempts, self._rng),
-                error=reason,
-            )
-
     # --- the background loop -----------------------------------------------------------------
 
     async def resend_due(self) -> int:
         """Claim the reports that are due and send them; returns how many were sent."""
-        now = self._clock()
-
-        def claim() -> list[str]:
-            with transaction(self._database.engine) as session:
-                rows = leased.claim_due(
-                    session,
-                    SightingReport,
-                    owner=self._settings.owner,
-                    now_ms=now,
-                    lease_ms=self._settings.lease_ms,
-                    limit=self._settings.batch,
-                )
-                return [row.sighting_id for row in rows]
-
-        due = await self._database.run(claim)
-        await asyncio.gather(*(self.attempt(sighting_id) for sighting_id in due))
-        return len(due)
+        return await self._outbox.attempt_due(self._settings.batch)
 
     async def run(self, interval_s: float) -> None:
-        """Send due reports every ``interval_s`` (at once again while a batch was full)."""
-        await resend_forever(
-            self.resend_due,
-            batch=self._settings.batch,
-            interval_s=interval_s,
+        """Send due reports, claiming every ``interval_s`` (at once while slots are free)."""
+        await OutboxWorker(
+            claim=self._outbox.claim,
+            attempt=self._outbox.attempt,
+            max_in_flight=self._settings.batch,
+            poll_interval_s=interval_s,
             what="sighting reports",
-        )
+            log=_LOG,
+        ).run()
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -217,12 +149,79 @@ class SightingReports:
         return [_sent(row) for row in await self._database.run(load)]
 
 
+class Reports:
+    """Sighting reports as a kind of owed item, proved delivered by the owner's answer (an
+    acknowledgement that it held the report already counts)."""
+
+    def __init__(self, *, directory: Directory, transport: SightingTransport) -> None:
+        self._directory = directory
+        self._transport = transport
+
+    def claim_due(
+        self, session: Session, *, owner: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[SightingReport]:
+        return leased.claim_due(
+            session, SightingReport, owner=owner, now_ms=now_ms, lease_ms=lease_ms, limit=limit
+        )
+
+    async def attempt(self, item: SightingReport) -> None:
+        member = self._directory.find(item.owner)
+        if member is None:
+            raise UnknownAgencyError(f"the set's owner {item.owner} is not a federation member")
+        await self._transport.report_sighting(member, item.document, item.signature)
+
+    def record_delivered(
+        self,
+        session: Session,
+        item: SightingReport,
+        proof: None,  # noqa: ARG002 (an acknowledgement carries nothing to keep)
+        *,
+        now_ms: int,
+    ) -> bool:
+        report_repo.mark_delivered(session, sighting_id=item.sighting_id, now_ms=now_ms)
+        return True
+
+    def record_retry(
+        self,
+        session: Session,
+        item: SightingReport,
+        *,
+        now_ms: int,
+        error: str,
+        delay_ms: Callable[[int], int],
+    ) -> None:
+        report_repo.schedule_retry(
+            session,
+            sighting_id=item.sighting_id,
+            now_ms=now_ms,
+            delay_ms=delay_ms(item.attempts),
+            error=error,
+        )
+
+    def record_failed(
+        self, session: Session, item: SightingReport, *, now_ms: int, error: str
+    ) -> None:
+        report_repo.mark_failed(session, sighting_id=item.sighting_id, now_ms=now_ms, error=error)
+
+    def unexpected(self, item: SightingReport) -> ComityError:  # noqa: ARG002 (same for all)
+        return UnexpectedReportError("see the log")
+
+    def wording(self, item: SightingReport) -> Wording:
+        about = f"sighting report {item.sighting_id} on set {item.set_id}"
+        return Wording(
+            attempt=f"sending sighting report {item.sighting_id}",
+            failed=f"{about} not sent to {item.owner}",
+            delivered=f"{about} sent to {item.owner}",
+            record=f"sighting report {item.sighting_id}",
+        )
+
+
 def _sent(row: SightingReport) -> SentReport:
-    state = OfferState(row.status)
+    state = OwedState(row.status)
     return SentReport(
         sighting=Sighting.from_bytes(row.document),
         state=state,
         attempts=row.attempts,
         last_error=row.last_error,
-        next_attempt_at_ms=row.next_attempt_at_ms if state is OfferState.PENDING else None,
+        next_attempt_at_ms=row.next_attempt_at_ms if state is OwedState.PENDING else None,
     )

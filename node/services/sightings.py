@@ -33,7 +33,8 @@ from node.indicators.sightings import (
 )
 from node.indicators.tlp import Tlp, may_hold
 from node.members import Directory, member_by_certificate
-from node.services.set_offers import OfferSettings, OfferState
+from node.services.outbox import OwedState
+from node.services.set_offers import OfferSettings
 from node.services.sighting_reports import SentReport, SightingReports, SightingTransport
 from node.storage import indicator_repo, sighting_repo
 from node.storage.database import Database
@@ -100,7 +101,7 @@ class SightingService:
             lambda: self._record(set_id, indicator=indicator, kind=kind, note=note)
         )
         result = await self.reports.attempt(sighting_id)
-        if result.state is OfferState.FAILED and result.error is not None:
+        if result.state is OwedState.FAILED and result.error is not None:
             raise result.error
         sent = await self.reports.get(sighting_id)
         if sent is None:  # rows are never deleted; say so if it happens

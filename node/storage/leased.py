@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Rows that a node keeps sending until the other agency takes them (indicator set offers,
-sighting reports): due rows are claimed under a lease, so replicas sharing a database send
-each once, and counted by status for ``comity node status``."""
+"""Rows that a node keeps sending until the other agency takes them (request outbox rows,
+indicator set offers, sighting reports): due rows are claimed under a lease, so replicas
+sharing a database send each once, and counted by status for ``comity node status``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import TypeVar
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from node.storage.tables import IndicatorOffer, SightingReport
+from node.storage.tables import IndicatorOffer, Outbox, SightingReport
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
-Leased = TypeVar("Leased", IndicatorOffer, SightingReport)
+Leased = TypeVar("Leased", Outbox, IndicatorOffer, SightingReport)
 
 
 def claim_due(

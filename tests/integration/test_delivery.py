@@ -19,7 +19,8 @@ from node.forms.registry import schemas_dir
 from node.members import Member
 from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.model.request import RequestState, RequestView
-from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
+from node.services.delivery import DeliverySettings, DeliveryWorker
+from node.services.outbox import RetryPolicy
 from node.timeutil import now_ms
 from tests.integration.harness import (
     Federation,

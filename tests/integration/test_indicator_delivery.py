@@ -20,7 +20,8 @@ from node.errors import PeerRejectedError
 from node.indicators.sets import Indicator, IndicatorSet, sign_set
 from node.indicators.tlp import TlpEgressError
 from node.services.indicators import SetView
-from node.services.set_offers import OfferState, SetDelivery
+from node.services.outbox import OwedState
+from node.services.set_offers import SetDelivery
 from tests.integration.harness import Federation, make_configs, running_federation, start
 
 UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
@@ -81,7 +82,7 @@ async def eventually_delivered(
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         delivery = delivery_to(await fed.nodes[agency].indicators.get(set_id), recipient)
-        if delivery.state is OfferState.DELIVERED or asyncio.get_running_loop().time() > deadline:
+        if delivery.state is OwedState.DELIVERED or asyncio.get_running_loop().time() > deadline:
             return delivery
         await asyncio.sleep(0.05)
 
@@ -130,7 +131,7 @@ async def test_a_set_shared_while_the_peer_is_down_arrives_when_it_returns(
     assert received.version == 2
     assert sorted(i.value for i in received.indicators) == sorted(CANONICAL)
     delivered = await eventually_delivered(fed, UNIT, set_id, AUTHORITY)
-    assert (delivered.state, delivered.delivered_version) == (OfferState.DELIVERED, 2)
+    assert (delivered.state, delivered.delivered_version) == (OwedState.DELIVERED, 2)
     assert delivered.last_error is None
     assert (await fed.nodes[UNIT].indicators.get(set_id)).shared_with == (AUTHORITY,)
     code, out, err = await cli(capsys, "indicators", "show", set_id, *unit)
@@ -162,7 +163,7 @@ async def test_a_revocation_reaches_a_holder_that_was_down_and_is_passed_on(
     assert revoked.indicator_set.revoked
     waiting = delivery_to(revoked, AUTHORITY)
     assert (waiting.state, waiting.delivered_version, waiting.owed_version) == (
-        OfferState.PENDING,
+        OwedState.PENDING,
         2,
         3,
     )
@@ -204,7 +205,7 @@ async def test_a_refusal_for_good_stops_the_retries_and_keeps_the_reason(
         await unit.indicators.share(set_id, AUTHORITY)
     assert caught.value.peer_code == "replayed_message_id"
     failed = delivery_to(await unit.indicators.get(set_id), AUTHORITY)
-    assert failed.state is OfferState.FAILED
+    assert failed.state is OwedState.FAILED
     assert failed.owed_version == 2
     assert failed.attempts == 1
     assert "replayed_message_id" in (failed.last_error or "")
@@ -214,7 +215,7 @@ async def test_a_refusal_for_good_stops_the_retries_and_keeps_the_reason(
     assert await unit.indicators.offers.resend_due() == 0
     await asyncio.sleep(0.5)  # several loop intervals
     again = delivery_to(await unit.indicators.get(set_id), AUTHORITY)
-    assert (again.state, again.attempts) == (OfferState.FAILED, 1)
+    assert (again.state, again.attempts) == (OwedState.FAILED, 1)
     assert_no_value_logged(caplog)
 
 

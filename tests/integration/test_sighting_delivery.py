@@ -21,7 +21,8 @@ from node.cli.main import main
 from node.config import NodeConfig
 from node.indicators.sets import Indicator
 from node.indicators.sightings import SightingKind
-from node.services.set_offers import OfferSettings, OfferState
+from node.services.outbox import OwedState
+from node.services.set_offers import OfferSettings
 from node.services.sighting_reports import SentReport, SightingReports
 from node.storage import leased
 from node.storage.engine import transaction
@@ -85,7 +86,7 @@ async def eventually_settled(
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         [report] = await fed.nodes[AUTHORITY].sightings.sent_about(set_id)
-        if report.state is not OfferState.PENDING or (asyncio.get_running_loop().time() > deadline):
+        if report.state is not OwedState.PENDING or (asyncio.get_running_loop().time() > deadline):
             return report
         await asyncio.sleep(0.05)
 
@@ -134,7 +135,7 @@ async def test_a_report_made_while_the_owner_is_down_arrives_when_it_returns(
 
     fed.nodes[UNIT] = await start(fed.configs[UNIT], fed.spans)
     delivered = await eventually_settled(fed, set_id)
-    assert delivered.state is OfferState.DELIVERED
+    assert delivered.state is OwedState.DELIVERED
     assert delivered.last_error is None
     assert delivered.sighting.sighting_id == queued["sighting_id"]
     [held] = await fed.nodes[UNIT].sightings.list_for(set_id)
@@ -171,11 +172,11 @@ async def test_a_refusal_for_good_stops_the_retries_and_keeps_the_reason(
     queued = await fed.nodes[AUTHORITY].sightings.report(
         set_id, indicator=("phone", PHONE), kind=SightingKind.SEEN, note=NOTE
     )
-    assert queued.state is OfferState.PENDING
+    assert queued.state is OwedState.PENDING
 
     fed.nodes[UNIT] = await start(fed.configs[UNIT], fed.spans)
     refused = await eventually_settled(fed, set_id)
-    assert refused.state is OfferState.FAILED
+    assert refused.state is OwedState.FAILED
     assert "indicator_not_in_set" in (refused.last_error or "")
     assert refused.next_attempt_at_ms is None
     authority = ("--config", str(fed.configs[AUTHORITY].config_path))
@@ -185,7 +186,7 @@ async def test_a_refusal_for_good_stops_the_retries_and_keeps_the_reason(
     assert await fed.nodes[AUTHORITY].sightings.reports.resend_due() == 0
     await asyncio.sleep(0.5)  # several loop intervals
     [again] = await fed.nodes[AUTHORITY].sightings.sent_about(set_id)
-    assert (again.state, again.attempts) == (OfferState.FAILED, refused.attempts)
+    assert (again.state, again.attempts) == (OwedState.FAILED, refused.attempts)
     assert stored_at_owner(fed) == 0
     code, out, err = await cli(capsys, "indicators", "sightings", set_id, "--json", *authority)
     assert code == 0, err
@@ -200,7 +201,7 @@ async def test_replicas_sharing_a_database_do_not_both_send_a_report(fed: Federa
     await fed.nodes.pop(UNIT).stop()
     node = fed.nodes[AUTHORITY]
     queued = await node.sightings.report(set_id, indicator=("phone", PHONE), kind=SightingKind.SEEN)
-    assert queued.state is OfferState.PENDING
+    assert queued.state is OwedState.PENDING
 
     # Two more replicas on the authority's database, their clocks an hour on (so the report
     # is due for both): the first to claim it holds it for the length of its lease.
@@ -220,7 +221,7 @@ async def test_replicas_sharing_a_database_do_not_both_send_a_report(fed: Federa
     past_lease = replica(fed, "replica-2", lambda: later + 60_000)
     assert await past_lease.resend_due() == 1
     [report] = await node.sightings.sent_about(set_id)
-    assert report.state is OfferState.PENDING
+    assert report.state is OwedState.PENDING
     assert report.attempts == queued.attempts + 1
 
 
