@@ -9,6 +9,7 @@ import grpc
 
 from node import wire
 from node.gen.comity.v1 import local_pb2
+from node.indicators.pdq_index import too_weak_to_keep
 from node.services.indicators import IndicatorService, SetView
 from node.services.overlap import OverlapService
 from node.services.pdq_matcher import PDQ_MAX_DISTANCE
@@ -87,12 +88,8 @@ class LocalIndicators:
         )
 
 
-PDQ_MIN_QUALITY = 50
-"""PDQ's guidance: hashes of quality 49 or less match too loosely to act on."""
-
-
 def _weak_pdq(entry: local_pb2.IndicatorEntry) -> bool:
-    return entry.type == "pdq" and entry.HasField("quality") and entry.quality < PDQ_MIN_QUALITY
+    return too_weak_to_keep(entry.type, entry.quality if entry.HasField("quality") else None)
 
 
 def set_view(view: SetView, *, with_indicators: bool = False) -> local_pb2.IndicatorSetView:
