@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import Token
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Never
@@ -140,25 +141,28 @@ def _stream(behaviour: Callable[..., Any], rpc: _Rpc) -> Stream:
 class _Served:
     """One call: its span, its clock, and, on the way out, its status, access line and errors."""
 
+    _span: Span
+    _token: Token[otel_context.Context]
+
     def __init__(self, rpc: _Rpc, context: Context) -> None:
         self._rpc = rpc
         self._context = context
         self._started = time.monotonic()
-        parent = extract_context(context.invocation_metadata())
-        self._span: Span = rpc.tracer.start_span(
-            rpc.name,
+
+    async def __aenter__(self) -> None:
+        parent = extract_context(self._context.invocation_metadata())
+        self._span = self._rpc.tracer.start_span(
+            self._rpc.name,
             context=parent,
             kind=SpanKind.SERVER,
             attributes={
                 "rpc.system": "grpc",
-                "rpc.service": rpc.service,
-                "rpc.method": rpc.method,
+                "rpc.service": self._rpc.service,
+                "rpc.method": self._rpc.method,
             },
         )
+        # Current for the call, so the services' own spans become its children.
         self._token = otel_context.attach(trace.set_span_in_context(self._span, parent))
-
-    async def __aenter__(self) -> None:
-        return None
 
     async def __aexit__(
         self,
