@@ -305,7 +305,7 @@ async def _start_on(
     )
     servers = build_servers(
         federation=FederationServicer(
-            exchange=exchange, tracer=tracer, directory_version=lambda: directory.version
+            exchange=exchange, directory_version=lambda: directory.version
         ),
         audit=AuditServicer(audit=audit, disclosure=disclosure, directory=directory),
         witness=WitnessServicer(
@@ -341,6 +341,7 @@ async def _start_on(
             certificate=certificate, private_key=private_key, trust_roots=directory.trust_roots
         ),
         max_concurrent_rpcs=config.max_concurrent_rpcs,
+        tracer=tracer,
         share_port=config.share_port,
     )
     await servers.start()

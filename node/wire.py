@@ -1,9 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The one module that converts between generated protobuf messages and domain types.
+"""Converts the messages that carry signed data: envelopes, receipts and indicator entries.
 
-Inbound conversion is strict (steps 1-2 of the receive table in proto/README.md): unknown
-fields, wrong protocol versions, malformed ids and out-of-range sizes are refused with a
-MalformedError naming the field, before any cryptography runs.
+These are converted here, apart from any one service, because their bytes are signed, stored
+and checked by several layers. Inbound conversion is strict (steps 1-2 of the receive table
+in proto/README.md): unknown fields, wrong protocol versions, malformed ids and out-of-range
+sizes are refused with a MalformedError naming the field, before any cryptography runs.
+
+Every other message is converted beside the code that sends or answers it, in
+``node/transport``: a service's request and answer messages in its servicer module
+(``*_servicer.py``, with the ``*_from_proto`` a client needs next to the ``*_to_proto``), the
+Local service's views in ``local_servicer.py`` and ``local_*.py`` (one module per group of
+commands), and outgoing call messages in ``peer_client.py``. Outside ``node/transport`` and
+this module only ``node/cli`` handles generated messages; services store envelopes and
+receipts through the ``*_to_bytes`` and ``*_from_bytes`` functions here, which take and give
+domain types.
 """
 
 from __future__ import annotations

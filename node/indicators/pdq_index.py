@@ -22,6 +22,18 @@ WORDS = PDQ_BITS // 64
 NEVER = np.iinfo(np.int64).max
 """The expiry of an entry that does not expire."""
 
+PDQ_MIN_QUALITY = 50
+"""PDQ's guidance: hashes of quality 49 or less match too loosely to act on."""
+
+
+def too_weak_to_keep(indicator_type: str, quality: int | None) -> bool:
+    """Whether an indicator is a PDQ hash whose stated quality is below PDQ_MIN_QUALITY.
+
+    Such hashes are left out of a set before it is stored; a hash without a stated quality is
+    kept.
+    """
+    return indicator_type == "pdq" and quality is not None and quality < PDQ_MIN_QUALITY
+
 
 @dataclass(frozen=True, kw_only=True)
 class PdqEntry:

@@ -14,7 +14,6 @@ from node.services.audit import AuditService
 from node.services.disclosure import DisclosureService, Release
 from node.services.witness import WitnessService
 from node.tls import peer_certificate_fingerprint
-from node.transport.status import answer_or_abort
 
 SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
 WITNESS_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Witness"].full_name
@@ -31,55 +30,39 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
         self._directory = directory
 
     async def GetCheckpoint(  # noqa: N802 (the names are the RPCs')
-        self, _request: audit_pb2.GetCheckpointRequest, context: Context
+        self, _request: audit_pb2.GetCheckpointRequest, _context: Context
     ) -> audit_pb2.CheckpointNote:
-        async def handle() -> audit_pb2.CheckpointNote:
-            return audit_pb2.CheckpointNote(note=await self._audit.checkpoint())
-
-        return await answer_or_abort(context, handle, method="GetCheckpoint")
+        return audit_pb2.CheckpointNote(note=await self._audit.checkpoint())
 
     async def GetLeaves(  # noqa: N802
-        self, request: audit_pb2.GetLeavesRequest, context: Context
+        self, request: audit_pb2.GetLeavesRequest, _context: Context
     ) -> audit_pb2.GetLeavesResponse:
-        async def handle() -> audit_pb2.GetLeavesResponse:
-            leaves = await self._audit.leaves(start=request.start, end=request.end)
-            return audit_pb2.GetLeavesResponse(leaves=leaves)
-
-        return await answer_or_abort(context, handle, method="GetLeaves")
+        leaves = await self._audit.leaves(start=request.start, end=request.end)
+        return audit_pb2.GetLeavesResponse(leaves=leaves)
 
     async def GetInclusionProof(  # noqa: N802
-        self, request: audit_pb2.GetInclusionProofRequest, context: Context
+        self, request: audit_pb2.GetInclusionProofRequest, _context: Context
     ) -> audit_pb2.Proof:
-        async def handle() -> audit_pb2.Proof:
-            proof = await self._audit.inclusion_proof(index=request.index, size=request.size)
-            return audit_pb2.Proof(hashes=proof)
-
-        return await answer_or_abort(context, handle, method="GetInclusionProof")
+        proof = await self._audit.inclusion_proof(index=request.index, size=request.size)
+        return audit_pb2.Proof(hashes=proof)
 
     async def GetConsistencyProof(  # noqa: N802
-        self, request: audit_pb2.GetConsistencyProofRequest, context: Context
+        self, request: audit_pb2.GetConsistencyProofRequest, _context: Context
     ) -> audit_pb2.Proof:
-        async def handle() -> audit_pb2.Proof:
-            proof = await self._audit.consistency_proof(
-                old_size=request.old_size, new_size=request.new_size
-            )
-            return audit_pb2.Proof(hashes=proof)
-
-        return await answer_or_abort(context, handle, method="GetConsistencyProof")
+        proof = await self._audit.consistency_proof(
+            old_size=request.old_size, new_size=request.new_size
+        )
+        return audit_pb2.Proof(hashes=proof)
 
     async def GetProofBundles(  # noqa: N802
         self, request: audit_pb2.GetProofBundlesRequest, context: Context
     ) -> audit_pb2.ProofBundles:
-        async def handle() -> audit_pb2.ProofBundles:
-            fingerprint = peer_certificate_fingerprint(context.auth_context())
-            caller = member_by_certificate(self._directory, fingerprint)
-            release = Release(
-                role=remote_role(caller.roles), recipient=caller.agency_id, reason=request.reason
-            )
-            bundles = await self._disclosure.prove(request.target, release)
-            return proof_bundles(bundles)
-
-        return await answer_or_abort(context, handle, method="GetProofBundles")
+        fingerprint = peer_certificate_fingerprint(context.auth_context())
+        caller = member_by_certificate(self._directory, fingerprint)
+        release = Release(
+            role=remote_role(caller.roles), recipient=caller.agency_id, reason=request.reason
+        )
+        return proof_bundles(await self._disclosure.prove(request.target, release))
 
 
 def proof_bundles(bundles: list[tuple[int, str]]) -> audit_pb2.ProofBundles:
@@ -93,14 +76,9 @@ class WitnessServicer(audit_pb2_grpc.WitnessServicer):
         self._witness = witness
 
     async def AddCheckpoint(  # noqa: N802 (the name is the RPC's)
-        self, request: audit_pb2.AddCheckpointRequest, context: Context
+        self, request: audit_pb2.AddCheckpointRequest, _context: Context
     ) -> audit_pb2.CosignatureLine:
-        async def handle() -> audit_pb2.CosignatureLine:
-            line = await self._witness.add_checkpoint(
-                note=request.note,
-                old_size=request.old_size,
-                proof=list(request.consistency_proof),
-            )
-            return audit_pb2.CosignatureLine(line=line)
-
-        return await answer_or_abort(context, handle, method="AddCheckpoint")
+        line = await self._witness.add_checkpoint(
+            note=request.note, old_size=request.old_size, proof=list(request.consistency_proof)
+        )
+        return audit_pb2.CosignatureLine(line=line)

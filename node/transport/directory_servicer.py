@@ -7,7 +7,6 @@ import grpc
 
 from node.federation.trusted import FederationDirectory
 from node.gen.comity.v1 import directory_pb2, directory_pb2_grpc
-from node.transport.status import answer_or_abort
 
 SERVICE_NAME = directory_pb2.DESCRIPTOR.services_by_name["Directory"].full_name
 
@@ -21,11 +20,8 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServicer):
         self._directory = directory
 
     async def GetDirectory(  # noqa: N802 (the name is the RPC's)
-        self, request: directory_pb2.GetDirectoryRequest, context: GetContext
+        self, request: directory_pb2.GetDirectoryRequest, _context: GetContext
     ) -> directory_pb2.GetDirectoryResponse:
-        async def handle() -> directory_pb2.GetDirectoryResponse:
-            version = request.version or self._directory.version
-            document = await self._directory.document_bytes(version)
-            return directory_pb2.GetDirectoryResponse(version=version, document=document)
-
-        return await answer_or_abort(context, handle, method="GetDirectory")
+        version = request.version or self._directory.version
+        document = await self._directory.document_bytes(version)
+        return directory_pb2.GetDirectoryResponse(version=version, document=document)

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
 from node.gen.comity.v1 import evidence_pb2, evidence_pb2_grpc
 from node.services.evidence import Chunk, EvidenceService, ItemProgress, Progress
 from node.tls import peer_certificate_fingerprint
-from node.transport.status import answer_or_abort
 
 SERVICE_NAME = evidence_pb2.DESCRIPTOR.services_by_name["Evidence"].full_name
+
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class EvidenceServicer(evidence_pb2_grpc.EvidenceServicer):
@@ -20,39 +22,25 @@ class EvidenceServicer(evidence_pb2_grpc.EvidenceServicer):
         self._evidence = evidence
 
     async def Status(  # noqa: N802 (the name is the RPC's)
-        self,
-        request: evidence_pb2.EvidenceStatusRequest,
-        context: grpc.aio.ServicerContext[
-            evidence_pb2.EvidenceStatusRequest, evidence_pb2.EvidenceProgress
-        ],
+        self, request: evidence_pb2.EvidenceStatusRequest, _context: Context
     ) -> evidence_pb2.EvidenceProgress:
-        async def handle() -> evidence_pb2.EvidenceProgress:
-            return progress_to_proto(await self._evidence.status(request.evidence_id))
-
-        return await answer_or_abort(context, handle, method="Evidence.Status")
+        return progress_to_proto(await self._evidence.status(request.evidence_id))
 
     async def Upload(  # noqa: N802
-        self,
-        request_iterator: AsyncIterator[evidence_pb2.EvidenceChunk],
-        context: grpc.aio.ServicerContext[
-            evidence_pb2.EvidenceChunk, evidence_pb2.EvidenceProgress
-        ],
+        self, request_iterator: AsyncIterator[evidence_pb2.EvidenceChunk], context: Context
     ) -> evidence_pb2.EvidenceProgress:
-        async def chunks() -> AsyncIterator[Chunk]:
-            async for message in request_iterator:
-                yield Chunk(
-                    evidence_id=message.evidence_id,
-                    item=message.item,
-                    index=message.index,
-                    sealed=message.sealed,
-                )
+        fingerprint = peer_certificate_fingerprint(context.auth_context())
+        chunks = (_chunk(message) async for message in request_iterator)
+        return progress_to_proto(await self._evidence.receive(chunks, peer_fingerprint=fingerprint))
 
-        async def handle() -> evidence_pb2.EvidenceProgress:
-            fingerprint = peer_certificate_fingerprint(context.auth_context())
-            progress = await self._evidence.receive(chunks(), peer_fingerprint=fingerprint)
-            return progress_to_proto(progress)
 
-        return await answer_or_abort(context, handle, method="Evidence.Upload")
+def _chunk(message: evidence_pb2.EvidenceChunk) -> Chunk:
+    return Chunk(
+        evidence_id=message.evidence_id,
+        item=message.item,
+        index=message.index,
+        sealed=message.sealed,
+    )
 
 
 def progress_to_proto(progress: Progress) -> evidence_pb2.EvidenceProgress:

@@ -12,16 +12,13 @@ from collections.abc import Callable
 
 import grpc
 from google.protobuf.message import DecodeError
-from opentelemetry.trace import SpanKind, Tracer
 
 from node import wire
 from node.errors import MalformedError
 from node.gen.comity.v1 import federation_pb2
 from node.services.exchange import ExchangeService
-from node.telemetry import extract_context
 from node.tls import peer_certificate_fingerprint
 from node.transport.peer_client import DIRECTORY_VERSION_HEADER
-from node.transport.status import answer_or_abort
 
 SERVICE_NAME = federation_pb2.DESCRIPTOR.services_by_name["Federation"].full_name
 
@@ -29,11 +26,8 @@ DeliverContext = grpc.aio.ServicerContext[bytes, bytes]
 
 
 class FederationServicer:
-    def __init__(
-        self, *, exchange: ExchangeService, tracer: Tracer, directory_version: Callable[[], int]
-    ) -> None:
+    def __init__(self, *, exchange: ExchangeService, directory_version: Callable[[], int]) -> None:
         self._exchange = exchange
-        self._tracer = tracer
         self._directory_version = directory_version
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -43,19 +37,10 @@ class FederationServicer:
         )
 
     async def deliver(self, request: bytes, context: DeliverContext) -> bytes:
-        parent = extract_context(context.invocation_metadata())
         # Announced first, so the sender learns it is behind even when the answer is a refusal.
         await context.send_initial_metadata(
             ((DIRECTORY_VERSION_HEADER, str(self._directory_version())),)
         )
-        with self._tracer.start_as_current_span(
-            f"{SERVICE_NAME}/Deliver", context=parent, kind=SpanKind.SERVER
-        ):
-            return await answer_or_abort(
-                context, lambda: self._deliver(request, context), method="Deliver"
-            )
-
-    async def _deliver(self, request: bytes, context: DeliverContext) -> bytes:
         sealed = wire.envelope_from_proto(_parse_request(request).envelope)
         receipt = await self._exchange.receive(
             sealed, peer_fingerprint=peer_certificate_fingerprint(context.auth_context())

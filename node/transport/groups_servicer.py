@@ -13,7 +13,7 @@ from node.members import Member
 from node.services.groups import GroupService
 from node.tls import peer_certificate_fingerprint
 from node.transport.peer_client import PeerClient
-from node.transport.status import answer_or_abort, error_from_rpc
+from node.transport.status import error_from_rpc
 
 SERVICE_NAME = groups_pb2.DESCRIPTOR.services_by_name["Groups"].full_name
 
@@ -27,30 +27,24 @@ class GroupsServicer(groups_pb2_grpc.GroupsServicer):
     async def OfferGroupKey(  # noqa: N802 (the name is the RPC's)
         self, request: groups_pb2.SignedGroupKey, context: Context
     ) -> groups_pb2.GroupKeyAck:
-        async def handle() -> groups_pb2.GroupKeyAck:
-            group = await self._groups.receive_key(
-                request.document,
-                request.signature,
-                peer_fingerprint=peer_certificate_fingerprint(context.auth_context()),
-            )
-            return groups_pb2.GroupKeyAck(group_id=group.group_id, epoch=group.epoch)
-
-        return await answer_or_abort(context, handle, method="Groups.OfferGroupKey")
+        group = await self._groups.receive_key(
+            request.document,
+            request.signature,
+            peer_fingerprint=peer_certificate_fingerprint(context.auth_context()),
+        )
+        return groups_pb2.GroupKeyAck(group_id=group.group_id, epoch=group.epoch)
 
     async def PullTags(  # noqa: N802
         self, request: groups_pb2.PullTagsRequest, context: Context
     ) -> groups_pb2.PullTagsResponse:
-        async def handle() -> groups_pb2.PullTagsResponse:
-            page = await self._groups.serve_pull(
-                group_id=request.group_id,
-                publisher=request.publisher,
-                after_seq=request.after_seq,
-                limit=request.limit,
-                peer_fingerprint=peer_certificate_fingerprint(context.auth_context()),
-            )
-            return page_to_proto(page)
-
-        return await answer_or_abort(context, handle, method="Groups.PullTags")
+        page = await self._groups.serve_pull(
+            group_id=request.group_id,
+            publisher=request.publisher,
+            after_seq=request.after_seq,
+            limit=request.limit,
+            peer_fingerprint=peer_certificate_fingerprint(context.auth_context()),
+        )
+        return page_to_proto(page)
 
 
 def page_to_proto(page: TagPage) -> groups_pb2.PullTagsResponse:

@@ -15,11 +15,9 @@ from node.services.overlap import OverlapService
 from node.services.overlap_reveal import RevealService
 from node.services.sightings import SightingService
 from node.tls import peer_certificate_fingerprint
-from node.transport.channel_options import OVERLAP_CHUNK
-from node.transport.reveal_servicer import RevealRpcs
+from node.transport.reveal_servicer import RevealRpcs, overlap_chunks
 from node.transport.set_chunks_servicer import SetChunkRpcs
 from node.transport.sightings_servicer import SightingRpcs
-from node.transport.status import answer_or_abort
 
 SERVICE_NAME = indicators_pb2.DESCRIPTOR.services_by_name["Indicators"].full_name
 
@@ -45,29 +43,27 @@ class IndicatorsServicer(
     async def OfferSet(  # noqa: N802 (the name is the RPC's)
         self, request: indicators_pb2.SignedIndicatorSet, context: Context
     ) -> indicators_pb2.IndicatorSetAck:
-        async def handle() -> indicators_pb2.IndicatorSetAck:
-            fingerprint = peer_certificate_fingerprint(context.auth_context())
-            offered = await self._indicators.receive(
-                request.document, request.signature, peer_fingerprint=fingerprint
-            )
-            return indicators_pb2.IndicatorSetAck(set_id=offered.set_id, version=offered.version)
-
-        return await answer_or_abort(context, handle, method="Indicators.OfferSet")
+        fingerprint = peer_certificate_fingerprint(context.auth_context())
+        offered = await self._indicators.receive(
+            request.document, request.signature, peer_fingerprint=fingerprint
+        )
+        return indicators_pb2.IndicatorSetAck(set_id=offered.set_id, version=offered.version)
 
     async def CountOverlap(  # noqa: N802
         self, request_iterator: AsyncIterator[indicators_pb2.OverlapChunk], context: Context
     ) -> AsyncIterator[indicators_pb2.OverlapChunk]:
-        async def handle() -> tuple[list[bytes], list[bytes]]:
-            points: list[bytes] = []
-            async for chunk in request_iterator:
-                points.extend(chunk.initiator)
-                if len(points) > MAX_ITEMS:
-                    raise OverlapError(f"an overlap check takes at most {MAX_ITEMS} items a side")
-            fingerprint = peer_certificate_fingerprint(context.auth_context())
-            return await self._overlap.answer(points, peer_fingerprint=fingerprint)
+        points = await _initiator_points(request_iterator)
+        fingerprint = peer_certificate_fingerprint(context.auth_context())
+        doubled, mine = await self._overlap.answer(points, peer_fingerprint=fingerprint)
+        for chunk in overlap_chunks(doubled, mine):
+            yield chunk
 
-        doubled, mine = await answer_or_abort(context, handle, method="Indicators.CountOverlap")
-        for start in range(0, len(doubled), OVERLAP_CHUNK):
-            yield indicators_pb2.OverlapChunk(doubled=doubled[start : start + OVERLAP_CHUNK])
-        for start in range(0, len(mine), OVERLAP_CHUNK):
-            yield indicators_pb2.OverlapChunk(responder=mine[start : start + OVERLAP_CHUNK])
+
+async def _initiator_points(chunks: AsyncIterator[indicators_pb2.OverlapChunk]) -> list[bytes]:
+    """Raises: OverlapError: more than MAX_ITEMS points."""
+    points: list[bytes] = []
+    async for chunk in chunks:
+        points.extend(chunk.initiator)
+        if len(points) > MAX_ITEMS:
+            raise OverlapError(f"an overlap check takes at most {MAX_ITEMS} items a side")
+    return points

@@ -10,7 +10,6 @@ import grpc
 from node.gen.comity.v1 import local_pb2
 from node.indicators.campaigns import Value
 from node.services.campaigns import CampaignRequest, CampaignService, CampaignView
-from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -26,106 +25,85 @@ class LocalCampaigns:
     _campaigns: CampaignService
 
     async def CreateCampaign(  # noqa: N802 (the names are the RPCs')
-        self, request: local_pb2.CreateCampaignRequest, context: Context
+        self, request: local_pb2.CreateCampaignRequest, _context: Context
     ) -> local_pb2.CampaignView:
-        async def handle() -> local_pb2.CampaignView:
-            view = await self._campaigns.create(request.name, request.campaign_id or None)
-            return campaign_view(view)
-
-        return await answer_or_abort(context, handle, method="CreateCampaign")
+        view = await self._campaigns.create(request.name, request.campaign_id or None)
+        return campaign_view(view)
 
     async def DetectCampaigns(  # noqa: N802
-        self, request: local_pb2.DetectCampaignsRequest, context: Context
+        self, request: local_pb2.DetectCampaignsRequest, _context: Context
     ) -> local_pb2.CampaignDetection:
-        async def handle() -> local_pb2.CampaignDetection:
-            found = await self._campaigns.detect(request.name)
-            return local_pb2.CampaignDetection(
-                campaigns=[campaign_view(v) for v in found.campaigns],
-                created=list(found.created),
-                noisy_values=found.noisy_values,
-                benign_values=found.benign_values,
-            )
-
-        return await answer_or_abort(context, handle, method="DetectCampaigns")
+        found = await self._campaigns.detect(request.name)
+        return local_pb2.CampaignDetection(
+            campaigns=[campaign_view(v) for v in found.campaigns],
+            created=list(found.created),
+            noisy_values=found.noisy_values,
+            benign_values=found.benign_values,
+        )
 
     async def LinkCampaignAgency(  # noqa: N802
-        self, request: local_pb2.LinkCampaignAgencyRequest, context: Context
+        self, request: local_pb2.LinkCampaignAgencyRequest, _context: Context
     ) -> local_pb2.CampaignLink:
-        async def handle() -> local_pb2.CampaignLink:
-            link = await self._campaigns.link_agency(
-                request.campaign_id, request.agency, list(request.set_ids)
-            )
-            overlap = link.overlap
-            return local_pb2.CampaignLink(
-                overlap=local_pb2.OverlapCount(
-                    agency=overlap.agency,
-                    mine=overlap.mine,
-                    theirs=overlap.theirs,
-                    shared=overlap.shared,
-                ),
-                linked=link.linked,
-                campaign=campaign_view(link.campaign),
-            )
-
-        return await answer_or_abort(context, handle, method="LinkCampaignAgency")
+        link = await self._campaigns.link_agency(
+            request.campaign_id, request.agency, list(request.set_ids)
+        )
+        overlap = link.overlap
+        return local_pb2.CampaignLink(
+            overlap=local_pb2.OverlapCount(
+                agency=overlap.agency,
+                mine=overlap.mine,
+                theirs=overlap.theirs,
+                shared=overlap.shared,
+            ),
+            linked=link.linked,
+            campaign=campaign_view(link.campaign),
+        )
 
     async def ListCampaigns(  # noqa: N802
-        self, _request: local_pb2.ListCampaignsRequest, context: Context
+        self, _request: local_pb2.ListCampaignsRequest, _context: Context
     ) -> local_pb2.CampaignList:
-        async def handle() -> local_pb2.CampaignList:
-            views = await self._campaigns.list_campaigns()
-            return local_pb2.CampaignList(campaigns=[campaign_view(v) for v in views])
-
-        return await answer_or_abort(context, handle, method="ListCampaigns")
+        views = await self._campaigns.list_campaigns()
+        return local_pb2.CampaignList(campaigns=[campaign_view(v) for v in views])
 
     async def GetCampaign(  # noqa: N802
-        self, request: local_pb2.GetCampaignRequest, context: Context
+        self, request: local_pb2.GetCampaignRequest, _context: Context
     ) -> local_pb2.CampaignView:
-        async def handle() -> local_pb2.CampaignView:
-            view = await self._campaigns.get(request.campaign_id, with_requests=True)
-            return campaign_view(view)
-
-        return await answer_or_abort(context, handle, method="GetCampaign")
+        view = await self._campaigns.get(request.campaign_id, with_requests=True)
+        return campaign_view(view)
 
     async def AlertCampaign(  # noqa: N802
-        self, request: local_pb2.AlertCampaignRequest, context: Context
+        self, request: local_pb2.AlertCampaignRequest, _context: Context
     ) -> local_pb2.CampaignAlerts:
-        async def handle() -> local_pb2.CampaignAlerts:
-            filed = await self._campaigns.alert(
-                request.campaign_id, request.form_json, list(request.recipients)
-            )
-            return local_pb2.CampaignAlerts(
-                requests=[
-                    _summary(
-                        CampaignRequest(
-                            request_id=v.request_id,
-                            request_type=v.request_type,
-                            direction=v.direction.value,
-                            peer=v.peer,
-                            state=v.state.value,
-                            created_at_ms=v.created_at_ms,
-                            updated_at_ms=v.updated_at_ms,
-                        )
+        filed = await self._campaigns.alert(
+            request.campaign_id, request.form_json, list(request.recipients)
+        )
+        return local_pb2.CampaignAlerts(
+            requests=[
+                _summary(
+                    CampaignRequest(
+                        request_id=v.request_id,
+                        request_type=v.request_type,
+                        direction=v.direction.value,
+                        peer=v.peer,
+                        state=v.state.value,
+                        created_at_ms=v.created_at_ms,
+                        updated_at_ms=v.updated_at_ms,
                     )
-                    for v in filed
-                ]
-            )
-
-        return await answer_or_abort(context, handle, method="AlertCampaign")
+                )
+                for v in filed
+            ]
+        )
 
     async def ChangeBenignValues(  # noqa: N802
-        self, request: local_pb2.ChangeBenignValuesRequest, context: Context
+        self, request: local_pb2.ChangeBenignValuesRequest, _context: Context
     ) -> local_pb2.BenignValues:
-        async def handle() -> local_pb2.BenignValues:
-            changed, values = await self._campaigns.change_benign(
-                add=_values(request.add), remove=_values(request.remove)
-            )
-            return local_pb2.BenignValues(
-                values=[local_pb2.IndicatorEntry(type=k, value=v) for k, v in values],
-                changed=changed,
-            )
-
-        return await answer_or_abort(context, handle, method="ChangeBenignValues")
+        changed, values = await self._campaigns.change_benign(
+            add=_values(request.add), remove=_values(request.remove)
+        )
+        return local_pb2.BenignValues(
+            values=[local_pb2.IndicatorEntry(type=k, value=v) for k, v in values],
+            changed=changed,
+        )
 
 
 def _values(entries: Any) -> list[Value]:

@@ -9,7 +9,6 @@ import grpc
 
 from node.gen.comity.v1 import local_groups_pb2 as pb
 from node.services.groups import GroupService, GroupView, SyncOutcome
-from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -20,65 +19,47 @@ class LocalGroups:
     _groups: GroupService
 
     async def CreateGroup(  # noqa: N802 (the names are the RPCs')
-        self, request: pb.CreateGroupRequest, context: Context
+        self, request: pb.CreateGroupRequest, _context: Context
     ) -> pb.GroupView:
-        async def handle() -> pb.GroupView:
-            return group_view(await self._groups.create(request.name, list(request.members)))
-
-        return await answer_or_abort(context, handle, method="CreateGroup")
+        return group_view(await self._groups.create(request.name, list(request.members)))
 
     async def ListGroups(  # noqa: N802
-        self, _request: pb.ListGroupsRequest, context: Context
+        self, _request: pb.ListGroupsRequest, _context: Context
     ) -> pb.GroupList:
-        async def handle() -> pb.GroupList:
-            views = await self._groups.list_groups()
-            return pb.GroupList(groups=[group_view(v) for v in views])
-
-        return await answer_or_abort(context, handle, method="ListGroups")
+        views = await self._groups.list_groups()
+        return pb.GroupList(groups=[group_view(v) for v in views])
 
     async def RotateGroup(  # noqa: N802
-        self, request: pb.RotateGroupRequest, context: Context
+        self, request: pb.RotateGroupRequest, _context: Context
     ) -> pb.GroupView:
-        async def handle() -> pb.GroupView:
-            rotated = await self._groups.rotate(
-                request.group_id, list(request.remove), list(request.add)
-            )
-            return group_view(rotated)
-
-        return await answer_or_abort(context, handle, method="RotateGroup")
+        rotated = await self._groups.rotate(
+            request.group_id, list(request.remove), list(request.add)
+        )
+        return group_view(rotated)
 
     async def PublishToGroup(  # noqa: N802
-        self, request: pb.PublishToGroupRequest, context: Context
+        self, request: pb.PublishToGroupRequest, _context: Context
     ) -> pb.GroupView:
-        async def handle() -> pb.GroupView:
-            return group_view(await self._groups.publish(request.group_id, request.set_id))
-
-        return await answer_or_abort(context, handle, method="PublishToGroup")
+        return group_view(await self._groups.publish(request.group_id, request.set_id))
 
     async def SyncGroups(  # noqa: N802
-        self, request: pb.SyncGroupsRequest, context: Context
+        self, request: pb.SyncGroupsRequest, _context: Context
     ) -> pb.SyncGroupsResponse:
-        async def handle() -> pb.SyncGroupsResponse:
-            outcomes = await self._groups.sync(request.group_id or None)
-            return pb.SyncGroupsResponse(outcomes=[_outcome(o) for o in outcomes])
-
-        return await answer_or_abort(context, handle, method="SyncGroups")
+        outcomes = await self._groups.sync(request.group_id or None)
+        return pb.SyncGroupsResponse(outcomes=[_outcome(o) for o in outcomes])
 
     async def GroupMatches(  # noqa: N802
-        self, request: pb.GroupMatchesRequest, context: Context
+        self, request: pb.GroupMatchesRequest, _context: Context
     ) -> pb.GroupMatchList:
-        async def handle() -> pb.GroupMatchList:
-            found = await self._groups.matches(request.group_id)
-            return pb.GroupMatchList(
-                group_id=found.group.group_id,
-                epoch=found.group.epoch,
-                matches=[
-                    pb.GroupTagMatch(type=m.type, value=m.value, agencies=list(m.agencies))
-                    for m in found.matches
-                ],
-            )
-
-        return await answer_or_abort(context, handle, method="GroupMatches")
+        found = await self._groups.matches(request.group_id)
+        return pb.GroupMatchList(
+            group_id=found.group.group_id,
+            epoch=found.group.epoch,
+            matches=[
+                pb.GroupTagMatch(type=m.type, value=m.value, agencies=list(m.agencies))
+                for m in found.matches
+            ],
+        )
 
 
 def group_view(view: GroupView) -> pb.GroupView:

@@ -9,11 +9,11 @@ import grpc
 
 from node import wire
 from node.gen.comity.v1 import local_pb2
+from node.indicators.pdq_index import too_weak_to_keep
 from node.services.indicators import IndicatorService, SetView
 from node.services.overlap import OverlapService
 from node.services.pdq_matcher import PDQ_MAX_DISTANCE
 from node.services.set_offers import SetDelivery
-from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -25,101 +25,71 @@ class LocalIndicators:
     _overlap: OverlapService
 
     async def CreateIndicatorSet(  # noqa: N802 (the names are the RPCs')
-        self, request: local_pb2.CreateIndicatorSetRequest, context: Context
+        self, request: local_pb2.CreateIndicatorSetRequest, _context: Context
     ) -> local_pb2.IndicatorSetView:
-        async def handle() -> local_pb2.IndicatorSetView:
-            view = await self._indicators.create(
-                tlp=request.tlp,
-                recipients=list(request.recipients),
-                clients={g.recipient: list(g.clients) for g in request.clients},
-            )
-            return set_view(view)
-
-        return await answer_or_abort(context, handle, method="CreateIndicatorSet")
+        view = await self._indicators.create(
+            tlp=request.tlp,
+            recipients=list(request.recipients),
+            clients={g.recipient: list(g.clients) for g in request.clients},
+        )
+        return set_view(view)
 
     async def AddIndicators(  # noqa: N802
-        self, request: local_pb2.AddIndicatorsRequest, context: Context
+        self, request: local_pb2.AddIndicatorsRequest, _context: Context
     ) -> local_pb2.IndicatorSetView:
-        async def handle() -> local_pb2.IndicatorSetView:
-            kept = [e for e in request.indicators if not _weak_pdq(e)]
-            indicators = [wire.indicator_from_proto(entry) for entry in kept]
-            answer = set_view(await self._indicators.add(request.set_id, indicators))
-            answer.discarded = len(request.indicators) - len(kept)
-            return answer
-
-        return await answer_or_abort(context, handle, method="AddIndicators")
+        kept = [e for e in request.indicators if not _weak_pdq(e)]
+        indicators = [wire.indicator_from_proto(entry) for entry in kept]
+        answer = set_view(await self._indicators.add(request.set_id, indicators))
+        answer.discarded = len(request.indicators) - len(kept)
+        return answer
 
     async def ListIndicatorSets(  # noqa: N802
-        self, _request: local_pb2.ListIndicatorSetsRequest, context: Context
+        self, _request: local_pb2.ListIndicatorSetsRequest, _context: Context
     ) -> local_pb2.IndicatorSetList:
-        async def handle() -> local_pb2.IndicatorSetList:
-            views = await self._indicators.list_sets()
-            return local_pb2.IndicatorSetList(sets=[set_view(v) for v in views])
-
-        return await answer_or_abort(context, handle, method="ListIndicatorSets")
+        views = await self._indicators.list_sets()
+        return local_pb2.IndicatorSetList(sets=[set_view(v) for v in views])
 
     async def GetIndicatorSet(  # noqa: N802
-        self, request: local_pb2.GetIndicatorSetRequest, context: Context
+        self, request: local_pb2.GetIndicatorSetRequest, _context: Context
     ) -> local_pb2.IndicatorSetView:
-        async def handle() -> local_pb2.IndicatorSetView:
-            view = await self._indicators.get(request.set_id)
-            return set_view(view, with_indicators=True)
-
-        return await answer_or_abort(context, handle, method="GetIndicatorSet")
+        view = await self._indicators.get(request.set_id)
+        return set_view(view, with_indicators=True)
 
     async def ShareIndicatorSet(  # noqa: N802
-        self, request: local_pb2.ShareIndicatorSetRequest, context: Context
+        self, request: local_pb2.ShareIndicatorSetRequest, _context: Context
     ) -> local_pb2.IndicatorSetView:
-        async def handle() -> local_pb2.IndicatorSetView:
-            return set_view(await self._indicators.share(request.set_id, request.recipient))
-
-        return await answer_or_abort(context, handle, method="ShareIndicatorSet")
+        return set_view(await self._indicators.share(request.set_id, request.recipient))
 
     async def RevokeIndicatorSet(  # noqa: N802
-        self, request: local_pb2.GetIndicatorSetRequest, context: Context
+        self, request: local_pb2.GetIndicatorSetRequest, _context: Context
     ) -> local_pb2.IndicatorSetView:
-        async def handle() -> local_pb2.IndicatorSetView:
-            return set_view(await self._indicators.revoke(request.set_id))
-
-        return await answer_or_abort(context, handle, method="RevokeIndicatorSet")
+        return set_view(await self._indicators.revoke(request.set_id))
 
     async def CheckOverlap(  # noqa: N802
-        self, request: local_pb2.CheckOverlapRequest, context: Context
+        self, request: local_pb2.CheckOverlapRequest, _context: Context
     ) -> local_pb2.OverlapCount:
-        async def handle() -> local_pb2.OverlapCount:
-            result = await self._overlap.check(request.agency, list(request.set_ids) or None)
-            return local_pb2.OverlapCount(
-                agency=result.agency, mine=result.mine, theirs=result.theirs, shared=result.shared
-            )
-
-        return await answer_or_abort(context, handle, method="CheckOverlap")
+        result = await self._overlap.check(request.agency, list(request.set_ids) or None)
+        return local_pb2.OverlapCount(
+            agency=result.agency, mine=result.mine, theirs=result.theirs, shared=result.shared
+        )
 
     async def MatchPdq(  # noqa: N802
-        self, request: local_pb2.MatchPdqRequest, context: Context
+        self, request: local_pb2.MatchPdqRequest, _context: Context
     ) -> local_pb2.PdqMatches:
-        async def handle() -> local_pb2.PdqMatches:
-            distance = (
-                request.max_distance if request.HasField("max_distance") else PDQ_MAX_DISTANCE
-            )
-            matches = await self._indicators.match_pdq(request.hash, distance)
-            return local_pb2.PdqMatches(
-                matches=[
-                    local_pb2.PdqMatch(
-                        set_id=m.set_id, owner=m.owner, value=m.value, distance=m.distance
-                    )
-                    for m in matches
-                ]
-            )
-
-        return await answer_or_abort(context, handle, method="MatchPdq")
-
-
-PDQ_MIN_QUALITY = 50
-"""PDQ's guidance: hashes of quality 49 or less match too loosely to act on."""
+        distance = request.max_distance if request.HasField("max_distance") else PDQ_MAX_DISTANCE
+        matches = await self._indicators.match_pdq(request.hash, distance)
+        return local_pb2.PdqMatches(
+            matches=[
+                local_pb2.PdqMatch(
+                    set_id=m.set_id, owner=m.owner, value=m.value, distance=m.distance
+                )
+                for m in matches
+            ]
+        )
 
 
 def _weak_pdq(entry: local_pb2.IndicatorEntry) -> bool:
-    return entry.type == "pdq" and entry.HasField("quality") and entry.quality < PDQ_MIN_QUALITY
+    return too_weak_to_keep(entry.type, entry.quality if entry.HasField("quality") else None)
 
 
 def set_view(view: SetView, *, with_indicators: bool = False) -> local_pb2.IndicatorSetView:

@@ -9,7 +9,6 @@ import grpc
 
 from node.gen.comity.v1 import local_pb2
 from node.services.overlap_reveal import DEFAULT_VALID_MS, RevealService, RevealView
-from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -20,51 +19,39 @@ class LocalReveal:
     _reveal: RevealService
 
     async def AskReveal(  # noqa: N802 (the names are the RPCs')
-        self, request: local_pb2.AskRevealRequest, context: Context
+        self, request: local_pb2.AskRevealRequest, _context: Context
     ) -> local_pb2.RevealRequestView:
-        async def handle() -> local_pb2.RevealRequestView:
-            view = await self._reveal.ask(
-                request.agency,
-                request.reason,
-                list(request.set_ids),
-                valid_ms=request.valid_ms or DEFAULT_VALID_MS,
-            )
-            return reveal_view(view)
-
-        return await answer_or_abort(context, handle, method="AskReveal")
+        view = await self._reveal.ask(
+            request.agency,
+            request.reason,
+            list(request.set_ids),
+            valid_ms=request.valid_ms or DEFAULT_VALID_MS,
+        )
+        return reveal_view(view)
 
     async def ListRevealRequests(  # noqa: N802
-        self, _request: local_pb2.ListRevealRequestsRequest, context: Context
+        self, _request: local_pb2.ListRevealRequestsRequest, _context: Context
     ) -> local_pb2.RevealRequestList:
-        async def handle() -> local_pb2.RevealRequestList:
-            views = await self._reveal.list_requests()
-            return local_pb2.RevealRequestList(requests=[reveal_view(v) for v in views])
-
-        return await answer_or_abort(context, handle, method="ListRevealRequests")
+        views = await self._reveal.list_requests()
+        return local_pb2.RevealRequestList(requests=[reveal_view(v) for v in views])
 
     async def DecideReveal(  # noqa: N802
-        self, request: local_pb2.DecideRevealRequest, context: Context
+        self, request: local_pb2.DecideRevealRequest, _context: Context
     ) -> local_pb2.RevealRequestView:
-        async def handle() -> local_pb2.RevealRequestView:
-            view = await self._reveal.decide(request.request_id, consent=request.consent)
-            return reveal_view(view)
-
-        return await answer_or_abort(context, handle, method="DecideReveal")
+        view = await self._reveal.decide(request.request_id, consent=request.consent)
+        return reveal_view(view)
 
     async def RevealOverlap(  # noqa: N802
-        self, request: local_pb2.RevealOverlapRequest, context: Context
+        self, request: local_pb2.RevealOverlapRequest, _context: Context
     ) -> local_pb2.RevealedOverlap:
-        async def handle() -> local_pb2.RevealedOverlap:
-            result = await self._reveal.reveal(request.request_id)
-            return local_pb2.RevealedOverlap(
-                agency=result.agency,
-                request_id=result.request_id,
-                mine=result.mine,
-                theirs=result.theirs,
-                matches=[local_pb2.IndicatorEntry(type=t, value=v) for t, v in result.matches],
-            )
-
-        return await answer_or_abort(context, handle, method="RevealOverlap")
+        result = await self._reveal.reveal(request.request_id)
+        return local_pb2.RevealedOverlap(
+            agency=result.agency,
+            request_id=result.request_id,
+            mine=result.mine,
+            theirs=result.theirs,
+            matches=[local_pb2.IndicatorEntry(type=t, value=v) for t, v in result.matches],
+        )
 
 
 def reveal_view(view: RevealView) -> local_pb2.RevealRequestView:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from node import wire
-from node.errors import ComityError
 from node.federation.trusted import FederationDirectory
 from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
 from node.model.request import Direction, NodeStatusView, RequestView
@@ -28,13 +28,14 @@ from node.transport.local_groups import LocalGroups
 from node.transport.local_indicators import LocalIndicators
 from node.transport.local_overlap import LocalReveal
 from node.transport.sightings_servicer import LocalSightings
-from node.transport.status import abort_with, answer_or_abort
 
 _DIRECTION_TO_PROTO = {
     Direction.OUTBOUND: local_pb2.DIRECTION_OUTBOUND,
     Direction.INBOUND: local_pb2.DIRECTION_INBOUND,
 }
 _DIRECTION_FROM_PROTO = {value: key for key, value in _DIRECTION_TO_PROTO.items()}
+
+Context = grpc.aio.ServicerContext[Any, Any]
 
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 1000
@@ -74,193 +75,118 @@ class LocalServicer(
         self._sightings = sightings
 
     async def FileRequest(  # noqa: N802 (the name is the RPC's)
-        self,
-        request: local_pb2.FileRequestRequest,
-        context: grpc.aio.ServicerContext[local_pb2.FileRequestRequest, local_pb2.RequestDetail],
+        self, request: local_pb2.FileRequestRequest, _context: Context
     ) -> local_pb2.RequestDetail:
-        async def handle() -> local_pb2.RequestDetail:
-            view = await self._exchange.file_request(
-                request_type=request.request_type,
-                recipient=request.recipient,
-                form_json=request.form_json,
-                strip=request.strip_identifiers,
-            )
-            return request_detail_to_proto(view)
-
-        return await answer_or_abort(context, handle, method="FileRequest")
+        view = await self._exchange.file_request(
+            request_type=request.request_type,
+            recipient=request.recipient,
+            form_json=request.form_json,
+            strip=request.strip_identifiers,
+        )
+        return request_detail_to_proto(view)
 
     async def PreviewRequest(  # noqa: N802
-        self,
-        request: local_pb2.FileRequestRequest,
-        context: grpc.aio.ServicerContext[local_pb2.FileRequestRequest, local_pb2.RequestPreview],
+        self, request: local_pb2.FileRequestRequest, _context: Context
     ) -> local_pb2.RequestPreview:
-        async def handle() -> local_pb2.RequestPreview:
-            preview = self._exchange.preview_request(
-                request_type=request.request_type,
-                recipient=request.recipient,
-                form_json=request.form_json,
-                strip=request.strip_identifiers,
-            )
-            return local_pb2.RequestPreview(
-                request_type=preview.request_type,
-                recipient=preview.recipient,
-                payload_type=preview.payload_type,
-                legal_basis=preview.legal_basis,
-                form_json=preview.form_json,
-                notes=preview.notes,
-                deadline_hours=preview.deadline_hours or 0,
-            )
-
-        return await answer_or_abort(context, handle, method="PreviewRequest")
+        preview = self._exchange.preview_request(
+            request_type=request.request_type,
+            recipient=request.recipient,
+            form_json=request.form_json,
+            strip=request.strip_identifiers,
+        )
+        return local_pb2.RequestPreview(
+            request_type=preview.request_type,
+            recipient=preview.recipient,
+            payload_type=preview.payload_type,
+            legal_basis=preview.legal_basis,
+            form_json=preview.form_json,
+            notes=preview.notes,
+            deadline_hours=preview.deadline_hours or 0,
+        )
 
     async def ListOverdue(  # noqa: N802
-        self,
-        _request: local_pb2.ListOverdueRequest,
-        context: grpc.aio.ServicerContext[
-            local_pb2.ListOverdueRequest, local_pb2.ListRequestsResponse
-        ],
+        self, _request: local_pb2.ListOverdueRequest, _context: Context
     ) -> local_pb2.ListRequestsResponse:
-        async def handle() -> local_pb2.ListRequestsResponse:
-            views = await self._exchange.overdue_requests()
-            return local_pb2.ListRequestsResponse(requests=[_summary(v) for v in views])
-
-        return await answer_or_abort(context, handle, method="ListOverdue")
+        views = await self._exchange.overdue_requests()
+        return local_pb2.ListRequestsResponse(requests=[_summary(v) for v in views])
 
     async def ListRequests(  # noqa: N802
-        self,
-        request: local_pb2.ListRequestsRequest,
-        context: grpc.aio.ServicerContext[
-            local_pb2.ListRequestsRequest, local_pb2.ListRequestsResponse
-        ],
+        self, request: local_pb2.ListRequestsRequest, _context: Context
     ) -> local_pb2.ListRequestsResponse:
-        async def handle() -> local_pb2.ListRequestsResponse:
-            limit = min(request.limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
-            views = await self._exchange.list_requests(
-                direction=_DIRECTION_FROM_PROTO.get(request.direction), limit=limit
-            )
-            return local_pb2.ListRequestsResponse(requests=[_summary(v) for v in views])
-
-        return await answer_or_abort(context, handle, method="ListRequests")
+        limit = min(request.limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+        views = await self._exchange.list_requests(
+            direction=_DIRECTION_FROM_PROTO.get(request.direction), limit=limit
+        )
+        return local_pb2.ListRequestsResponse(requests=[_summary(v) for v in views])
 
     async def GetRequest(  # noqa: N802
-        self,
-        request: local_pb2.GetRequestRequest,
-        context: grpc.aio.ServicerContext[local_pb2.GetRequestRequest, local_pb2.RequestDetail],
+        self, request: local_pb2.GetRequestRequest, _context: Context
     ) -> local_pb2.RequestDetail:
-        async def handle() -> local_pb2.RequestDetail:
-            return request_detail_to_proto(await self._exchange.get_request(request.request_id))
-
-        return await answer_or_abort(context, handle, method="GetRequest")
+        return request_detail_to_proto(await self._exchange.get_request(request.request_id))
 
     async def GetNodeStatus(  # noqa: N802
-        self,
-        _request: local_pb2.GetNodeStatusRequest,
-        context: grpc.aio.ServicerContext[local_pb2.GetNodeStatusRequest, local_pb2.NodeStatus],
+        self, _request: local_pb2.GetNodeStatusRequest, _context: Context
     ) -> local_pb2.NodeStatus:
-        async def handle() -> local_pb2.NodeStatus:
-            status = node_status_to_proto(await self._exchange.node_status())
-            pending, failed = await self._indicators.offers.counts()
-            status.set_offers_pending, status.set_offers_failed = pending, failed
-            pending, failed = await self._sightings.reports.counts()
-            status.sighting_reports_pending, status.sighting_reports_failed = pending, failed
-            return status
-
-        return await answer_or_abort(context, handle, method="GetNodeStatus")
+        status = node_status_to_proto(await self._exchange.node_status())
+        pending, failed = await self._indicators.offers.counts()
+        status.set_offers_pending, status.set_offers_failed = pending, failed
+        pending, failed = await self._sightings.reports.counts()
+        status.sighting_reports_pending, status.sighting_reports_failed = pending, failed
+        return status
 
     async def SendMessage(  # noqa: N802
-        self,
-        request: local_pb2.SendMessageRequest,
-        context: grpc.aio.ServicerContext[local_pb2.SendMessageRequest, local_pb2.RequestDetail],
+        self, request: local_pb2.SendMessageRequest, _context: Context
     ) -> local_pb2.RequestDetail:
-        async def handle() -> local_pb2.RequestDetail:
-            view = await self._exchange.send_message(
-                request_id=request.request_id, kind=request.kind, body_json=request.body_json
-            )
-            return request_detail_to_proto(view)
-
-        return await answer_or_abort(context, handle, method="SendMessage")
+        view = await self._exchange.send_message(
+            request_id=request.request_id, kind=request.kind, body_json=request.body_json
+        )
+        return request_detail_to_proto(view)
 
     async def SendEvidence(  # noqa: N802
-        self,
-        request: local_pb2.SendEvidenceRequest,
-        context: grpc.aio.ServicerContext[local_pb2.SendEvidenceRequest, local_pb2.RequestDetail],
+        self, request: local_pb2.SendEvidenceRequest, _context: Context
     ) -> local_pb2.RequestDetail:
-        async def handle() -> local_pb2.RequestDetail:
-            files = [
-                EvidenceFile(path=Path(f.path), media_type=f.media_type) for f in request.files
-            ]
-            view = await self._evidence.send(
-                request_id=request.request_id, files=files, note=request.note or None
-            )
-            return request_detail_to_proto(view)
-
-        return await answer_or_abort(context, handle, method="SendEvidence")
+        files = [EvidenceFile(path=Path(f.path), media_type=f.media_type) for f in request.files]
+        view = await self._evidence.send(
+            request_id=request.request_id, files=files, note=request.note or None
+        )
+        return request_detail_to_proto(view)
 
     async def ListEvidence(  # noqa: N802
-        self,
-        request: local_pb2.GetRequestRequest,
-        context: grpc.aio.ServicerContext[local_pb2.GetRequestRequest, local_pb2.EvidenceList],
+        self, request: local_pb2.GetRequestRequest, _context: Context
     ) -> local_pb2.EvidenceList:
-        async def handle() -> local_pb2.EvidenceList:
-            sets = await self._evidence.list_sets(request.request_id)
-            return local_pb2.EvidenceList(sets=[_evidence_set(s) for s in sets])
-
-        return await answer_or_abort(context, handle, method="ListEvidence")
+        sets = await self._evidence.list_sets(request.request_id)
+        return local_pb2.EvidenceList(sets=[_evidence_set(s) for s in sets])
 
     async def FetchEvidence(  # noqa: N802
-        self,
-        request: local_pb2.FetchEvidenceRequest,
-        context: grpc.aio.ServicerContext[local_pb2.FetchEvidenceRequest, local_pb2.EvidenceData],
+        self, request: local_pb2.FetchEvidenceRequest, _context: Context
     ) -> AsyncIterator[local_pb2.EvidenceData]:
-        try:
-            async for data in self._evidence.read_file(
-                request.request_id, request.evidence_id, request.item
-            ):
-                yield local_pb2.EvidenceData(data=data)
-        except ComityError as e:
-            await abort_with(context, e, method="FetchEvidence")
+        async for data in self._evidence.read_file(
+            request.request_id, request.evidence_id, request.item
+        ):
+            yield local_pb2.EvidenceData(data=data)
 
     async def InstallDirectory(  # noqa: N802
-        self,
-        request: local_pb2.InstallDirectoryRequest,
-        context: grpc.aio.ServicerContext[
-            local_pb2.InstallDirectoryRequest, local_pb2.InstallDirectoryResponse
-        ],
+        self, request: local_pb2.InstallDirectoryRequest, _context: Context
     ) -> local_pb2.InstallDirectoryResponse:
-        async def handle() -> local_pb2.InstallDirectoryResponse:
-            changed = await self._directory.install(request.document)
-            return local_pb2.InstallDirectoryResponse(
-                version=self._directory.version, changed=changed
-            )
-
-        return await answer_or_abort(context, handle, method="InstallDirectory")
+        changed = await self._directory.install(request.document)
+        return local_pb2.InstallDirectoryResponse(version=self._directory.version, changed=changed)
 
     async def ProveRecord(  # noqa: N802
-        self,
-        request: local_pb2.ProveRecordRequest,
-        context: grpc.aio.ServicerContext[local_pb2.ProveRecordRequest, audit_pb2.ProofBundles],
+        self, request: local_pb2.ProveRecordRequest, _context: Context
     ) -> audit_pb2.ProofBundles:
-        async def handle() -> audit_pb2.ProofBundles:
-            release = Release(
-                role=request.role,
-                recipient=request.recipient,
-                reason=request.reason,
-                order=request.order or None,
-            )
-            return proof_bundles(await self._disclosure.prove(request.target, release))
-
-        return await answer_or_abort(context, handle, method="ProveRecord")
+        release = Release(
+            role=request.role,
+            recipient=request.recipient,
+            reason=request.reason,
+            order=request.order or None,
+        )
+        return proof_bundles(await self._disclosure.prove(request.target, release))
 
     async def EraseExpired(  # noqa: N802
-        self,
-        _request: local_pb2.EraseExpiredRequest,
-        context: grpc.aio.ServicerContext[local_pb2.EraseExpiredRequest, local_pb2.ErasureSummary],
+        self, _request: local_pb2.EraseExpiredRequest, _context: Context
     ) -> local_pb2.ErasureSummary:
-        async def handle() -> local_pb2.ErasureSummary:
-            erased = await self._disclosure.erase_expired()
-            return local_pb2.ErasureSummary(leaves=erased.leaves, exchanges=erased.exchanges)
-
-        return await answer_or_abort(context, handle, method="EraseExpired")
+        erased = await self._disclosure.erase_expired()
+        return local_pb2.ErasureSummary(leaves=erased.leaves, exchanges=erased.exchanges)
 
 
 def _evidence_set(view: EvidenceSetView) -> local_pb2.EvidenceSet:

@@ -4,7 +4,7 @@ two agencies share, and, once a person here consented, runs that reveal."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -14,7 +14,6 @@ from node.indicators.reveal import MAX_REVEAL_ITEMS, RevealRequestError
 from node.services.overlap_reveal import RevealService
 from node.tls import peer_certificate_fingerprint
 from node.transport.channel_options import OVERLAP_CHUNK
-from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -27,34 +26,49 @@ class RevealRpcs:
     async def AskReveal(  # noqa: N802 (the names are the RPCs')
         self, request: indicators_pb2.SignedRevealRequest, context: Context
     ) -> indicators_pb2.RevealAck:
-        async def handle() -> indicators_pb2.RevealAck:
-            fingerprint = peer_certificate_fingerprint(context.auth_context())
-            kept = await self._reveal.receive(
-                request.document, request.signature, peer_fingerprint=fingerprint
-            )
-            return indicators_pb2.RevealAck(request_id=kept.request_id)
-
-        return await answer_or_abort(context, handle, method="Indicators.AskReveal")
+        fingerprint = peer_certificate_fingerprint(context.auth_context())
+        kept = await self._reveal.receive(
+            request.document, request.signature, peer_fingerprint=fingerprint
+        )
+        return indicators_pb2.RevealAck(request_id=kept.request_id)
 
     async def RevealOverlap(  # noqa: N802
         self, request_iterator: AsyncIterator[indicators_pb2.RevealChunk], context: Context
     ) -> AsyncIterator[indicators_pb2.OverlapChunk]:
-        async def handle() -> tuple[list[bytes], list[bytes]]:
-            request_id = ""
-            points: list[bytes] = []
-            async for chunk in request_iterator:
-                request_id = request_id or chunk.request_id
-                points.extend(chunk.initiator)
-                if len(points) > MAX_REVEAL_ITEMS:
-                    raise RevealRequestError(f"a reveal takes at most {MAX_REVEAL_ITEMS} points")
-            if not request_id:
-                raise RevealRequestError("the first chunk of a reveal names its request_id")
-            fingerprint = peer_certificate_fingerprint(context.auth_context())
-            return await self._reveal.answer(request_id, points, peer_fingerprint=fingerprint)
+        request_id, points = await _reveal_points(request_iterator)
+        fingerprint = peer_certificate_fingerprint(context.auth_context())
+        doubled, mine = await self._reveal.answer(request_id, points, peer_fingerprint=fingerprint)
+        for chunk in overlap_chunks(doubled, mine):
+            yield chunk
 
-        doubled, mine = await answer_or_abort(context, handle, method="Indicators.RevealOverlap")
-        # The asker's points go back in the order they came: that order is the reveal.
-        for start in range(0, len(doubled), OVERLAP_CHUNK):
-            yield indicators_pb2.OverlapChunk(doubled=doubled[start : start + OVERLAP_CHUNK])
-        for start in range(0, len(mine), OVERLAP_CHUNK):
-            yield indicators_pb2.OverlapChunk(responder=mine[start : start + OVERLAP_CHUNK])
+
+async def _reveal_points(
+    chunks: AsyncIterator[indicators_pb2.RevealChunk],
+) -> tuple[str, list[bytes]]:
+    """The request id the first chunk names, and the asker's points in their order.
+
+    Raises:
+        RevealRequestError: more than MAX_REVEAL_ITEMS points, or no request id.
+    """
+    request_id = ""
+    points: list[bytes] = []
+    async for chunk in chunks:
+        request_id = request_id or chunk.request_id
+        points.extend(chunk.initiator)
+        if len(points) > MAX_REVEAL_ITEMS:
+            raise RevealRequestError(f"a reveal takes at most {MAX_REVEAL_ITEMS} points")
+    if not request_id:
+        raise RevealRequestError("the first chunk of a reveal names its request_id")
+    return request_id, points
+
+
+def overlap_chunks(
+    doubled: list[bytes], mine: list[bytes]
+) -> Iterator[indicators_pb2.OverlapChunk]:
+    """The answer to an overlap check or a reveal, in messages of OVERLAP_CHUNK points: the
+    asker's points blinded again, in the order they came (for a reveal that order is the
+    answer), then this node's own."""
+    for start in range(0, len(doubled), OVERLAP_CHUNK):
+        yield indicators_pb2.OverlapChunk(doubled=doubled[start : start + OVERLAP_CHUNK])
+    for start in range(0, len(mine), OVERLAP_CHUNK):
+        yield indicators_pb2.OverlapChunk(responder=mine[start : start + OVERLAP_CHUNK])

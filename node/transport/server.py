@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import Tracer
 
 from node.errors import ConfigError
 from node.gen.comity.v1 import (
@@ -42,6 +43,7 @@ from node.transport.groups_servicer import SERVICE_NAME as GROUPS_SERVICE
 from node.transport.groups_servicer import GroupsServicer
 from node.transport.indicators_servicer import SERVICE_NAME as INDICATORS_SERVICE
 from node.transport.indicators_servicer import IndicatorsServicer
+from node.transport.interceptors import ComityServerInterceptor
 from node.transport.local_servicer import LocalServicer
 
 LOCAL_SERVICE = local_pb2.DESCRIPTOR.services_by_name["Local"].full_name
@@ -119,14 +121,17 @@ def build_servers(
     local_socket: Path,
     tls: TlsIdentity,
     max_concurrent_rpcs: int,
+    tracer: Tracer,
     share_port: bool = False,
 ) -> NodeServers:
-    """Create (not start) both servers.
+    """Create (not start) both servers, each with the :class:`ComityServerInterceptor`.
 
     Raises:
         ConfigError: the federation address cannot be bound or the socket path is unusable.
     """
+    interceptor = ComityServerInterceptor(tracer=tracer)
     fed_server, fed_health = _server(
+        interceptor,
         max_concurrent_rpcs,
         FEDERATION_SERVICE,
         AUDIT_SERVICE,
@@ -149,7 +154,7 @@ def build_servers(
     except RuntimeError as e:
         raise ConfigError(f"cannot listen on {listen}: {e}") from e
     local_server, local_health = _server(
-        max_concurrent_rpcs, LOCAL_SERVICE, overrides=dict(LOCAL_OPTIONS)
+        interceptor, max_concurrent_rpcs, LOCAL_SERVICE, overrides=dict(LOCAL_OPTIONS)
     )
     local_pb2_grpc.add_LocalServicer_to_server(local, local_server)
     _bind_socket(local_server, local_socket)
@@ -163,6 +168,7 @@ def build_servers(
 
 
 def _server(
+    interceptor: ComityServerInterceptor,
     max_concurrent_rpcs: int,
     *services: str,
     share_port: bool = False,
@@ -172,7 +178,11 @@ def _server(
     # silently taking half of the connections.
     chosen = dict(SERVER_OPTIONS) | (overrides or {})
     options = (*chosen.items(), ("grpc.so_reuseport", 1 if share_port else 0))
-    server = grpc.aio.server(options=options, maximum_concurrent_rpcs=max_concurrent_rpcs)
+    server = grpc.aio.server(
+        options=options,
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
+        interceptors=(interceptor,),
+    )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     health_service = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name

@@ -21,7 +21,6 @@ from node.gen.comity.v1 import indicators_pb2
 from node.indicators.sets import MAX_DOCUMENT_BYTES
 from node.services.indicators import IndicatorService
 from node.tls import peer_certificate_fingerprint
-from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -44,18 +43,13 @@ class SetChunkRpcs:
     ) -> indicators_pb2.IndicatorSetAck:
         if self._chunked_offers is None:
             self._chunked_offers = asyncio.Semaphore(CHUNKED_OFFERS_AT_ONCE)
-        offers = self._chunked_offers
-
-        async def handle() -> indicators_pb2.IndicatorSetAck:
-            async with offers:
-                document, signature = await assemble_set(request_iterator)
-                fingerprint = peer_certificate_fingerprint(context.auth_context())
-                offered = await self._indicators.receive(
-                    document, signature, peer_fingerprint=fingerprint
-                )
-            return indicators_pb2.IndicatorSetAck(set_id=offered.set_id, version=offered.version)
-
-        return await answer_or_abort(context, handle, method="Indicators.OfferSetInChunks")
+        async with self._chunked_offers:
+            document, signature = await assemble_set(request_iterator)
+            fingerprint = peer_certificate_fingerprint(context.auth_context())
+            offered = await self._indicators.receive(
+                document, signature, peer_fingerprint=fingerprint
+            )
+        return indicators_pb2.IndicatorSetAck(set_id=offered.set_id, version=offered.version)
 
 
 async def assemble_set(

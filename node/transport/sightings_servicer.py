@@ -14,7 +14,6 @@ from node.indicators.sightings import Sighting, SightingKind
 from node.services.sighting_reports import SentReport
 from node.services.sightings import SightingService
 from node.tls import peer_certificate_fingerprint
-from node.transport.status import answer_or_abort
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -27,17 +26,12 @@ class SightingRpcs:
     async def ReportSighting(  # noqa: N802 (the name is the RPC's)
         self, request: indicators_pb2.SignedSighting, context: Context
     ) -> indicators_pb2.SightingAck:
-        async def handle() -> indicators_pb2.SightingAck:
-            fingerprint = peer_certificate_fingerprint(context.auth_context())
-            stored = await self._sightings.receive(
-                request.document, request.signature, peer_fingerprint=fingerprint
-            )
-            sighting = Sighting.from_bytes(request.document)
-            return indicators_pb2.SightingAck(
-                sighting_id=sighting.sighting_id, duplicate=not stored
-            )
-
-        return await answer_or_abort(context, handle, method="Indicators.ReportSighting")
+        fingerprint = peer_certificate_fingerprint(context.auth_context())
+        stored = await self._sightings.receive(
+            request.document, request.signature, peer_fingerprint=fingerprint
+        )
+        sighting = Sighting.from_bytes(request.document)
+        return indicators_pb2.SightingAck(sighting_id=sighting.sighting_id, duplicate=not stored)
 
 
 class LocalSightings:
@@ -46,31 +40,25 @@ class LocalSightings:
     _sightings: SightingService
 
     async def ReportSighting(  # noqa: N802 (the names are the RPCs')
-        self, request: local_pb2.ReportSightingRequest, context: Context
+        self, request: local_pb2.ReportSightingRequest, _context: Context
     ) -> local_pb2.SightingView:
-        async def handle() -> local_pb2.SightingView:
-            sent = await self._sightings.report(
-                request.set_id,
-                indicator=(request.type, request.value),
-                kind=SightingKind.parse(request.kind),
-                note=request.note if request.HasField("note") else None,
-            )
-            return sent_view(sent)
-
-        return await answer_or_abort(context, handle, method="ReportSighting")
+        sent = await self._sightings.report(
+            request.set_id,
+            indicator=(request.type, request.value),
+            kind=SightingKind.parse(request.kind),
+            note=request.note if request.HasField("note") else None,
+        )
+        return sent_view(sent)
 
     async def ListSightings(  # noqa: N802
-        self, request: local_pb2.GetIndicatorSetRequest, context: Context
+        self, request: local_pb2.GetIndicatorSetRequest, _context: Context
     ) -> local_pb2.SightingList:
-        async def handle() -> local_pb2.SightingList:
-            stored = await self._sightings.list_for(request.set_id)
-            sent = await self._sightings.sent_about(request.set_id)
-            return local_pb2.SightingList(
-                sightings=[sighting_view(s.sighting, s.received_at_ms) for s in stored]
-                + [sent_view(s) for s in sent]
-            )
-
-        return await answer_or_abort(context, handle, method="ListSightings")
+        stored = await self._sightings.list_for(request.set_id)
+        sent = await self._sightings.sent_about(request.set_id)
+        return local_pb2.SightingList(
+            sightings=[sighting_view(s.sighting, s.received_at_ms) for s in stored]
+            + [sent_view(s) for s in sent]
+        )
 
 
 def sighting_view(sighting: Sighting, received_at_ms: int = 0) -> local_pb2.SightingView:

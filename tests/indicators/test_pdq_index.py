@@ -7,7 +7,13 @@ import random
 
 import pytest
 
-from node.indicators.pdq_index import PdqEntry, PdqIndex, hash_words
+from node.indicators.pdq_index import (
+    PDQ_MIN_QUALITY,
+    PdqEntry,
+    PdqIndex,
+    hash_words,
+    too_weak_to_keep,
+)
 
 
 def hex_of(number: int) -> str:
@@ -117,3 +123,19 @@ def test_words_are_read_most_significant_first() -> None:
     assert [int(w) for w in words[0]] == [0, 0, 0, 1]
     with pytest.raises(ValueError, match="64 hexadecimal"):
         hash_words(["abc"])
+
+
+@pytest.mark.parametrize(
+    ("indicator_type", "quality", "weak"),
+    [
+        ("pdq", 49, True),
+        ("pdq", 0, True),
+        ("pdq", PDQ_MIN_QUALITY, False),
+        ("pdq", None, False),
+        ("phone", 10, False),
+    ],
+)
+def test_pdq_hashes_below_the_minimum_quality_are_too_weak_to_keep(
+    indicator_type: str, quality: int | None, *, weak: bool
+) -> None:
+    assert too_weak_to_keep(indicator_type, quality) is weak
