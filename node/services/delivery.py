@@ -37,7 +37,7 @@ from node.model.request import Direction, RequestState
 from node.services.audit import record_event
 from node.services.lifecycle import due_at
 from node.services.peers import PeerTransport
-from node.storage import repo
+from node.storage import exchange_repo, repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.tables import Exchange, Message, Outbox
@@ -277,23 +277,23 @@ class DeliveryWorker:
         with transaction(self._database.engine) as session:
             if not repo.mark_delivered(session, message_id=claim.message_id, now_ms=now):
                 return  # another replica recorded it first; its receipt is the same
-            repo.set_message_receipt(
+            exchange_repo.set_message_receipt(
                 session,
                 message_id=claim.message_id,
                 receipt=wire.receipt_to_bytes(receipt),
                 verified=True,
             )
-            message = repo.get_message(session, claim.message_id)
-            exchange = repo.get_exchange(session, receipt.body.exchange_id, lock=True)
+            message = exchange_repo.get_message(session, claim.message_id)
+            exchange = exchange_repo.get_exchange(session, receipt.body.exchange_id, lock=True)
             if exchange is None or message is None or not _is_request(exchange, message):
                 return  # a lifecycle message: its state change was made when it was sent
             if exchange.state in {RequestState.SUBMITTED, RequestState.DELIVERY_FAILED}:
-                repo.set_exchange_state(
+                exchange_repo.set_exchange_state(
                     session, exchange_id=exchange.id, state=RequestState.DELIVERED, now_ms=now
                 )
             # The deadline runs from receipt, as the receiver counts it.
             due = due_at(exchange, receipt.body.received_at_ms)
-            repo.set_due_at(session, exchange_id=exchange.id, due_at_ms=due)
+            exchange_repo.set_due_at(session, exchange_id=exchange.id, due_at_ms=due)
             record_event(
                 session,
                 event="receipt.received",
@@ -352,14 +352,14 @@ class DeliveryWorker:
                 or row is None
             ):
                 return
-            message = repo.get_message(session, claim.message_id)
-            exchange = repo.get_exchange(session, row.exchange_id, lock=True)
+            message = exchange_repo.get_message(session, claim.message_id)
+            exchange = exchange_repo.get_exchange(session, row.exchange_id, lock=True)
             if exchange is None:
                 return
             # A request that never arrived failed; a lifecycle message that could not be
             # delivered leaves the state where sending it put it, with the error shown.
             request = message is not None and _is_request(exchange, message)
-            repo.set_exchange_state(
+            exchange_repo.set_exchange_state(
                 session,
                 exchange_id=row.exchange_id,
                 state=RequestState.DELIVERY_FAILED if request else exchange.state,
@@ -383,7 +383,7 @@ def _is_request(exchange: Exchange, message: Message) -> bool:
 
 
 def _load_claim(session: Session, row: Outbox) -> Claim:
-    message = repo.get_message(session, row.message_id)
+    message = exchange_repo.get_message(session, row.message_id)
     if message is None:  # the foreign key makes this impossible; say so if it happens
         raise UnexpectedDeliveryError(f"outbox row {row.message_id} has no message")
     return Claim(

@@ -95,7 +95,7 @@ from node.services.lifecycle import (
     peer_role,
     refusal_ground,
 )
-from node.storage import repo
+from node.storage import exchange_repo, repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.tables import Exchange, Message, Outbox
@@ -389,7 +389,7 @@ class ExchangeService:
         now = self._clock()
         with transaction(self._engine) as session:
             self._check_capacity(session)
-            repo.insert_exchange(
+            exchange_repo.insert_exchange(
                 session,
                 exchange_id=header.exchange_id,
                 request_type=form_type.name,
@@ -428,14 +428,16 @@ class ExchangeService:
     ) -> Claim:
         """The lifecycle message, its outbox row and the state it moves to: one transaction."""
         with transaction(self._engine) as session:
-            row = repo.get_exchange(session, exchange_id, lock=True)
+            row = exchange_repo.get_exchange(session, exchange_id, lock=True)
             if row is None:
                 raise NotFoundError(f"no request {exchange_id} at this node")
             kind = message_type.name
             fields = json.loads(body)
             state = move(row, kind=kind, fields=fields, by=own_role(row), now_ms=self._clock())
             self._check_capacity(session)
-            sequence = repo.next_sequence(session, exchange_id, direction=Direction.OUTBOUND)
+            sequence = exchange_repo.next_sequence(
+                session, exchange_id, direction=Direction.OUTBOUND
+            )
             sealed = self._seal(
                 message_type,
                 self._recipient(row.peer),
@@ -647,7 +649,7 @@ class ExchangeService:
     def _stored_receipt(self, opened: OpenedEnvelope) -> SignedReceipt | None:
         """The receipt issued earlier for this message id, if any (idempotent delivery)."""
         with transaction(self._engine) as session:
-            message = repo.get_message(session, opened.header.message_id)
+            message = exchange_repo.get_message(session, opened.header.message_id)
             return _previous_receipt(message, opened)
 
     def _store_inbound(self, sealed: SealedEnvelope, opened: OpenedEnvelope) -> SignedReceipt:
@@ -659,7 +661,7 @@ class ExchangeService:
         try:
             with transaction(self._engine) as session:
                 stored = _previous_receipt(
-                    repo.get_message(session, opened.header.message_id), opened
+                    exchange_repo.get_message(session, opened.header.message_id), opened
                 )
                 if stored is not None:
                     return stored
@@ -695,7 +697,7 @@ class ExchangeService:
         if header.sequence != 1:
             raise MalformedError("a request opens its exchange: its sequence must be 1")
         now = self._clock()
-        row = repo.insert_exchange(
+        row = exchange_repo.insert_exchange(
             session,
             exchange_id=header.exchange_id,
             request_type=form_type.name,
@@ -706,7 +708,7 @@ class ExchangeService:
             now_ms=now,
         )
         session.flush()
-        repo.set_due_at(session, exchange_id=row.id, due_at_ms=due_at(row, now))
+        exchange_repo.set_due_at(session, exchange_id=row.id, due_at_ms=due_at(row, now))
 
         def log(event: str) -> int:
             return record_event(
@@ -747,7 +749,7 @@ class ExchangeService:
         """Store a lifecycle message; apply it if it is the sender's next one in this exchange,
         else hold it until the messages before it have arrived (then apply them in order)."""
         header = opened.header
-        row = repo.get_exchange(session, header.exchange_id, lock=True)
+        row = exchange_repo.get_exchange(session, header.exchange_id, lock=True)
         if row is None:
             raise ExchangeNotReadyError(
                 f"exchange {header.exchange_id} is not registered here (yet); retry later"
@@ -825,7 +827,7 @@ class ExchangeService:
     async def list_requests(self, *, direction: Direction | None, limit: int) -> list[RequestView]:
         def load() -> list[RequestView]:
             with transaction(self._engine) as session:
-                rows = repo.list_exchanges(session, direction=direction, limit=limit)
+                rows = exchange_repo.list_exchanges(session, direction=direction, limit=limit)
                 return [_view(session, row, self._clock()) for row in rows]
 
         return await self._run_db(load)
@@ -841,7 +843,7 @@ class ExchangeService:
 
         def load() -> list[RequestView]:
             with transaction(self._engine) as session:
-                rows = repo.due_before(session, now)
+                rows = exchange_repo.due_before(session, now)
                 return [_view(session, r, now) for r in rows if is_overdue(r, now)]
 
         return await self._run_db(load)
@@ -872,8 +874,12 @@ class ExchangeService:
                     outbox_capacity=self._settings.outbox_capacity,
                     outbox_failed=repo.count_outbox(session, status=repo.FAILED),
                     peers=peers,
-                    requests_outbound=repo.count_exchanges(session, direction=Direction.OUTBOUND),
-                    requests_inbound=repo.count_exchanges(session, direction=Direction.INBOUND),
+                    requests_outbound=exchange_repo.count_exchanges(
+                        session, direction=Direction.OUTBOUND
+                    ),
+                    requests_inbound=exchange_repo.count_exchanges(
+                        session, direction=Direction.INBOUND
+                    ),
                 )
 
         return await self._run_db(load)
@@ -896,7 +902,7 @@ def _insert_message(
 ) -> None:
     """The message row; ``envelope`` is ``sealed`` serialised for the wire."""
     header = sealed.header
-    repo.insert_message(
+    exchange_repo.insert_message(
         session,
         message_id=header.message_id,
         exchange_id=header.exchange_id,
@@ -917,7 +923,7 @@ def _insert_message(
 
 
 def _load_view(session: Session, exchange_id: ExchangeId, now_ms: int) -> RequestView:
-    row = repo.get_exchange(session, exchange_id)
+    row = exchange_repo.get_exchange(session, exchange_id)
     if row is None:
         raise NotFoundError(f"no request {exchange_id} at this node")
     return _view(session, row, now_ms)
@@ -944,7 +950,7 @@ def _delivery_view(row: Outbox | None) -> DeliveryView | None:
 
 
 def _view(session: Session, row: Exchange, now_ms: int) -> RequestView:
-    messages = repo.messages_for_exchange(session, row.id)
+    messages = exchange_repo.messages_for_exchange(session, row.id)
     request = next((m for m in messages if m.direction == row.direction and m.sequence == 1), None)
     receipt = wire.receipt_from_bytes(request.receipt) if request and request.receipt else None
     return RequestView(
