@@ -202,7 +202,7 @@ async def test_two_replicas_share_one_outbox_without_double_delivery(fed: Federa
                 max_in_flight=3,
             ),
             database=unit.database,
-            directory=unit.exchange._directory,
+            directory=unit.directory,
             transport=counting,
             agency_id=unit.config.agency_id,
             clock=now_ms,
