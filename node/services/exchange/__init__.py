@@ -80,19 +80,39 @@ class ExchangeService:
         return self.party.current_keys()
 
     def preview_request(
-        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
+        self,
+        *,
+        request_type: str,
+        recipient: str,
+        form_json: bytes,
+        strip: bool = False,
+        campaign_id: str | None = None,
     ) -> RequestPreview:
         """See :meth:`Filing.preview_request`."""
         return self.filing.preview_request(
-            request_type=request_type, recipient=recipient, form_json=form_json, strip=strip
+            request_type=request_type,
+            recipient=recipient,
+            form_json=form_json,
+            strip=strip,
+            campaign_id=campaign_id,
         )
 
     async def file_request(
-        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
+        self,
+        *,
+        request_type: str,
+        recipient: str,
+        form_json: bytes,
+        strip: bool = False,
+        campaign_id: str | None = None,
     ) -> RequestView:
         """See :meth:`Filing.file_request`."""
         return await self.filing.file_request(
-            request_type=request_type, recipient=recipient, form_json=form_json, strip=strip
+            request_type=request_type,
+            recipient=recipient,
+            form_json=form_json,
+            strip=strip,
+            campaign_id=campaign_id,
         )
 
     async def send_message(

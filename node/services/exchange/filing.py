@@ -21,6 +21,7 @@ from node.forms.profiles import HOUR_MS
 from node.forms.registry import FormType, get_form_type, get_message_type
 from node.forms.validate import validate_form
 from node.ids import ExchangeId, MessageId, new_exchange_id, new_message_id, parse_exchange_id
+from node.indicators.campaigns import reference_campaign
 from node.members import Member
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
 from node.model.request import Direction, RequestPreview, RequestState, RequestView
@@ -29,7 +30,7 @@ from node.services.delivery import Claim, DeliveryWorker
 from node.services.exchange.party import Party, insert_message
 from node.services.exchange.views import Views
 from node.services.lifecycle import EMERGENCY_TYPES, apply_message, move, own_role, refusal_ground
-from node.storage import exchange_repo, repo
+from node.storage import campaign_repo, exchange_repo, repo
 from node.storage.engine import transaction
 from node.storage.tables import Exchange
 from node.telemetry import span_attributes, trace_carrier
@@ -44,16 +45,24 @@ class Filing:
         self._views = views
 
     def preview_request(
-        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
+        self,
+        *,
+        request_type: str,
+        recipient: str,
+        form_json: bytes,
+        strip: bool = False,
+        campaign_id: str | None = None,
     ) -> RequestPreview:
         """Exactly what filing would sign and send, without sending anything.
 
         Raises:
             UnknownRequestTypeError, UnknownAgencyError, FormValidationError,
-            NotMinimalError: as filing would.
+            NotMinimalError, CampaignError: as filing would.
         """
         form_type = get_form_type(request_type)
         member = self._recipient(recipient)
+        if campaign_id:
+            form_json = reference_campaign(form_json, campaign_id=campaign_id)
         minimized = minimize(form_type.name, validate_form(form_type, form_json), strip=strip)
         deadline = minimized.profile.deadline_ms(emergency=form_type.name in EMERGENCY_TYPES)
         return RequestPreview(
@@ -67,10 +76,17 @@ class Filing:
         )
 
     async def file_request(
-        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
+        self,
+        *,
+        request_type: str,
+        recipient: str,
+        form_json: bytes,
+        strip: bool = False,
+        campaign_id: str | None = None,
     ) -> RequestView:
         """Validate, minimize, sign and seal a request, and store it with its delivery in
-        the outbox. ``strip`` removes identifiers found in free text instead of refusing.
+        the outbox. ``strip`` removes identifiers found in free text instead of refusing;
+        ``campaign_id`` names a campaign held here in the form's ``campaign`` field.
 
         Waits up to ``file_wait_s`` for the signed receipt, then answers with the request as
         it stands: delivered, or submitted with its delivery pending (it will be retried).
@@ -79,13 +95,19 @@ class Filing:
             UnknownRequestTypeError, UnknownAgencyError, FormValidationError: bad input;
                 nothing is stored.
             NotMinimalError: more than the type and legal basis need; nothing is stored.
+            CampaignError: the form names another campaign; nothing is stored.
+            NotFoundError: no such campaign at this node; nothing is stored.
             OverloadedError: the outbox is full; nothing is stored.
             ComityError: the peer refused the request for good while filing waited (the
                 request stays stored as ``delivery_failed`` with the reason).
         """
         self._party.check_not_expired()
         preview = self.preview_request(
-            request_type=request_type, recipient=recipient, form_json=form_json, strip=strip
+            request_type=request_type,
+            recipient=recipient,
+            form_json=form_json,
+            strip=strip,
+            campaign_id=campaign_id,
         )
         form_type = get_form_type(preview.request_type)
         member = self._recipient(preview.recipient)
@@ -102,19 +124,13 @@ class Filing:
                     recipient=member.agency_id,
                 )
             )
-            outcome = self._delivery.expect(header.message_id)
-            # Taken here: database threads do not see the event loop's current span.
-            carrier = trace_carrier()
-            owner = self._delivery.claim_owner()
-            try:
-                claim = await self._party.run(
-                    lambda: self._store_outbound(form_type, sealed, canonical, carrier, owner)
-                )
-            except BaseException:
-                self._delivery.forget(header.message_id)
-                raise
-            kill_point("file.after_commit")
-            await self._dispatch(claim, owner=owner, outcome=outcome)
+            await self._store_and_dispatch(
+                header.message_id,
+                lambda carrier, owner: self._store_outbound(
+                    form_type, sealed, canonical, carrier, owner, campaign_id=campaign_id
+                ),
+                after_commit="file.after_commit",
+            )
         return await self._views.get_request(header.exchange_id)
 
     async def send_message(
@@ -148,26 +164,41 @@ class Filing:
                 message_kind=message_type.name, exchange_id=exchange_id, message_id=message_id
             ),
         ):
-            outcome = self._delivery.expect(message_id)
-            carrier = trace_carrier()
-            owner = self._delivery.claim_owner()
-            try:
-                claim = await self._party.run(
-                    lambda: self._store_followup(
-                        exchange_id,
-                        message_type,
-                        body,
-                        message_id=message_id,
-                        trace_context=carrier,
-                        owner=owner,
-                        within=within,
-                    )
-                )
-            except BaseException:
-                self._delivery.forget(message_id)
-                raise
-            await self._dispatch(claim, owner=owner, outcome=outcome)
+            await self._store_and_dispatch(
+                message_id,
+                lambda carrier, owner: self._store_followup(
+                    exchange_id,
+                    message_type,
+                    body,
+                    message_id=message_id,
+                    trace_context=carrier,
+                    owner=owner,
+                    within=within,
+                ),
+            )
         return await self._views.get_request(exchange_id)
+
+    async def _store_and_dispatch(
+        self,
+        message_id: str,
+        store: Callable[[str, str | None], Claim],
+        *,
+        after_commit: str | None = None,
+    ) -> None:
+        """Run ``store(trace_context, owner)`` on a database thread, then hand its delivery to
+        the worker and wait for the receipt as long as filing waits."""
+        outcome = self._delivery.expect(message_id)
+        # Taken here: database threads do not see the event loop's current span.
+        carrier = trace_carrier()
+        owner = self._delivery.claim_owner()
+        try:
+            claim = await self._party.run(lambda: store(carrier, owner))
+        except BaseException:
+            self._delivery.forget(message_id)
+            raise
+        if after_commit is not None:
+            kill_point(after_commit)
+        await self._dispatch(claim, owner=owner, outcome=outcome)
 
     async def _dispatch(
         self, claim: Claim, *, owner: str | None, outcome: asyncio.Future[None]
@@ -235,11 +266,15 @@ class Filing:
         form: bytes,
         trace_context: str,
         owner: str | None,
+        *,
+        campaign_id: str | None,
     ) -> Claim:
         """The request, its envelope and its outbox row: one transaction, all or nothing."""
         header = sealed.header
         now = self._party.clock()
         with transaction(self._party.engine) as session:
+            if campaign_id and campaign_repo.get_campaign(session, campaign_id) is None:
+                raise NotFoundError(f"no campaign {campaign_id} at this node")
             self._check_capacity(session)
             exchange_repo.insert_exchange(
                 session,
