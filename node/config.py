@@ -161,25 +161,36 @@ def load_config(path: Path) -> NodeConfig:
             the message names the file and the key.
     """
     source = str(path)
+    sections = _check_shape(_read_toml(path), source)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        agency = parse_agency_id(sections[""]["agency_id"], field="agency_id")
+    except ComityError as e:
+        raise ConfigError(f"{source}: {e.message}") from e
+    config = _node_config(path, agency, sections)
+    _check_values(config, source)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise ConfigError(f"configuration file {path} does not exist") from e
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from e
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML: {e}") from e
-    s = _check_shape(document, source)
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+
+
+def _node_config(path: Path, agency: AgencyId, s: dict[str, dict[str, Any]]) -> NodeConfig:
+    """The configuration from checked sections, with defaults for what they leave out and
+    paths relative to the file's directory."""
     base = path.resolve().parent
 
     def get(section: str, key: str, default: Any) -> Any:
         return s.get(section, {}).get(key, default)
 
-    try:
-        agency = parse_agency_id(s[""]["agency_id"], field="agency_id")
-    except ComityError as e:
-        raise ConfigError(f"{source}: {e.message}") from e
-    config = NodeConfig(
+    return NodeConfig(
         config_path=path.resolve(),
         agency_id=agency,
         listen=get("federation", "listen", ""),
@@ -213,8 +224,6 @@ def load_config(path: Path) -> NodeConfig:
         directory_grace_s=float(get("federation", "directory_grace_s", 86400.0)),
         share_port=get("federation", "share_port", False),
     )
-    _check_values(config, source)
-    return config
 
 
 def _check_values(config: NodeConfig, source: str) -> None:

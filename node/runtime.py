@@ -9,9 +9,11 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 from sqlalchemy import Engine
 
 from node.config import NodeConfig
@@ -188,6 +190,63 @@ async def _start_on(
     keys: AgencyKeys,
     tracer_provider: TracerProvider | None,
 ) -> RunningNode:
+    base = await _foundation(database, config, keys, tracer_provider)
+    services = _services(base)
+    servers = _servers(base, services)
+    await servers.start()
+    services.delivery.start()
+    _LOG.info(
+        "node %s serving federation on port %d, local socket %s, database %s",
+        config.agency_id,
+        servers.federation_port,
+        config.local_socket,
+        redact_url(config.database_url),
+    )
+    return _running(base, services, servers)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Foundation:
+    """What every service of a node stands on: its configuration, keys, database, trusted
+    directory, peer connections and telemetry."""
+
+    config: NodeConfig
+    keys: AgencyKeys
+    database: Database
+    directory: FederationDirectory
+    sync: DirectorySync
+    peers: PeerClient
+    tls: TlsIdentity
+    provider: TracerProvider
+    tracer: Tracer
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Services:
+    """The services of one node, wired to each other; transport serves them."""
+
+    delivery: DeliveryWorker
+    exchange: ExchangeService
+    evidence: EvidenceService
+    audit: AuditService
+    disclosure: DisclosureService
+    psi: PsiWorkers
+    overlap: OverlapService
+    reveal: RevealService
+    indicators: IndicatorService
+    sightings: SightingService
+    campaigns: CampaignService
+    groups: GroupService
+    witness: WitnessService
+
+
+async def _foundation(
+    database: Database,
+    config: NodeConfig,
+    keys: AgencyKeys,
+    tracer_provider: TracerProvider | None,
+) -> _Foundation:
+    """Migrate the database, open the trusted directory and connect to peers."""
     await database.run(lambda: upgrade(database.engine))
     directory = await FederationDirectory.open(
         database=database, bootstrap=config.directory_file, clock=now_ms
@@ -204,16 +263,84 @@ async def _start_on(
     )
     sync = DirectorySync(directory=directory, source=peers, agency_id=config.agency_id)
     peers.on_directory_version = sync.announce
-    tracer = provider.get_tracer(TRACER_NAME)
-    delivery = DeliveryWorker(
-        settings=_delivery_settings(config),
+    return _Foundation(
+        config=config,
+        keys=keys,
         database=database,
         directory=directory,
-        transport=peers,
-        agency_id=config.agency_id,
-        clock=now_ms,
-        tracer=tracer,
+        sync=sync,
+        peers=peers,
+        tls=TlsIdentity(
+            certificate=certificate, private_key=private_key, trust_roots=directory.trust_roots
+        ),
+        provider=provider,
+        tracer=provider.get_tracer(TRACER_NAME),
     )
+
+
+def _services(base: _Foundation) -> _Services:
+    delivery = _delivery_worker(base)
+    exchange = _exchange_service(base, delivery)
+    audit = AuditService(
+        database=base.database,
+        key=base.keys.checkpoint,
+        agency_id=base.config.agency_id,
+        clock=now_ms,
+    )
+    overlap, reveal, psi = _overlap_services(base, exchange.current_keys)
+    return _Services(
+        delivery=delivery,
+        exchange=exchange,
+        evidence=EvidenceService(
+            database=base.database,
+            messages=exchange,
+            transport=base.peers,
+            directory=base.directory,
+            keys=exchange.current_keys,
+            clock=now_ms,
+        ),
+        audit=audit,
+        disclosure=DisclosureService(
+            database=base.database, audit=audit, agency_id=base.config.agency_id, clock=now_ms
+        ),
+        psi=psi,
+        overlap=overlap,
+        reveal=reveal,
+        indicators=_indicator_service(base, exchange.current_keys),
+        sightings=_sighting_service(base, exchange.current_keys),
+        campaigns=_campaign_service(base, overlap, exchange),
+        groups=GroupService(
+            database=base.database,
+            directory=base.directory,
+            keys=exchange.current_keys,
+            transport=GroupsClient(peers=base.peers, timeout_s=base.config.delivery_timeout_s),
+            agency_id=base.config.agency_id,
+            clock=now_ms,
+        ),
+        witness=WitnessService(
+            database=base.database,
+            key=base.keys.witness,
+            agency_id=base.config.agency_id,
+            directory=base.directory,
+            clock=now_ms,
+        ),
+    )
+
+
+def _delivery_worker(base: _Foundation) -> DeliveryWorker:
+    return DeliveryWorker(
+        settings=_delivery_settings(base.config),
+        database=base.database,
+        directory=base.directory,
+        transport=base.peers,
+        agency_id=base.config.agency_id,
+        clock=now_ms,
+        tracer=base.tracer,
+    )
+
+
+def _exchange_service(base: _Foundation, delivery: DeliveryWorker) -> ExchangeService:
+    config = base.config
     exchange = ExchangeService(
         settings=ExchangeSettings(
             agency_id=config.agency_id,
@@ -223,165 +350,163 @@ async def _start_on(
             alert_after_ms=int(config.alert_after_s * 1000),
             directory_grace_ms=int(config.directory_grace_s * 1000),
         ),
-        keys=keys,
-        directory=directory,
-        database=database,
+        keys=base.keys,
+        directory=base.directory,
+        database=base.database,
         delivery=delivery,
-        tracer=tracer,
-        catch_up=sync,
+        tracer=base.tracer,
+        catch_up=base.sync,
     )
-    directory.on_change(lambda _document: _reload_keys(config, exchange))
-    evidence = EvidenceService(
-        database=database,
-        messages=exchange,
-        transport=peers,
-        directory=directory,
-        keys=exchange.current_keys,
-        clock=now_ms,
-    )
-    audit = AuditService(
-        database=database, key=keys.checkpoint, agency_id=config.agency_id, clock=now_ms
-    )
-    disclosure = DisclosureService(
-        database=database, audit=audit, agency_id=config.agency_id, clock=now_ms
-    )
+    base.directory.on_change(lambda _document: _reload_keys(config, exchange))
+    return exchange
+
+
+def _overlap_services(
+    base: _Foundation, keys: Callable[[], AgencyKeys]
+) -> tuple[OverlapService, RevealService, PsiWorkers]:
+    """Overlap checks and reveals, sharing one pool of PSI worker processes."""
     psi = PsiWorkers()
     overlap = OverlapService(
-        database=database,
-        directory=directory,
-        transport=peers,
-        agency_id=config.agency_id,
+        database=base.database,
+        directory=base.directory,
+        transport=base.peers,
+        agency_id=base.config.agency_id,
         clock=now_ms,
-        checks_per_day=config.overlap_checks_per_day,
+        checks_per_day=base.config.overlap_checks_per_day,
         psi=psi,
     )
     reveal = RevealService(
-        database=database,
-        directory=directory,
-        keys=exchange.current_keys,
-        transport=peers,
-        agency_id=config.agency_id,
+        database=base.database,
+        directory=base.directory,
+        keys=keys,
+        transport=base.peers,
+        agency_id=base.config.agency_id,
         clock=now_ms,
-        checks_per_day=config.overlap_checks_per_day,
+        checks_per_day=base.config.overlap_checks_per_day,
         psi=psi,
     )
-    indicators = IndicatorService(
-        database=database,
-        directory=directory,
-        keys=exchange.current_keys,
-        transport=peers,
-        agency_id=config.agency_id,
+    return overlap, reveal, psi
+
+
+def _indicator_service(base: _Foundation, keys: Callable[[], AgencyKeys]) -> IndicatorService:
+    return IndicatorService(
+        database=base.database,
+        directory=base.directory,
+        keys=keys,
+        transport=base.peers,
+        agency_id=base.config.agency_id,
         clock=now_ms,
-        offers=_offer_settings(config),
+        offers=_offer_settings(base.config),
     )
-    sightings = SightingService(
-        database=database,
-        directory=directory,
-        keys=exchange.current_keys,
-        transport=peers,
-        agency_id=config.agency_id,
+
+
+def _sighting_service(base: _Foundation, keys: Callable[[], AgencyKeys]) -> SightingService:
+    return SightingService(
+        database=base.database,
+        directory=base.directory,
+        keys=keys,
+        transport=base.peers,
+        agency_id=base.config.agency_id,
         clock=now_ms,
-        reports=_offer_settings(config),
+        reports=_offer_settings(base.config),
     )
-    campaigns = CampaignService(
-        database=database,
-        directory=directory,
+
+
+def _campaign_service(
+    base: _Foundation, overlap: OverlapService, exchange: ExchangeService
+) -> CampaignService:
+    return CampaignService(
+        database=base.database,
+        directory=base.directory,
         overlap=overlap,
         requests=exchange,
-        agency_id=config.agency_id,
+        agency_id=base.config.agency_id,
         clock=now_ms,
         rules=LinkRules(
-            min_shared=config.campaign_min_shared,
-            max_sets_per_value=config.campaign_max_sets_per_value,
+            min_shared=base.config.campaign_min_shared,
+            max_sets_per_value=base.config.campaign_max_sets_per_value,
         ),
     )
-    groups = GroupService(
-        database=database,
-        directory=directory,
-        keys=exchange.current_keys,
-        transport=GroupsClient(peers=peers, timeout_s=config.delivery_timeout_s),
-        agency_id=config.agency_id,
-        clock=now_ms,
-    )
-    servers = build_servers(
+
+
+def _servers(base: _Foundation, services: _Services) -> NodeServers:
+    """The federation server (mutual TLS) and the Local API server, not started yet."""
+    directory = base.directory
+    return build_servers(
         federation=FederationServicer(
-            exchange=exchange, directory_version=lambda: directory.version
+            exchange=services.exchange,
+            directory_version=lambda: directory.version,
         ),
-        audit=AuditServicer(audit=audit, disclosure=disclosure, directory=directory),
-        witness=WitnessServicer(
-            witness=WitnessService(
-                database=database,
-                key=keys.witness,
-                agency_id=config.agency_id,
-                directory=directory,
-                clock=now_ms,
-            )
+        audit=AuditServicer(
+            audit=services.audit, disclosure=services.disclosure, directory=directory
         ),
+        witness=WitnessServicer(witness=services.witness),
         directory=DirectoryServicer(directory=directory),
-        evidence=EvidenceServicer(evidence=evidence),
-        groups=GroupsServicer(groups=groups),
+        evidence=EvidenceServicer(evidence=services.evidence),
+        groups=GroupsServicer(groups=services.groups),
         indicators=IndicatorsServicer(
-            indicators=indicators, overlap=overlap, reveal=reveal, sightings=sightings
+            indicators=services.indicators,
+            overlap=services.overlap,
+            reveal=services.reveal,
+            sightings=services.sightings,
         ),
-        local=LocalServicer(
-            exchange=exchange,
-            directory=directory,
-            evidence=evidence,
-            disclosure=disclosure,
-            indicators=indicators,
-            overlap=overlap,
-            groups=groups,
-            reveal=reveal,
-            campaigns=campaigns,
-            sightings=sightings,
-        ),
-        listen=config.listen,
-        local_socket=config.local_socket,
-        tls=TlsIdentity(
-            certificate=certificate, private_key=private_key, trust_roots=directory.trust_roots
-        ),
-        max_concurrent_rpcs=config.max_concurrent_rpcs,
-        tracer=tracer,
-        share_port=config.share_port,
+        local=_local_servicer(base, services),
+        listen=base.config.listen,
+        local_socket=base.config.local_socket,
+        tls=base.tls,
+        max_concurrent_rpcs=base.config.max_concurrent_rpcs,
+        tracer=base.tracer,
+        share_port=base.config.share_port,
     )
-    await servers.start()
-    delivery.start()
-    uploading = asyncio.create_task(
-        evidence.run(config.poll_interval_s * 5), name="comity-evidence-upload"
+
+
+def _local_servicer(base: _Foundation, services: _Services) -> LocalServicer:
+    return LocalServicer(
+        exchange=services.exchange,
+        directory=base.directory,
+        evidence=services.evidence,
+        disclosure=services.disclosure,
+        indicators=services.indicators,
+        overlap=services.overlap,
+        groups=services.groups,
+        reveal=services.reveal,
+        campaigns=services.campaigns,
+        sightings=services.sightings,
     )
-    _LOG.info(
-        "node %s serving federation on port %d, local socket %s, database %s",
-        config.agency_id,
-        servers.federation_port,
-        config.local_socket,
-        redact_url(config.database_url),
-    )
+
+
+def _running(base: _Foundation, services: _Services, servers: NodeServers) -> RunningNode:
+    """The started node, with its background tasks running."""
+    config = base.config
     return RunningNode(
         config=config,
         servers=servers,
-        exchange=exchange,
-        delivery=delivery,
-        database=database,
-        peers=peers,
-        tracer_provider=provider,
-        audit=audit,
-        directory=directory,
-        directory_sync=sync,
-        evidence=evidence,
-        disclosure=disclosure,
-        indicators=indicators,
-        overlap=overlap,
-        psi=psi,
-        groups=groups,
-        reveal=reveal,
-        campaigns=campaigns,
-        sightings=sightings,
-        _uploading=uploading,
+        exchange=services.exchange,
+        delivery=services.delivery,
+        database=base.database,
+        peers=base.peers,
+        tracer_provider=base.provider,
+        audit=services.audit,
+        directory=base.directory,
+        directory_sync=base.sync,
+        evidence=services.evidence,
+        disclosure=services.disclosure,
+        indicators=services.indicators,
+        overlap=services.overlap,
+        psi=services.psi,
+        groups=services.groups,
+        reveal=services.reveal,
+        campaigns=services.campaigns,
+        sightings=services.sightings,
+        _uploading=asyncio.create_task(
+            services.evidence.run(config.poll_interval_s * 5), name="comity-evidence-upload"
+        ),
         _resending=asyncio.create_task(
-            indicators.offers.run(config.indicator_resend_interval_s), name="comity-set-offers"
+            services.indicators.offers.run(config.indicator_resend_interval_s),
+            name="comity-set-offers",
         ),
         _reporting=asyncio.create_task(
-            sightings.reports.run(config.indicator_resend_interval_s),
+            services.sightings.reports.run(config.indicator_resend_interval_s),
             name="comity-sighting-reports",
         ),
     )

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Databases for tests: a fresh SQLite file, or a fresh schema in the PostgreSQL server."""
+"""Databases for tests: a fresh SQLite file, or a fresh schema in the PostgreSQL server; what
+they hold."""
 
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from node.storage.tables import (
+    AuditLeaf,
+    Campaign,
+    CampaignCase,
+    Exchange,
+    IndicatorRow,
+    IndicatorSetRow,
+    Message,
+    Outbox,
+)
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
@@ -66,3 +80,20 @@ def schema_url(schema: str) -> str:
     """The server URL with every connection's search_path set to ``schema``."""
     separator = "&" if "?" in postgres_url() else "?"
     return f"{postgres_url()}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+def count_rows(session: Session) -> dict[str, int]:
+    """Rows per table: tests use it to show that refused input changed nothing."""
+    return {
+        table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
+        for table in (
+            Exchange,
+            Message,
+            Outbox,
+            AuditLeaf,
+            IndicatorSetRow,
+            IndicatorRow,
+            Campaign,
+            CampaignCase,
+        )
+    }

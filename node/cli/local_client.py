@@ -55,13 +55,20 @@ class LocalClient:
         self._channel.close()
 
     def file_request(
-        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
+        self,
+        *,
+        request_type: str,
+        recipient: str,
+        form_json: bytes,
+        strip: bool = False,
+        campaign_id: str | None = None,
     ) -> local_pb2.RequestDetail:
         request = local_pb2.FileRequestRequest(
             request_type=request_type,
             recipient=recipient,
             form_json=form_json,
             strip_identifiers=strip,
+            campaign_id=campaign_id or "",
         )
         return self._call(self._stub.FileRequest, request)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -134,18 +135,30 @@ def _node_commands(parser: argparse.ArgumentParser) -> None:
 
 def _federation_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="federation_command", required=True, metavar="COMMAND")
+    _federation_drafting(sub)
+    _federation_key_commands(sub)
+    _federation_signing(sub)
 
-    def command(name: str, help_: str, handler: Handler, *, edits: bool = True) -> Any:
-        cmd = sub.add_parser(name, help=help_)
-        if name not in {"keygen", "merge"}:
-            cmd.add_argument("directory", type=Path, help="the directory document (JSON)")
-        if edits:
-            cmd.add_argument(
-                "--valid-days", type=int, help="also move expiry to this many days from now"
-            )
-        cmd.set_defaults(handler=handler)
-        return cmd
 
+def _federation_command(
+    sub: Any, name: str, help_: str, handler: Handler, *, edits: bool = True
+) -> Any:
+    """A ``federation`` subcommand; ``edits`` ones make a new draft version and may move its
+    expiry."""
+    cmd = sub.add_parser(name, help=help_)
+    if name not in {"keygen", "merge"}:
+        cmd.add_argument("directory", type=Path, help="the directory document (JSON)")
+    if edits:
+        cmd.add_argument(
+            "--valid-days", type=int, help="also move expiry to this many days from now"
+        )
+    cmd.set_defaults(handler=handler)
+    return cmd
+
+
+def _federation_drafting(sub: Any) -> None:
+    """Root keys, the first draft, and members coming and going."""
+    command = functools.partial(_federation_command, sub)
     keygen = command("keygen", "make a root key pair (offline)", federation_cmd.keygen, edits=False)
     keygen.add_argument("--out", type=Path, required=True, help="private key file to create")
     init = command("init", "draft version 1 with its root keys", federation_cmd.init, edits=False)
@@ -162,6 +175,11 @@ def _federation_commands(parser: argparse.ArgumentParser) -> None:
     endpoint.add_argument("agency")
     endpoint.add_argument("--endpoint", help="host:port peers dial")
     endpoint.add_argument("--certificate", type=Path, help="PEM certificate of its node")
+
+
+def _federation_key_commands(sub: Any) -> None:
+    """Members' keys rotated and revoked, the root keys replaced."""
+    command = functools.partial(_federation_command, sub)
     rotate = command(
         "rotate-key",
         "add an agency's new key, old one valid for an overlap",
@@ -184,6 +202,11 @@ def _federation_commands(parser: argparse.ArgumentParser) -> None:
     )
     roots.add_argument("--root-key", action="append", required=True, help=".pub file or base64")
     roots.add_argument("--threshold", type=int, required=True)
+
+
+def _federation_signing(sub: Any) -> None:
+    """A draft renewed, signed, merged, verified, shown and published."""
+    command = functools.partial(_federation_command, sub)
     command("renew", "a new version with a later expiry", federation_cmd.renew)
     sign = command("sign", "add one root key holder's signature", federation_cmd.sign, edits=False)
     sign.add_argument("--key", type=Path, required=True, help="this holder's root key file")
@@ -413,6 +436,15 @@ def _audit_commands(parser: argparse.ArgumentParser) -> None:
 
 def _indicator_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="indicators_command", required=True, metavar="COMMAND")
+    handlers = _indicator_making(sub) | _indicator_holding(sub)
+    for command, handler in handlers.items():
+        _add_config_option(command)
+        command.set_defaults(handler=handler)
+    sightings_cmd.add_commands(sub, _add_config_option)
+
+
+def _indicator_making(sub: Any) -> dict[Any, Handler]:
+    """Commands that make a set, fill it from the command line or a file, or export it."""
     create = sub.add_parser("create", help="a new indicator set under a TLP 2.0 label")
     create.add_argument(
         "--tlp", required=True, help="TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED"
@@ -443,6 +475,16 @@ def _indicator_commands(parser: argparse.ArgumentParser) -> None:
     export = sub.add_parser("export", help="a set as a STIX 2.1 bundle with its TLP marking")
     export.add_argument("set_id")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    return {
+        create: indicators_cmd.create,
+        add: indicators_cmd.add,
+        imp: indicators_cmd.import_file,
+        export: indicators_cmd.export,
+    }
+
+
+def _indicator_holding(sub: Any) -> dict[Any, Handler]:
+    """Commands over the sets this node holds: read, match, share, revoke."""
     listing = sub.add_parser("list", help="every set this node holds")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     show = sub.add_parser("show", help="one set with its indicators")
@@ -459,21 +501,13 @@ def _indicator_commands(parser: argparse.ArgumentParser) -> None:
     share.add_argument("--with", dest="recipient", required=True, help="agency id")
     revoke = sub.add_parser("revoke", help="revoke one of this agency's sets everywhere")
     revoke.add_argument("set_id")
-    handlers = {
-        create: indicators_cmd.create,
-        add: indicators_cmd.add,
-        imp: indicators_cmd.import_file,
-        export: indicators_cmd.export,
+    return {
         match: indicators_cmd.match_pdq,
         listing: indicators_cmd.list_sets,
         show: indicators_cmd.show,
         share: indicators_cmd.share,
         revoke: indicators_cmd.revoke,
     }
-    for command, handler in handlers.items():
-        _add_config_option(command)
-        command.set_defaults(handler=handler)
-    sightings_cmd.add_commands(sub, _add_config_option)
 
 
 def _proof_commands(sub: Any) -> None:

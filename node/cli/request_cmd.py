@@ -13,7 +13,6 @@ from node.cli.local_client import LocalClient
 from node.config import load_config
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
-from node.indicators.campaigns import reference_campaign
 
 _DIRECTIONS = {
     None: local_pb2.DIRECTION_UNSPECIFIED,
@@ -71,14 +70,12 @@ def preview_request(args: argparse.Namespace, console: Console) -> int:
 def file_request(args: argparse.Namespace, console: Console) -> int:
     form = _read_form(args)
     with _client(args) as client:
-        if args.campaign:
-            campaign = client.get_campaign(args.campaign)
-            form = reference_campaign(form, campaign_id=campaign.campaign_id)
         detail = client.file_request(
             request_type=args.request_type,
             recipient=args.recipient,
             form_json=form,
             strip=args.strip_identifiers,
+            campaign_id=args.campaign,
         )
     if args.json:
         output.print_json(console, output.detail_dict(detail))

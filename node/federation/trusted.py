@@ -22,7 +22,7 @@ from node.errors import ConfigError, DirectoryError, NotFoundError
 from node.federation.document import SignedDirectory, parse_directory
 from node.federation.rules import verify_initial, verify_update
 from node.members import Member, MemberEntry
-from node.storage import repo
+from node.storage import directory_repo
 from node.storage.database import Database
 from node.storage.engine import create_engine, transaction
 from node.storage.tables import TrustedDirectory as TrustedDirectoryRow
@@ -210,13 +210,15 @@ def _read_file(path: Path) -> bytes | None:
 
 def _load_stored(database: Database) -> list[tuple[SignedDirectory, int]]:
     with transaction(database.engine) as session:
-        rows = repo.trusted_directories(session)
+        rows = directory_repo.trusted_directories(session)
         return [(parse_directory(row.document), row.accepted_at_ms) for row in rows]
 
 
 def _store(database: Database, document: SignedDirectory, data: bytes, now_ms: int) -> None:
     with transaction(database.engine) as session:
-        repo.save_trusted_directory(session, version=document.version, document=data, now_ms=now_ms)
+        directory_repo.save_trusted_directory(
+            session, version=document.version, document=data, now_ms=now_ms
+        )
 
 
 def read_trusted(*, database_url: str, bootstrap: Path, now_ms: int) -> SignedDirectory:
@@ -232,7 +234,7 @@ def read_trusted(*, database_url: str, bootstrap: Path, now_ms: int) -> SignedDi
     engine = create_engine(database_url)
     try:
         with transaction(engine) as session:
-            rows = repo.trusted_directories(session) if _has_table(session) else []
+            rows = directory_repo.trusted_directories(session) if _has_table(session) else []
     finally:
         engine.dispose()
     if rows:

@@ -29,7 +29,7 @@ from node.audit.names import log_origin
 from node.audit.note import Checkpoint, sign_note
 from node.audit.tiles import TILE_HEIGHT, TILE_WIDTH, TiledTree, TileLevels
 from node.errors import MalformedError
-from node.storage import repo
+from node.storage import audit_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 
@@ -97,14 +97,14 @@ def append_leaves(
         leaf, openings = build_leaf(public, sensitive)
         data = leaf.to_bytes()
         batch.append(
-            repo.NewLeaf(
+            audit_repo.NewLeaf(
                 leaf=data,
                 leaf_hash=leaf_hash(data),
                 openings=[(o.name, o.value, o.salt) for o in openings],
                 exchange_id=public.exchange_id,
             )
         )
-    return repo.append_audit_leaves(session, batch, now_ms=now_ms)
+    return audit_repo.append_audit_leaves(session, batch, now_ms=now_ms)
 
 
 def _requesting_unit(form: Mapping[str, object]) -> str:
@@ -148,7 +148,7 @@ class AuditService:
             note = self._signed_checkpoint()
             size = int(note.split("\n", 2)[1])
             with transaction(self._database.engine) as session:
-                lines = [row.line + "\n" for row in repo.cosignatures(session, size=size)]
+                lines = [row.line + "\n" for row in audit_repo.cosignatures(session, size=size)]
             return note + "".join(lines)
 
         return await self._database.run(load)
@@ -159,14 +159,14 @@ class AuditService:
 
     def _signed_checkpoint(self) -> str:
         with transaction(self._database.engine) as session:
-            size = repo.audit_size(session)
-            latest = repo.latest_checkpoint(session)
+            size = audit_repo.audit_size(session)
+            latest = audit_repo.latest_checkpoint(session)
             if latest is not None and latest.size == size:
                 return latest.note
             root = self._tree(session, size).root()
             text = Checkpoint(origin=self.origin, size=size, root=root).text()
             note = sign_note(text, name=self.origin, key=self._key)
-            repo.save_checkpoint(session, size=size, note=note, now_ms=self._clock())
+            audit_repo.save_checkpoint(session, size=size, note=note, now_ms=self._clock())
             return note
 
     async def covering_checkpoint(self, index: int) -> str:
@@ -175,9 +175,9 @@ class AuditService:
 
         def load() -> str:
             with transaction(self._database.engine) as session:
-                cosigned = repo.newest_cosigned_checkpoint(session, above=index)
+                cosigned = audit_repo.newest_cosigned_checkpoint(session, above=index)
                 if cosigned is not None:
-                    lines = repo.cosignatures(session, size=cosigned.size)
+                    lines = audit_repo.cosignatures(session, size=cosigned.size)
                     return cosigned.note + "".join(row.line + "\n" for row in lines)
             return self._signed_checkpoint()
 
@@ -192,8 +192,8 @@ class AuditService:
 
         def load() -> list[bytes]:
             with transaction(self._database.engine) as session:
-                _check_window(start, end, repo.audit_size(session))
-                return [row.leaf for row in repo.audit_leaves(session, start=start, end=end)]
+                _check_window(start, end, audit_repo.audit_size(session))
+                return [row.leaf for row in audit_repo.audit_leaves(session, start=start, end=end)]
 
         return await self._database.run(load)
 
@@ -221,7 +221,7 @@ class AuditService:
     def _prove(self, size: int, prove: Callable[[TiledTree], T]) -> T:
         with transaction(self._database.engine) as session:
             if size > self._known_size:
-                self._known_size = repo.audit_size(session)
+                self._known_size = audit_repo.audit_size(session)
                 if size > self._known_size:
                     raise MalformedError(f"the log has {self._known_size} leaves, not {size}")
             return prove(self._tree(session, size))
@@ -232,10 +232,10 @@ class AuditService:
 
         def read(start: int, end: int) -> list[bytes]:
             if end - start == TILE_WIDTH:  # a full tile: one stored row
-                hashes = repo.audit_tile_hashes(session, start // TILE_WIDTH)
+                hashes = audit_repo.audit_tile_hashes(session, start // TILE_WIDTH)
                 if hashes is not None:
                     return [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
-            return repo.audit_leaf_hash_range(session, start=start, end=end)
+            return audit_repo.audit_leaf_hash_range(session, start=start, end=end)
 
         return TiledTree(self._levels, size, read, self._full_tiles)
 
@@ -247,7 +247,7 @@ class AuditService:
             if self._levels.full_tiles >= needed:
                 return
             with transaction(self._database.engine) as session:
-                for root in repo.audit_tile_roots(
+                for root in audit_repo.audit_tile_roots(
                     session, start=self._levels.full_tiles, end=needed
                 ):
                     self._levels.add_tile_root(root)
@@ -257,7 +257,7 @@ class AuditService:
     def _compute_tiles(self, end: int) -> None:
         start = self._levels.full_tiles
         with transaction(self._database.engine) as session:
-            hashes = repo.audit_leaf_hash_range(
+            hashes = audit_repo.audit_leaf_hash_range(
                 session, start=start * TILE_WIDTH, end=end * TILE_WIDTH
             )
         tiles = [
@@ -269,7 +269,7 @@ class AuditService:
         ]
         try:
             with transaction(self._database.engine) as session:
-                repo.save_audit_tiles(session, start=start, tiles=tiles)
+                audit_repo.save_audit_tiles(session, start=start, tiles=tiles)
         except IntegrityError:
             pass  # another replica stored the same tiles first: tiles are deterministic
         for root, _ in tiles:

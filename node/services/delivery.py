@@ -37,7 +37,7 @@ from node.services.audit import record_event
 from node.services.lifecycle import due_at
 from node.services.outbox import Lease, Outbox, OutboxWorker, OwedState, RetryPolicy, Wording
 from node.services.peers import PeerTransport
-from node.storage import outbox_repo, repo
+from node.storage import exchange_repo, outbox_repo
 from node.storage.database import Database
 from node.storage.tables import Exchange, Message
 from node.storage.tables import Outbox as OutboxRow
@@ -237,23 +237,23 @@ class Deliveries:
         """Store the receipt with the delivery; a delivered request starts its deadline."""
         if not outbox_repo.mark_delivered(session, message_id=item.message_id, now_ms=now_ms):
             return False  # another replica recorded it first; its receipt is the same
-        repo.set_message_receipt(
+        exchange_repo.set_message_receipt(
             session,
             message_id=item.message_id,
             receipt=wire.receipt_to_bytes(proof),
             verified=True,
         )
-        message = repo.get_message(session, item.message_id)
-        exchange = repo.get_exchange(session, proof.body.exchange_id, lock=True)
+        message = exchange_repo.get_message(session, item.message_id)
+        exchange = exchange_repo.get_exchange(session, proof.body.exchange_id, lock=True)
         if exchange is None or message is None or not _is_request(exchange, message):
             return True  # a lifecycle message: its state change was made when it was sent
         if exchange.state in {RequestState.SUBMITTED, RequestState.DELIVERY_FAILED}:
-            repo.set_exchange_state(
+            exchange_repo.set_exchange_state(
                 session, exchange_id=exchange.id, state=RequestState.DELIVERED, now_ms=now_ms
             )
         # The deadline runs from receipt, as the receiver counts it.
         due = due_at(exchange, proof.body.received_at_ms)
-        repo.set_due_at(session, exchange_id=exchange.id, due_at_ms=due)
+        exchange_repo.set_due_at(session, exchange_id=exchange.id, due_at_ms=due)
         record_event(
             session,
             event="receipt.received",
@@ -296,14 +296,14 @@ class Deliveries:
             or row is None
         ):
             return
-        message = repo.get_message(session, item.message_id)
-        exchange = repo.get_exchange(session, row.exchange_id, lock=True)
+        message = exchange_repo.get_message(session, item.message_id)
+        exchange = exchange_repo.get_exchange(session, row.exchange_id, lock=True)
         if exchange is None:
             return
         # A request that never arrived failed; a lifecycle message that could not be
         # delivered leaves the state where sending it put it, with the error shown.
         request = message is not None and _is_request(exchange, message)
-        repo.set_exchange_state(
+        exchange_repo.set_exchange_state(
             session,
             exchange_id=row.exchange_id,
             state=RequestState.DELIVERY_FAILED if request else exchange.state,
@@ -329,7 +329,7 @@ def _is_request(exchange: Exchange, message: Message) -> bool:
 
 
 def _load_claim(session: Session, row: OutboxRow) -> Claim:
-    message = repo.get_message(session, row.message_id)
+    message = exchange_repo.get_message(session, row.message_id)
     if message is None:  # the foreign key makes this impossible; say so if it happens
         raise UnexpectedDeliveryError(f"outbox row {row.message_id} has no message")
     return Claim(

@@ -23,7 +23,7 @@ from node.audit.proof import ProofBundle
 from node.errors import NotFoundError
 from node.forms.profiles import profiles
 from node.services.audit import AuditService, append_leaf, append_leaves
-from node.storage import repo
+from node.storage import audit_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.tables import AuditLeaf
@@ -87,22 +87,22 @@ class DisclosureService:
     def _resolve(self, target: str) -> list[int]:
         with transaction(self._database.engine) as session:
             if target.isascii() and target.isdigit():
-                if repo.audit_leaf(session, int(target)) is None:
+                if audit_repo.audit_leaf(session, int(target)) is None:
                     raise NotFoundError(f"this node's log has no leaf {target}")
                 return [int(target)]
-            indices = repo.audit_indices_of_exchange(session, target)
+            indices = audit_repo.audit_indices_of_exchange(session, target)
             if not indices:
                 raise NotFoundError(f"this node's log has no record of request {target}")
             return indices
 
     def _release(self, index: int, release: Release) -> tuple[bytes, tuple[Opening, ...]]:
         with transaction(self._database.engine) as session:
-            row = repo.audit_leaf(session, index)
+            row = audit_repo.audit_leaf(session, index)
             if row is None:
                 raise NotFoundError(f"this node's log has no leaf {index}")
             kept = [
                 Opening(name=o.name, value=o.value, salt=o.salt)
-                for o in repo.audit_openings(session, index)
+                for o in audit_repo.audit_openings(session, index)
             ]
             released = released_to(release.role, kept)
             public = Leaf.from_bytes(row.leaf).public
@@ -151,7 +151,7 @@ class DisclosureService:
         now = self._clock()
         shortest, longest = min(retention.values()), max(retention.values())
         with transaction(self._database.engine) as session:
-            rows = repo.leaves_with_openings(
+            rows = audit_repo.leaves_with_openings(
                 session, created_before_ms=now - shortest, after=after, limit=ERASE_BATCH
             )
             if not rows:
@@ -164,7 +164,7 @@ class DisclosureService:
                     expired[public.exchange_id].append(row)
             erasures: list[tuple[PublicFields, dict[OpeningName, str]]] = []
             for group in expired.values():
-                repo.erase_openings(session, [row.idx for row in group])
+                audit_repo.erase_openings(session, [row.idx for row in group])
                 of = Leaf.from_bytes(group[0].leaf).public
                 # Nothing sensitive is committed: an erasure record never needs erasing itself.
                 erasures.append((self._public("data.erased", of, self._me, now), {}))

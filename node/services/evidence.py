@@ -38,7 +38,7 @@ from node.errors import (
 from node.ids import new_exchange_id, parse_exchange_id
 from node.members import Directory, Member
 from node.model.request import Direction, RequestView
-from node.storage import repo
+from node.storage import evidence_repo, exchange_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.tables import Evidence, Exchange
@@ -222,7 +222,7 @@ class EvidenceService:
 
         def store(session: Session, row: Exchange) -> None:
             now = self._clock()
-            repo.insert_evidence(
+            evidence_repo.insert_evidence(
                 session,
                 evidence_id=evidence_id,
                 exchange_id=row.id,
@@ -232,7 +232,7 @@ class EvidenceService:
             )
             for item, item_chunks in enumerate(chunks):
                 for index, data in enumerate(item_chunks):
-                    repo.insert_chunk(
+                    evidence_repo.insert_chunk(
                         session, evidence_id=evidence_id, item=item, idx=index, data=data
                     )
 
@@ -282,15 +282,15 @@ class EvidenceService:
     def _pending(self) -> list[tuple[Evidence, str]]:
         with transaction(self._database.engine) as session:
             result = []
-            for evidence in repo.evidence_to_upload(session):
-                exchange = repo.get_exchange(session, evidence.exchange_id)
+            for evidence in evidence_repo.evidence_to_upload(session):
+                exchange = exchange_repo.get_exchange(session, evidence.exchange_id)
                 if exchange is not None:
                     result.append((evidence, exchange.peer))
             return result
 
     def _mark_complete(self, evidence_id: str) -> None:
         with transaction(self._database.engine) as session:
-            repo.set_evidence_complete(session, evidence_id)
+            evidence_repo.set_evidence_complete(session, evidence_id)
 
     async def _chunks(
         self, evidence: Evidence, progress: Progress, member: Member
@@ -315,7 +315,7 @@ class EvidenceService:
 
     def _batch(self, evidence_id: str, item: int, start: int) -> list[bytes]:
         with transaction(self._database.engine) as session:
-            return repo.chunk_data(session, evidence_id, item, start, UPLOAD_BATCH)
+            return evidence_repo.chunk_data(session, evidence_id, item, start, UPLOAD_BATCH)
 
     # --- receiving (the requester) ---
 
@@ -365,17 +365,17 @@ class EvidenceService:
                 )
             if chunk.index == len(digests) - 1:
                 _check_file(session, chunk, data, expected=str(items[chunk.item]["sha256"]))
-            repo.insert_chunk(
+            evidence_repo.insert_chunk(
                 session, evidence_id=chunk.evidence_id, item=chunk.item, idx=chunk.index, data=data
             )
             session.flush()
             progress = _progress(session, evidence)
             if progress.complete:
-                repo.set_evidence_complete(session, evidence.evidence_id)
+                evidence_repo.set_evidence_complete(session, evidence.evidence_id)
             return progress
 
     def _sender(self, session: Session, evidence: Evidence, fingerprint: str | None) -> Member:
-        exchange = repo.get_exchange(session, evidence.exchange_id)
+        exchange = exchange_repo.get_exchange(session, evidence.exchange_id)
         member = self._directory.find(exchange.peer) if exchange else None
         if member is None or member.tls_fingerprint != fingerprint:
             raise PeerIdentityError("the TLS client is not the party that sent this evidence")
@@ -395,10 +395,11 @@ class EvidenceService:
 
         def load() -> list[EvidenceSetView]:
             with transaction(self._database.engine) as session:
-                if repo.get_exchange(session, exchange_id) is None:
+                if exchange_repo.get_exchange(session, exchange_id) is None:
                     raise NotFoundError(f"no request {exchange_id} at this node")
                 return [
-                    _set_view(session, e) for e in repo.evidence_for_exchange(session, exchange_id)
+                    _set_view(session, e)
+                    for e in evidence_repo.evidence_for_exchange(session, exchange_id)
                 ]
 
         return await self._database.run(load)
@@ -432,13 +433,13 @@ class EvidenceService:
     ) -> tuple[Evidence, dict[str, Any]]:
         exchange_id = parse_exchange_id(request_id)
         with transaction(self._database.engine) as session:
-            evidence = repo.get_evidence(session, evidence_id)
+            evidence = evidence_repo.get_evidence(session, evidence_id)
             if evidence is None or evidence.exchange_id != exchange_id:
                 raise NotFoundError(f"no evidence {evidence_id} in request {exchange_id}")
             items = manifest_items(evidence.manifest)
             if not 0 <= item < len(items):
                 raise NotFoundError(f"evidence {evidence_id} has no file {item}")
-            held = repo.chunks_held(session, evidence_id, item)
+            held = evidence_repo.chunks_held(session, evidence_id, item)
             if held < len(items[item]["chunks"]):
                 raise NotFoundError(f"file {item} is not complete yet ({held} chunks here)")
             return evidence, items[item]
@@ -485,7 +486,7 @@ def _set_view(session: Session, evidence: Evidence) -> EvidenceSetView:
                 size=item["size"],
                 sha256=item["sha256"],
                 chunks_total=len(item["chunks"]),
-                chunks_here=repo.chunks_held(session, evidence.evidence_id, i),
+                chunks_here=evidence_repo.chunks_held(session, evidence.evidence_id, i),
             )
             for i, item in enumerate(manifest["items"])
         ),
@@ -493,7 +494,7 @@ def _set_view(session: Session, evidence: Evidence) -> EvidenceSetView:
 
 
 def _inbound(session: Session, evidence_id: str) -> Evidence:
-    evidence = repo.get_evidence(session, evidence_id)
+    evidence = evidence_repo.get_evidence(session, evidence_id)
     if evidence is None or evidence.direction != Direction.INBOUND:
         raise NotFoundError(f"no evidence {evidence_id} expected here (yet)")
     return evidence
@@ -503,13 +504,13 @@ def _progress(session: Session, evidence: Evidence) -> Progress:
     items = manifest_items(evidence.manifest)
     states = []
     for i, item in enumerate(items):
-        held = repo.chunks_held(session, evidence.evidence_id, i)
+        held = evidence_repo.chunks_held(session, evidence.evidence_id, i)
         states.append(ItemProgress(item=i, next_chunk=held, verified=held == len(item["chunks"])))
     return Progress(evidence_id=evidence.evidence_id, items=tuple(states))
 
 
 def _check_place(session: Session, chunk: Chunk, *, total: int) -> None:
-    expected = repo.chunks_held(session, chunk.evidence_id, chunk.item)
+    expected = evidence_repo.chunks_held(session, chunk.evidence_id, chunk.item)
     if chunk.index >= total:
         raise ChunkDigestError(f"file {chunk.item} has {total} chunks, not {chunk.index + 1}")
     if chunk.index < expected:
@@ -524,7 +525,9 @@ def _check_file(session: Session, chunk: Chunk, last: bytes, *, expected: str) -
     whole = hashlib.sha256()
     start = 0
     while True:
-        batch = repo.chunk_data(session, chunk.evidence_id, chunk.item, start, UPLOAD_BATCH)
+        batch = evidence_repo.chunk_data(
+            session, chunk.evidence_id, chunk.item, start, UPLOAD_BATCH
+        )
         for data in batch:
             whole.update(data)
         if len(batch) < UPLOAD_BATCH:

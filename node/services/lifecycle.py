@@ -22,7 +22,7 @@ from node.forms.profiles import DAY_MS, Profile, profile_for
 from node.forms.registry import form_type_for_payload, traits_of
 from node.model.lifecycle import Role, next_state
 from node.model.request import Direction, RequestState
-from node.storage import repo
+from node.storage import evidence_repo, exchange_repo
 from node.storage.tables import Exchange
 
 _ENDS_PRESERVATION = ("preserved_until",)
@@ -77,8 +77,8 @@ def check_position(session: Session, row: Exchange, sequence: int) -> Position:
     Raises:
         ReplayError: another message already holds that position.
     """
-    expected = repo.next_inbound_to_apply(session, row.id)
-    if sequence < expected or repo.held_message(session, row.id, sequence) is not None:
+    expected = exchange_repo.next_inbound_to_apply(session, row.id)
+    if sequence < expected or exchange_repo.held_message(session, row.id, sequence) is not None:
         raise ReplayError(f"position {sequence} of this exchange holds another message")
     return Position.NEXT if sequence == expected else Position.EARLY
 
@@ -95,9 +95,9 @@ def apply_message(
 ) -> None:
     """Move the exchange to ``state``, record a preservation's end if the message sets one,
     and, for a ``received`` evidence manifest, expect its chunks."""
-    repo.set_exchange_state(session, exchange_id=row.id, state=state, now_ms=now_ms)
+    exchange_repo.set_exchange_state(session, exchange_id=row.id, state=state, now_ms=now_ms)
     if received and kind == "evidence":
-        repo.insert_evidence(
+        evidence_repo.insert_evidence(
             session,
             evidence_id=str(fields["evidence_id"]),
             exchange_id=row.id,
@@ -113,14 +113,16 @@ def apply_message(
         else None
     )
     if isinstance(until, str):
-        repo.set_preserved_until(session, exchange_id=row.id, until_ms=_instant_ms(until))
+        exchange_repo.set_preserved_until(session, exchange_id=row.id, until_ms=_instant_ms(until))
 
 
 def apply_held(session: Session, row: Exchange, *, now_ms: int) -> None:
     """Apply the held messages whose turn has come, in order. One the lifecycle no longer
     allows (the state moved on meanwhile) is kept as ``refused`` with the reason."""
     while True:
-        held = repo.held_message(session, row.id, repo.next_inbound_to_apply(session, row.id))
+        held = exchange_repo.held_message(
+            session, row.id, exchange_repo.next_inbound_to_apply(session, row.id)
+        )
         if held is None or held.body is None:
             return
         kind = form_type_for_payload(held.payload_type).name
@@ -128,9 +130,9 @@ def apply_held(session: Session, row: Exchange, *, now_ms: int) -> None:
         try:
             state = move(row, kind=kind, fields=fields, by=peer_role(row), now_ms=now_ms)
         except ComityError as e:
-            repo.set_message_state(session, held, state="refused", note=e.message)
+            exchange_repo.set_message_state(session, held, state="refused", note=e.message)
             continue
-        repo.set_message_state(session, held, state="applied")
+        exchange_repo.set_message_state(session, held, state="applied")
         apply_message(
             session, row, kind=kind, fields=fields, state=state, now_ms=now_ms, received=True
         )

@@ -20,7 +20,7 @@ from node.audit.note import NoteError, NoteVerifier, cosign, split_note
 from node.audit.verify import AuditError, open_checkpoint
 from node.errors import ComityError, ErrorKind, UnknownSenderError
 from node.members import Directory
-from node.storage import repo
+from node.storage import witness_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 
@@ -64,7 +64,7 @@ class WitnessService:
 
         def decide() -> None:
             with transaction(self._database.engine) as session:
-                state = repo.witness_state(session, checkpoint.origin)
+                state = witness_repo.witness_state(session, checkpoint.origin)
                 size, root = (state.size, state.root) if state else (0, b"")
                 if old_size != size:
                     raise WitnessConflictError(f"this witness holds size {size} of the log")
@@ -83,7 +83,7 @@ class WitnessService:
                         raise WitnessConflictError(
                             "the checkpoint is not consistent with the one cosigned before"
                         ) from e
-                repo.save_witness_state(
+                witness_repo.save_witness_state(
                     session,
                     origin=checkpoint.origin,
                     size=checkpoint.size,

@@ -82,6 +82,7 @@ class LocalServicer(
             recipient=request.recipient,
             form_json=request.form_json,
             strip=request.strip_identifiers,
+            campaign_id=request.campaign_id or None,
         )
         return request_detail_to_proto(view)
 
@@ -93,6 +94,7 @@ class LocalServicer(
             recipient=request.recipient,
             form_json=request.form_json,
             strip=request.strip_identifiers,
+            campaign_id=request.campaign_id or None,
         )
         return local_pb2.RequestPreview(
             request_type=preview.request_type,

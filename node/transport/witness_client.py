@@ -15,7 +15,7 @@ from node.errors import ComityError
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
 from node.members import Member
 from node.services.audit import AuditService
-from node.storage import repo
+from node.storage import audit_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.transport.status import error_from_rpc
@@ -58,7 +58,7 @@ async def _ask(
 ) -> str:
     def last() -> int:
         with transaction(database.engine) as session:
-            return repo.last_cosigned_size(session, witness=name)
+            return audit_repo.last_cosigned_size(session, witness=name)
 
     old_size = await database.run(last)
     proof = await audit.consistency_proof(old_size=old_size, new_size=size) if old_size else []
@@ -72,4 +72,4 @@ async def _ask(
 
 def _store(database: Database, size: int, name: str, line: str, clock: Callable[[], int]) -> None:
     with transaction(database.engine) as session:
-        repo.save_cosignature(session, size=size, witness=name, line=line, now_ms=clock())
+        audit_repo.save_cosignature(session, size=size, witness=name, line=line, now_ms=clock())

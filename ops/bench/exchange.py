@@ -39,7 +39,7 @@ from node.forms.validate import validate_form
 from node.ids import new_exchange_id, new_message_id
 from node.model.envelope import EnvelopeHeader
 from node.runtime import RunningNode, start_node
-from node.storage import repo
+from node.storage import exchange_repo
 from node.storage.engine import transaction
 from node.timeutil import now_ms
 from ops.bench.machine import describe_machine
@@ -179,8 +179,8 @@ async def _bench_direct(
 def _envelope_size(sender: RunningNode) -> int:
     """Size of one stored, serialised envelope: what the echo baseline is sent."""
     with transaction(sender.engine) as session:
-        newest = repo.list_exchanges(session, direction=None, limit=1)[0]
-        return len(repo.messages_for_exchange(session, newest.id)[0].envelope)
+        newest = exchange_repo.list_exchanges(session, direction=None, limit=1)[0]
+        return len(exchange_repo.messages_for_exchange(session, newest.id)[0].envelope)
 
 
 def _start_echo_server(port: int) -> subprocess.Popen[bytes]:

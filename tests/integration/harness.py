@@ -21,9 +21,9 @@ from node.federation import ceremony
 from node.federation.document import SignedDirectory, parse_directory
 from node.federation.setup import ROOT_COUNT, ROOT_THRESHOLD, federate, root_key_path
 from node.runtime import RunningNode, start_node
-from node.storage import repo
 from node.storage.engine import transaction
 from node.timeutil import now_ms
+from tests import dbutil
 from tests.ports import free_port
 
 AGENCIES = (
@@ -99,7 +99,7 @@ class Federation:
 
     def rows(self, agency_id: str) -> dict[str, int]:
         with transaction(self.nodes[agency_id].engine) as session:
-            return repo.count_rows(session)
+            return dbutil.count_rows(session)
 
     def channel(self, *, client: str | None, server: str) -> grpc.aio.Channel:
         """A mutual-TLS channel to ``server``'s node presenting ``client``'s certificate."""

@@ -18,7 +18,7 @@ from node.audit.note import Checkpoint, split_note
 from node.forms.registry import schemas_dir
 from node.forms.validate import form_strings
 from node.services.audit import AuditService, record_event
-from node.storage import repo
+from node.storage import audit_repo
 from node.storage.engine import transaction
 from node.storage.tables import AuditOpening
 from node.timeutil import now_ms
@@ -32,9 +32,9 @@ def audit_log(
     fed: Federation, agency: str
 ) -> tuple[list[Leaf], list[bytes], dict[int, list[AuditOpening]]]:
     with transaction(fed.nodes[agency].engine) as session:
-        size = repo.audit_size(session)
-        rows = repo.audit_leaves(session, start=0, end=size)
-        openings = {row.idx: repo.audit_openings(session, row.idx) for row in rows}
+        size = audit_repo.audit_size(session)
+        rows = audit_repo.audit_leaves(session, start=0, end=size)
+        openings = {row.idx: audit_repo.audit_openings(session, row.idx) for row in rows}
     assert [row.idx for row in rows] == list(range(size))  # no gaps
     assert all(row.leaf_hash == leaf_hash(row.leaf) for row in rows)
     return [Leaf.from_bytes(row.leaf) for row in rows], [row.leaf for row in rows], openings
@@ -111,12 +111,12 @@ async def test_proofs_of_a_log_of_several_tiles_come_from_stored_tile_roots(
         proof = await node.audit.consistency_proof(old_size=old, new_size=new)
         assert proof == consistency_proof(old, new, subtree)
     with transaction(node.engine) as session:
-        assert repo.audit_tile_roots(session, start=0, end=10) == [
+        assert audit_repo.audit_tile_roots(session, start=0, end=10) == [
             root_from_leaf_hashes(hashes[0:256]),
             root_from_leaf_hashes(hashes[256:512]),
         ]
-        assert repo.audit_tile_hashes(session, 1) == b"".join(hashes[256:512])
-        assert repo.audit_tile_hashes(session, 2) is None  # the right edge is not a full tile
+        assert audit_repo.audit_tile_hashes(session, 1) == b"".join(hashes[256:512])
+        assert audit_repo.audit_tile_hashes(session, 2) is None  # the right edge is not a full tile
     # A restarted node (a fresh service) takes the stored tile roots.
     fresh = AuditService(
         database=node.database, key=fed.keys(UNIT).checkpoint, agency_id=UNIT, clock=now_ms

@@ -272,3 +272,35 @@ async def test_an_alert_form_refused_for_one_recipient_files_no_alert(fed: Feder
     assert fed.rows(UNIT)["exchange"] == before
     for agency in (AUTHORITY, THIRD):
         assert fed.rows(agency)["exchange"] == 0
+
+
+async def test_filing_names_a_campaign_held_here_and_nothing_else(fed: Federation) -> None:
+    exchange = fed.nodes[UNIT].exchange
+    held = await fed.nodes[UNIT].campaigns.create("Filed under")
+    form = PRESERVATION_FORM.read_bytes()
+    before = fed.rows(UNIT)
+    with pytest.raises(NotFoundError, match="no campaign"):
+        await exchange.file_request(
+            request_type="preservation",
+            recipient=AUTHORITY,
+            form_json=form,
+            campaign_id="5b0f4b5e-8d7a-4f0e-9a39-0d7c1f0b6a11",
+        )
+    naming_another = json.dumps(
+        {**json.loads(form), "campaign": "5b0f4b5e-8d7a-4f0e-9a39-0d7c1f0b6a11"}
+    ).encode()
+    with pytest.raises(CampaignError, match="another campaign"):
+        exchange.preview_request(
+            request_type="preservation",
+            recipient=AUTHORITY,
+            form_json=naming_another,
+            campaign_id=held.campaign_id,
+        )
+    assert fed.rows(UNIT)["exchange"] == before["exchange"]
+    filed = await exchange.file_request(
+        request_type="preservation",
+        recipient=AUTHORITY,
+        form_json=form,
+        campaign_id=held.campaign_id,
+    )
+    assert json.loads(filed.form_json)["campaign"] == held.campaign_id

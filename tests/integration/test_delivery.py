@@ -203,7 +203,7 @@ async def test_two_replicas_share_one_outbox_without_double_delivery(fed: Federa
                 max_in_flight=3,
             ),
             database=unit.database,
-            directory=unit.exchange._directory,
+            directory=unit.directory,
             transport=counting,
             agency_id=unit.config.agency_id,
             clock=now_ms,
@@ -227,11 +227,11 @@ async def test_two_replicas_share_one_outbox_without_double_delivery(fed: Federa
 
 
 def view_message(fed: Federation, view: RequestView) -> str:
-    from node.storage import repo
+    from node.storage import exchange_repo
     from node.storage.engine import transaction
 
     with transaction(fed.nodes[UNIT].engine) as session:
-        return repo.messages_for_exchange(session, view.request_id)[0].message_id
+        return exchange_repo.messages_for_exchange(session, view.request_id)[0].message_id
 
 
 def test_retry_delays_grow_with_jitter_up_to_the_cap() -> None:

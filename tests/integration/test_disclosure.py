@@ -18,7 +18,7 @@ from node.forms.registry import schemas_dir
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
 from node.model.request import RequestView
 from node.services.disclosure import DAY_MS, DisclosureService
-from node.storage import repo
+from node.storage import audit_repo
 from node.storage.engine import transaction
 from node.timeutil import now_ms
 from tests.integration.harness import Federation, make_configs, running_federation
@@ -52,13 +52,13 @@ async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str,
 
 def leaves(fed: Federation, agency: str) -> list[Leaf]:
     with transaction(fed.nodes[agency].engine) as session:
-        rows = repo.audit_leaves(session, start=0, end=repo.audit_size(session))
+        rows = audit_repo.audit_leaves(session, start=0, end=audit_repo.audit_size(session))
     return [Leaf.from_bytes(row.leaf) for row in rows]
 
 
 def openings(fed: Federation, agency: str, index: int) -> dict[str, str]:
     with transaction(fed.nodes[agency].engine) as session:
-        return {o.name: o.value for o in repo.audit_openings(session, index)}
+        return {o.name: o.value for o in audit_repo.audit_openings(session, index)}
 
 
 async def check(

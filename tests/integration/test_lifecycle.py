@@ -19,7 +19,7 @@ from node.ids import AgencyId, new_message_id
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
 from node.model.lifecycle import IllegalTransitionError, NotYourMoveError
 from node.model.request import RequestState, RequestView
-from node.storage import repo
+from node.storage import audit_repo
 from node.storage.engine import transaction
 from node.timeutil import now_ms
 from tests.integration.harness import Federation
@@ -295,7 +295,7 @@ async def test_a_held_message_no_longer_allowed_is_kept_as_refused(fed: Federati
 
 def logged(fed: Federation, agency: str) -> list[Leaf]:
     with transaction(fed.nodes[agency].engine) as session:
-        rows = repo.audit_leaves(session, start=0, end=repo.audit_size(session))
+        rows = audit_repo.audit_leaves(session, start=0, end=audit_repo.audit_size(session))
     return [Leaf.from_bytes(r.leaf) for r in rows]
 
 

@@ -58,7 +58,7 @@ async def test_emergency_is_due_in_hours_and_shows_as_overdue(fed: Federation) -
     # Nine hours later, both ends see it overdue.
     for agency in (UNIT, AUTHORITY):
         exchange = fed.nodes[agency].exchange
-        exchange._clock = lambda: now_ms() + 9 * HOUR_MS
+        exchange.party.clock = lambda: now_ms() + 9 * HOUR_MS
         [late] = await exchange.overdue_requests()
         assert late.request_id == view.request_id
         assert late.overdue
@@ -75,7 +75,7 @@ async def test_a_decision_meets_a_decision_deadline(fed: Federation) -> None:
         request_id=view.request_id, kind="decision", body_json=json.dumps(decision).encode()
     )
     exchange = fed.nodes[AUTHORITY].exchange
-    exchange._clock = lambda: now_ms() + 100 * HOUR_MS
+    exchange.party.clock = lambda: now_ms() + 100 * HOUR_MS
     assert await exchange.overdue_requests() == []
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from node.errors import ConfigError, StorageUnavailableError
-from node.storage import repo
+from node.storage import exchange_repo
 from node.storage.engine import (
     create_engine,
     current_revision,
@@ -24,6 +24,7 @@ from node.storage.engine import (
     upgrade,
 )
 from node.storage.tables import metadata
+from tests import dbutil
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -75,13 +76,13 @@ def test_transaction_rolls_back_on_error(engine: Engine) -> None:
     with pytest.raises(RuntimeError):
         fail_midway()
     with transaction(engine) as session:
-        counts = repo.count_rows(session)
+        counts = dbutil.count_rows(session)
     assert counts["exchange"] == 0
     assert set(counts.values()) == {0}
 
 
 def add_exchange(session: Session, exchange_id: str) -> None:
-    repo.insert_exchange(
+    exchange_repo.insert_exchange(
         session,
         exchange_id=exchange_id,
         request_type="preservation",
@@ -103,7 +104,7 @@ def test_duplicate_keys_raise_integrity_error(engine: Engine) -> None:
 
 def test_direction_is_constrained(engine: Engine) -> None:
     with pytest.raises(IntegrityError), transaction(engine) as session:
-        repo.insert_exchange(
+        exchange_repo.insert_exchange(
             session,
             exchange_id="0b8e6c3e-3333-4333-8333-333333333333",
             request_type="preservation",
@@ -121,7 +122,7 @@ def test_unreachable_postgres_is_storage_unavailable_without_details(
 ) -> None:
     engine = create_engine("postgresql+psycopg://root:s3cret@127.0.0.1:1/test?connect_timeout=2")
     with pytest.raises(StorageUnavailableError) as caught, transaction(engine) as session:
-        repo.count_rows(session)
+        dbutil.count_rows(session)
     # The error may travel to a peer: it says what happened, not where the database is.
     assert "database is unavailable" in caught.value.message
     assert "127.0.0.1" not in caught.value.message

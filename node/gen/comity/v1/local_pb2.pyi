@@ -1204,6 +1204,7 @@ class FileRequestRequest(_message.Message):
     RECIPIENT_FIELD_NUMBER: _builtins.int
     FORM_JSON_FIELD_NUMBER: _builtins.int
     STRIP_IDENTIFIERS_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     request_type: _builtins.str
     """Request type, e.g. "preservation"."""
     recipient: _builtins.str
@@ -1214,6 +1215,12 @@ class FileRequestRequest(_message.Message):
     """Replace identifiers found in free text by "[identifier removed]" instead
     of refusing the request.
     """
+    campaign_id: _builtins.str
+    """Optional: the id of a campaign this node holds that the request belongs
+    to. The node sets the form's "campaign" field to it before validating
+    and signing (INVALID_ARGUMENT if the form names another campaign,
+    NOT_FOUND when filing and the campaign is not held here).
+    """
     def __init__(
         self,
         *,
@@ -1221,10 +1228,11 @@ class FileRequestRequest(_message.Message):
         recipient: _builtins.str = ...,
         form_json: _builtins.bytes = ...,
         strip_identifiers: _builtins.bool = ...,
+        campaign_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["form_json", b"form_json", "recipient", b"recipient", "request_type", b"request_type", "strip_identifiers", b"strip_identifiers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "form_json", b"form_json", "recipient", b"recipient", "request_type", b"request_type", "strip_identifiers", b"strip_identifiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

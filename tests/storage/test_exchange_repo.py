@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Data access round trips on SQLite and PostgreSQL."""
+"""Exchange and message queries round trip on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from node.errors import NotFoundError
-from node.storage import repo
+from node.storage import exchange_repo
 from node.storage.engine import transaction
 
 EXCHANGE = "5f0c7d4e-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
@@ -16,7 +16,7 @@ EXCHANGE = "5f0c7d4e-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 
 def seed(engine: Engine, exchange_id: str = EXCHANGE, created: int = 10) -> None:
     with transaction(engine) as session:
-        repo.insert_exchange(
+        exchange_repo.insert_exchange(
             session,
             exchange_id=exchange_id,
             request_type="preservation",
@@ -27,7 +27,7 @@ def seed(engine: Engine, exchange_id: str = EXCHANGE, created: int = 10) -> None
             now_ms=created,
         )
         session.flush()
-        repo.insert_message(
+        exchange_repo.insert_message(
             session,
             message_id=exchange_id.replace("5f0c", "6f0c"),
             exchange_id=exchange_id,
@@ -46,44 +46,44 @@ def seed(engine: Engine, exchange_id: str = EXCHANGE, created: int = 10) -> None
 def test_exchange_and_message_round_trip(engine: Engine) -> None:
     seed(engine)
     with transaction(engine) as session:
-        row = repo.get_exchange(session, EXCHANGE)
+        row = exchange_repo.get_exchange(session, EXCHANGE)
         assert row is not None
         assert row.form_json == b'{"a":1}'
-        [message] = repo.messages_for_exchange(session, EXCHANGE)
+        [message] = exchange_repo.messages_for_exchange(session, EXCHANGE)
         assert message.envelope_digest == b"\x01" * 32
         assert message.receipt is None
-        repo.set_message_receipt(
+        exchange_repo.set_message_receipt(
             session, message_id=message.message_id, receipt=b"r", verified=True
         )
-        repo.set_exchange_state(
+        exchange_repo.set_exchange_state(
             session, exchange_id=EXCHANGE, state="closed", now_ms=20, last_error="x" * 5000
         )
     with transaction(engine) as session:
-        stored = repo.get_message(session, EXCHANGE.replace("5f0c", "6f0c"))
+        stored = exchange_repo.get_message(session, EXCHANGE.replace("5f0c", "6f0c"))
         assert stored is not None
         assert stored.receipt == b"r"
         assert stored.receipt_verified
-        row = repo.get_exchange(session, EXCHANGE)
+        row = exchange_repo.get_exchange(session, EXCHANGE)
         assert row is not None
         assert row.state == "closed"
         assert row.last_error is not None
-        assert len(row.last_error) == repo.MAX_ERROR_CHARS
+        assert len(row.last_error) == exchange_repo.MAX_ERROR_CHARS
 
 
 def test_list_is_newest_first_and_filtered(engine: Engine) -> None:
     seed(engine, EXCHANGE, created=10)
     seed(engine, EXCHANGE.replace("aaaa-4aaa", "bbbb-4bbb"), created=20)
     with transaction(engine) as session:
-        rows = repo.list_exchanges(session, direction=None, limit=10)
+        rows = exchange_repo.list_exchanges(session, direction=None, limit=10)
         assert [r.created_at_ms for r in rows] == [20, 10]
-        assert repo.list_exchanges(session, direction="outbound", limit=10) == []
-        assert len(repo.list_exchanges(session, direction="inbound", limit=1)) == 1
+        assert exchange_repo.list_exchanges(session, direction="outbound", limit=10) == []
+        assert len(exchange_repo.list_exchanges(session, direction="inbound", limit=1)) == 1
 
 
 def test_position_in_exchange_is_unique(engine: Engine) -> None:
     seed(engine)
     with pytest.raises(IntegrityError), transaction(engine) as session:
-        repo.insert_message(
+        exchange_repo.insert_message(
             session,
             message_id="7f0c7d4e-aaaa-4aaa-8aaa-aaaaaaaaaaaa",
             exchange_id=EXCHANGE,
@@ -102,6 +102,8 @@ def test_position_in_exchange_is_unique(engine: Engine) -> None:
 def test_missing_rows_are_not_found(engine: Engine) -> None:
     with transaction(engine) as session:
         with pytest.raises(NotFoundError):
-            repo.set_exchange_state(session, exchange_id=EXCHANGE, state="x", now_ms=1)
+            exchange_repo.set_exchange_state(session, exchange_id=EXCHANGE, state="x", now_ms=1)
         with pytest.raises(NotFoundError):
-            repo.set_message_receipt(session, message_id=EXCHANGE, receipt=b"", verified=False)
+            exchange_repo.set_message_receipt(
+                session, message_id=EXCHANGE, receipt=b"", verified=False
+            )
