@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -61,6 +61,17 @@ def example_form(request_type: str = "preservation") -> bytes:
     return (schemas_dir() / "examples" / f"{request_type}.example.json").read_bytes()
 
 
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout_s: float = 5.0, what: str = "condition"
+) -> None:
+    """Wait until ``check`` holds (background deliveries settle within milliseconds here)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout_s}s")
+        await asyncio.sleep(0.01)
+
+
 class Clock:
     """The federation's one clock: real time, moved forward on demand (expiry, grace)."""
 
@@ -101,6 +112,8 @@ class Conditions:
     """What the network does to calls that reach one agency's node."""
 
     unreachable: bool = False
+    unreachable_for: Callable[[EnvelopeHeader], bool] | None = None
+    """Only deliveries whose header this picks find the node unreachable (reordering)."""
     latency_s: float = 0.0
     """Added before the node sees the call; beyond the network's timeout the call fails."""
     refuse_with: ComityError | None = None
@@ -128,8 +141,9 @@ class InMemoryNetwork:
     with the receiver's error kind and code.
     """
 
-    def __init__(self, *, timeout_s: float) -> None:
-        self._timeout_s = timeout_s
+    def __init__(self, *, timeout_s: float = 5.0) -> None:
+        self.timeout_s = timeout_s
+        """How long a call may take before its caller gives up on it (the call deadline)."""
         self._agencies: dict[str, Agency] = {}
         self._conditions: dict[str, Conditions] = {}
         self.calls: list[Call] = []
@@ -160,12 +174,18 @@ class InMemoryNetwork:
         self, sender: AgencyId, member: Member, envelope: SealedEnvelope
     ) -> SignedReceipt:
         try:
+            if self._cut_off(member.agency_id, envelope.header):
+                raise PeerUnavailableError(f"node of {member.agency_id} unreachable (UNAVAILABLE)")
             receipt = await self._call(sender, member.agency_id, wire.envelope_to_bytes(envelope))
         except ComityError as e:
             self.calls.append(_call(sender, member, envelope, e.code))
             raise
         self.calls.append(_call(sender, member, envelope, "delivered"))
         return wire.receipt_from_bytes(receipt)
+
+    def _cut_off(self, recipient: AgencyId, header: EnvelopeHeader) -> bool:
+        picks = self.conditions(recipient).unreachable_for
+        return picks is not None and picks(header)
 
     async def _call(self, sender: AgencyId, recipient: AgencyId, data: bytes) -> bytes:
         conditions = self.conditions(recipient)
@@ -174,7 +194,7 @@ class InMemoryNetwork:
             raise PeerUnavailableError(f"node of {recipient} unreachable (UNAVAILABLE)")
         try:
             answer = await asyncio.wait_for(
-                self._handle(target, sender, data, conditions), self._timeout_s
+                self._handle(target, sender, data, conditions), self.timeout_s
             )
         except TimeoutError as e:
             raise PeerUnavailableError(f"node of {recipient} unreachable (DEADLINE)") from e
@@ -438,7 +458,7 @@ async def in_memory_federation(
     )
     directory_file = directory_dir / "directory.json"
     directory_file.write_bytes(document.to_json())
-    network = InMemoryNetwork(timeout_s=0.5)
+    network = InMemoryNetwork()
     agencies: dict[str, Agency] = {}
     try:
         for agency_id in agency_ids:

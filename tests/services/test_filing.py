@@ -137,11 +137,11 @@ async def test_a_filed_request_is_stored_delivered_and_logged_on_both_sides(
 
 
 async def test_filing_answers_after_its_wait_with_the_delivery_pending(
-    tmp_path: Path, node_database_urls: Callable[[str], str]
+    tmp_path: Path, agency_database_urls: Callable[[str], str]
 ) -> None:
     tuning = Tuning(file_wait_s=0.1)
     async with in_memory_federation(
-        [UNIT, AUTHORITY], directory_dir=tmp_path, database_url=node_database_urls, tuning=tuning
+        [UNIT, AUTHORITY], directory_dir=tmp_path, database_url=agency_database_urls, tuning=tuning
     ) as fed:
         fed.network.conditions(AUTHORITY).unreachable = True
         filed = await fed[UNIT].exchange.file_request(
@@ -154,11 +154,11 @@ async def test_filing_answers_after_its_wait_with_the_delivery_pending(
 
 
 async def test_a_full_outbox_refuses_new_requests_and_stores_nothing(
-    tmp_path: Path, node_database_urls: Callable[[str], str]
+    tmp_path: Path, agency_database_urls: Callable[[str], str]
 ) -> None:
     tuning = Tuning(file_wait_s=0.05, outbox_capacity=1)
     async with in_memory_federation(
-        [UNIT, AUTHORITY], directory_dir=tmp_path, database_url=node_database_urls, tuning=tuning
+        [UNIT, AUTHORITY], directory_dir=tmp_path, database_url=agency_database_urls, tuning=tuning
     ) as fed:
         fed.network.conditions(AUTHORITY).unreachable = True
         await fed[UNIT].exchange.file_request(

@@ -168,13 +168,13 @@ async def test_an_exchange_id_reused_by_a_new_message_is_refused(fed: Federation
 
 
 async def test_an_older_directory_version_is_accepted_only_within_the_grace_period(
-    tmp_path: Path, node_database_urls: Callable[[str], str]
+    tmp_path: Path, agency_database_urls: Callable[[str], str]
 ) -> None:
     grace_ms = HOUR_MS
     async with in_memory_federation(
         [UNIT, AUTHORITY],
         directory_dir=tmp_path,
-        database_url=node_database_urls,
+        database_url=agency_database_urls,
         tuning=Tuning(directory_grace_ms=grace_ms),
     ) as fed:
         await fed.publish(AUTHORITY)
