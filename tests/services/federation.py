@@ -436,6 +436,22 @@ class Federation:
         )
 
 
+@cache
+def first_directory(
+    agency_ids: tuple[AgencyId, ...],
+) -> tuple[tuple[SigningKey, ...], SignedDirectory]:
+    """Root keys, and version 1 listing ``agency_ids`` signed by all of them (made once per
+    set of agencies: every document edit is parsed and checked again)."""
+    roots = tuple(SigningKey.generate() for _ in range(ROOT_THRESHOLD + 1))
+    document = ceremony.signed_directory(
+        [identity(a).card for a in agency_ids],
+        root_keys=roots,
+        threshold=ROOT_THRESHOLD,
+        now_ms=now_ms(),
+    )
+    return roots, document
+
+
 @contextlib.asynccontextmanager
 async def in_memory_federation(
     agency_ids: Sequence[AgencyId],
@@ -449,13 +465,7 @@ async def in_memory_federation(
     ``database_url`` gives each agency's database (one per name).
     """
     clock = Clock()
-    roots = [SigningKey.generate() for _ in range(ROOT_THRESHOLD + 1)]
-    document = ceremony.signed_directory(
-        [identity(a).card for a in agency_ids],
-        root_keys=roots,
-        threshold=ROOT_THRESHOLD,
-        now_ms=clock(),
-    )
+    roots, document = first_directory(tuple(agency_ids))
     directory_file = directory_dir / "directory.json"
     directory_file.write_bytes(document.to_json())
     network = InMemoryNetwork()

@@ -15,6 +15,7 @@ from node.errors import FormValidationError, OverloadedError, PeerRejectedError
 from node.model.request import Direction, RequestState, RequestView
 from tests.services.federation import (
     AUTHORITY,
+    OTHER,
     UNIT,
     Federation,
     Tuning,
@@ -118,6 +119,7 @@ async def test_a_peer_slower_than_the_call_timeout_is_retried_not_waited_on(
     pending = await retried(fed, filed.request_id, attempts=2)
     assert pending.state is RequestState.SUBMITTED
     fed.network.conditions(AUTHORITY).latency_s = 0.0
+    fed.network.timeout_s = 5.0
     await delivered(fed, filed.request_id)
     await assert_registered_once(fed, filed.request_id)
 
@@ -133,7 +135,17 @@ async def test_a_busy_peer_is_retried_until_it_takes_the_request(fed: Federation
     await assert_registered_once(fed, filed.request_id)
 
 
-async def test_a_refusal_no_retry_can_cure_fails_the_request_for_good(fed: Federation) -> None:
+async def test_a_refusal_no_retry_can_cure_fails_the_request_for_good(
+    tmp_path: Path, agency_database_urls: Callable[[str], str]
+) -> None:
+    # Filing waits long enough here to see the refusal.
+    async with in_memory_federation(
+        [UNIT, AUTHORITY], directory_dir=tmp_path, database_url=agency_database_urls
+    ) as fed:
+        await refused_for_good(fed)
+
+
+async def refused_for_good(fed: Federation) -> None:
     fed.network.conditions(AUTHORITY).refuse_with = FormValidationError("$.offence: missing")
     with pytest.raises(PeerRejectedError) as caught:
         await fed[UNIT].exchange.file_request(
@@ -157,7 +169,6 @@ async def test_an_envelope_that_expires_before_it_could_be_delivered_is_given_up
     fed.network.conditions(AUTHORITY).unreachable = True
     filed = await file(fed)
     await retried(fed, filed.request_id, attempts=1)
-    calls = len(fed.network.calls)
     fed.clock.advance(DAY_MS + 1)  # past the message lifetime
 
     async def failed() -> bool:
@@ -167,6 +178,31 @@ async def test_an_envelope_that_expires_before_it_could_be_delivered_is_given_up
     await eventually(failed, what="giving up the expired delivery")
     view = await fed[UNIT].exchange.get_request(filed.request_id)
     assert "expired_before_delivery" in (view.last_error or "")
+    calls = len(fed.network.calls)
     fed.network.heal()
     await asyncio.sleep(0.2)
     assert len(fed.network.calls) == calls
+
+
+async def test_a_peer_that_cannot_be_reached_holds_up_no_delivery_to_another(
+    tmp_path: Path, agency_database_urls: Callable[[str], str]
+) -> None:
+    async with in_memory_federation(
+        [UNIT, AUTHORITY, OTHER],
+        directory_dir=tmp_path,
+        database_url=agency_database_urls,
+        tuning=Tuning(file_wait_s=0.05),
+    ) as fed:
+        fed.network.conditions(AUTHORITY).unreachable = True
+        stuck = await file(fed)
+        await retried(fed, stuck.request_id, attempts=1)
+        moving = await fed[UNIT].exchange.file_request(
+            request_type="preservation", recipient=OTHER, form_json=example_form()
+        )
+        await delivered(fed, moving.request_id)
+        assert (await fed[UNIT].exchange.get_request(stuck.request_id)).state is (
+            RequestState.SUBMITTED
+        )
+        [backlog] = (await fed[UNIT].exchange.node_status()).peers
+        assert backlog.peer == AUTHORITY
+        assert len(await fed[OTHER].exchange.list_requests(direction=None, limit=10)) == 1

@@ -131,13 +131,17 @@ async def test_messages_that_overtake_an_earlier_one_are_held_until_it_arrives(
         fed.network.conditions(UNIT).unreachable_for = lambda h: h.payload_type == review
         for _, kind, _ in PATH[:3]:
             await send(fed, AUTHORITY, request_id, kind)
-        unit = await fed[UNIT].exchange.get_request(request_id)
-        assert unit.state is RequestState.DELIVERED
-        assert [(m.kind, m.state) for m in unit.history] == [
-            ("request", "applied"),
-            ("decision", "held"),
-            ("preservation-confirmation", "held"),
-        ]
+
+        async def held() -> bool:
+            unit = await fed[UNIT].exchange.get_request(request_id)
+            return [(m.kind, m.state) for m in unit.history] == [
+                ("request", "applied"),
+                ("decision", "held"),
+                ("preservation-confirmation", "held"),
+            ]
+
+        await eventually(held, what="the requester holding the messages after the gap")
+        assert await states(fed, request_id) == (RequestState.DELIVERED, RequestState.PRESERVED)
         fed.network.heal()
 
         async def agreed() -> bool:
