@@ -278,13 +278,28 @@ class Tuning:
     retry: RetryPolicy = QUICK_RETRY
     poll_interval_s: float = 0.02
 
+    def exchange(self, agency_id: AgencyId) -> ExchangeSettings:
+        return ExchangeSettings(
+            agency_id=agency_id,
+            file_wait_s=self.file_wait_s,
+            outbox_capacity=self.outbox_capacity,
+            directory_grace_ms=self.directory_grace_ms,
+        )
+
+    def delivery(self, agency_id: AgencyId) -> DeliverySettings:
+        return DeliverySettings(
+            owner=f"{agency_id}/in-memory",
+            retry=self.retry,
+            lease_ms=5_000,
+            poll_interval_s=self.poll_interval_s,
+        )
+
 
 @dataclass(kw_only=True)
 class Agency:
     """One agency's node, without its servers: the services the composition root makes."""
 
     agency_id: AgencyId
-    keys: AgencyKeys
     database: Database
     directory: FederationDirectory
     directory_sync: DirectorySync
@@ -330,12 +345,7 @@ async def wire_agency(
     sync = DirectorySync(directory=directory, source=link, agency_id=agency_id)
     tracer = NoOpTracer()
     delivery = DeliveryWorker(
-        settings=DeliverySettings(
-            owner=f"{agency_id}/in-memory",
-            retry=tuning.retry,
-            lease_ms=5_000,
-            poll_interval_s=tuning.poll_interval_s,
-        ),
+        settings=tuning.delivery(agency_id),
         database=database,
         directory=directory,
         transport=link,
@@ -344,12 +354,7 @@ async def wire_agency(
         tracer=tracer,
     )
     exchange = ExchangeService(
-        settings=ExchangeSettings(
-            agency_id=agency_id,
-            file_wait_s=tuning.file_wait_s,
-            outbox_capacity=tuning.outbox_capacity,
-            directory_grace_ms=tuning.directory_grace_ms,
-        ),
+        settings=tuning.exchange(agency_id),
         keys=keys,
         directory=directory,
         database=database,
@@ -362,7 +367,6 @@ async def wire_agency(
     delivery.start()
     agency = Agency(
         agency_id=agency_id,
-        keys=keys,
         database=database,
         directory=directory,
         directory_sync=sync,
