@@ -25,12 +25,12 @@ from tests.services.federation import (
     in_memory_federation,
 )
 
-PHONE_IN_NECESSITY = "Call +372 5555 0101 or write to orbit.watch@mail.example today."
+IDENTIFIERS_IN_NECESSITY = "Call +372 5555 0101 or write to orbit.watch@mail.example today."
 
 
 def with_identifiers_in_free_text() -> bytes:
     form = json.loads(example_form())
-    form["necessity"] = PHONE_IN_NECESSITY
+    form["necessity"] = IDENTIFIERS_IN_NECESSITY
     return json.dumps(form).encode()
 
 
