@@ -276,7 +276,7 @@ class Tuning:
     outbox_capacity: int = 10_000
     directory_grace_ms: int = 24 * 3600 * 1000
     retry: RetryPolicy = QUICK_RETRY
-    poll_interval_s: float = 0.02
+    poll_interval_s: float = 0.05
 
     def exchange(self, agency_id: AgencyId) -> ExchangeSettings:
         return ExchangeSettings(
