@@ -22,7 +22,7 @@ from node.audit.auditor import (
     check_proof,
     cosigned_bundle,
 )
-from node.audit.leaf import Opening, PublicFields, build_leaf, hour_of
+from node.audit.leaf import Opening, OpeningName, PublicFields, build_leaf, hour_of
 from node.audit.merkle import consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
 from node.audit.names import log_origin, witness_name
 from node.audit.note import Checkpoint, NoteVerifier, cosign, sign_note
@@ -54,7 +54,7 @@ def leaf(n: int, *, at_ms: int = NOW_MS) -> tuple[bytes, tuple[Opening, ...]]:
         exchange_id=f"2b1c7e0e-4a4f-4f58-9a53-1c2d3e4f5a{n:02x}",
         hour=hour_of(at_ms),
     )
-    built, openings = build_leaf(public, {"case_reference": f"EE-{n}"})
+    built, openings = build_leaf(public, {OpeningName.CASE_REFERENCE: f"EE-{n}"})
     return built.to_bytes(), openings
 
 

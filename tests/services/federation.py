@@ -39,9 +39,10 @@ from node.ids import AgencyId, new_exchange_id, new_message_id
 from node.members import Member, MemberCard
 from node.model.envelope import EnvelopeHeader, SealedEnvelope, SignedReceipt
 from node.services.audit import AuditService
-from node.services.delivery import DeliverySettings, DeliveryWorker, RetryPolicy
+from node.services.delivery import DeliverySettings, DeliveryWorker
 from node.services.directory_sync import DirectorySync
 from node.services.exchange import ExchangeService, ExchangeSettings
+from node.services.outbox import RetryPolicy
 from node.storage.database import Database
 from node.storage.engine import create_engine, upgrade
 from node.timeutil import now_ms
