@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cache, partial
 from typing import Protocol
 
@@ -48,6 +47,7 @@ from node.indicators.groups import (
 from node.indicators.sets import IndicatorError, IndicatorSet
 from node.indicators.tlp import Tlp, TlpEgressError, may_hold
 from node.members import Directory, Member, member_by_certificate
+from node.services.group_views import GroupMatches, GroupView, SyncOutcome, TagMatch
 from node.storage import group_repo, indicator_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -71,36 +71,6 @@ class GroupTransport(Protocol):
 class StaleGroupKeyError(ComityError):
     kind = ErrorKind.PRECONDITION
     code = "stale_group_key"
-
-
-@dataclass(frozen=True, kw_only=True)
-class GroupView:
-    group: Group
-    published_sets: tuple[str, ...]
-    own_seq: int
-    undelivered: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class SyncOutcome:
-    group_id: str
-    publisher: str
-    fetched: int
-    held_seq: int
-    error: ComityError | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class TagMatch:
-    type: str
-    value: str
-    agencies: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class GroupMatches:
-    group: Group
-    matches: tuple[TagMatch, ...]
 
 
 class GroupService:

@@ -9,9 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from node.errors import NotFoundError
-from node.storage.tables import Exchange, Message
-
-MAX_ERROR_CHARS = 1000
+from node.storage.tables import MAX_ERROR_CHARS, Exchange, Message
 
 
 def insert_exchange(

@@ -7,9 +7,7 @@ from sqlmodel import Session, col, select
 
 from node.storage.indicator_repo import record_share, shares_of
 from node.storage.leased import DELIVERED, FAILED, PENDING
-from node.storage.tables import IndicatorOffer
-
-MAX_ERROR_CHARS = 1000
+from node.storage.tables import MAX_ERROR_CHARS, IndicatorOffer
 
 
 def owe(

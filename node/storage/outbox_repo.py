@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from node.storage import leased
 from node.storage.leased import DELIVERED, FAILED, PENDING
-from node.storage.tables import Outbox
+from node.storage.tables import MAX_ERROR_CHARS, Outbox
 
 __all__ = [
     "DELIVERED",
@@ -30,8 +30,6 @@ __all__ = [
     "outbox_for_exchange",
     "schedule_retry",
 ]
-
-MAX_ERROR_CHARS = 1000
 
 
 @dataclass(frozen=True, kw_only=True)

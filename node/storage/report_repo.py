@@ -8,9 +8,7 @@ from sqlmodel import Session, col, select
 
 from node.indicators.sightings import Sighting
 from node.storage.leased import DELIVERED, FAILED, PENDING
-from node.storage.tables import SightingReport
-
-MAX_ERROR_CHARS = 1000
+from node.storage.tables import MAX_ERROR_CHARS, SightingReport
 
 
 def owe(

@@ -20,6 +20,9 @@ from sqlmodel import Field, SQLModel
 
 # Named constraints let Alembic's batch mode rebuild SQLite tables and drop constraints on
 # PostgreSQL by name.
+MAX_ERROR_CHARS = 1000
+"""Stored error texts (``last_error``, notes) are cut to this many characters."""
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -51,7 +54,9 @@ class Exchange(Base, table=True):
     form_json: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
-    last_error: str | None = Field(default=None, sa_column=Column(String(1000), nullable=True))
+    last_error: str | None = Field(
+        default=None, sa_column=Column(String(MAX_ERROR_CHARS), nullable=True)
+    )
     preserved_until_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
     """For a preserved request: when the preservation ends."""
     due_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
@@ -89,7 +94,7 @@ class Message(Base, table=True):
     gap fills); ``refused`` (not allowed in the state it met when its turn came)."""
     body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     """A lifecycle message's validated body (a request's form is on its exchange)."""
-    note: str | None = Field(default=None, sa_column=Column(String(1000), nullable=True))
+    note: str | None = Field(default=None, sa_column=Column(String(MAX_ERROR_CHARS), nullable=True))
     """Why a message was refused when its turn came."""
 
 
@@ -117,7 +122,7 @@ class Outbox(Base, table=True):
     expires_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     next_attempt_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_attempt_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
-    last_error: str | None = Field(default=None, sa_column=Column(String(1000)))
+    last_error: str | None = Field(default=None, sa_column=Column(String(MAX_ERROR_CHARS)))
     claimed_by: str | None = Field(default=None, sa_column=Column(String(64)))
     claim_expires_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
     trace_context: str | None = Field(default=None, sa_column=Column(String(512)))
@@ -321,7 +326,7 @@ class IndicatorOffer(Base, table=True):
     attempts: int = Field(default=0, nullable=False)
     next_attempt_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_attempt_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
-    last_error: str | None = Field(default=None, sa_column=Column(String(1000)))
+    last_error: str | None = Field(default=None, sa_column=Column(String(MAX_ERROR_CHARS)))
     claimed_by: str | None = Field(default=None, sa_column=Column(String(128)))
     claim_expires_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
 
@@ -529,6 +534,6 @@ class SightingReport(Base, table=True):
     attempts: int = Field(default=0, nullable=False)
     next_attempt_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_attempt_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
-    last_error: str | None = Field(default=None, sa_column=Column(String(1000)))
+    last_error: str | None = Field(default=None, sa_column=Column(String(MAX_ERROR_CHARS)))
     claimed_by: str | None = Field(default=None, sa_column=Column(String(128)))
     claim_expires_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))

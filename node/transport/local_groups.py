@@ -8,7 +8,8 @@ from typing import Any
 import grpc
 
 from node.gen.comity.v1 import local_groups_pb2 as pb
-from node.services.groups import GroupService, GroupView, SyncOutcome
+from node.services.group_views import GroupView, SyncOutcome
+from node.services.groups import GroupService
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

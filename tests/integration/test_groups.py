@@ -26,7 +26,7 @@ from node.indicators.groups import (
 )
 from node.indicators.sets import Indicator, IndicatorError
 from node.indicators.tlp import TlpEgressError
-from node.services.groups import GroupView
+from node.services.group_views import GroupView
 from node.storage import group_repo
 from node.storage.engine import transaction
 from node.storage.tables import (

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from node.errors import NotFoundError
 from node.storage import exchange_repo
 from node.storage.engine import transaction
+from node.storage.tables import MAX_ERROR_CHARS
 
 EXCHANGE = "5f0c7d4e-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 
@@ -67,7 +68,7 @@ def test_exchange_and_message_round_trip(engine: Engine) -> None:
         assert row is not None
         assert row.state == "closed"
         assert row.last_error is not None
-        assert len(row.last_error) == exchange_repo.MAX_ERROR_CHARS
+        assert len(row.last_error) == MAX_ERROR_CHARS
 
 
 def test_list_is_newest_first_and_filtered(engine: Engine) -> None:
