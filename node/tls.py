@@ -111,6 +111,35 @@ def certificate_agency(pem: bytes) -> str:
     return value if isinstance(value, str) else value.decode()
 
 
+def check_certificate_profile(pem: bytes, agency_id: str) -> None:
+    """The certificate names ``agency_id`` both as its common name and as a DNS name.
+
+    Peers dial a node by its agency id and check the server certificate's DNS names against
+    it: a certificate without that name would be listed, and every delivery to it would fail.
+
+    Raises:
+        ConfigError: not a PEM certificate, or either name differs, naming the field.
+    """
+    certificate = _load(pem)
+    common_name = certificate_agency(pem)
+    if common_name != agency_id:
+        raise ConfigError(
+            f"certificate is not issued to {agency_id}: its subject common name is {common_name!r}"
+        )
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound as e:
+        raise ConfigError(
+            f"certificate has no subjectAltName; it must hold DNS name {agency_id}"
+        ) from e
+    dns_names = san.value.get_values_for_type(x509.DNSName)
+    if agency_id not in dns_names:
+        raise ConfigError(
+            f"certificate subjectAltName DNS names {sorted(dns_names)} do not include the "
+            f"agency id {agency_id}"
+        )
+
+
 def peer_certificate_fingerprint(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """Fingerprint of the mutual-TLS client certificate in a gRPC auth context, if any."""
     pem = next(iter(auth_context.get("x509_pem_cert", ())), None)

@@ -157,7 +157,12 @@ def renew(args: argparse.Namespace, console: Console) -> int:
 
 
 def sign(args: argparse.Namespace, console: Console) -> int:
-    document = ceremony.sign(_load(args.directory), load_signing_key(args.key))
+    if args.key.suffix == ".pub":
+        raise ConfigError(f"{args.key} is a public key file; sign with the private root key")
+    document = _load(args.directory)
+    key = load_signing_key(args.key)
+    ceremony.check_root_signer(document, key, trusted=_load(args.trusted) if args.trusted else None)
+    document = ceremony.sign(document, key)
     target = args.out or args.directory
     return _save(target, document, console, f"Signed with {args.key}")
 
@@ -189,8 +194,14 @@ def _against(trusted: SignedDirectory | None) -> str:
 
 def _verdict(document: SignedDirectory, trusted: SignedDirectory | None) -> dict[str, Any]:
     own = count_signatures(document, document.body.roots)
+    unknown = ceremony.unknown_signers(document, trusted=trusted)
     checks = [
         {"check": "own root signatures", "ok": own.met, "detail": own.describe()},
+        {
+            "check": "no signatures by unknown keys",
+            "ok": not unknown,
+            "detail": ", ".join(unknown) or "none",
+        },
     ]
     if trusted is not None:
         old = count_signatures(document, trusted.body.roots)
@@ -220,6 +231,9 @@ def _verdict(document: SignedDirectory, trusted: SignedDirectory | None) -> dict
         acceptable, refusal = True, None
     except DirectoryError as e:
         acceptable, refusal = False, e.rule
+    if acceptable and unknown:
+        # A node ignores such signatures, but they claim a consent no root holder gave.
+        acceptable, refusal = False, "unknown-signer"
     return {
         "version": document.version,
         "acceptable": acceptable,

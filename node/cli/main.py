@@ -187,6 +187,7 @@ def _federation_commands(parser: argparse.ArgumentParser) -> None:
     sign = command("sign", "add one root key holder's signature", federation_cmd.sign, edits=False)
     sign.add_argument("--key", type=Path, required=True, help="this holder's root key file")
     sign.add_argument("--out", type=Path, help="write the signed copy here (default: in place)")
+    sign.add_argument("--trusted", type=Path, help="the version it replaces (root changes)")
     merge = command("merge", "merge separately signed copies", federation_cmd.merge, edits=False)
     merge.add_argument("copies", nargs="+", type=Path, help="signed copies of one draft")
     merge.add_argument("--out", type=Path, required=True, help="merged document to write")
