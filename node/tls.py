@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import stat
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -79,6 +81,22 @@ def generate_tls_identity(
         serialization.NoEncryption(),
     )
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def read_private_key(path: Path) -> bytes:
+    """The node's TLS private key (PEM), refused when other users may read it.
+
+    Raises:
+        ConfigError: unreadable, or accessible by group or others.
+    """
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read TLS private key {path}: {e.strerror}") from e
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"TLS private key {path} is accessible by other users; chmod 600 it")
+    return data
 
 
 def _load(pem: bytes) -> x509.Certificate:

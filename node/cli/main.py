@@ -129,6 +129,10 @@ def _node_commands(parser: argparse.ArgumentParser) -> None:
     _add_config_option(rotate)
     rotate.add_argument("--json", action="store_true", help="machine-readable output")
     rotate.set_defaults(handler=node_cmd.rotate_key)
+    retire = sub.add_parser("retire-key", help="stop loading an old key after its overlap")
+    retire.add_argument("key_id", help="the old signing or encryption key's id")
+    _add_config_option(retire)
+    retire.set_defaults(handler=node_cmd.retire_key)
 
 
 def _federation_commands(parser: argparse.ArgumentParser) -> None:

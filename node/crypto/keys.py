@@ -16,7 +16,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from node.errors import ConfigError
-from node.files import write_private_file
+from node.files import replace_private_file, write_private_file
 from node.ids import KeyId
 
 SIGNING_FILE = "signing.key"
@@ -181,9 +181,38 @@ def rotate_key(directory: Path, purpose: str) -> bytes:
         else (bytes(PrivateKey(current).public_key), *_new_encryption())
     )
     write_private_file(directory / f"{purpose}-{key_id(old_public)}.key", _encode_secret(current))
-    path.unlink()
-    write_private_file(path, _encode_secret(new_secret))
+    replace_private_file(path, _encode_secret(new_secret))
     return new_public
+
+
+RETIRED_DIR = "retired"
+
+
+def retire_key(directory: Path, kid: KeyId) -> Path:
+    """Stop loading an old signing or encryption key: move ``<purpose>-<kid>.key`` into
+    ``retired/``, where :meth:`AgencyKeys.load` does not look. Returns its new path.
+
+    Raises:
+        ConfigError: ``kid`` is a current key, or no old key of that id is held.
+    """
+    for purpose in ROTATABLE:
+        current = _read_secret(directory / f"{purpose}.key")
+        public = (
+            bytes(SigningKey(current).verify_key)
+            if purpose == "signing"
+            else bytes(PrivateKey(current).public_key)
+        )
+        if key_id(public) == kid:
+            raise ConfigError(f"key {kid} is the current {purpose} key; it cannot be retired")
+    held = [directory / f"{purpose}-{kid}.key" for purpose in ROTATABLE]
+    found = [path for path in held if path.exists()]
+    if not found:
+        raise ConfigError(f"no old signing or encryption key {kid} in {directory}")
+    retired = directory / RETIRED_DIR
+    retired.mkdir(mode=0o700, exist_ok=True)
+    target = retired / found[0].name
+    found[0].replace(target)
+    return target
 
 
 def _new_signing() -> tuple[bytes, bytes]:
