@@ -151,6 +151,7 @@ def _federation_commands(parser: argparse.ArgumentParser) -> None:
 
     keygen = command("keygen", "make a root key pair (offline)", federation_cmd.keygen, edits=False)
     keygen.add_argument("--out", type=Path, required=True, help="private key file to create")
+    keygen.add_argument("--encrypt", action="store_true", help="under a passphrase (asked for)")
     init = command("init", "draft version 1 with its root keys", federation_cmd.init, edits=False)
     init.add_argument("--root-key", action="append", required=True, help=".pub file or base64")
     init.add_argument("--threshold", type=int, required=True, help="root signatures required")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import stat
@@ -142,6 +143,29 @@ def test_signing_with_anything_but_a_root_private_key_is_refused(
     assert code == 1
     assert message in err
     assert Path(directory).read_bytes() == before
+
+
+def test_a_passphrase_encrypted_root_key_signs_only_with_its_passphrase(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMITY_ROOT_KEY_PASSPHRASE", "correct horse")
+    key = tmp_path / "r0.key"
+    code, _, _ = run(capsys, "federation", "keygen", "--out", str(key), "--encrypt")
+    assert code == 0
+    secret = load_signing_key(key, passphrase=lambda: b"correct horse")
+    assert base64.b64encode(bytes(secret)) not in key.read_bytes()  # not stored in the clear
+    directory = str(tmp_path / "directory.json")
+    run(capsys, "federation", "init", directory, "--root-key", f"{key}.pub", "--threshold", "1")
+
+    monkeypatch.setenv("COMITY_ROOT_KEY_PASSPHRASE", "wrong horse")
+    code, _, err = run(capsys, "federation", "sign", directory, "--key", str(key))
+    assert code == 1
+    assert "wrong passphrase" in err
+    monkeypatch.setenv("COMITY_ROOT_KEY_PASSPHRASE", "correct horse")
+    code, _, _ = run(capsys, "federation", "sign", directory, "--key", str(key))
+    assert code == 0
+    code, _, _ = run(capsys, "federation", "verify", directory)
+    assert code == 0
 
 
 def test_verify_fails_on_a_signature_by_an_unknown_key(
