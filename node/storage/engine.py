@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from node.errors import ConfigError, StorageUnavailableError
+from node.storage.tables import metadata
 
 _LOG = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -172,13 +173,14 @@ def _refuse_unversioned(connection: Connection, engine: Engine) -> None:
     """
     if MigrationContext.configure(connection).get_current_revision() is not None:
         return
-    tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
-    if tables:
+    # Only this node's own tables count: a shared schema may hold other applications' tables.
+    ours = sorted(set(inspect(connection).get_table_names()) & set(metadata.tables))
+    if ours:
         raise StorageUnavailableError(
-            f"cannot migrate {redact_url(str(engine.url))}: it holds tables "
-            f"({', '.join(sorted(tables)[:3])}, …) but no schema version, left by a migration "
-            "that was interrupted; restore the database from a backup, or remove it if the "
-            "node never served"
+            f"cannot migrate {redact_url(str(engine.url))}: it holds tables of this node "
+            f"({', '.join(ours[:3])}{', …' if len(ours) > 3 else ''}) but no schema version, "
+            "left by a migration that was interrupted; restore the database from a backup, "
+            "or remove it if the node never served"
         )
 
 
@@ -222,7 +224,7 @@ def _begin_immediate(connection: Connection) -> None:
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     config = _alembic_config()
-    with engine.begin() as connection:
+    with _migration_connection(engine) as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
 

@@ -225,6 +225,21 @@ def test_a_member_card_whose_certificate_names_another_host_is_refused(
     assert parse_directory(Path(directory).read_bytes()).body.members == ()
 
 
+def test_a_new_certificate_that_names_another_host_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = _draft_with_roots(tmp_path, capsys)
+    run(capsys, "federation", "add-member", directory, str(_card(tmp_path)))
+    before = Path(directory).read_bytes()
+    certificate = tmp_path / "new.crt"
+    certificate.write_bytes(_certificate("zz-agency", dns_name="other.example"))
+    code, _, err = run(capsys, "federation", "set-endpoint", directory, "zz-agency",
+                       "--certificate", str(certificate))  # fmt: skip
+    assert code == 1
+    assert "subjectAltName" in err
+    assert Path(directory).read_bytes() == before
+
+
 def parse_member_certificate(card: Path) -> str:
     certificate: str = tomllib.loads(card.read_text())["member"][0]["tls_certificate"]
     assert certificate in card.read_text()
