@@ -32,6 +32,7 @@ from node.storage.tables import metadata
 _LOG = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+MIGRATION_BUSY_TIMEOUT_MS = 120_000
 _SYNCHRONOUS_FULL = 2
 POSTGRES_WORKERS = 8
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -214,6 +215,8 @@ def _migration_connection(engine: Engine) -> Iterator[Connection]:
 def _configure_sqlite_for_ddl(dbapi_connection: Any, record: Any) -> None:
     _configure_sqlite(dbapi_connection, record)
     dbapi_connection.isolation_level = None  # no implicit BEGIN, no commit before DDL
+    # A replica starting beside one that is migrating waits for it rather than failing.
+    dbapi_connection.execute(f"PRAGMA busy_timeout={MIGRATION_BUSY_TIMEOUT_MS}")
 
 
 def _begin_immediate(connection: Connection) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,12 @@ def test_tables_without_a_schema_version_are_refused_with_the_cause(engine: Engi
         connection.execute(text("DELETE FROM alembic_version"))
     with pytest.raises(StorageUnavailableError, match="no schema version"):
         upgrade(engine)
+
+
+def test_two_nodes_migrating_one_sqlite_file_at_once_both_start(tmp_path: Path) -> None:
+    engines = [create_engine(f"sqlite:///{tmp_path / 'shared.db'}") for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(upgrade, engines))  # the second waits for the first, then has nothing to do
+    assert {current_revision(engine) for engine in engines} == {head_revision()}
+    for engine in engines:
+        engine.dispose()
