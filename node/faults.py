@@ -17,6 +17,7 @@ POINTS = frozenset(
         "receive.after_commit",  # receiver: request and receipt stored, reply not yet sent
         "deliver.before_record",  # sender: receipt in hand, not yet stored
         "file.after_commit",  # sender: request and outbox row stored, caller not yet told
+        "migrate.after_step",  # any node: one migration applied, not yet committed
     }
 )
 

@@ -24,7 +24,7 @@ import tomli_w
 from node.crypto.keys import AgencyKeys, decode_public_key, encode_public_key, key_id
 from node.errors import ComityError, ConfigError, PeerIdentityError
 from node.ids import AgencyId, KeyId, parse_agency_id
-from node.tls import certificate_agency
+from node.tls import check_certificate_profile
 
 ROLES = frozenset(
     {"requesting", "central_authority", "point_of_contact_24_7", "secretariat", "oversight"}
@@ -255,11 +255,9 @@ def _card(entry: object, where: str) -> MemberCard:
         raise ConfigError(f"{where}: endpoint must be host:port")
     certificate = _text(entry, "tls_certificate", where).encode()
     try:
-        issued_to = certificate_agency(certificate)
+        check_certificate_profile(certificate, agency)
     except ConfigError as e:
         raise ConfigError(f"{where}: tls_certificate: {e.message}") from e
-    if issued_to != agency:
-        raise ConfigError(f"{where}: tls_certificate is not issued to {agency}")
     return MemberCard(
         agency_id=agency,
         country=country,

@@ -41,6 +41,7 @@ from node.storage.database import Database
 from node.storage.engine import create_engine, redact_url, upgrade
 from node.telemetry import TRACER_NAME, make_tracer_provider
 from node.timeutil import now_ms
+from node.tls import read_private_key
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.directory_servicer import DirectoryServicer
 from node.transport.evidence_servicer import EvidenceServicer
@@ -561,7 +562,7 @@ def _reload_keys(config: NodeConfig, exchange: ExchangeService) -> None:
 
 def _read_tls(config: NodeConfig) -> tuple[bytes, bytes]:
     try:
-        return config.tls_certificate.read_bytes(), config.tls_private_key.read_bytes()
+        return config.tls_certificate.read_bytes(), read_private_key(config.tls_private_key)
     except OSError as e:
         raise ConfigError(f"cannot read TLS material: {e.strerror}: {e.filename}") from e
 

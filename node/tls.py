@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import stat
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -81,6 +83,22 @@ def generate_tls_identity(
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def read_private_key(path: Path) -> bytes:
+    """The node's TLS private key (PEM), refused when other users may read it.
+
+    Raises:
+        ConfigError: unreadable, or accessible by group or others.
+    """
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read TLS private key {path}: {e.strerror}") from e
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"TLS private key {path} is accessible by other users; chmod 600 it")
+    return data
+
+
 def _load(pem: bytes) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(pem)
@@ -109,6 +127,35 @@ def certificate_agency(pem: bytes) -> str:
         raise ConfigError("certificate has no common name")
     value = names[0].value
     return value if isinstance(value, str) else value.decode()
+
+
+def check_certificate_profile(pem: bytes, agency_id: str) -> None:
+    """The certificate names ``agency_id`` both as its common name and as a DNS name.
+
+    Peers dial a node by its agency id and check the server certificate's DNS names against
+    it: a certificate without that name would be listed, and every delivery to it would fail.
+
+    Raises:
+        ConfigError: not a PEM certificate, or either name differs, naming the field.
+    """
+    certificate = _load(pem)
+    common_name = certificate_agency(pem)
+    if common_name != agency_id:
+        raise ConfigError(
+            f"certificate is not issued to {agency_id}: its subject common name is {common_name!r}"
+        )
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound as e:
+        raise ConfigError(
+            f"certificate has no subjectAltName; it must hold DNS name {agency_id}"
+        ) from e
+    dns_names = san.value.get_values_for_type(x509.DNSName)
+    if agency_id not in dns_names:
+        raise ConfigError(
+            f"certificate subjectAltName DNS names {sorted(dns_names)} do not include the "
+            f"agency id {agency_id}"
+        )
 
 
 def peer_certificate_fingerprint(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:

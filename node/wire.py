@@ -62,8 +62,13 @@ def refuse_unknown_fields(message: Message, *, what: str) -> None:
 
 
 def _signatures(
-    entries: Iterable[envelope_pb2.Signature], *, what: str
+    entries: Iterable[envelope_pb2.Signature], *, what: str, least: int = 1
 ) -> tuple[SignatureEntry, ...]:
+    """The signature entries, each key id once.
+
+    ``least`` is 0 for envelopes: an unsigned envelope is well formed on the wire and
+    refused as unauthenticated when its signatures are checked (step 13).
+    """
     result = []
     for entry in entries:
         refuse_unknown_fields(entry, what=f"{what}.signatures")
@@ -75,8 +80,11 @@ def _signatures(
                 signature=bytes(entry.signature),
             )
         )
-    if not 1 <= len(result) <= MAX_SIGNATURES:
-        raise MalformedError(f"{what} must carry 1 to {MAX_SIGNATURES} signatures")
+    if not least <= len(result) <= MAX_SIGNATURES:
+        raise MalformedError(f"{what} must carry {least} to {MAX_SIGNATURES} signatures")
+    if len({entry.key_id for entry in result}) != len(result):
+        # One key's signature listed twice would count twice wherever signatures are counted.
+        raise MalformedError(f"{what}.signatures lists a key id twice")
     return tuple(result)
 
 
@@ -103,6 +111,8 @@ def envelope_from_proto(msg: envelope_pb2.Envelope) -> SealedEnvelope:
     _check_version(msg.protocol_version, what="envelope")
     if msg.sequence < 1:
         raise MalformedError("envelope.sequence must be at least 1")
+    if msg.directory_version < 1:
+        raise MalformedError("envelope.directory_version must be at least 1")
     if msg.created_at_ms <= 0 or msg.expires_at_ms <= 0:
         raise MalformedError("envelope created_at_ms and expires_at_ms must be positive")
     size = len(msg.sealed_payload)
@@ -128,7 +138,7 @@ def envelope_from_proto(msg: envelope_pb2.Envelope) -> SealedEnvelope:
     return SealedEnvelope(
         header=header,
         sealed_payload=bytes(msg.sealed_payload),
-        signatures=_signatures(msg.signatures, what="envelope"),
+        signatures=_signatures(msg.signatures, what="envelope", least=0),
     )
 
 

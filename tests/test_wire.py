@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from node import wire
 from node.crypto.envelope import open_envelope, sign_receipt
-from node.errors import ComityError, MalformedError
+from node.errors import ComityError, MalformedError, SignatureError
 from node.gen.comity.v1 import envelope_pb2
 from node.model.envelope import ReceiptBody, ReceiptStatus, SealedEnvelope
 from tests.crypto.helpers import Pair, make_pair
@@ -99,13 +99,23 @@ def proto(**changes: object) -> envelope_pb2.Envelope:
         ({"sender_encryption_key_id": "XYZ"}, "sender_encryption_key_id"),
         ({"sealed_payload": b"short"}, "sealed_payload"),
         ({"sealed_payload": bytes(wire.MAX_PAYLOAD_BYTES + 41)}, "sealed_payload"),
-        ({"signatures": []}, "signatures"),
+        (
+            {"signatures": [envelope_pb2.Signature(key_id="a" * 32, signature=bytes(64))] * 2},
+            "key id twice",
+        ),
+        ({"directory_version": 0}, "directory_version"),
         ({"signatures": [envelope_pb2.Signature(key_id="a" * 32, signature=b"x")]}, "64 bytes"),
     ],
 )
 def test_malformed_fields_are_named(changes: dict[str, object], named: str) -> None:
     with pytest.raises(MalformedError, match=named):
         wire.envelope_from_proto(proto(**changes))
+
+
+def test_an_unsigned_envelope_parses_and_is_refused_as_unauthenticated() -> None:
+    unsigned = wire.envelope_to_bytes(replace(ENVELOPE, signatures=()))
+    with pytest.raises(SignatureError, match="no signature"):
+        accept(unsigned)
 
 
 def test_unknown_fields_are_refused() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import getpass
 import os
 import tempfile
 from pathlib import Path
@@ -38,13 +39,14 @@ from node.members import read_member_card
 from node.timeutil import now_ms
 
 HOUR_MS = 3600 * 1000
+PASSPHRASE_ENV = "COMITY_ROOT_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 
 
 def keygen(args: argparse.Namespace, console: Console) -> int:
     """A root key pair: the private key stays with its holder, the public key goes to the
     secretariat."""
     key = SigningKey.generate()
-    save_signing_key(args.out, key)
+    save_signing_key(args.out, key, passphrase=_new_passphrase() if args.encrypt else None)
     public = base64.b64encode(bytes(key.verify_key)).decode("ascii")
     public_path = args.out.with_name(args.out.name + ".pub")
     public_path.write_text(public + "\n", encoding="ascii")
@@ -157,7 +159,12 @@ def renew(args: argparse.Namespace, console: Console) -> int:
 
 
 def sign(args: argparse.Namespace, console: Console) -> int:
-    document = ceremony.sign(_load(args.directory), load_signing_key(args.key))
+    if args.key.suffix == ".pub":
+        raise ConfigError(f"{args.key} is a public key file; sign with the private root key")
+    document = _load(args.directory)
+    key = load_signing_key(args.key, passphrase=_passphrase)
+    ceremony.check_root_signer(document, key, trusted=_load(args.trusted) if args.trusted else None)
+    document = ceremony.sign(document, key)
     target = args.out or args.directory
     return _save(target, document, console, f"Signed with {args.key}")
 
@@ -189,8 +196,14 @@ def _against(trusted: SignedDirectory | None) -> str:
 
 def _verdict(document: SignedDirectory, trusted: SignedDirectory | None) -> dict[str, Any]:
     own = count_signatures(document, document.body.roots)
+    unknown = ceremony.unknown_signers(document, trusted=trusted)
     checks = [
         {"check": "own root signatures", "ok": own.met, "detail": own.describe()},
+        {
+            "check": "no signatures by unknown keys",
+            "ok": not unknown,
+            "detail": ", ".join(unknown) or "none",
+        },
     ]
     if trusted is not None:
         old = count_signatures(document, trusted.body.roots)
@@ -220,6 +233,9 @@ def _verdict(document: SignedDirectory, trusted: SignedDirectory | None) -> dict
         acceptable, refusal = True, None
     except DirectoryError as e:
         acceptable, refusal = False, e.rule
+    if acceptable and unknown:
+        # A node ignores such signatures, but they claim a consent no root holder gave.
+        acceptable, refusal = False, "unknown-signer"
     return {
         "version": document.version,
         "acceptable": acceptable,
@@ -324,6 +340,23 @@ def publish(args: argparse.Namespace, console: Console) -> int:
 
 
 # --- files -----------------------------------------------------------------------------------
+
+
+def _passphrase() -> bytes:
+    """A root key's passphrase: from the environment (scripts, tests) or asked for."""
+    given = os.environ.get(PASSPHRASE_ENV)
+    if given is None:
+        given = getpass.getpass("Passphrase of the root key: ")
+    return given.encode("utf-8")
+
+
+def _new_passphrase() -> bytes:
+    if PASSPHRASE_ENV in os.environ:
+        return _passphrase()
+    first = getpass.getpass("Passphrase for the new root key: ")
+    if getpass.getpass("The same passphrase again: ") != first:
+        raise ConfigError("the passphrases differ; nothing was written")
+    return first.encode("utf-8")
 
 
 def _public_key(text: str) -> bytes:

@@ -131,6 +131,10 @@ def _node_commands(parser: argparse.ArgumentParser) -> None:
     _add_config_option(rotate)
     rotate.add_argument("--json", action="store_true", help="machine-readable output")
     rotate.set_defaults(handler=node_cmd.rotate_key)
+    retire = sub.add_parser("retire-key", help="stop loading an old key after its overlap")
+    retire.add_argument("key_id", help="the old signing or encryption key's id")
+    _add_config_option(retire)
+    retire.set_defaults(handler=node_cmd.retire_key)
 
 
 def _federation_commands(parser: argparse.ArgumentParser) -> None:
@@ -161,6 +165,7 @@ def _federation_drafting(sub: Any) -> None:
     command = functools.partial(_federation_command, sub)
     keygen = command("keygen", "make a root key pair (offline)", federation_cmd.keygen, edits=False)
     keygen.add_argument("--out", type=Path, required=True, help="private key file to create")
+    keygen.add_argument("--encrypt", action="store_true", help="under a passphrase (asked for)")
     init = command("init", "draft version 1 with its root keys", federation_cmd.init, edits=False)
     init.add_argument("--root-key", action="append", required=True, help=".pub file or base64")
     init.add_argument("--threshold", type=int, required=True, help="root signatures required")
@@ -211,6 +216,7 @@ def _federation_signing(sub: Any) -> None:
     sign = command("sign", "add one root key holder's signature", federation_cmd.sign, edits=False)
     sign.add_argument("--key", type=Path, required=True, help="this holder's root key file")
     sign.add_argument("--out", type=Path, help="write the signed copy here (default: in place)")
+    sign.add_argument("--trusted", type=Path, help="the version it replaces (root changes)")
     merge = command("merge", "merge separately signed copies", federation_cmd.merge, edits=False)
     merge.add_argument("copies", nargs="+", type=Path, help="signed copies of one draft")
     merge.add_argument("--out", type=Path, required=True, help="merged document to write")

@@ -13,8 +13,14 @@ from rich.console import Console
 from node.cli import output
 from node.config import init_node, load_config
 from node.crypto.keys import key_id
+from node.crypto.keys import retire_key as retire_key_file
 from node.crypto.keys import rotate_key as rotate_key_files
+from node.errors import ConfigError
+from node.federation.document import SignedDirectory, format_instant
+from node.federation.trusted import read_trusted
+from node.ids import parse_key_id
 from node.runtime import serve_until_signalled
+from node.timeutil import now_ms
 
 
 def init(args: argparse.Namespace, console: Console) -> int:
@@ -66,3 +72,39 @@ def rotate_key(args: argparse.Namespace, console: Console) -> int:
         f"--public-key {encoded}"
     )
     return 0
+
+
+def retire_key(args: argparse.Namespace, console: Console) -> int:
+    """Stop loading an old signing or encryption key once its overlap has ended.
+
+    Refused while the directory the node trusts still lists the key as valid: until then
+    peers may still sign for it or seal to it. Takes effect when the node next loads its
+    keys (at start).
+    """
+    kid = parse_key_id(args.key_id, field="KEY_ID")  # it becomes part of a file name
+    config = load_config(args.config)
+    now = now_ms()
+    document = read_trusted(
+        database_url=config.database_url, bootstrap=config.directory_file, now_ms=now
+    )
+    _refuse_while_listed(document, config.agency_id, kid, now)
+    retired = retire_key_file(config.keys_dir, kid)
+    console.print(
+        f"Retired key {kid}: moved to {retired}; the node no longer loads it. "
+        "Destroy that file when your retention policy allows."
+    )
+    return 0
+
+
+def _refuse_while_listed(document: SignedDirectory, agency: str, kid: str, now: int) -> None:
+    entry = next((m for m in document.body.members if m.agency_id == agency), None)
+    listed = entry.key(kid) if entry is not None else None
+    if listed is None:
+        return
+    ends = [t for t in (listed.valid_until_ms, listed.revoked_at_ms) if t is not None]
+    if not ends or min(ends) > now:
+        until = f"until {format_instant(min(ends))}" if ends else "without an end"
+        raise ConfigError(
+            f"key {kid} is valid {until} in directory version {document.version}; "
+            "retire it once its overlap has ended"
+        )

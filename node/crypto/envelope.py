@@ -93,7 +93,8 @@ def _verify_all(
     *,
     error: type[SignatureError | ReceiptError],
 ) -> None:
-    """Every signature must be by a listed key and verify; at least one is required."""
+    """Every signature must be by a listed key and verify; at least one is required, and
+    no key may sign twice."""
     if not signatures:
         raise error("no signature")
     for entry in signatures:
@@ -104,6 +105,8 @@ def _verify_all(
             VerifyKey(public).verify(data, entry.signature)
         except (BadSignatureError, ValueError, TypeError) as e:
             raise error(f"signature by key {entry.key_id} does not verify") from e
+    if len({entry.key_id for entry in signatures}) != len(signatures):
+        raise error("a key id is listed with more than one signature")
 
 
 def sign_receipt(body: ReceiptBody, *, keys: AgencyKeys) -> SignedReceipt:

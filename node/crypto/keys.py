@@ -9,14 +9,19 @@ import base64
 import binascii
 import hashlib
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import nacl.utils
+from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey
+from nacl.pwhash import argon2id
+from nacl.secret import SecretBox
 from nacl.signing import SigningKey
 
 from node.errors import ConfigError
-from node.files import write_private_file
+from node.files import replace_private_file, write_private_file
 from node.ids import KeyId
 
 SIGNING_FILE = "signing.key"
@@ -26,6 +31,9 @@ WITNESS_FILE = "witness.key"
 SIGNING_PREFIX = "signing-"
 ENCRYPTION_PREFIX = "encryption-"
 KEY_BYTES = 32
+ENCRYPTED_KEY = "comity-encrypted-key-v1-argon2id"
+"""First word of a passphrase-encrypted key file; then ops limit, memory limit, and base64 of
+salt, nonce and ciphertext."""
 
 
 def key_id(public_key: bytes) -> KeyId:
@@ -181,9 +189,38 @@ def rotate_key(directory: Path, purpose: str) -> bytes:
         else (bytes(PrivateKey(current).public_key), *_new_encryption())
     )
     write_private_file(directory / f"{purpose}-{key_id(old_public)}.key", _encode_secret(current))
-    path.unlink()
-    write_private_file(path, _encode_secret(new_secret))
+    replace_private_file(path, _encode_secret(new_secret))
     return new_public
+
+
+RETIRED_DIR = "retired"
+
+
+def retire_key(directory: Path, kid: KeyId) -> Path:
+    """Stop loading an old signing or encryption key: move ``<purpose>-<kid>.key`` into
+    ``retired/``, where :meth:`AgencyKeys.load` does not look. Returns its new path.
+
+    Raises:
+        ConfigError: ``kid`` is a current key, or no old key of that id is held.
+    """
+    for purpose in ROTATABLE:
+        current = _read_secret(directory / f"{purpose}.key")
+        public = (
+            bytes(SigningKey(current).verify_key)
+            if purpose == "signing"
+            else bytes(PrivateKey(current).public_key)
+        )
+        if key_id(public) == kid:
+            raise ConfigError(f"key {kid} is the current {purpose} key; it cannot be retired")
+    held = [directory / f"{purpose}-{kid}.key" for purpose in ROTATABLE]
+    found = [path for path in held if path.exists()]
+    if not found:
+        raise ConfigError(f"no old signing or encryption key {kid} in {directory}")
+    retired = directory / RETIRED_DIR
+    retired.mkdir(mode=0o700, exist_ok=True)
+    target = retired / found[0].name
+    found[0].replace(target)
+    return target
 
 
 def _new_signing() -> tuple[bytes, bytes]:
@@ -201,6 +238,10 @@ def _encode_secret(raw: bytes) -> bytes:
 
 
 def _read_secret(path: Path) -> bytes:
+    return _decode_secret(_read_private_text(path), path)
+
+
+def _read_private_text(path: Path) -> str:
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="ascii")
@@ -210,6 +251,10 @@ def _read_secret(path: Path) -> bytes:
         raise ConfigError(f"cannot read key file {path}") from e
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"key file {path} is accessible by other users; chmod 600 it")
+    return text
+
+
+def _decode_secret(text: str, path: Path) -> bytes:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError) as e:
@@ -219,19 +264,66 @@ def _read_secret(path: Path) -> bytes:
     return raw
 
 
-def save_signing_key(path: Path, key: SigningKey) -> None:
-    """Write one Ed25519 private key (base64, one line) readable by its owner only.
+def save_signing_key(path: Path, key: SigningKey, *, passphrase: bytes | None = None) -> None:
+    """Write one Ed25519 private key (base64, one line) readable by its owner only; with a
+    ``passphrase``, encrypted under a key derived from it (Argon2id, then XSalsa20-Poly1305).
 
     Raises:
-        ConfigError: the file exists already or cannot be written.
+        ConfigError: the file exists already or cannot be written, or the passphrase is empty.
     """
-    write_private_file(path, _encode_secret(bytes(key)))
+    if passphrase is None:
+        write_private_file(path, _encode_secret(bytes(key)))
+        return
+    if not passphrase:
+        raise ConfigError("the passphrase must not be empty")
+    salt = nacl.utils.random(argon2id.SALTBYTES)
+    ops, mem = argon2id.OPSLIMIT_MODERATE, argon2id.MEMLIMIT_MODERATE
+    sealed = SecretBox(_derive(passphrase, salt, ops, mem)).encrypt(bytes(key))
+    line = f"{ENCRYPTED_KEY} {ops} {mem} {base64.b64encode(salt + sealed).decode('ascii')}\n"
+    write_private_file(path, line.encode("ascii"))
 
 
-def load_signing_key(path: Path) -> SigningKey:
-    """Read a key written by :func:`save_signing_key`.
+def load_signing_key(path: Path, *, passphrase: Callable[[], bytes] | None = None) -> SigningKey:
+    """Read a key written by :func:`save_signing_key`; ``passphrase`` is asked for only when
+    the file is encrypted.
 
     Raises:
-        ConfigError: missing, readable by others, or not a 32-byte key.
+        ConfigError: missing, readable by others, not a 32-byte key, or encrypted and the
+            passphrase is missing or wrong.
     """
-    return SigningKey(_read_secret(path))
+    text = _read_private_text(path)
+    if not text.startswith(ENCRYPTED_KEY):
+        return SigningKey(_decode_secret(text, path))
+    if passphrase is None:
+        raise ConfigError(f"key file {path} is encrypted; a passphrase is needed")
+    return SigningKey(_decrypt_secret(text, passphrase(), path))
+
+
+def is_encrypted_key(path: Path) -> bool:
+    """Whether ``path`` holds a passphrase-encrypted key (checking the file's mode too)."""
+    return _read_private_text(path).startswith(ENCRYPTED_KEY)
+
+
+def _decrypt_secret(text: str, passphrase: bytes, path: Path) -> bytes:
+    try:
+        _, ops, mem, blob = text.split()
+        data = base64.b64decode(blob, validate=True)
+        salt, sealed = data[: argon2id.SALTBYTES], data[argon2id.SALTBYTES :]
+        raw = SecretBox(_derive(passphrase, salt, int(ops), int(mem))).decrypt(sealed)
+    except CryptoError as e:
+        raise ConfigError(f"key file {path}: wrong passphrase") from e
+    except (ValueError, binascii.Error) as e:
+        raise ConfigError(f"key file {path} is not a readable encrypted key") from e
+    if len(raw) != KEY_BYTES:
+        raise ConfigError(f"key file {path} does not hold a {KEY_BYTES}-byte key")
+    return raw
+
+
+def _derive(passphrase: bytes, salt: bytes, ops: int, mem: int) -> bytes:
+    # Limits are read from the file, within bounds that keep a hostile file from asking for
+    # gigabytes: a file written with MODERATE limits never needs more.
+    if not (argon2id.OPSLIMIT_MIN <= ops <= argon2id.OPSLIMIT_SENSITIVE) or not (
+        argon2id.MEMLIMIT_MIN <= mem <= argon2id.MEMLIMIT_SENSITIVE
+    ):
+        raise ValueError("key derivation limits out of range")
+    return argon2id.kdf(SecretBox.KEY_SIZE, passphrase, salt, opslimit=ops, memlimit=mem)

@@ -27,7 +27,9 @@ from node.federation.document import (
     parse_directory,
     signed_bytes,
 )
+from node.ids import KeyId
 from node.members import MemberCard
+from node.tls import check_certificate_profile
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -83,8 +85,10 @@ def add_member(
     """List a new agency from its member card, every key valid from now.
 
     Raises:
+        ConfigError: the card's certificate does not name the agency.
         DirectoryError: the agency or one of its keys is already listed.
     """
+    check_certificate_profile(card.tls_certificate, card.agency_id)
     signed = _next(document, now_ms=now_ms, valid_days=valid_days)
     since = format_instant(now_ms)
     keys = (
@@ -128,7 +132,14 @@ def set_endpoint(
     now_ms: int,
     valid_days: float | None = None,
 ) -> SignedDirectory:
-    """Change where an agency's node listens, or the certificate it presents."""
+    """Change where an agency's node listens, or the certificate it presents.
+
+    Raises:
+        ConfigError: the certificate does not name the agency (common name and DNS name).
+        DirectoryError: the agency is not listed.
+    """
+    if tls_certificate is not None:
+        check_certificate_profile(tls_certificate, agency_id)
     signed = _next(document, now_ms=now_ms, valid_days=valid_days)
     entry = _member(signed, agency_id)
     if endpoint is not None:
@@ -216,6 +227,49 @@ def sign(document: SignedDirectory, key: SigningKey) -> SignedDirectory:
     signatures = _encoded(document)
     signatures[key_id(bytes(key.verify_key))] = base64.b64encode(signature).decode("ascii")
     return _build(copy.deepcopy(dict(document.signed)), signatures)
+
+
+def check_root_signer(
+    document: SignedDirectory, key: SigningKey, *, trusted: SignedDirectory | None = None
+) -> None:
+    """Refuse to sign with a key that is not a root key of ``document``, or of the
+    ``trusted`` version it replaces (whose holders co-sign a change of roots).
+
+    A signature by any other key counts for nothing at a node, yet shows up in the
+    document as if it were a holder's consent.
+
+    Raises:
+        DirectoryError: rule ``not-a-root-key``.
+    """
+    roots = _known_roots(document, trusted)
+    if bytes(key) in roots.values():
+        raise DirectoryError(
+            "not-a-root-key",
+            "the key file holds a root PUBLIC key; sign with the holder's private key file",
+        )
+    kid = key_id(bytes(key.verify_key))
+    if kid not in roots:
+        hint = "" if trusted else " (for a change of roots, give the trusted version too)"
+        raise DirectoryError(
+            "not-a-root-key",
+            f"key {kid} is not a root key of version {document.version}{hint}",
+        )
+
+
+def unknown_signers(
+    document: SignedDirectory, *, trusted: SignedDirectory | None = None
+) -> list[KeyId]:
+    """Key ids of signatures on ``document`` by keys that are neither its root keys nor
+    those of the ``trusted`` version."""
+    roots = _known_roots(document, trusted)
+    return sorted(k for k in document.signatures if k not in roots)
+
+
+def _known_roots(document: SignedDirectory, trusted: SignedDirectory | None) -> dict[KeyId, bytes]:
+    roots = dict(document.body.roots.keys)
+    if trusted is not None:
+        roots.update(trusted.body.roots.keys)
+    return roots
 
 
 def merge(documents: Sequence[SignedDirectory]) -> SignedDirectory:

@@ -112,12 +112,18 @@ class OverlapService:
     def _count_against_limit(self, requester: str) -> None:
         now = self._clock()
         with transaction(self._database.engine) as session:
-            asked = repo.count_overlap_checks(session, requester=requester, since_ms=now - DAY_MS)
-            if asked >= self._checks_per_day:
+            taken = repo.take_overlap_check(
+                session,
+                requester=requester,
+                now_ms=now,
+                since_ms=now - DAY_MS,
+                limit=self._checks_per_day,
+            )
+            if taken is None:
                 raise OverlapLimitError(
-                    f"{requester} has asked for {asked} overlap checks in 24 hours, the limit"
+                    f"{requester} has asked for {self._checks_per_day} overlap checks in "
+                    "24 hours, the limit"
                 )
-            repo.record_overlap_check(session, requester=requester, now_ms=now)
 
     async def _own_items(self, set_ids: list[str] | None) -> list[bytes]:
         def load() -> list[bytes]:

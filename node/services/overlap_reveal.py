@@ -386,15 +386,19 @@ class RevealService:
                 raise RevealRequestError(
                     f"the reveal request stated {row.items} points; {points} were sent"
                 )
-            since = self._clock() - DAY_MS
-            asked = indicator_repo.count_overlap_checks(
-                session, requester=requester, since_ms=since
+            now = self._clock()
+            taken = indicator_repo.take_overlap_check(
+                session,
+                requester=requester,
+                now_ms=now,
+                since_ms=now - DAY_MS,
+                limit=self._checks_per_day,
             )
-            if asked >= self._checks_per_day:
+            if taken is None:
                 raise OverlapLimitError(
-                    f"{requester} has asked for {asked} overlap checks in 24 hours, the limit"
+                    f"{requester} has asked for {self._checks_per_day} overlap checks in "
+                    "24 hours, the limit"
                 )
-            indicator_repo.record_overlap_check(session, requester=requester, now_ms=self._clock())
             row.state = "used"
             session.add(row)
 

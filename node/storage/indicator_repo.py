@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import delete, func, or_, text
 from sqlmodel import Session, col, select
 
 from node.indicators.sets import IndicatorSet
@@ -101,6 +101,28 @@ def own_live_indicators(
     return sorted(set(session.exec(query)))
 
 
+def take_overlap_check(
+    session: Session, *, requester: str, now_ms: int, since_ms: int, limit: int
+) -> int | None:
+    """Record one overlap check by ``requester`` unless ``limit`` were taken since
+    ``since_ms``; returns how many were taken before it, or None when at the limit.
+
+    Count and record are one step for concurrent callers: on PostgreSQL a transaction-scoped
+    advisory lock per requester serialises them; on SQLite the insert comes first, taking the
+    database's write lock before the count. The caller's transaction must still be open and
+    is rolled back on None (the caller raises), which removes the row recorded here.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"overlap_check:{requester}"},
+        )
+    session.add(OverlapCheck(requester=requester, at_ms=now_ms))
+    session.flush()
+    taken = count_overlap_checks(session, requester=requester, since_ms=since_ms) - 1
+    return taken if taken < limit else None
+
+
 def count_overlap_checks(session: Session, *, requester: str, since_ms: int) -> int:
     query = (
         select(func.count())
@@ -108,10 +130,6 @@ def count_overlap_checks(session: Session, *, requester: str, since_ms: int) -> 
         .where(col(OverlapCheck.requester) == requester, col(OverlapCheck.at_ms) >= since_ms)
     )
     return int(session.exec(query).one())
-
-
-def record_overlap_check(session: Session, *, requester: str, now_ms: int) -> None:
-    session.add(OverlapCheck(requester=requester, at_ms=now_ms))
 
 
 def live_values(session: Session, kind: str) -> list[tuple[str, str, str]]:

@@ -119,6 +119,12 @@ def test_every_signature_must_verify(pair: Pair) -> None:
         open_(pair, replace(sealed, signatures=(good, bad)))
 
 
+def test_one_signature_listed_twice_is_refused(pair: Pair) -> None:
+    sealed = pair.seal(PAYLOAD)
+    with pytest.raises(SignatureError, match="more than one signature"):
+        open_(pair, replace(sealed, signatures=sealed.signatures * 2))
+
+
 def test_seal_refuses_a_header_naming_other_keys(pair: Pair) -> None:
     with pytest.raises(ValueError, match="recipient"):
         pair.seal(PAYLOAD, recipient_encryption_key_id=AgencyKeys.generate().encryption_key_id)

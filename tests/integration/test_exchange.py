@@ -155,6 +155,10 @@ def flip_signature(envelope: SealedEnvelope) -> SealedEnvelope:
     return replace(envelope, signatures=(replace(signature, signature=bad),))
 
 
+def twice(envelope: SealedEnvelope) -> SealedEnvelope:
+    return replace(envelope, signatures=envelope.signatures * 2)
+
+
 BAD_INPUTS: dict[str, tuple[Callable[[Federation, bytes], bytes], grpc.StatusCode, str, str]] = {
     "malformed bytes": (
         lambda fed, form: b"\xff\x00 definitely not protobuf",
@@ -189,6 +193,30 @@ BAD_INPUTS: dict[str, tuple[Callable[[Federation, bytes], bytes], grpc.StatusCod
         grpc.StatusCode.UNAUTHENTICATED,
         "bad_signature",
         "signature",
+    ),
+    "unsigned": (
+        lambda fed, form: request_bytes(
+            replace(forge(fed, signer=UNIT, recipient=AUTHORITY, payload=form), signatures=())
+        ),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "bad_signature",
+        "no signature",
+    ),
+    "one signature listed twice": (
+        lambda fed, form: request_bytes(
+            twice(forge(fed, signer=UNIT, recipient=AUTHORITY, payload=form))
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed",
+        "twice",
+    ),
+    "directory version 0": (
+        lambda fed, form: request_bytes(
+            forge(fed, signer=UNIT, recipient=AUTHORITY, payload=form, directory_version=0)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed",
+        "directory_version",
     ),
     "form failing its schema": (
         lambda fed, form: request_bytes(

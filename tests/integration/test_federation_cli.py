@@ -4,14 +4,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime as dt
 import json
 import stat
+import tomllib
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from node.cli.main import main
-from node.crypto.keys import AgencyKeys
+from node.crypto.keys import AgencyKeys, key_id, load_signing_key
+from node.federation import ceremony
 from node.federation.document import parse_directory
 from node.federation.setup import root_key_path
 from node.ids import AgencyId
@@ -103,6 +111,157 @@ def test_bad_ceremony_input_gets_a_clear_error(
     assert code == 1
     assert message in err
     assert "Traceback" not in err
+
+
+def _draft_with_roots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    for name in ("r0", "r1", "stranger"):
+        run(capsys, "federation", "keygen", "--out", str(tmp_path / f"{name}.key"))
+    directory = str(tmp_path / "directory.json")
+    run(capsys, "federation", "init", directory, "--root-key", str(tmp_path / "r0.key.pub"),
+        "--root-key", str(tmp_path / "r1.key.pub"), "--threshold", "1")  # fmt: skip
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("key_file", "message"),
+    [
+        ("r0.key.pub", "is a public key file"),
+        ("renamed-public.key", "holds a root PUBLIC key"),
+        ("stranger.key", "not-a-root-key"),
+    ],
+)
+def test_signing_with_anything_but_a_root_private_key_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key_file: str, message: str
+) -> None:
+    directory = _draft_with_roots(tmp_path, capsys)
+    renamed = tmp_path / "renamed-public.key"
+    renamed.write_bytes((tmp_path / "r0.key.pub").read_bytes())
+    for path in (renamed, tmp_path / "r0.key.pub"):
+        path.chmod(0o600)  # the mode check alone must not be what refuses it
+    before = Path(directory).read_bytes()
+    code, _, err = run(capsys, "federation", "sign", directory, "--key", str(tmp_path / key_file))
+    assert code == 1
+    assert message in err
+    assert Path(directory).read_bytes() == before
+
+
+def test_a_passphrase_encrypted_root_key_signs_only_with_its_passphrase(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMITY_ROOT_KEY_PASSPHRASE", "correct horse")
+    key = tmp_path / "r0.key"
+    code, _, _ = run(capsys, "federation", "keygen", "--out", str(key), "--encrypt")
+    assert code == 0
+    secret = load_signing_key(key, passphrase=lambda: b"correct horse")
+    assert base64.b64encode(bytes(secret)) not in key.read_bytes()  # not stored in the clear
+    directory = str(tmp_path / "directory.json")
+    run(capsys, "federation", "init", directory, "--root-key", f"{key}.pub", "--threshold", "1")
+
+    monkeypatch.setenv("COMITY_ROOT_KEY_PASSPHRASE", "wrong horse")
+    code, _, err = run(capsys, "federation", "sign", directory, "--key", str(key))
+    assert code == 1
+    assert "wrong passphrase" in err
+    monkeypatch.setenv("COMITY_ROOT_KEY_PASSPHRASE", "correct horse")
+    code, _, _ = run(capsys, "federation", "sign", directory, "--key", str(key))
+    assert code == 0
+    code, _, _ = run(capsys, "federation", "verify", directory)
+    assert code == 0
+
+
+def test_verify_fails_on_a_signature_by_an_unknown_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = _draft_with_roots(tmp_path, capsys)
+    run(capsys, "federation", "sign", directory, "--key", str(tmp_path / "r0.key"))
+    code, _, _ = run(capsys, "federation", "verify", directory)
+    assert code == 0
+    stranger = load_signing_key(tmp_path / "stranger.key")
+    Path(directory).write_bytes(
+        ceremony.sign(parse_directory(Path(directory).read_bytes()), stranger).to_json()
+    )
+    code, out, _ = run(capsys, "federation", "verify", directory, "--json")
+    assert code == 1
+    verdict = json.loads(out)
+    assert verdict["refused_by_rule"] == "unknown-signer"
+    assert key_id(bytes(stranger.verify_key)) in json.dumps(verdict["checks"])
+
+
+def test_old_root_holders_sign_a_change_of_roots_against_the_trusted_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = _draft_with_roots(tmp_path, capsys)
+    run(capsys, "federation", "sign", directory, "--key", str(tmp_path / "r0.key"))
+    trusted = tmp_path / "trusted.json"
+    trusted.write_bytes(Path(directory).read_bytes())
+    code, _, _ = run(capsys, "federation", "set-roots", directory, "--root-key",
+                     str(tmp_path / "stranger.key.pub"), "--threshold", "1")  # fmt: skip
+    assert code == 0
+    old_root = ("--key", str(tmp_path / "r0.key"))
+    code, _, err = run(capsys, "federation", "sign", directory, *old_root)
+    assert code == 1
+    assert "give the trusted version" in err
+    code, _, _ = run(capsys, "federation", "sign", directory, *old_root, "--trusted", str(trusted))
+    assert code == 0
+    run(capsys, "federation", "sign", directory, "--key", str(tmp_path / "stranger.key"))
+    code, _, _ = run(capsys, "federation", "verify", directory, "--trusted", str(trusted))
+    assert code == 0
+
+
+def test_a_member_card_whose_certificate_names_another_host_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = _draft_with_roots(tmp_path, capsys)
+    card = _card(tmp_path)
+    listed = parse_member_certificate(card)
+    card.write_text(
+        card.read_text().replace(
+            listed, _certificate("zz-agency", dns_name="other.example").decode()
+        )
+    )
+    code, _, err = run(capsys, "federation", "add-member", directory, str(card))
+    assert code == 1
+    assert "subjectAltName" in err
+    assert "zz-agency" in err
+    assert parse_directory(Path(directory).read_bytes()).body.members == ()
+
+
+def test_a_new_certificate_that_names_another_host_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = _draft_with_roots(tmp_path, capsys)
+    run(capsys, "federation", "add-member", directory, str(_card(tmp_path)))
+    before = Path(directory).read_bytes()
+    certificate = tmp_path / "new.crt"
+    certificate.write_bytes(_certificate("zz-agency", dns_name="other.example"))
+    code, _, err = run(capsys, "federation", "set-endpoint", directory, "zz-agency",
+                       "--certificate", str(certificate))  # fmt: skip
+    assert code == 1
+    assert "subjectAltName" in err
+    assert Path(directory).read_bytes() == before
+
+
+def parse_member_certificate(card: Path) -> str:
+    certificate: str = tomllib.loads(card.read_text())["member"][0]["tls_certificate"]
+    assert certificate in card.read_text()
+    return certificate
+
+
+def _certificate(common_name: str, *, dns_name: str) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 async def test_publish_to_a_running_node_and_rollback_refused(

@@ -10,10 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from node.cli.main import main
 from node.errors import PeerRejectedError
 from node.indicators.sets import Indicator
+from node.storage import indicator_repo
+from node.storage.engine import transaction
 from tests.integration.harness import Federation, make_configs, running_federation
 
 UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
@@ -83,3 +86,26 @@ async def test_invalid_points_are_refused(fed: Federation) -> None:
     with pytest.raises(PeerRejectedError) as caught:
         await unit.peers.count_overlap(authority, [bytes(32)])
     assert caught.value.peer_code == "bad_overlap"
+
+
+async def test_concurrent_checks_never_exceed_the_daily_limit(
+    tmp_path: Path, node_database_urls: Callable[[str], str]
+) -> None:
+    """Checks that arrive together are counted one after another: on PostgreSQL, 8 at once
+    against a limit of 3 used to pass the count together, and more than 3 were answered."""
+    configs = make_configs(tmp_path, node_database_urls)
+    configs[AUTHORITY] = replace(configs[AUTHORITY], overlap_checks_per_day=3)
+    async with running_federation(configs) as fed:
+        await own_set(fed, UNIT, ["user1"])
+        for _ in range(5):  # the race was lost in most rounds, not all
+            results = await asyncio.gather(
+                *(fed.nodes[UNIT].overlap.check(AUTHORITY) for _ in range(8)),
+                return_exceptions=True,
+            )
+            refused = [r for r in results if isinstance(r, PeerRejectedError)]
+            assert {r.peer_code for r in refused} == {"overlap_limit"}
+            assert len(results) - len(refused) == 3
+            with transaction(fed.nodes[AUTHORITY].engine) as session:
+                recorded = indicator_repo.count_overlap_checks(session, requester=UNIT, since_ms=0)
+                assert recorded == 3
+                session.execute(text("DELETE FROM overlap_check"))  # a new day's allowance

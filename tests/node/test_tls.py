@@ -13,6 +13,7 @@ from node.ids import AgencyId
 from node.tls import (
     certificate_agency,
     certificate_fingerprint,
+    check_certificate_profile,
     generate_tls_identity,
     peer_certificate_fingerprint,
 )
@@ -68,3 +69,10 @@ async def check(
         except grpc.aio.AioRpcError as e:
             return e.code()
     return None
+
+
+def test_certificate_profile_names_the_field_that_differs() -> None:
+    certificate, _ = generate_tls_identity(AgencyId("aa-unit"))
+    check_certificate_profile(certificate, "aa-unit")
+    with pytest.raises(ConfigError, match="common name is 'aa-unit'"):
+        check_certificate_profile(certificate, "bb-other")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,39 @@ def test_unreachable_postgres_is_storage_unavailable_without_details(
 
 def test_redact_url_masks_passwords() -> None:
     assert "s3cret" not in redact_url("postgresql+psycopg://u:s3cret@h/db")
+
+
+def test_sqlite_files_are_private_to_the_node_user(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'n.db'}")
+    upgrade(engine)
+    engine.dispose()
+    files = [tmp_path / name for name in ("n.db", "n.db-wal", "n.db-shm")]
+    assert {path.stat().st_mode & 0o777 for path in files if path.exists()} == {0o600}
+
+
+def test_a_migration_that_fails_rolls_back_its_ddl_and_names_the_cause(engine: Engine) -> None:
+    downgrade(engine, "0015")
+    with engine.begin() as connection:
+        # A table in the way of migration 0017: 0016 applies, then 0017 fails.
+        connection.execute(text("CREATE TABLE sighting_report (x INTEGER)"))
+    with pytest.raises(StorageUnavailableError, match=r"cannot migrate .*sighting_report"):
+        upgrade(engine)
+    # Both migrations ran in one transaction: 0016's tables went with 0017's failure.
+    assert current_revision(engine) == "0015"
+    assert "indicator_offer" not in inspect(engine).get_table_names()
+
+
+def test_tables_without_a_schema_version_are_refused_with_the_cause(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM alembic_version"))
+    with pytest.raises(StorageUnavailableError, match="no schema version"):
+        upgrade(engine)
+
+
+def test_two_nodes_migrating_one_sqlite_file_at_once_both_start(tmp_path: Path) -> None:
+    engines = [create_engine(f"sqlite:///{tmp_path / 'shared.db'}") for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(upgrade, engines))  # the second waits for the first, then has nothing to do
+    assert {current_revision(engine) for engine in engines} == {head_revision()}
+    for engine in engines:
+        engine.dispose()
