@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit gen gen-check bench bench-audit bench-indicators bench-pdq bench-tags chaos clean
+.PHONY: demo test lint typecheck unit fuzz gen gen-check bench bench-audit bench-indicators bench-pdq bench-tags chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ demo: $(STAMP)
 
 ## test: install, check generated code, lint, type-check, run every test
 test: $(STAMP) gen-check lint typecheck unit
+
+## fuzz: run every parser's fuzz target for FUZZ_RUNS inputs (FUZZ_TIME seconds at most, 0 =
+## no limit); prints inputs run and crashes per target, crashing inputs go to fuzz-artifacts/
+FUZZ_RUNS ?= 1000000
+FUZZ_TIME ?= 0
+fuzz: $(STAMP)
+	nice $(BIN)/python -m tests.fuzz.campaign --runs $(FUZZ_RUNS) --max-time $(FUZZ_TIME)
 
 gen: $(STAMP)
 	ops/gen_proto.sh

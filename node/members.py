@@ -230,6 +230,8 @@ def read_member_card(text: str, *, source: str = "member card") -> MemberCard:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from e
+    except ValueError as e:  # an integer beyond Python's 4,300-digit conversion limit
+        raise ConfigError(f"{source}: a number is too long") from e
     entries = document.get("member")
     if set(document) != {"member"} or not isinstance(entries, list) or len(entries) != 1:
         raise ConfigError(f"{source}: a member card holds exactly one [[member]] table")

@@ -102,7 +102,7 @@ def read_private_key(path: Path) -> bytes:
 def _load(pem: bytes) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(pem)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:
         raise ConfigError("not a PEM X.509 certificate") from e
 
 
@@ -122,7 +122,12 @@ def certificate_agency(pem: bytes) -> str:
     Raises:
         ConfigError: not a PEM certificate, or without a common name.
     """
-    names = _load(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        # The certificate is parsed lazily: a malformed subject surfaces only here, as a
+        # ValueError, or a TypeError from cryptography's checks of each attribute.
+        names = _load(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except (ValueError, TypeError) as e:
+        raise ConfigError("certificate subject is not a valid X.509 name") from e
     if not names:
         raise ConfigError("certificate has no common name")
     value = names[0].value

@@ -49,6 +49,11 @@ MAX_SIGNATURES = 8
 SIGNATURE_BYTES = 64
 DIGEST_BYTES = 32
 MAX_PAYLOAD_TYPE_CHARS = 128
+MAX_COUNTER = (1 << 63) - 1
+"""Sequences, directory versions and leaf indexes are stored in signed 64-bit columns."""
+MAX_INSTANT_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z, the last instant a ``datetime`` (and so the CLI) can show;
+far enough below 2^63 that adding a deadline to it cannot overflow a 64-bit column."""
 
 
 def refuse_unknown_fields(message: Message, *, what: str) -> None:
@@ -109,12 +114,13 @@ def envelope_from_proto(msg: envelope_pb2.Envelope) -> SealedEnvelope:
     """
     refuse_unknown_fields(msg, what="envelope")
     _check_version(msg.protocol_version, what="envelope")
-    if msg.sequence < 1:
-        raise MalformedError("envelope.sequence must be at least 1")
-    if msg.directory_version < 1:
-        raise MalformedError("envelope.directory_version must be at least 1")
-    if msg.created_at_ms <= 0 or msg.expires_at_ms <= 0:
-        raise MalformedError("envelope created_at_ms and expires_at_ms must be positive")
+    if not 1 <= msg.sequence <= MAX_COUNTER:
+        raise MalformedError(f"envelope.sequence must be from 1 to {MAX_COUNTER}")
+    if not 1 <= msg.directory_version <= MAX_COUNTER:
+        raise MalformedError(f"envelope.directory_version must be from 1 to {MAX_COUNTER}")
+    for name in ("created_at_ms", "expires_at_ms"):
+        if not 0 < getattr(msg, name) <= MAX_INSTANT_MS:
+            raise MalformedError(f"envelope.{name} must be from 1 to {MAX_INSTANT_MS}")
     size = len(msg.sealed_payload)
     if not SEAL_OVERHEAD_BYTES < size <= MAX_PAYLOAD_BYTES + SEAL_OVERHEAD_BYTES:
         raise MalformedError("envelope.sealed_payload size is out of range (payload max 1 MiB)")
@@ -198,6 +204,10 @@ def receipt_from_proto(msg: envelope_pb2.Receipt) -> SignedReceipt:
     _check_version(msg.protocol_version, what="receipt")
     if len(msg.envelope_digest) != DIGEST_BYTES:
         raise MalformedError(f"receipt.envelope_digest must be {DIGEST_BYTES} bytes")
+    if not 0 <= msg.received_at_ms <= MAX_INSTANT_MS:
+        raise MalformedError(f"receipt.received_at_ms must be from 0 to {MAX_INSTANT_MS}")
+    if msg.audit_leaf_index > MAX_COUNTER:
+        raise MalformedError(f"receipt.audit_leaf_index must be at most {MAX_COUNTER}")
     try:
         status = ReceiptStatus(msg.status)
     except ValueError as e:

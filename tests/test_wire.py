@@ -118,6 +118,32 @@ def test_an_unsigned_envelope_parses_and_is_refused_as_unauthenticated() -> None
         accept(unsigned)
 
 
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"sequence": 2**63}, "sequence"),  # issue 13 point 10
+        ({"directory_version": 2**64 - 1}, "directory_version"),
+        ({"expires_at_ms": 2**63 - 1}, "expires_at_ms"),
+        ({"created_at_ms": wire.MAX_INSTANT_MS + 1}, "created_at_ms"),
+    ],
+)
+def test_integers_beyond_a_database_column_or_a_clock_are_refused(
+    changes: dict[str, object], named: str
+) -> None:
+    """Found by fuzzing (tests/fuzz/corpus/envelope/crash-*): they parsed, then overflowed."""
+    with pytest.raises(MalformedError, match=named):
+        wire.envelope_from_proto(proto(**changes))
+
+
+def test_the_largest_bounded_values_are_accepted() -> None:
+    largest = proto(
+        sequence=wire.MAX_COUNTER,
+        directory_version=wire.MAX_COUNTER,
+        expires_at_ms=wire.MAX_INSTANT_MS,
+    )
+    assert wire.envelope_from_proto(largest).header.sequence == wire.MAX_COUNTER
+
+
 def test_unknown_fields_are_refused() -> None:
     data = WIRE + b"\xa0\x06\x01"  # field 100, varint 1
     with pytest.raises(MalformedError, match="unknown"):
@@ -152,6 +178,16 @@ def test_receipt_round_trip_and_refusals() -> None:
         wire.receipt_from_proto(unknown_status)
     with pytest.raises(MalformedError, match="not a valid protobuf"):
         wire.receipt_from_bytes(b"\xff\xff\xff")
+    # issue 13 point 10, and tests/fuzz/corpus/receipt/crash-*: the sender's delivery task
+    # added a deadline to this and overflowed its 64-bit column.
+    far = wire.receipt_to_proto(receipt)
+    far.received_at_ms = 2**63 - 1
+    with pytest.raises(MalformedError, match="received_at_ms"):
+        wire.receipt_from_proto(far)
+    far = wire.receipt_to_proto(receipt)
+    far.audit_leaf_index = 2**63
+    with pytest.raises(MalformedError, match="audit_leaf_index"):
+        wire.receipt_from_proto(far)
 
 
 def test_sealed_envelope_type_is_what_the_wire_carries() -> None:

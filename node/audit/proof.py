@@ -175,7 +175,7 @@ def _index(line: str) -> int:
 def _hash(line: str, n: int) -> bytes:
     try:
         digest = base64.b64decode(line, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or a character outside ASCII
         raise BundleError(f"proof hash {n} is not base64") from e
     if len(digest) != 32:
         raise BundleError(f"proof hash {n} is not 32 bytes")

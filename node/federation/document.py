@@ -32,6 +32,7 @@ from node.tls import certificate_agency, certificate_fingerprint
 DOCUMENT_TYPE = "comity.directory.v1"
 SIGNING_DOMAIN = b"comity/v1/directory"
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+MAX_INTEGER_DIGITS = 20
 _SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "federation" / "directory.v1.json"
 
 
@@ -156,9 +157,18 @@ def _load_json(data: bytes) -> Any:
             object_pairs_hook=refuse_duplicates,
             parse_constant=refuse_constant,
             parse_float=lambda _: refuse_constant("a fractional number"),
+            parse_int=_integer,
         )
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DirectoryError("malformed", f"not UTF-8 JSON: {e}") from e
+
+
+def _integer(text: str) -> int:
+    # The schema's largest integer has 16 digits; Python refuses to convert more than 4,300
+    # (CVE-2020-10735) with a bare ValueError.
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise DirectoryError("malformed", f"an integer has more than {MAX_INTEGER_DIGITS} digits")
+    return int(text)
 
 
 def _check_schema(document: object) -> None:

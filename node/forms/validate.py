@@ -26,6 +26,7 @@ from node.forms.registry import FormType
 
 MAX_FORM_BYTES = 256 * 1024
 MAX_LISTED_PROBLEMS = 50
+MAX_INTEGER_DIGITS = 20
 
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
@@ -103,7 +104,11 @@ def _parse(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise FormValidationError(f"$: form is not valid UTF-8 (byte {e.start})") from e
     try:
-        value = _objects(json.loads(text, object_pairs_hook=_Pairs, parse_constant=_no_constant))
+        value = _objects(
+            json.loads(
+                text, object_pairs_hook=_Pairs, parse_constant=_no_constant, parse_int=_integer
+            )
+        )
     except json.JSONDecodeError as e:
         raise FormValidationError(f"$: form is not JSON (line {e.lineno}, column {e.colno})") from e
     except RecursionError as e:
@@ -111,6 +116,16 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise FormValidationError("$: form must be a JSON object")
     return value
+
+
+def _integer(text: str) -> int:
+    # Python refuses to convert more than 4,300 digits (CVE-2020-10735) with a bare
+    # ValueError; no form field needs more than a few digits.
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise FormValidationError(
+            f"$: form contains an integer of more than {MAX_INTEGER_DIGITS} digits"
+        )
+    return int(text)
 
 
 def _no_constant(name: str) -> None:

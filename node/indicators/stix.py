@@ -117,7 +117,8 @@ def import_bundle(text: str, *, into: Tlp) -> list[Indicator]:
     """
     try:
         bundle = stix2.parse(text, allow_custom=True)
-    except (STIXError, ValueError, TypeError) as e:
+    except (STIXError, ValueError, TypeError, KeyError) as e:
+        # KeyError: stix2 reads an object's "type" before checking that it has one.
         raise IndicatorError(f"not a STIX 2.1 bundle: {type(e).__name__}") from e
     if getattr(bundle, "type", None) != "bundle":
         raise IndicatorError("not a STIX 2.1 bundle")

@@ -222,3 +222,10 @@ def test_a_release_states_why(role: str, reason: str, order: str | None, message
     with pytest.raises(DisclosureError, match=message):
         check_reason(role, reason, order)
     check_reason("court", "trial", "ORD-2026-17")
+
+
+def test_a_proof_hash_outside_ascii_is_refused() -> None:
+    """Found by fuzzing: b64decode raises a plain ValueError for characters beyond ASCII."""
+    head, _, checkpoint = bundle_for(3).text().partition("\n\n")
+    with pytest.raises(BundleError, match="proof hash 0 is not base64"):
+        ProofBundle.parse(head.replace("index 3\n", "index 3\n\u00e9") + "\n\n" + checkpoint)

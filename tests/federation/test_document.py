@@ -15,6 +15,7 @@ from node.errors import DirectoryError
 from node.federation import ceremony
 from node.federation.document import parse_directory
 from tests.federation.build import NOW_MS, card, root_keys
+from tests.fuzz.campaign import CORPUS
 
 ROOTS = root_keys(3)
 
@@ -145,3 +146,17 @@ def test_mutated_bytes_never_crash(data: st.DataObject) -> None:
     except DirectoryError:
         return
     assert parsed.version >= 1
+
+
+def test_an_integer_of_thousands_of_digits_is_malformed() -> None:
+    """Found by fuzzing: tests/fuzz/corpus/directory/crash-5000-digit-integer."""
+    data = json.dumps(document()).replace('"version": 1', '"version": 1' + "0" * 4999, 1)
+    with pytest.raises(DirectoryError, match="more than 20 digits"):
+        parse_directory(data.encode())
+
+
+def test_a_certificate_whose_subject_does_not_parse_is_malformed() -> None:
+    """Found by fuzzing: the certificate loads, its subject fails only when first read."""
+    data = (CORPUS / "directory" / "crash-certificate-subject-does-not-parse").read_bytes()
+    with pytest.raises(DirectoryError, match=r"certificate subject is not a valid X\.509 name"):
+        parse_directory(data)

@@ -348,3 +348,11 @@ def _all_strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _all_strings(v)]
     return []
+
+
+def test_an_integer_of_thousands_of_digits_is_refused_not_a_crash() -> None:
+    """Issue 13 point 10 (tests/fuzz/corpus/form/crash-5000-digit-integer): Python's
+    4,300-digit limit on int() escaped as a bare ValueError."""
+    raw = EXAMPLE.replace(b'"follow_up_request_intended": true', b'"x": 1' + b"0" * 4999)
+    with pytest.raises(FormValidationError, match="integer of more than 20 digits"):
+        validate_form(PRESERVATION, raw)

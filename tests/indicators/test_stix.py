@@ -121,3 +121,12 @@ def test_quotes_in_values_are_escaped_in_patterns() -> None:
     assert pattern_of("url", "https://example.org/it's") == (
         "[url:value = 'https://example.org/it\\'s']"
     )
+
+
+def test_an_object_without_a_type_is_refused() -> None:
+    """Found by fuzzing (tests/fuzz/corpus/stix/crash-object-without-type): stix2 reads the
+    type of every object before checking that it has one."""
+    document = json.loads(export_bundle(a_set(Tlp.RED)))
+    del document["objects"][1]["type"]
+    with pytest.raises(IndicatorError, match=r"not a STIX 2\.1 bundle"):
+        import_bundle(json.dumps(document), into=Tlp.RED)

@@ -14,6 +14,7 @@ from node.errors import ConfigError
 from node.ids import AgencyId
 from node.members import member_card, read_member_card
 from node.tls import generate_tls_identity
+from tests.fuzz.campaign import CORPUS
 
 
 def card(agency: str = "aa-unit", country: str = "EE") -> str:
@@ -76,3 +77,23 @@ def test_card_must_hold_one_member() -> None:
         read_member_card(card() + card())
     with pytest.raises(ConfigError, match="not valid TOML"):
         read_member_card("version = = 1")
+
+
+def test_a_number_of_thousands_of_digits_is_refused() -> None:
+    """Found by fuzzing: tests/fuzz/corpus/member_card/crash-5000-digit-integer."""
+    with pytest.raises(ConfigError, match="a number is too long"):
+        read_member_card("[[member]]\nx = 1" + "0" * 4999)
+
+
+def test_a_certificate_with_an_invalid_version_is_refused() -> None:
+    """Found by fuzzing: cryptography's InvalidVersion is not a ValueError."""
+    text = (CORPUS / "member_card" / "crash-invalid-x509-version").read_text()
+    with pytest.raises(ConfigError, match=r"not a PEM X\.509 certificate"):
+        read_member_card(text)
+
+
+def test_a_certificate_whose_subject_breaks_x509_rules_is_refused() -> None:
+    """Found by fuzzing: a bit-string attribute under another OID raised a bare TypeError."""
+    text = (CORPUS / "member_card" / "crash-subject-attribute-type").read_text()
+    with pytest.raises(ConfigError, match=r"certificate subject is not a valid X\.509 name"):
+        read_member_card(text)
