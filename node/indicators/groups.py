@@ -34,6 +34,7 @@ from nacl.signing import SigningKey, VerifyKey
 from nacl.utils import random
 
 from node.errors import ComityError, ErrorKind
+from node.ids import AgencyId
 
 KEY_BYTES = 32
 TAG_BYTES = 16
@@ -104,11 +105,11 @@ class Group:
         if not 0 < self.epoch <= MAX_SEQ:
             raise GroupError("a group's key epoch is a positive integer")
 
-    def others(self, agency: str) -> tuple[str, ...]:
+    def others(self, agency: AgencyId) -> tuple[str, ...]:
         """Every member but ``agency``."""
         return tuple(m for m in self.members if m != agency)
 
-    def check_member(self, agency: str) -> None:
+    def check_member(self, agency: AgencyId) -> None:
         """Raises: GroupMembershipError: ``agency`` is not a member."""
         if agency not in self.members:
             raise GroupMembershipError(f"{agency} is not a member of group {self.group_id}")
@@ -150,7 +151,7 @@ def _salt(group_id: str) -> bytes:
 @dataclass(frozen=True, kw_only=True)
 class GroupKeyOffer:
     group: Group
-    recipient: str
+    recipient: AgencyId
     sealed_to: str
     """Key id of the recipient's encryption key the group key is sealed to."""
     sealed_by: str
@@ -216,7 +217,7 @@ def _parse_offer(document: object) -> GroupKeyOffer:
     )
     return GroupKeyOffer(
         group=group,
-        recipient=_text(document, "recipient", 64),
+        recipient=AgencyId(_text(document, "recipient", 64)),
         sealed_to=_text(document, "sealed_to", 64),
         sealed_by=_text(document, "sealed_by", 64),
         sealed_key=sealed,

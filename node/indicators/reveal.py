@@ -34,6 +34,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from node.errors import ComityError, ErrorKind
+from node.ids import AgencyId
 
 REQUEST_FORMAT = 1
 SIGNING_CONTEXT = b"comity/overlap-reveal/v1\n"
@@ -65,7 +66,7 @@ class RevealSignatureError(ComityError):
 @dataclass(frozen=True, kw_only=True)
 class RevealRequest:
     request_id: str
-    requester: str
+    requester: AgencyId
     responder: str
     set_ids: tuple[str, ...]
     """The requester's own sets the reveal covers, sorted; empty: all its live sets."""
@@ -90,7 +91,7 @@ class RevealRequest:
     def new(
         cls,
         *,
-        requester: str,
+        requester: AgencyId,
         responder: str,
         set_ids: Iterable[str],
         items: int,

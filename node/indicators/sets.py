@@ -22,6 +22,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from node.errors import ComityError, ErrorKind, FormValidationError
 from node.forms.indicators import canonicalize_indicator
+from node.ids import AgencyId
 from node.indicators.tlp import NAMED, Tlp, TlpError, check_share
 
 PERCEPTUAL_LABELS = (Tlp.AMBER_STRICT, Tlp.RED)
@@ -131,7 +132,9 @@ class IndicatorSet:
             raise IndicatorError("the indicator set is not in canonical form")
         return parsed
 
-    def check_passing(self, *, sender: str, recipient: str, members: Collection[str]) -> None:
+    def check_passing(
+        self, *, sender: AgencyId, recipient: AgencyId, members: Collection[str]
+    ) -> None:
         """May ``sender`` pass this set to ``recipient``, under its label?
 
         Raises:

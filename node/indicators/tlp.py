@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from enum import Enum
 
 from node.errors import ComityError, ErrorKind
+from node.ids import AgencyId
 
 
 class Tlp(Enum):
@@ -97,8 +98,8 @@ def check_share(
     owner: str,
     recipients: Sequence[str],
     clients: Mapping[str, Sequence[str]],
-    sender: str,
-    recipient: str,
+    sender: AgencyId,
+    recipient: AgencyId,
     members: Collection[str],
 ) -> None:
     """May ``sender`` pass a set of ``owner``'s under ``tlp`` to ``recipient``?

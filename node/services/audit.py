@@ -29,6 +29,7 @@ from node.audit.names import log_origin
 from node.audit.note import Checkpoint, sign_note
 from node.audit.tiles import TILE_HEIGHT, TILE_WIDTH, TiledTree, TileLevels
 from node.errors import MalformedError
+from node.ids import AgencyId, ExchangeId
 from node.storage import audit_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -42,9 +43,9 @@ def record_event(
     event: str,
     request_type: str,
     form_json: bytes,
-    sender: str,
-    recipient: str,
-    exchange_id: str,
+    sender: AgencyId,
+    recipient: AgencyId,
+    exchange_id: ExchangeId,
     instant_ms: int,
     envelope_digest: bytes,
     promised_leaf: int | None = None,
@@ -129,7 +130,7 @@ class AuditService:
     """
 
     def __init__(
-        self, *, database: Database, key: SigningKey, agency_id: str, clock: Callable[[], int]
+        self, *, database: Database, key: SigningKey, agency_id: AgencyId, clock: Callable[[], int]
     ) -> None:
         self._database = database
         self._key = key

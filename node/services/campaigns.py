@@ -26,6 +26,7 @@ from sqlmodel import Session
 from node.errors import FormValidationError, NotFoundError, UnknownAgencyError
 from node.forms.indicators import canonicalize_indicator
 from node.forms.registry import alert_type
+from node.ids import AgencyId
 from node.indicators.campaigns import (
     CAMPAIGN_INDICATOR,
     CampaignError,
@@ -54,16 +55,16 @@ SCANNED_REQUESTS = 10_000
 
 
 class OverlapChecker(Protocol):
-    async def check(self, agency: str, set_ids: list[str] | None = None) -> OverlapResult: ...
+    async def check(self, agency: AgencyId, set_ids: list[str] | None = None) -> OverlapResult: ...
 
 
 class RequestFiler(Protocol):
     def preview_request(
-        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
+        self, *, request_type: str, recipient: AgencyId, form_json: bytes, strip: bool = False
     ) -> object: ...
 
     async def file_request(
-        self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
+        self, *, request_type: str, recipient: AgencyId, form_json: bytes, strip: bool = False
     ) -> RequestView: ...
 
 
@@ -72,7 +73,7 @@ class CaseView:
     kind: str
     """``set``: an indicator set held here; ``agency``: another agency's case, by count only."""
     ref: str
-    agency: str
+    agency: AgencyId
     shared: int
     linked_at_ms: int
 
@@ -82,7 +83,7 @@ class CampaignRequest:
     request_id: str
     request_type: str
     direction: str
-    peer: str
+    peer: AgencyId
     state: str
     created_at_ms: int
     updated_at_ms: int
@@ -94,7 +95,7 @@ class CampaignView:
     name: str
     created_at_ms: int
     cases: tuple[CaseView, ...]
-    agencies: tuple[str, ...]
+    agencies: tuple[AgencyId, ...]
     """The other agencies concerned: owners of linked cases (and, with ``requests``, the
     agencies that sent or received requests naming the campaign)."""
     requests: tuple[CampaignRequest, ...] = ()
@@ -124,7 +125,7 @@ class CampaignService:
         directory: Directory,
         overlap: OverlapChecker,
         requests: RequestFiler,
-        agency_id: str,
+        agency_id: AgencyId,
         clock: Callable[[], int],
         rules: LinkRules,
     ) -> None:
@@ -213,7 +214,7 @@ class CampaignService:
         return campaign_id, True
 
     async def link_agency(
-        self, campaign_id: str, agency: str, set_ids: Sequence[str]
+        self, campaign_id: str, agency: AgencyId, set_ids: Sequence[str]
     ) -> AgencyLink:
         """Count privately how many of this agency's values (in ``set_ids``, or all its own
         sets) ``agency`` shares, and link its case when the count reaches the threshold.
@@ -284,7 +285,7 @@ class CampaignService:
             CaseView(
                 kind=c.kind,
                 ref=c.ref,
-                agency=c.agency,
+                agency=AgencyId(c.agency),
                 shared=c.shared,
                 linked_at_ms=c.linked_at_ms,
             )
@@ -312,7 +313,7 @@ class CampaignService:
         recipient files no alert at all.
         """
         campaign = await self.get(campaign_id, with_requests=True)
-        targets = list(dict.fromkeys(recipients)) or list(campaign.agencies)
+        targets = [AgencyId(a) for a in dict.fromkeys(recipients)] or list(campaign.agencies)
         if not targets:
             raise CampaignError(f"campaign {campaign_id} concerns no other agency yet")
         for agency in targets:
@@ -354,7 +355,7 @@ class CampaignService:
         form_json: bytes,
         campaign_id: str,
         values: list[tuple[IndicatorSet, list[Value]]],
-        recipient: str,
+        recipient: AgencyId,
     ) -> bytes:
         form = reference_campaign(form_json, campaign_id=campaign_id)
         document = json.loads(form)
@@ -370,7 +371,7 @@ class CampaignService:
                     indicators.append(entry)
         return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
-    def _may_pass(self, indicator_set: IndicatorSet, recipient: str) -> bool:
+    def _may_pass(self, indicator_set: IndicatorSet, recipient: AgencyId) -> bool:
         try:
             indicator_set.check_passing(
                 sender=self._me,
@@ -409,7 +410,7 @@ def _requests_naming(session: Session, campaign_id: str) -> tuple[CampaignReques
             request_id=e.id,
             request_type=e.request_type,
             direction=e.direction,
-            peer=e.peer,
+            peer=AgencyId(e.peer),
             state=e.state,
             created_at_ms=e.created_at_ms,
             updated_at_ms=e.updated_at_ms,

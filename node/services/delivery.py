@@ -145,7 +145,7 @@ class DeliveryWorker:
         """Something became due: claim now rather than at the next poll."""
         self._worker.wake()
 
-    def expect(self, message_id: str) -> asyncio.Future[None]:
+    def expect(self, message_id: MessageId) -> asyncio.Future[None]:
         """A future resolved when ``message_id`` is delivered, or failing with the reason it
         failed for good. Register it before the outbox row commits, so no outcome is missed."""
         future = self._waiters.get(message_id)
@@ -154,7 +154,7 @@ class DeliveryWorker:
             self._waiters[message_id] = future
         return future
 
-    def forget(self, message_id: str) -> None:
+    def forget(self, message_id: MessageId) -> None:
         future = self._waiters.pop(message_id, None)
         if future is not None and not future.done():
             future.cancel()
@@ -174,7 +174,7 @@ class DeliveryWorker:
         if result.recorded and result.state is not OwedState.PENDING:
             self._resolve(claim.message_id, result.error)
 
-    def _resolve(self, message_id: str, error: ComityError | None) -> None:
+    def _resolve(self, message_id: MessageId, error: ComityError | None) -> None:
         future = self._waiters.pop(message_id, None)
         if future is None or future.done():
             return

@@ -60,7 +60,7 @@ class DirectorySync:
             return False  # the peer skipped it; the next version may still verify
         return await self._directory.install(data, intermediate=True)
 
-    def announce(self, agency_id: str, version: int) -> None:
+    def announce(self, agency_id: AgencyId, version: int) -> None:
         """A peer showed ``version``: catch up from it in the background if that is newer."""
         if version <= self._directory.version or self._lock.locked():
             return
@@ -71,7 +71,7 @@ class DirectorySync:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def catch_up_to(self, agency_id: str, version: int, *, timeout_s: float) -> None:
+    async def catch_up_to(self, agency_id: AgencyId, version: int, *, timeout_s: float) -> None:
         """Try, for at most ``timeout_s``, to reach ``version`` from ``agency_id``'s node."""
         member = self._directory.find(agency_id)
         if member is None or version <= self._directory.version:

@@ -22,6 +22,7 @@ from node.audit.note import Checkpoint, split_note
 from node.audit.proof import ProofBundle
 from node.errors import NotFoundError
 from node.forms.profiles import profiles
+from node.ids import AgencyId
 from node.services.audit import AuditService, append_leaf, append_leaves
 from node.storage import audit_repo
 from node.storage.database import Database
@@ -54,7 +55,7 @@ class DisclosureService:
         *,
         database: Database,
         audit: AuditService,
-        agency_id: str,
+        agency_id: AgencyId,
         clock: Callable[[], int],
     ) -> None:
         self._database = database

@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ErrorKind, NotFoundError, ReplayError, UnknownAgencyError
-from node.ids import KeyId
+from node.ids import AgencyId, KeyId
 from node.indicators.groups import MAX_PAGE as PAGE
 from node.indicators.groups import (
     Group,
@@ -81,7 +81,7 @@ class GroupService:
         directory: Directory,
         keys: Callable[[], AgencyKeys],
         transport: GroupTransport,
-        agency_id: str,
+        agency_id: AgencyId,
         clock: Callable[[], int],
     ) -> None:
         self._database = database
@@ -131,7 +131,7 @@ class GroupService:
         if current.owner != self._me:
             raise GroupMembershipError(f"group {group_id} is owned by {current.owner}")
         for agency in remove:
-            current.check_member(agency)
+            current.check_member(AgencyId(agency))
         if self._me in remove:
             raise GroupError("the owner cannot leave its own group")
         self._check_joining(current, add)
@@ -176,7 +176,9 @@ class GroupService:
 
         await self._database.run(save)
         _LOG.info("group %s at epoch %d", group.group_id, group.epoch)
-        undelivered = [a for a in group.others(self._me) if not await self._hand_key(group, key, a)]
+        undelivered = [
+            a for a in group.others(self._me) if not await self._hand_key(group, key, AgencyId(a))
+        ]
         view = await self.get(group.group_id)
         return GroupView(
             group=view.group,
@@ -185,7 +187,7 @@ class GroupService:
             undelivered=tuple(undelivered),
         )
 
-    async def _hand_key(self, group: Group, key: bytes, agency: str) -> bool:
+    async def _hand_key(self, group: Group, key: bytes, agency: AgencyId) -> bool:
         """Seal, sign and offer the key to one member; False (logged) if it cannot be now."""
         member = self._directory.find(agency)
         try:
@@ -336,7 +338,9 @@ class GroupService:
         members = {m.agency_id for m in self._directory.members()}
         for agency in agencies:
             try:
-                indicator_set.check_passing(sender=self._me, recipient=agency, members=members)
+                indicator_set.check_passing(
+                    sender=self._me, recipient=AgencyId(agency), members=members
+                )
             except TlpEgressError as e:
                 return agency, e
         return None

@@ -29,6 +29,7 @@ from node.errors import (
     UnknownAgencyError,
     UnknownSenderError,
 )
+from node.ids import AgencyId
 from node.indicators.sets import Indicator, IndicatorError, IndicatorSet, sign_set, verify_set
 from node.indicators.tlp import NAMED, Tlp, TlpEgressError
 from node.members import Directory, member_by_certificate
@@ -70,7 +71,7 @@ class IndicatorService:
         directory: Directory,
         keys: Callable[[], AgencyKeys],
         transport: SetTransport,
-        agency_id: str,
+        agency_id: AgencyId,
         clock: Callable[[], int],
         offers: OfferSettings | None = None,
     ) -> None:
@@ -249,7 +250,7 @@ class IndicatorService:
 
     # --- leaving this node ----------------------------------------------------------------------
 
-    async def share(self, set_id: str, recipient: str) -> SetView:
+    async def share(self, set_id: str, recipient: AgencyId) -> SetView:
         """Pass the set's newest version to ``recipient``, if its label allows. The version is
         recorded as owed before it is offered: if ``recipient`` cannot be reached now, the view
         shows it pending and the node offers it again until it arrives.
@@ -267,7 +268,7 @@ class IndicatorService:
             raise result.error
         return await self.get(set_id)
 
-    def _owe(self, set_id: str, recipient: str) -> None:
+    def _owe(self, set_id: str, recipient: AgencyId) -> None:
         with transaction(self._database.engine) as session:
             row = repo.get_set(session, set_id, lock=True)
             if row is None:
@@ -281,7 +282,7 @@ class IndicatorService:
                 raise NotFoundError(f"no indicator set {set_id} at this node")
             return row
 
-    def _check_egress(self, row: IndicatorSetRow, recipient: str) -> None:
+    def _check_egress(self, row: IndicatorSetRow, recipient: AgencyId) -> None:
         """Refuse at once what no retry could send: a label that forbids it, a non-member."""
         try:
             self._check(IndicatorSet.from_bytes(row.document), sender=self._me, recipient=recipient)
@@ -291,7 +292,7 @@ class IndicatorService:
         if self._directory.find(recipient) is None:
             raise UnknownAgencyError(f"{recipient} is not a federation member")
 
-    def _check(self, indicator_set: IndicatorSet, *, sender: str, recipient: str) -> None:
+    def _check(self, indicator_set: IndicatorSet, *, sender: AgencyId, recipient: AgencyId) -> None:
         indicator_set.check_passing(
             sender=sender,
             recipient=recipient,
@@ -334,7 +335,7 @@ class IndicatorService:
         return offered
 
     def _store_received(
-        self, offered: IndicatorSet, document: bytes, signature: bytes, sender: str
+        self, offered: IndicatorSet, document: bytes, signature: bytes, sender: AgencyId
     ) -> list[str]:
         """Store a newer version; a tombstone is owed, in the same transaction, to every agency
         this node passed the set to. Returns those agencies (none when this version is already

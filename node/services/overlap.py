@@ -19,6 +19,7 @@ from functools import partial
 from typing import Protocol
 
 from node.errors import ComityError, ErrorKind, PeerIdentityError, UnknownAgencyError
+from node.ids import AgencyId
 from node.indicators.psi import OverlapError, item_bytes, new_secret, shared_count
 from node.indicators.psi_workers import PsiWorkers
 from node.members import Directory, Member, member_by_certificate
@@ -42,7 +43,7 @@ class OverlapLimitError(ComityError):
 
 @dataclass(frozen=True)
 class OverlapResult:
-    agency: str
+    agency: AgencyId
     mine: int
     theirs: int
     shared: int
@@ -55,7 +56,7 @@ class OverlapService:
         database: Database,
         directory: Directory,
         transport: OverlapTransport,
-        agency_id: str,
+        agency_id: AgencyId,
         clock: Callable[[], int],
         checks_per_day: int,
         psi: PsiWorkers,
@@ -68,7 +69,7 @@ class OverlapService:
         self._checks_per_day = checks_per_day
         self._psi = psi
 
-    async def check(self, agency: str, set_ids: list[str] | None = None) -> OverlapResult:
+    async def check(self, agency: AgencyId, set_ids: list[str] | None = None) -> OverlapResult:
         """Raises: UnknownAgencyError, PeerUnavailableError, PeerRejectedError (e.g. the
         peer's limit), OverlapError (an answer that breaks the protocol)."""
         member = self._directory.find(agency)
@@ -109,7 +110,7 @@ class OverlapService:
         mine = await asyncio.to_thread(self._psi.blind_items, items, secret)
         return doubled, mine
 
-    def _count_against_limit(self, requester: str) -> None:
+    def _count_against_limit(self, requester: AgencyId) -> None:
         now = self._clock()
         with transaction(self._database.engine) as session:
             taken = repo.take_overlap_check(

@@ -44,6 +44,7 @@ from node.errors import (
     ReplayError,
     UnknownAgencyError,
 )
+from node.ids import AgencyId
 from node.indicators.psi import OverlapError, item_bytes, new_secret
 from node.indicators.psi_workers import PsiWorkers
 from node.indicators.reveal import (
@@ -111,7 +112,7 @@ class RevealView:
 
 @dataclass(frozen=True)
 class RevealResult:
-    agency: str
+    agency: AgencyId
     request_id: str
     mine: int
     theirs: int
@@ -127,7 +128,7 @@ class RevealService:
         directory: Directory,
         keys: Callable[[], AgencyKeys],
         transport: RevealTransport,
-        agency_id: str,
+        agency_id: AgencyId,
         clock: Callable[[], int],
         checks_per_day: int,
         psi: PsiWorkers,
@@ -144,7 +145,7 @@ class RevealService:
     # --- the asking agency -----------------------------------------------------------------------
 
     async def ask(
-        self, agency: str, reason: str, set_ids: list[str], *, valid_ms: int = DEFAULT_VALID_MS
+        self, agency: AgencyId, reason: str, set_ids: list[str], *, valid_ms: int = DEFAULT_VALID_MS
     ) -> RevealView:
         """Sign a reveal request for this agency's own items (in ``set_ids``, or all its live
         sets) and send it to ``agency``; keep it as ``asked``.
@@ -196,7 +197,7 @@ class RevealService:
         points = await asyncio.to_thread(
             self._psi.blind_each, [item_bytes(*p) for p in pairs], secret
         )
-        member = self._other_member(request.responder)
+        member = self._other_member(AgencyId(request.responder))
         doubled, theirs = await self._transport.reveal_overlap(member, request_id, points)
         if len(doubled) != len(points):
             raise OverlapError(
@@ -206,7 +207,7 @@ class RevealService:
         matches = sorted(pairs[n] for n in matched_positions(doubled, theirs_doubled))
         await self._database.run(partial(self._revealed, request_id, len(matches)))
         return RevealResult(
-            agency=request.responder,
+            agency=AgencyId(request.responder),
             request_id=request_id,
             mine=len(pairs),
             theirs=len(theirs),
@@ -287,7 +288,7 @@ class RevealService:
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _other_member(self, agency: str) -> Member:
+    def _other_member(self, agency: AgencyId) -> Member:
         member = self._directory.find(agency)
         if member is None or agency == self._me:
             raise UnknownAgencyError(f"{agency} is not another federation member")
@@ -374,7 +375,7 @@ class RevealService:
             row.state, row.shared = "revealed", shared
             session.add(row)
 
-    def _use_consent(self, request_id: str, requester: str, points: int) -> None:
+    def _use_consent(self, request_id: str, requester: AgencyId, points: int) -> None:
         with transaction(self._database.engine) as session:
             row = reveal_repo.get_reveal(session, request_id, lock=True)
             if row is None or row.direction != "inbound" or row.requester != requester:

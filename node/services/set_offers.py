@@ -22,6 +22,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from node.errors import ComityError, ErrorKind, PeerRejectedError, UnknownAgencyError
+from node.ids import AgencyId
 from node.indicators.sets import IndicatorSet
 from node.indicators.tlp import TlpEgressError
 from node.members import Directory, Member
@@ -61,7 +62,7 @@ class SetDelivery:
     """Where a set stands with one agency: the version it holds from this node, and the one
     still owed to it (or refused for good) with the last error."""
 
-    recipient: str
+    recipient: AgencyId
     delivered_version: int | None
     state: OwedState
     owed_version: int | None = None
@@ -79,7 +80,7 @@ class OfferSettings:
     batch: int = 16
 
 
-EgressCheck = Callable[[IndicatorSet, str], None]
+EgressCheck = Callable[[IndicatorSet, AgencyId], None]
 """Raises TlpEgressError when the set's label does not let this node send it to the agency."""
 
 
@@ -88,7 +89,7 @@ class OwedOffer:
     """The newest version of a set held here, owed to one agency."""
 
     row: IndicatorSetRow
-    recipient: str
+    recipient: AgencyId
 
 
 class SetOffers:
@@ -142,7 +143,7 @@ class SetOffers:
 
     # --- attempts --------------------------------------------------------------------------------
 
-    async def attempt(self, set_id: str, recipient: str) -> AttemptResult:
+    async def attempt(self, set_id: str, recipient: AgencyId) -> AttemptResult:
         """Offer the newest version held here to ``recipient`` and record the outcome."""
         row = await self._database.run(lambda: self._load(set_id))
         if row is None:
@@ -150,7 +151,7 @@ class SetOffers:
         return await self._outbox.attempt(OwedOffer(row=row, recipient=recipient))
 
     async def attempt_all(self, set_id: str, recipients: Sequence[str]) -> None:
-        await asyncio.gather(*(self.attempt(set_id, r) for r in recipients))
+        await asyncio.gather(*(self.attempt(set_id, AgencyId(r)) for r in recipients))
 
     def _load(self, set_id: str) -> IndicatorSetRow | None:
         with transaction(self._database.engine) as session:
@@ -191,7 +192,7 @@ class SetOffers:
         delivered = {s.recipient: s.version for s in indicator_repo.shares_of(session, set_id)}
         offers = {o.recipient: o for o in offer_repo.offers_of(session, set_id)}
         return tuple(
-            _delivery(recipient, delivered.get(recipient), offers.get(recipient))
+            _delivery(AgencyId(recipient), delivered.get(recipient), offers.get(recipient))
             for recipient in sorted(delivered.keys() | offers.keys())
         )
 
@@ -214,7 +215,7 @@ class Offers:
             session, IndicatorOffer, owner=owner, now_ms=now_ms, lease_ms=lease_ms, limit=limit
         )
         owed = ((indicator_repo.get_set(session, o.set_id), o.recipient) for o in rows)
-        return [OwedOffer(row=row, recipient=to) for row, to in owed if row is not None]
+        return [OwedOffer(row=row, recipient=AgencyId(to)) for row, to in owed if row is not None]
 
     async def attempt(self, item: OwedOffer) -> None:
         row, recipient = item.row, item.recipient
@@ -292,7 +293,9 @@ class Offers:
         )
 
 
-def _delivery(recipient: str, delivered: int | None, offer: IndicatorOffer | None) -> SetDelivery:
+def _delivery(
+    recipient: AgencyId, delivered: int | None, offer: IndicatorOffer | None
+) -> SetDelivery:
     if offer is None or offer.status == leased.DELIVERED:
         return SetDelivery(
             recipient=recipient, delivered_version=delivered, state=OwedState.DELIVERED

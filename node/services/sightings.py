@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from node.crypto.keys import AgencyKeys
 from node.errors import NotFoundError, PeerIdentityError, ReplayError, UnknownAgencyError
+from node.ids import AgencyId
 from node.indicators.sets import IndicatorError, IndicatorSet
 from node.indicators.sightings import (
     NotInSetError,
@@ -58,7 +59,7 @@ class SightingService:
         directory: Directory,
         keys: Callable[[], AgencyKeys],
         transport: SightingTransport,
-        agency_id: str,
+        agency_id: AgencyId,
         clock: Callable[[], int],
         reports: OfferSettings | None = None,
     ) -> None:

@@ -19,6 +19,7 @@ from node.audit.names import log_origin, witness_name
 from node.audit.note import NoteError, NoteVerifier, cosign, split_note
 from node.audit.verify import AuditError, open_checkpoint
 from node.errors import ComityError, ErrorKind, UnknownSenderError
+from node.ids import AgencyId
 from node.members import Directory
 from node.storage import witness_repo
 from node.storage.database import Database
@@ -38,7 +39,7 @@ class WitnessService:
         *,
         database: Database,
         key: SigningKey,
-        agency_id: str,
+        agency_id: AgencyId,
         directory: Directory,
         clock: Callable[[], int],
     ) -> None:
@@ -60,7 +61,7 @@ class WitnessService:
             text, _ = split_note(note)
         except NoteError as e:
             raise AuditError(f"not a signed checkpoint: {e.message}") from e
-        checkpoint = open_checkpoint(note, self._verifier_for(text.split("\n", 1)[0]))
+        checkpoint = open_checkpoint(note, self._verifier_for(AgencyId(text.split("\n", 1)[0])))
 
         def decide() -> None:
             with transaction(self._database.engine) as session:
@@ -95,7 +96,7 @@ class WitnessService:
         cosigned = cosign(note, name=self.name, key=self._key, timestamp=self._clock() // 1000)
         return cosigned.rstrip("\n").rsplit("\n", 1)[1]
 
-    def _verifier_for(self, origin: str) -> NoteVerifier:
+    def _verifier_for(self, origin: AgencyId) -> NoteVerifier:
         for member in self._directory.members():
             if log_origin(member.agency_id) == origin:
                 return NoteVerifier.for_key(origin, member.checkpoint_key)

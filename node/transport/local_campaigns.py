@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from node.gen.comity.v1 import local_pb2
+from node.ids import AgencyId
 from node.indicators.campaigns import Value
 from node.services.campaigns import CampaignRequest, CampaignService, CampaignView
 
@@ -45,7 +46,7 @@ class LocalCampaigns:
         self, request: local_pb2.LinkCampaignAgencyRequest, _context: Context
     ) -> local_pb2.CampaignLink:
         link = await self._campaigns.link_agency(
-            request.campaign_id, request.agency, list(request.set_ids)
+            request.campaign_id, AgencyId(request.agency), list(request.set_ids)
         )
         overlap = link.overlap
         return local_pb2.CampaignLink(

@@ -9,6 +9,7 @@ import grpc
 
 from node import wire
 from node.gen.comity.v1 import local_pb2
+from node.ids import AgencyId
 from node.indicators.pdq_index import too_weak_to_keep
 from node.services.indicators import IndicatorService, SetView
 from node.services.overlap import OverlapService
@@ -58,7 +59,7 @@ class LocalIndicators:
     async def ShareIndicatorSet(  # noqa: N802
         self, request: local_pb2.ShareIndicatorSetRequest, _context: Context
     ) -> local_pb2.IndicatorSetView:
-        return set_view(await self._indicators.share(request.set_id, request.recipient))
+        return set_view(await self._indicators.share(request.set_id, AgencyId(request.recipient)))
 
     async def RevokeIndicatorSet(  # noqa: N802
         self, request: local_pb2.GetIndicatorSetRequest, _context: Context
@@ -68,7 +69,7 @@ class LocalIndicators:
     async def CheckOverlap(  # noqa: N802
         self, request: local_pb2.CheckOverlapRequest, _context: Context
     ) -> local_pb2.OverlapCount:
-        result = await self._overlap.check(request.agency, list(request.set_ids) or None)
+        result = await self._overlap.check(AgencyId(request.agency), list(request.set_ids) or None)
         return local_pb2.OverlapCount(
             agency=result.agency, mine=result.mine, theirs=result.theirs, shared=result.shared
         )

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from node.gen.comity.v1 import local_pb2
+from node.ids import AgencyId
 from node.services.overlap_reveal import DEFAULT_VALID_MS, RevealService, RevealView
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -22,7 +23,7 @@ class LocalReveal:
         self, request: local_pb2.AskRevealRequest, _context: Context
     ) -> local_pb2.RevealRequestView:
         view = await self._reveal.ask(
-            request.agency,
+            AgencyId(request.agency),
             request.reason,
             list(request.set_ids),
             valid_ms=request.valid_ms or DEFAULT_VALID_MS,

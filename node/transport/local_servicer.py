@@ -12,6 +12,7 @@ import grpc
 from node import wire
 from node.federation.trusted import FederationDirectory
 from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
+from node.ids import AgencyId
 from node.model.request import Direction, NodeStatusView, RequestView
 from node.services.campaigns import CampaignService
 from node.services.disclosure import DisclosureService, Release
@@ -79,7 +80,7 @@ class LocalServicer(
     ) -> local_pb2.RequestDetail:
         view = await self._exchange.file_request(
             request_type=request.request_type,
-            recipient=request.recipient,
+            recipient=AgencyId(request.recipient),
             form_json=request.form_json,
             strip=request.strip_identifiers,
             campaign_id=request.campaign_id or None,
@@ -91,7 +92,7 @@ class LocalServicer(
     ) -> local_pb2.RequestPreview:
         preview = self._exchange.preview_request(
             request_type=request.request_type,
-            recipient=request.recipient,
+            recipient=AgencyId(request.recipient),
             form_json=request.form_json,
             strip=request.strip_identifiers,
             campaign_id=request.campaign_id or None,

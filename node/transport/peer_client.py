@@ -19,6 +19,7 @@ from node.gen.comity.v1 import (
     indicators_pb2,
     indicators_pb2_grpc,
 )
+from node.ids import AgencyId
 from node.members import Member
 from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.services.evidence import Chunk, Progress
@@ -43,7 +44,7 @@ class PeerClient:
         certificate: bytes,
         private_key: bytes,
         timeout_s: float,
-        on_directory_version: Callable[[str, int], None] = lambda _agency, _version: None,
+        on_directory_version: Callable[[AgencyId, int], None] = lambda _agency, _version: None,
     ) -> None:
         self._certificate = certificate
         self._private_key = private_key

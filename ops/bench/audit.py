@@ -43,6 +43,7 @@ from node.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from node.audit.note import Checkpoint, split_note
 from node.audit.verify import LogVerifier
 from node.forms.registry import schemas_dir
+from node.ids import AgencyId, ExchangeId
 from node.services.audit import (
     MAX_LEAVES_PER_CALL,
     AuditService,
@@ -94,9 +95,9 @@ def _appends(url: str, count: int, batch: int) -> None:
                     event="request.sent",
                     request_type="preservation",
                     form_json=FORM,
-                    sender="aa-cyber-unit",
-                    recipient="bb-central-authority",
-                    exchange_id=str(uuid.UUID(int=i)),
+                    sender=AgencyId("aa-cyber-unit"),
+                    recipient=AgencyId("bb-central-authority"),
+                    exchange_id=ExchangeId(str(uuid.UUID(int=i))),
                     instant_ms=now_ms(),
                     envelope_digest=bytes(32),
                 )
@@ -199,7 +200,7 @@ def _load(url: str, count: int) -> None:
 def _proofs(url: str, size: int, count: int) -> None:
     database = Database(create_engine(url))
     audit = AuditService(
-        database=database, key=SigningKey.generate(), agency_id="bench", clock=now_ms
+        database=database, key=SigningKey.generate(), agency_id=AgencyId("bench"), clock=now_ms
     )
     rng = random.Random(7)  # noqa: S311 (benchmark sample, not secrets)
     started = time.perf_counter()
@@ -304,7 +305,7 @@ def _audit_child(url: str, size: int, verify: bool) -> tuple[float, float]:
     """Seconds and peak resident memory (MiB) of reading every leaf, verifying or hashing."""
     database = Database(create_engine(url))
     audit = AuditService(
-        database=database, key=SigningKey.generate(), agency_id="bench", clock=now_ms
+        database=database, key=SigningKey.generate(), agency_id=AgencyId("bench"), clock=now_ms
     )
     checkpoint = Checkpoint.parse(split_note(asyncio.run(audit.signed_checkpoint()))[0])
     started = time.perf_counter()

@@ -36,7 +36,7 @@ from node.crypto.keys import AgencyKeys
 from node.federation.setup import federate
 from node.forms.registry import get_form_type, schemas_dir
 from node.forms.validate import validate_form
-from node.ids import new_exchange_id, new_message_id
+from node.ids import AgencyId, new_exchange_id, new_message_id
 from node.model.envelope import EnvelopeHeader
 from node.runtime import RunningNode, start_node
 from node.storage import exchange_repo
@@ -110,7 +110,7 @@ async def _bench_comity(
 ) -> list[Result]:
     async def call() -> object:
         return await sender.exchange.file_request(
-            request_type="preservation", recipient=receiver, form_json=form
+            request_type="preservation", recipient=AgencyId(receiver), form_json=form
         )
 
     return [await _drive("comity", call, concurrency=c, requests=requests) for c in levels]

@@ -18,12 +18,13 @@ import pytest
 
 from node.errors import StorageUnavailableError
 from node.forms.registry import schemas_dir
+from node.ids import AgencyId
 from node.model.request import RequestState
 from ops.chaos.proxy import PartitionProxy
 from tests import dbutil
 from tests.integration.harness import make_configs, running_federation
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 
@@ -59,7 +60,7 @@ async def test_database_outage_refuses_cleanly_and_loses_nothing(
     def url(agency: str) -> str:
         schemas.append(dbutil.create_schema())
         direct = dbutil.schema_url(schemas[-1])
-        return through(proxies[agency].port, direct) if agency in proxies else direct
+        return through(proxies[AgencyId(agency)].port, direct) if agency in proxies else direct
 
     configs = make_configs(tmp_path, url)
     configs[UNIT] = replace(configs[UNIT], file_wait_s=0.3)

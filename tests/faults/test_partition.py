@@ -10,12 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from node.forms.registry import schemas_dir
+from node.ids import AgencyId
 from node.model.request import RequestState
 from ops.chaos.proxy import PartitionProxy
 from tests.integration.harness import make_configs, running_federation, set_endpoint
 from tests.ports import free_port
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 

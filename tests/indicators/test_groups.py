@@ -12,6 +12,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from node.crypto.keys import key_id
+from node.ids import AgencyId
 from node.indicators.groups import (
     MAX_PAGE,
     TAG_BYTES,
@@ -111,10 +112,10 @@ def test_a_malformed_group_is_refused(changes: dict[str, Any], message: str) -> 
 
 def test_membership_is_checked_by_agency() -> None:
     group = a_group()
-    group.check_member("cc-authority")
-    assert group.others("aa-unit") == ("bb-authority", "cc-authority")
+    group.check_member(AgencyId("cc-authority"))
+    assert group.others(AgencyId("aa-unit")) == ("bb-authority", "cc-authority")
     with pytest.raises(GroupMembershipError, match="dd-outsider is not a member"):
-        group.check_member("dd-outsider")
+        group.check_member(AgencyId("dd-outsider"))
 
 
 def test_an_offer_round_trips_and_its_key_opens_only_for_the_recipient() -> None:

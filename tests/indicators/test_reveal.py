@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
+from node.ids import AgencyId
 from node.indicators.psi import (
     blind_each,
     blind_items,
@@ -37,7 +38,7 @@ REASON = "Case 2026/117: doxxing of a journalist, accounts seen in both cases"
 
 def request(**changes: Any) -> RevealRequest:
     made = RevealRequest.new(
-        requester="aa-cyber-unit",
+        requester=AgencyId("aa-cyber-unit"),
         responder="bb-central-authority",
         set_ids=["set-b", "set-a"],
         items=40,

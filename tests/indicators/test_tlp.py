@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
+from node.ids import AgencyId
 from node.indicators.tlp import Tlp, TlpEgressError, TlpError, check_share, may_hold
 
-OWNER, NAMED, CLIENT, OTHER = "aa-unit", "bb-authority", "cc-authority", "dd-contact"
+OWNER, NAMED, CLIENT, OTHER = (
+    AgencyId("aa-unit"),
+    AgencyId("bb-authority"),
+    AgencyId("cc-authority"),
+    AgencyId("dd-contact"),
+)
 MEMBERS = {OWNER, NAMED, CLIENT, OTHER}
 
 # Each case: the label, who sends, to whom, and whether the label allows it.
@@ -34,7 +40,7 @@ CASES = [
 
 @pytest.mark.parametrize(("tlp", "sender", "recipient", "allowed"), CASES)
 def test_each_label_decides_who_may_receive(
-    tlp: Tlp, sender: str, recipient: str, allowed: bool
+    tlp: Tlp, sender: AgencyId, recipient: AgencyId, allowed: bool
 ) -> None:
     def share() -> None:
         check_share(
@@ -55,7 +61,7 @@ def test_each_label_decides_who_may_receive(
 
 
 @pytest.mark.parametrize("recipient", [OWNER, "zz-stranger"])
-def test_never_to_the_owner_nor_outside_the_federation(recipient: str) -> None:
+def test_never_to_the_owner_nor_outside_the_federation(recipient: AgencyId) -> None:
     with pytest.raises(TlpEgressError):
         check_share(
             Tlp.CLEAR,

@@ -17,6 +17,7 @@ from node.audit.merkle import (
 from node.audit.note import Checkpoint, split_note
 from node.forms.registry import schemas_dir
 from node.forms.validate import form_strings
+from node.ids import AgencyId, ExchangeId
 from node.services.audit import AuditService, record_event
 from node.storage import audit_repo
 from node.storage.engine import transaction
@@ -24,7 +25,7 @@ from node.storage.tables import AuditOpening
 from node.timeutil import now_ms
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 
@@ -92,7 +93,7 @@ async def test_proofs_of_a_log_of_several_tiles_come_from_stored_tile_roots(
                 form_json=FORM,
                 sender=UNIT,
                 recipient=AUTHORITY,
-                exchange_id=str(uuid.UUID(int=i)),
+                exchange_id=ExchangeId(str(uuid.UUID(int=i))),
                 instant_ms=now_ms(),
                 envelope_digest=bytes(32),
             )

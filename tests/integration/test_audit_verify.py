@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,13 @@ from sqlalchemy import Engine, text
 
 from node.cli.main import main
 from node.forms.registry import schemas_dir
+from node.ids import AgencyId, new_exchange_id
 from node.services.audit import record_event
 from node.storage.engine import create_engine, transaction
 from node.timeutil import now_ms
 from tests.integration.harness import Federation, start
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 
@@ -109,7 +109,7 @@ async def test_history_rewritten_before_the_next_checkpoint_is_caught(
     assert "history was rewritten" in err
 
 
-def append_dated(fed: Federation, agency: str, *, hours_ago: int) -> None:
+def append_dated(fed: Federation, agency: AgencyId, *, hours_ago: int) -> None:
     """What a dishonest node does: log an event under an earlier time than it happened."""
     with transaction(fed.nodes[agency].engine) as session:
         record_event(
@@ -119,7 +119,7 @@ def append_dated(fed: Federation, agency: str, *, hours_ago: int) -> None:
             form_json=FORM,
             sender=UNIT,
             recipient=agency,
-            exchange_id=str(uuid.uuid4()),
+            exchange_id=new_exchange_id(),
             instant_ms=now_ms() - hours_ago * 3600 * 1000,
             envelope_digest=bytes(32),
         )

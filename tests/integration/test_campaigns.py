@@ -15,13 +15,18 @@ import pytest
 from node.cli.main import main
 from node.errors import FormValidationError, NotFoundError
 from node.forms.registry import schemas_dir
+from node.ids import AgencyId
 from node.indicators.campaigns import CampaignError, CampaignExistsError
 from node.indicators.sets import Indicator
 from node.model.request import RequestState
 from node.timeutil import format_ms
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, THIRD = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 ALERT_FORM = schemas_dir() / "examples" / "campaign-alert.example.json"
 PRESERVATION_FORM = schemas_dir() / "examples" / "preservation.example.json"
 

@@ -16,6 +16,7 @@ import pytest
 from node.cli.local_client import LocalClient, LocalNodeError
 from node.errors import ErrorKind, OverloadedError, PeerRejectedError
 from node.forms.registry import schemas_dir
+from node.ids import AgencyId
 from node.members import Member
 from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.model.request import RequestState, RequestView
@@ -31,11 +32,15 @@ from tests.integration.harness import (
     start,
 )
 
-UNIT, AUTHORITY, OTHER = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, OTHER = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 
-async def file(fed: Federation, recipient: str = OTHER) -> RequestView:
+async def file(fed: Federation, recipient: AgencyId = OTHER) -> RequestView:
     return await fed.nodes[UNIT].exchange.file_request(
         request_type="preservation", recipient=recipient, form_json=FORM
     )

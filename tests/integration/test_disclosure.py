@@ -16,6 +16,7 @@ from node.audit.leaf import Leaf
 from node.cli.main import main
 from node.forms.registry import schemas_dir
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
+from node.ids import AgencyId
 from node.model.request import RequestView
 from node.services.disclosure import DAY_MS, DisclosureService
 from node.storage import audit_repo
@@ -23,7 +24,11 @@ from node.storage.engine import transaction
 from node.timeutil import now_ms
 from tests.integration.harness import Federation, make_configs, running_federation
 
-UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, THIRD = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 CASE_REFERENCE = "EE-CYB-2026-0417"
 

@@ -26,7 +26,7 @@ from node.timeutil import now_ms
 from tests.integration.harness import Federation
 from tests.integration.test_exchange import deliver_raw, request_bytes
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 # Evidence hands data over: a production order, never a preservation request (Art. 29).
 FORM = (schemas_dir() / "examples" / "production.example.json").read_bytes()
 PRESERVATION_FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()

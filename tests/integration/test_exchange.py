@@ -23,7 +23,11 @@ from node.model.request import RequestState
 from node.timeutil import now_ms
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY, OTHER = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, OTHER = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 DELIVER = "/comity.v1.Federation/Deliver"
 
 
@@ -326,7 +330,7 @@ async def test_invalid_form_is_refused_before_anything_is_stored_or_sent(
 async def test_unknown_recipient_is_refused(fed: Federation, example_form: bytes) -> None:
     with pytest.raises(UnknownAgencyError):
         await fed.nodes[UNIT].exchange.file_request(
-            request_type="preservation", recipient="zz-nobody", form_json=example_form
+            request_type="preservation", recipient=AgencyId("zz-nobody"), form_json=example_form
         )
 
 

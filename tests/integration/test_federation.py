@@ -36,7 +36,11 @@ from tests.integration.harness import (
 from tests.integration.test_delivery import black_hole
 from tests.integration.test_exchange import deliver_raw, request_bytes
 
-UNIT, AUTHORITY, OTHER = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, OTHER = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 
@@ -95,7 +99,7 @@ def sealed_by(
     )
 
 
-async def file(fed: Federation, recipient: str = AUTHORITY) -> Any:
+async def file(fed: Federation, recipient: AgencyId = AUTHORITY) -> Any:
     return await fed.nodes[UNIT].exchange.file_request(
         request_type="preservation", recipient=recipient, form_json=FORM
     )

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from node.cli.main import main
 from node.errors import ErrorKind, PeerRejectedError, UnknownAgencyError
+from node.ids import AgencyId
 from node.indicators.groups import (
     TAG_BYTES,
     Group,
@@ -39,7 +40,11 @@ from node.storage.tables import (
 from node.transport.groups_servicer import GroupsClient
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, THIRD = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 PHONE, ACCOUNT, DOMAIN = "+372 5123 4567", "Chirper:@Orbit_Watch_77", "doxx-board.example"
 CANONICAL_PHONE = "+37251234567"
 GROUP_TABLES = (SharingGroupRow, SharingGroupMember, SharingGroupKey, GroupPublication, GroupTagRow)

@@ -17,6 +17,7 @@ import pytest
 from node.cli.main import main
 from node.config import NodeConfig
 from node.errors import PeerRejectedError
+from node.ids import AgencyId
 from node.indicators.sets import Indicator, IndicatorSet, sign_set
 from node.indicators.tlp import TlpEgressError
 from node.services.indicators import SetView
@@ -24,7 +25,11 @@ from node.services.outbox import OwedState
 from node.services.set_offers import SetDelivery
 from tests.integration.harness import Federation, make_configs, running_federation, start
 
-UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, THIRD = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 PHONE, ACCOUNT = "+372 5123 4567", "Chirper:@Orbit_Watch_77"
 CANONICAL = ("+37251234567", "chirper:orbit_watch_77")
 

@@ -15,12 +15,17 @@ from stix2validator import ValidationOptions, validate_string
 
 from node.cli.main import main
 from node.errors import PeerRejectedError
+from node.ids import AgencyId
 from node.indicators.sets import Indicator, IndicatorSet, sign_set
 from node.indicators.tlp import TlpEgressError
 from node.services.indicators import SetView
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, THIRD = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 PHONE, ACCOUNT = "+372 5123 4567", "Chirper:@Orbit_Watch_77"
 CANONICAL = ("+37251234567", "chirper:orbit_watch_77")
 

@@ -9,11 +9,12 @@ import asyncio
 import pytest
 
 from node.cli.local_client import LocalClient
+from node.ids import AgencyId
 from node.indicators.sets import MAX_INDICATORS, Indicator
 from node.transport.channel_options import MAX_MESSAGE_BYTES
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 
 
 @pytest.mark.slow

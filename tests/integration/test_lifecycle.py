@@ -25,7 +25,11 @@ from node.timeutil import now_ms
 from tests.integration.harness import Federation
 from tests.integration.test_exchange import deliver_raw, request_bytes
 
-UNIT, AUTHORITY, OTHER = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, OTHER = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 BODIES: dict[str, dict[str, Any]] = {
@@ -303,7 +307,7 @@ async def test_every_lifecycle_message_reconciles_across_both_logs(fed: Federati
     request_id = await filed(fed)
     for agency, name, _ in PRESERVATION_PATH:
         await send(fed, agency, request_id, name)
-    logs = {agency: logged(fed, agency) for agency in (UNIT, AUTHORITY)}
+    logs: dict[str, list[Leaf]] = {agency: logged(fed, agency) for agency in (UNIT, AUTHORITY)}
     assert reconcile(logs) == []
     # A node that hides one of its decisions is caught.
     hidden = [leaf for leaf in logs[UNIT] if leaf.public.event != "execution.received"]
@@ -315,7 +319,7 @@ async def test_every_lifecycle_message_reconciles_across_both_logs(fed: Federati
 async def test_the_report_counts_refusals_by_ground_once(fed: Federation) -> None:
     request_id = await filed(fed)
     await send(fed, AUTHORITY, request_id, "refuse-speech")
-    logs = {agency: logged(fed, agency) for agency in (UNIT, AUTHORITY)}
+    logs: dict[str, list[Leaf]] = {agency: logged(fed, agency) for agency in (UNIT, AUTHORITY)}
     report = build_report(logs, suppress_below=1)
     assert report["refusals_by_ground"] == {"protected_expression": 1}
 

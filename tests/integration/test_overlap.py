@@ -14,12 +14,17 @@ from sqlalchemy import text
 
 from node.cli.main import main
 from node.errors import PeerRejectedError
+from node.ids import AgencyId
 from node.indicators.sets import Indicator
 from node.storage import indicator_repo
 from node.storage.engine import transaction
 from tests.integration.harness import Federation, make_configs, running_federation
 
-UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, THIRD = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 
 
 @pytest.fixture

@@ -31,7 +31,11 @@ from node.tls import generate_tls_identity
 from node.transport.status import ERROR_TRAILER
 from tests.integration.harness import Federation, make_configs, running_federation
 
-UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, THIRD = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 REASON = "Case 2026/117 doxxing campaign: confirm shared accounts before a joint request"
 UNIT_ITEMS = [("platform_account", f"chirper:user{i:03d}") for i in range(12)] + [
     ("phone", f"+3725100{i:04d}") for i in range(8)
@@ -256,7 +260,7 @@ async def test_only_the_requester_with_the_stated_count_and_its_daily_allowance_
 
 
 def sign_as(
-    fed: Federation, key: SigningKey, *, requester: str = UNIT, responder: str = AUTHORITY
+    fed: Federation, key: SigningKey, *, requester: AgencyId = UNIT, responder: str = AUTHORITY
 ) -> indicators_pb2.SignedRevealRequest:
     request = RevealRequest.new(
         requester=requester,
@@ -373,7 +377,7 @@ async def test_bad_asks_are_refused_before_anything_is_sent_or_stored(
     with pytest.raises(RevealRequestError, match=f"set {theirs} is not one of this agency"):
         await unit.ask(AUTHORITY, REASON, [theirs])
     with pytest.raises(UnknownAgencyError):
-        await unit.ask("zz-nobody", REASON, [])
+        await unit.ask(AgencyId("zz-nobody"), REASON, [])
     with pytest.raises(UnknownAgencyError):
         await unit.ask(UNIT, REASON, [])
     code, _, err = await cli(

@@ -8,11 +8,12 @@ import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 
+from node.ids import AgencyId
 from node.indicators.psi_workers import PARALLEL_FROM
 from node.indicators.sets import Indicator
 from tests.integration.harness import make_configs, running_federation
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 
 
 def accounts(first: int, last: int) -> list[Indicator]:

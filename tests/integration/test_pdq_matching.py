@@ -10,11 +10,12 @@ import json
 import pytest
 
 from node.cli.main import main
+from node.ids import AgencyId
 from node.indicators.sets import Indicator
 from node.timeutil import now_ms
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 FIRST, SECOND, FLEETING, STALE = "c3" * 32, "5a" * 32, "0f" * 32, "e7" * 32
 
 

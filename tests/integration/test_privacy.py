@@ -10,9 +10,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from node.forms.registry import get_form_type, schemas_dir
 from node.forms.validate import form_strings
+from node.ids import AgencyId
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 
 
 def span_text(span: ReadableSpan) -> str:

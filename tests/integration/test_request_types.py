@@ -11,12 +11,13 @@ import pytest
 
 from node.forms.minimize import NotMinimalError
 from node.forms.registry import form_types, get_form_type, schemas_dir
+from node.ids import AgencyId
 from node.model.request import RequestState
 from node.timeutil import now_ms
 from tests.integration.harness import Federation
 from tests.integration.test_exchange import deliver_raw, forge, request_bytes
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 HOUR_MS = 3600 * 1000
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from node.cli.main import main
 from node.forms.registry import schemas_dir
+from node.ids import AgencyId
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 EXAMPLE = schemas_dir() / "examples" / "preservation.example.json"
 
 

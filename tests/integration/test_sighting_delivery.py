@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from node.cli.main import main
 from node.config import NodeConfig
+from node.ids import AgencyId
 from node.indicators.sets import Indicator
 from node.indicators.sightings import SightingKind
 from node.services.outbox import OwedState
@@ -30,7 +31,7 @@ from node.storage.tables import IndicatorSighting, SightingReport
 from node.timeutil import now_ms
 from tests.integration.harness import Federation, make_configs, running_federation, start
 
-UNIT, AUTHORITY = "aa-cyber-unit", "bb-central-authority"
+UNIT, AUTHORITY = AgencyId("aa-cyber-unit"), AgencyId("bb-central-authority")
 PHONE, CANONICAL_PHONE = "+372 5123 4567", "+37251234567"
 NOTE = "Seen in the replies to victim V-31's posts"
 HOUR_MS = 3_600_000

@@ -18,6 +18,7 @@ from sqlmodel import select
 from node.cli.main import main
 from node.errors import PeerRejectedError
 from node.gen.comity.v1 import indicators_pb2, indicators_pb2_grpc
+from node.ids import AgencyId
 from node.indicators.sets import Indicator
 from node.indicators.sightings import NotInSetError, Sighting, SightingKind, sign_sighting
 from node.members import Member
@@ -26,7 +27,11 @@ from node.storage.tables import IndicatorSighting
 from node.timeutil import now_ms
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY, THIRD = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, THIRD = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 PHONE, ACCOUNT = "+372 5123 4567", "Chirper:@Orbit_Watch_77"
 CANONICAL_PHONE, CANONICAL_ACCOUNT = "+37251234567", "chirper:orbit_watch_77"
 NOTE = "Seen in the threads against victim V-12"

@@ -14,9 +14,14 @@ from node.audit.note import Checkpoint, sign_note, split_note
 from node.cli.main import main
 from node.forms.registry import schemas_dir
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
+from node.ids import AgencyId
 from tests.integration.harness import Federation
 
-UNIT, AUTHORITY, OTHER = "aa-cyber-unit", "bb-central-authority", "cc-central-authority"
+UNIT, AUTHORITY, OTHER = (
+    AgencyId("aa-cyber-unit"),
+    AgencyId("bb-central-authority"),
+    AgencyId("cc-central-authority"),
+)
 FORM = (schemas_dir() / "examples" / "preservation.example.json").read_bytes()
 
 

@@ -13,6 +13,7 @@ import pytest
 from node.crypto.envelope import open_envelope
 from node.errors import FormValidationError, OverloadedError, UnknownAgencyError
 from node.forms.minimize import REMOVED, NotMinimalError
+from node.ids import AgencyId
 from node.model.request import Direction, RequestState
 from tests.services.federation import (
     AUTHORITY,
@@ -65,7 +66,7 @@ async def test_a_form_with_identifiers_in_free_text_is_refused_and_nothing_is_ke
     ids=["not a member", "own agency", "form failing its schema"],
 )
 async def test_bad_input_is_refused_before_anything_is_stored_or_sent(
-    fed: Federation, recipient: str, form: bytes, error: type[Exception]
+    fed: Federation, recipient: AgencyId, form: bytes, error: type[Exception]
 ) -> None:
     with pytest.raises(error):
         await fed[UNIT].exchange.file_request(

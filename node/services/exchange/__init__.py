@@ -17,6 +17,7 @@ from opentelemetry.trace import Tracer
 from sqlmodel import Session
 
 from node.crypto.keys import AgencyKeys
+from node.ids import AgencyId
 from node.members import Directory
 from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.model.request import Direction, NodeStatusView, RequestPreview, RequestView
@@ -83,7 +84,7 @@ class ExchangeService:
         self,
         *,
         request_type: str,
-        recipient: str,
+        recipient: AgencyId,
         form_json: bytes,
         strip: bool = False,
         campaign_id: str | None = None,
@@ -101,7 +102,7 @@ class ExchangeService:
         self,
         *,
         request_type: str,
-        recipient: str,
+        recipient: AgencyId,
         form_json: bytes,
         strip: bool = False,
         campaign_id: str | None = None,

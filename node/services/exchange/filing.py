@@ -20,7 +20,14 @@ from node.forms.minimize import minimize
 from node.forms.profiles import HOUR_MS
 from node.forms.registry import FormType, get_form_type, get_message_type, traits_of
 from node.forms.validate import validate_form
-from node.ids import ExchangeId, MessageId, new_exchange_id, new_message_id, parse_exchange_id
+from node.ids import (
+    AgencyId,
+    ExchangeId,
+    MessageId,
+    new_exchange_id,
+    new_message_id,
+    parse_exchange_id,
+)
 from node.indicators.campaigns import reference_campaign
 from node.members import Member
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
@@ -48,7 +55,7 @@ class Filing:
         self,
         *,
         request_type: str,
-        recipient: str,
+        recipient: AgencyId,
         form_json: bytes,
         strip: bool = False,
         campaign_id: str | None = None,
@@ -79,7 +86,7 @@ class Filing:
         self,
         *,
         request_type: str,
-        recipient: str,
+        recipient: AgencyId,
         form_json: bytes,
         strip: bool = False,
         campaign_id: str | None = None,
@@ -180,7 +187,7 @@ class Filing:
 
     async def _store_and_dispatch(
         self,
-        message_id: str,
+        message_id: MessageId,
         store: Callable[[str, str | None], Claim],
         *,
         after_commit: str | None = None,
@@ -211,13 +218,13 @@ class Filing:
             self._delivery.attempt_now(claim)
         await self._await_delivery(claim.message_id, outcome)
 
-    async def _await_delivery(self, message_id: str, outcome: asyncio.Future[None]) -> None:
+    async def _await_delivery(self, message_id: MessageId, outcome: asyncio.Future[None]) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(outcome), self._party.settings.file_wait_s)
         except TimeoutError:
             self._delivery.forget(message_id)  # it stays in the outbox and will be retried
 
-    def _recipient(self, recipient: str) -> Member:
+    def _recipient(self, recipient: AgencyId) -> Member:
         member = self._party.directory.find(recipient)
         if member is None:
             raise UnknownAgencyError(f"recipient {recipient!r} is not a federation member")
@@ -329,7 +336,7 @@ class Filing:
             )
             sealed = self._seal(
                 message_type,
-                self._recipient(row.peer),
+                self._recipient(AgencyId(row.peer)),
                 body,
                 exchange_id=exchange_id,
                 sequence=sequence,
@@ -354,7 +361,7 @@ class Filing:
                 request_type=row.request_type,
                 form_json=row.form_json,
                 sender=self._party.me,
-                recipient=row.peer,
+                recipient=AgencyId(row.peer),
                 exchange_id=exchange_id,
                 instant_ms=now,
                 envelope_digest=claim.digest,

@@ -28,6 +28,7 @@ from node.faults import kill_point
 from node.forms.minimize import minimize
 from node.forms.registry import FormType, form_type_for_payload, traits_of
 from node.forms.validate import validate_form
+from node.ids import AgencyId, ExchangeId
 from node.members import Member
 from node.model.envelope import (
     EnvelopeHeader,
@@ -64,7 +65,7 @@ MAX_LIFETIME_MS = 7 * 24 * 3600 * 1000
 
 
 class CatchUp(Protocol):
-    async def catch_up_to(self, agency_id: str, version: int, *, timeout_s: float) -> None:
+    async def catch_up_to(self, agency_id: AgencyId, version: int, *, timeout_s: float) -> None:
         """Try to trust ``version`` of the directory, fetching it from ``agency_id``."""
         ...
 
@@ -320,7 +321,7 @@ class Receiving:
             form_json=row.form_json,
             sender=header.sender,
             recipient=self._party.me,
-            exchange_id=row.id,
+            exchange_id=ExchangeId(row.id),
             instant_ms=now,
             envelope_digest=opened.digest,
             refusal_ground=refusal_ground(kind, fields),
