@@ -22,6 +22,7 @@ from node.cli.local_client import LocalClient
 from node.config import load_config
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
+from node.ids import AgencyId
 from node.indicators.sets import IndicatorSet
 from node.indicators.stix import export_bundle, import_bundle
 from node.indicators.tlp import Tlp
@@ -118,10 +119,10 @@ def export(args: argparse.Namespace, console: Console) -> int:
 def _set_of(view: local_pb2.IndicatorSetView) -> IndicatorSet:
     return IndicatorSet(
         set_id=view.set_id,
-        owner=view.owner,
+        owner=AgencyId(view.owner),
         version=view.version,
         tlp=Tlp.parse(view.tlp),
-        recipients=tuple(view.recipients),
+        recipients=tuple(AgencyId(r) for r in view.recipients),
         clients={g.recipient: tuple(g.clients) for g in view.clients},
         indicators=tuple(wire.indicator_from_proto(i) for i in view.indicators),
         revoked=view.revoked,

@@ -34,7 +34,7 @@ from nacl.signing import SigningKey, VerifyKey
 from nacl.utils import random
 
 from node.errors import ComityError, ErrorKind
-from node.ids import AgencyId
+from node.ids import AgencyId, KeyId
 
 KEY_BYTES = 32
 TAG_BYTES = 16
@@ -87,8 +87,8 @@ class Group:
     group_id: str
     """A UUID; its 16 bytes salt every tag of the group."""
     name: str
-    owner: str
-    members: tuple[str, ...]
+    owner: AgencyId
+    members: tuple[AgencyId, ...]
     """Every member agency, the owner included, sorted."""
     epoch: int
 
@@ -105,7 +105,7 @@ class Group:
         if not 0 < self.epoch <= MAX_SEQ:
             raise GroupError("a group's key epoch is a positive integer")
 
-    def others(self, agency: AgencyId) -> tuple[str, ...]:
+    def others(self, agency: AgencyId) -> tuple[AgencyId, ...]:
         """Every member but ``agency``."""
         return tuple(m for m in self.members if m != agency)
 
@@ -152,9 +152,9 @@ def _salt(group_id: str) -> bytes:
 class GroupKeyOffer:
     group: Group
     recipient: AgencyId
-    sealed_to: str
+    sealed_to: KeyId
     """Key id of the recipient's encryption key the group key is sealed to."""
-    sealed_by: str
+    sealed_by: KeyId
     """Key id of the owner's encryption key that sealed it."""
     sealed_key: bytes
     created_ms: int
@@ -211,15 +211,15 @@ def _parse_offer(document: object) -> GroupKeyOffer:
     group = Group(
         group_id=_text(document, "group_id", 36),
         name=_text(document, "name", MAX_NAME),
-        owner=_text(document, "owner", 64),
-        members=tuple(members),
+        owner=AgencyId(_text(document, "owner", 64)),
+        members=tuple(AgencyId(m) for m in members),
         epoch=_count(document["epoch"], "epoch"),
     )
     return GroupKeyOffer(
         group=group,
         recipient=AgencyId(_text(document, "recipient", 64)),
-        sealed_to=_text(document, "sealed_to", 64),
-        sealed_by=_text(document, "sealed_by", 64),
+        sealed_to=KeyId(_text(document, "sealed_to", 64)),
+        sealed_by=KeyId(_text(document, "sealed_by", 64)),
         sealed_key=sealed,
         created_ms=_count(document["created_ms"], "created_ms"),
     )

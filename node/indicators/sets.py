@@ -82,10 +82,10 @@ class Indicator:
 @dataclass(frozen=True, kw_only=True)
 class IndicatorSet:
     set_id: str
-    owner: str
+    owner: AgencyId
     version: int
     tlp: Tlp
-    recipients: tuple[str, ...] = ()
+    recipients: tuple[AgencyId, ...] = ()
     clients: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     indicators: tuple[Indicator, ...] = ()
     revoked: bool = False
@@ -182,7 +182,7 @@ def _parse(document: object) -> IndicatorSet:
         raise IndicatorError(f"indicators must be a list of at most {MAX_INDICATORS}")
     return IndicatorSet(
         set_id=_text(document, "set_id"),
-        owner=_text(document, "owner"),
+        owner=AgencyId(_text(document, "owner")),
         version=_count(document["version"], "version"),
         tlp=tlp,
         recipients=recipients,
@@ -230,12 +230,12 @@ def _text(document: Mapping[str, object], name: str) -> str:
     return value
 
 
-def _agencies(value: object, where: str) -> tuple[str, ...]:
+def _agencies(value: object, where: str) -> tuple[AgencyId, ...]:
     if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
         raise IndicatorError(f"{where} is a list of agency ids")
     if len(set(value)) != len(value):
         raise IndicatorError(f"{where} names an agency twice")
-    return tuple(value)
+    return tuple(AgencyId(a) for a in value)
 
 
 def _clients(value: object) -> dict[str, tuple[str, ...]]:

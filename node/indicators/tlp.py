@@ -95,8 +95,8 @@ def may_hold(
 def check_share(
     tlp: Tlp,
     *,
-    owner: str,
-    recipients: Sequence[str],
+    owner: AgencyId,
+    recipients: Sequence[AgencyId],
     clients: Mapping[str, Sequence[str]],
     sender: AgencyId,
     recipient: AgencyId,

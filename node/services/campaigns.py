@@ -302,7 +302,7 @@ class CampaignService:
     # --- alerts --------------------------------------------------------------------------------
 
     async def alert(
-        self, campaign_id: str, form_json: bytes, recipients: Sequence[str]
+        self, campaign_id: str, form_json: bytes, recipients: Sequence[AgencyId]
     ) -> list[RequestView]:
         """File a campaign alert to each agency concerned (or to ``recipients``): the form,
         with the campaign's id as its reference and indicator, and the linking values that
@@ -313,7 +313,7 @@ class CampaignService:
         recipient files no alert at all.
         """
         campaign = await self.get(campaign_id, with_requests=True)
-        targets = [AgencyId(a) for a in dict.fromkeys(recipients)] or list(campaign.agencies)
+        targets = list(dict.fromkeys(recipients)) or list(campaign.agencies)
         if not targets:
             raise CampaignError(f"campaign {campaign_id} concerns no other agency yet")
         for agency in targets:

@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ErrorKind, NotFoundError, ReplayError, UnknownAgencyError
-from node.ids import AgencyId, KeyId
+from node.ids import AgencyId
 from node.indicators.groups import MAX_PAGE as PAGE
 from node.indicators.groups import (
     Group,
@@ -93,7 +93,7 @@ class GroupService:
 
     # --- the owner: groups and their keys -----------------------------------------------------
 
-    async def create(self, name: str, members: Sequence[str]) -> GroupView:
+    async def create(self, name: str, members: Sequence[AgencyId]) -> GroupView:
         """A new group owned by this agency; the first key goes to every other member.
 
         Raises:
@@ -115,7 +115,7 @@ class GroupService:
         return await self._start_epoch(group, stored=None)
 
     async def rotate(
-        self, group_id: str, remove: Sequence[str], add: Sequence[str] = ()
+        self, group_id: str, remove: Sequence[AgencyId], add: Sequence[AgencyId] = ()
     ) -> GroupView:
         """A new epoch and key, without the members in ``remove`` and with those in ``add``;
         the key goes to every member but this one.
@@ -131,7 +131,7 @@ class GroupService:
         if current.owner != self._me:
             raise GroupMembershipError(f"group {group_id} is owned by {current.owner}")
         for agency in remove:
-            current.check_member(AgencyId(agency))
+            current.check_member(agency)
         if self._me in remove:
             raise GroupError("the owner cannot leave its own group")
         self._check_joining(current, add)
@@ -147,7 +147,7 @@ class GroupService:
             await self._database.run(lambda: self._check_published(rotated, joining=add))
         return await self._start_epoch(rotated, stored=current.epoch)
 
-    def _check_joining(self, group: Group, add: Sequence[str]) -> None:
+    def _check_joining(self, group: Group, add: Sequence[AgencyId]) -> None:
         for agency in add:
             if agency == self._me or self._directory.find(agency) is None:
                 raise UnknownAgencyError(f"{agency} is not another federation member")
@@ -156,7 +156,7 @@ class GroupService:
         if len(set(add)) != len(add):
             raise GroupError("a member is named twice")
 
-    def _check_published(self, group: Group, *, joining: Sequence[str]) -> None:
+    def _check_published(self, group: Group, *, joining: Sequence[AgencyId]) -> None:
         with transaction(self._database.engine) as session:
             for set_id in group_repo.published_sets(session, group.group_id):
                 row = indicator_repo.get_set(session, set_id)
@@ -176,9 +176,7 @@ class GroupService:
 
         await self._database.run(save)
         _LOG.info("group %s at epoch %d", group.group_id, group.epoch)
-        undelivered = [
-            a for a in group.others(self._me) if not await self._hand_key(group, key, AgencyId(a))
-        ]
+        undelivered = [a for a in group.others(self._me) if not await self._hand_key(group, key, a)]
         view = await self.get(group.group_id)
         return GroupView(
             group=view.group,
@@ -249,8 +247,8 @@ class GroupService:
         return group
 
     def _open(self, offer: GroupKeyOffer, owner: Member) -> bytes:
-        secret = self._keys().encryption_keys().get(KeyId(offer.sealed_to))
-        owner_public = owner.encryption_keys.get(KeyId(offer.sealed_by))
+        secret = self._keys().encryption_keys().get(offer.sealed_to)
+        owner_public = owner.encryption_keys.get(offer.sealed_by)
         if secret is None or owner_public is None:
             raise GroupKeyError("the group key is sealed with a key that is not active")
         return open_group_key(offer.sealed_key, recipient_secret=secret, owner_public=owner_public)
@@ -312,7 +310,7 @@ class GroupService:
         self._check_labels(indicator_set, group, group.others(self._me))
 
     def _check_labels(
-        self, indicator_set: IndicatorSet, group: Group, agencies: Sequence[str]
+        self, indicator_set: IndicatorSet, group: Group, agencies: Sequence[AgencyId]
     ) -> None:
         """Every one of ``agencies`` may see the set's tags, under its label.
 
@@ -333,14 +331,12 @@ class GroupService:
         raise TlpEgressError(f"group member {agency}: {error.message}") from error
 
     def _refusal(
-        self, indicator_set: IndicatorSet, agencies: Sequence[str]
+        self, indicator_set: IndicatorSet, agencies: Sequence[AgencyId]
     ) -> tuple[str, TlpEgressError] | None:
         members = {m.agency_id for m in self._directory.members()}
         for agency in agencies:
             try:
-                indicator_set.check_passing(
-                    sender=self._me, recipient=AgencyId(agency), members=members
-                )
+                indicator_set.check_passing(sender=self._me, recipient=agency, members=members)
             except TlpEgressError as e:
                 return agency, e
         return None

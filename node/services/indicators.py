@@ -58,7 +58,7 @@ class StaleSetError(ComityError):
 class SetView:
     indicator_set: IndicatorSet
     received_from: str | None
-    shared_with: tuple[str, ...]
+    shared_with: tuple[AgencyId, ...]
     deliveries: tuple[SetDelivery, ...] = ()
     """Per agency the set went or is owed to: the version it holds, any version owed."""
 
@@ -96,7 +96,7 @@ class IndicatorService:
     # --- this agency's sets ------------------------------------------------------------------
 
     async def create(
-        self, *, tlp: str, recipients: Sequence[str], clients: Mapping[str, Sequence[str]]
+        self, *, tlp: str, recipients: Sequence[AgencyId], clients: Mapping[str, Sequence[str]]
     ) -> SetView:
         """Raises: TlpError, IndicatorError (recipients or clients that do not fit the label),
         UnknownAgencyError."""
@@ -193,7 +193,7 @@ class IndicatorService:
             received_from=None,
             now_ms=self._clock(),
         )
-        shared = tuple(s.recipient for s in repo.shares_of(session, indicator_set.set_id))
+        shared = tuple(AgencyId(s.recipient) for s in repo.shares_of(session, indicator_set.set_id))
         return SetView(indicator_set=indicator_set, received_from=None, shared_with=shared)
 
     # --- reading ------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ class IndicatorService:
         return await self._database.run(load)
 
     def _view(self, session: Session, row: IndicatorSetRow) -> SetView:
-        shared = tuple(s.recipient for s in repo.shares_of(session, row.set_id))
+        shared = tuple(AgencyId(s.recipient) for s in repo.shares_of(session, row.set_id))
         return SetView(
             indicator_set=IndicatorSet.from_bytes(row.document),
             received_from=row.received_from,
@@ -299,7 +299,7 @@ class IndicatorService:
             members={m.agency_id for m in self._directory.members()},
         )
 
-    async def _pass_on(self, set_id: str, recipients: Sequence[str]) -> SetView:
+    async def _pass_on(self, set_id: str, recipients: Sequence[AgencyId]) -> SetView:
         """Offer a new version (a tombstone), already recorded as owed, wherever the set went
         before. An agency that cannot be reached now gets it from the background loop."""
         await self.offers.attempt_all(set_id, recipients)
@@ -336,7 +336,7 @@ class IndicatorService:
 
     def _store_received(
         self, offered: IndicatorSet, document: bytes, signature: bytes, sender: AgencyId
-    ) -> list[str]:
+    ) -> list[AgencyId]:
         """Store a newer version; a tombstone is owed, in the same transaction, to every agency
         this node passed the set to. Returns those agencies (none when this version is already
         here)."""

@@ -119,7 +119,9 @@ class SetOffers:
 
     # --- owing, in the caller's transaction ---------------------------------------------------
 
-    def owe(self, session: Session, set_id: str, recipients: Sequence[str], version: int) -> None:
+    def owe(
+        self, session: Session, set_id: str, recipients: Sequence[AgencyId], version: int
+    ) -> None:
         """Record ``version`` as owed to each of ``recipients``, claimed by this replica for
         the attempt its caller makes right after the commit."""
         now = self._clock()
@@ -134,10 +136,10 @@ class SetOffers:
                 claim=claim,
             )
 
-    def owe_followers(self, session: Session, set_id: str, version: int) -> list[str]:
+    def owe_followers(self, session: Session, set_id: str, version: int) -> list[AgencyId]:
         """A new version that must follow the set (a tombstone): owed to every agency the set
         went to or is still owed to. Returns those agencies."""
-        recipients = offer_repo.followers(session, set_id)
+        recipients = [AgencyId(a) for a in offer_repo.followers(session, set_id)]
         self.owe(session, set_id, recipients, version)
         return recipients
 
@@ -150,8 +152,8 @@ class SetOffers:
             return AttemptResult(state=OwedState.FAILED)
         return await self._outbox.attempt(OwedOffer(row=row, recipient=recipient))
 
-    async def attempt_all(self, set_id: str, recipients: Sequence[str]) -> None:
-        await asyncio.gather(*(self.attempt(set_id, AgencyId(r)) for r in recipients))
+    async def attempt_all(self, set_id: str, recipients: Sequence[AgencyId]) -> None:
+        await asyncio.gather(*(self.attempt(set_id, r) for r in recipients))
 
     def _load(self, set_id: str) -> IndicatorSetRow | None:
         with transaction(self._database.engine) as session:

@@ -9,6 +9,7 @@ from sqlalchemy import Table, delete, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from node.ids import AgencyId
 from node.indicators.groups import Group, TagEntry
 from node.storage.tables import (
     GroupPublication,
@@ -43,8 +44,8 @@ def _group(session: Session, row: SharingGroupRow) -> Group:
     return Group(
         group_id=row.group_id,
         name=row.name,
-        owner=row.owner,
-        members=tuple(sorted(session.exec(query))),
+        owner=AgencyId(row.owner),
+        members=tuple(AgencyId(a) for a in sorted(session.exec(query))),
         epoch=row.epoch,
     )
 

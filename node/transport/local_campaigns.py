@@ -76,7 +76,7 @@ class LocalCampaigns:
         self, request: local_pb2.AlertCampaignRequest, _context: Context
     ) -> local_pb2.CampaignAlerts:
         filed = await self._campaigns.alert(
-            request.campaign_id, request.form_json, list(request.recipients)
+            request.campaign_id, request.form_json, [AgencyId(r) for r in request.recipients]
         )
         return local_pb2.CampaignAlerts(
             requests=[

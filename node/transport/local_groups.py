@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from node.gen.comity.v1 import local_groups_pb2 as pb
+from node.ids import AgencyId
 from node.services.group_views import GroupView, SyncOutcome
 from node.services.groups import GroupService
 
@@ -22,7 +23,9 @@ class LocalGroups:
     async def CreateGroup(  # noqa: N802 (the names are the RPCs')
         self, request: pb.CreateGroupRequest, _context: Context
     ) -> pb.GroupView:
-        return group_view(await self._groups.create(request.name, list(request.members)))
+        return group_view(
+            await self._groups.create(request.name, [AgencyId(m) for m in request.members])
+        )
 
     async def ListGroups(  # noqa: N802
         self, _request: pb.ListGroupsRequest, _context: Context
@@ -34,7 +37,9 @@ class LocalGroups:
         self, request: pb.RotateGroupRequest, _context: Context
     ) -> pb.GroupView:
         rotated = await self._groups.rotate(
-            request.group_id, list(request.remove), list(request.add)
+            request.group_id,
+            [AgencyId(a) for a in request.remove],
+            [AgencyId(a) for a in request.add],
         )
         return group_view(rotated)
 

@@ -30,7 +30,7 @@ class LocalIndicators:
     ) -> local_pb2.IndicatorSetView:
         view = await self._indicators.create(
             tlp=request.tlp,
-            recipients=list(request.recipients),
+            recipients=[AgencyId(r) for r in request.recipients],
             clients={g.recipient: list(g.clients) for g in request.clients},
         )
         return set_view(view)

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from node.ids import AgencyId
 from node.indicators.sets import MAX_INDICATORS, Indicator, IndicatorSet
 from node.indicators.tlp import Tlp
 from node.services.pdq_matcher import PDQ_MAX_DISTANCE, PdqMatch, PdqMatcher
@@ -29,7 +30,7 @@ from node.storage.database import Database
 from node.storage.engine import create_engine, transaction, upgrade
 from ops.bench.machine import describe_machine
 
-OWNER = "aa-cyber-unit"
+OWNER = AgencyId("aa-cyber-unit")
 
 
 def store(database: Database, hashes: list[int], *, prefix: str = "bench") -> None:
@@ -41,7 +42,7 @@ def store(database: Database, hashes: list[int], *, prefix: str = "bench") -> No
             owner=OWNER,
             version=1,
             tlp=Tlp.RED,
-            recipients=("bb-central-authority",),
+            recipients=(AgencyId("bb-central-authority"),),
             indicators=tuple(Indicator(type="pdq", value=f"{h:064x}") for h in chunk),
         )
         with transaction(database.engine) as session:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from node.ids import AgencyId
 from node.indicators.groups import Group, TagEntry, new_group_key, tag
 from node.storage import group_repo
 from node.storage.engine import create_engine, transaction, upgrade
@@ -30,7 +31,7 @@ from node.storage.tables import GroupTagRow
 from ops.bench.machine import describe_machine
 
 GROUP_ID = "5d0c1f1e-0f1e-4b7a-9c3d-2e1f0a9b8c7d"
-PUBLISHER = "bb-central-authority"
+PUBLISHER = AgencyId("bb-central-authority")
 BATCH = 50_000
 TAG_INDEX = next(i for i in GroupTagRow.__table__.indexes if i.name == "ix_group_tag_tag")  # type: ignore[attr-defined]
 
@@ -49,8 +50,8 @@ def store(engine: Engine, key: bytes, count: int) -> float:
     group = Group(
         group_id=GROUP_ID,
         name="bench",
-        owner="aa-cyber-unit",
-        members=("aa-cyber-unit", PUBLISHER),
+        owner=AgencyId("aa-cyber-unit"),
+        members=(AgencyId("aa-cyber-unit"), PUBLISHER),
         epoch=1,
     )
     began = time.perf_counter()

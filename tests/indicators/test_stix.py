@@ -8,6 +8,7 @@ import json
 import pytest
 from stix2validator import ValidationOptions, validate_string
 
+from node.ids import AgencyId
 from node.indicators.sets import PERCEPTUAL_LABELS, Indicator, IndicatorError, IndicatorSet
 from node.indicators.stix import export_bundle, import_bundle, pattern_of
 from node.indicators.tlp import Tlp
@@ -34,10 +35,10 @@ def a_set(tlp: Tlp) -> IndicatorSet:
     indicators = [i for i in EVERY_TYPE if i.type != "pdq" or tlp in PERCEPTUAL_LABELS]
     return IndicatorSet(
         set_id="5d0c1f1e-0f1e-4b7a-9c3d-2e1f0a9b8c7d",
-        owner="aa-unit",
+        owner=AgencyId("aa-unit"),
         version=2,
         tlp=tlp,
-        recipients=("bb-authority",),
+        recipients=(AgencyId("bb-authority"),),
         indicators=tuple(indicators),
         created_ms=1_764_000_000_000,
     )

@@ -35,7 +35,7 @@ async def case(
     fed: Federation, agency: str, names: list[str], *, tlp: str = "green", to: str = ""
 ) -> str:
     service = fed.nodes[agency].indicators
-    created = await service.create(tlp=tlp, recipients=[to] if to else [], clients={})
+    created = await service.create(tlp=tlp, recipients=[AgencyId(to)] if to else [], clients={})
     set_id = created.indicator_set.set_id
     values = [Indicator.of("platform_account", f"chirper:{n}") for n in names]
     await service.add(set_id, values)

@@ -59,7 +59,7 @@ async def own_set(fed: Federation, agency: str, tlp: str, *items: tuple[str, str
     return set_id
 
 
-async def a_group(fed: Federation, *members: str) -> GroupView:
+async def a_group(fed: Federation, *members: AgencyId) -> GroupView:
     view = await fed.nodes[UNIT].groups.create("doxxing wave", list(members))
     assert view.undelivered == ()
     return view
@@ -301,7 +301,7 @@ async def test_publishing_needs_a_label_that_allows_every_member(fed: Federation
     with pytest.raises(IndicatorError, match=f"belongs to {AUTHORITY}"):
         await fed.nodes[UNIT].groups.publish(group.group_id, received)
     with pytest.raises(UnknownAgencyError):
-        await fed.nodes[UNIT].groups.create("x", ["zz-nobody"])
+        await fed.nodes[UNIT].groups.create("x", [AgencyId("zz-nobody")])
     assert group_rows(fed, UNIT) == before
 
 
@@ -358,7 +358,7 @@ async def test_the_cli_creates_publishes_syncs_and_matches(
     assert "[not_found]" in err
 
 
-async def named_set(fed: Federation, agency: str, recipients: list[str]) -> str:
+async def named_set(fed: Federation, agency: str, recipients: list[AgencyId]) -> str:
     service = fed.nodes[agency].indicators
     created = await service.create(tlp="amber+strict", recipients=recipients, clients={})
     set_id = created.indicator_set.set_id
@@ -399,7 +399,7 @@ async def test_adding_an_agency_a_published_set_does_not_allow_is_refused(
     before = group_rows(fed, UNIT)
     with pytest.raises(TlpEgressError, match=THIRD):
         await fed.nodes[UNIT].groups.rotate(group.group_id, [], [THIRD])
-    for bad, error in (([AUTHORITY], "member already"), (["zz-nobody"], "zz-nobody")):
+    for bad, error in (([AUTHORITY], "member already"), ([AgencyId("zz-nobody")], "zz-nobody")):
         with pytest.raises(Exception, match=error):
             await fed.nodes[UNIT].groups.rotate(group.group_id, [], bad)
     assert group_rows(fed, UNIT) == before

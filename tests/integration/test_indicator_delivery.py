@@ -47,7 +47,10 @@ async def fed(configs: dict[str, NodeConfig]) -> AsyncIterator[Federation]:
 
 
 async def a_set(
-    fed: Federation, tlp: str, recipients: list[str], clients: dict[str, list[str]] | None = None
+    fed: Federation,
+    tlp: str,
+    recipients: list[AgencyId],
+    clients: dict[str, list[str]] | None = None,
 ) -> str:
     service = fed.nodes[UNIT].indicators
     created = await service.create(tlp=tlp, recipients=recipients, clients=clients or {})

@@ -31,7 +31,10 @@ CANONICAL = ("+37251234567", "chirper:orbit_watch_77")
 
 
 async def a_set(
-    fed: Federation, tlp: str, recipients: list[str], clients: dict[str, list[str]] | None = None
+    fed: Federation,
+    tlp: str,
+    recipients: list[AgencyId],
+    clients: dict[str, list[str]] | None = None,
 ) -> SetView:
     service = fed.nodes[UNIT].indicators
     created = await service.create(tlp=tlp, recipients=recipients, clients=clients or {})

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from node.errors import ComityError, ErrorKind
+from node.ids import AgencyId
 from node.indicators.sets import IndicatorSet
 from node.indicators.tlp import Tlp
 from node.services.outbox import (
@@ -133,7 +134,7 @@ class FakeKind:
 def database(engine: Engine) -> Iterator[Database]:
     held = IndicatorSet(
         set_id=SET_ID,
-        owner="aa-unit",
+        owner=AgencyId("aa-unit"),
         version=1,
         tlp=Tlp.GREEN,
         recipients=(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
+from node.ids import AgencyId
 from node.indicators.sets import IndicatorSet
 from node.indicators.tlp import Tlp
 from node.storage import indicator_repo, leased, offer_repo
@@ -20,7 +21,7 @@ PEER = "bb-authority"
 def a_set(engine: Engine) -> str:
     held = IndicatorSet(
         set_id=SET_ID,
-        owner="aa-unit",
+        owner=AgencyId("aa-unit"),
         version=1,
         tlp=Tlp.GREEN,
         recipients=(),
