@@ -67,7 +67,7 @@ class RevealSignatureError(ComityError):
 class RevealRequest:
     request_id: str
     requester: AgencyId
-    responder: str
+    responder: AgencyId
     set_ids: tuple[str, ...]
     """The requester's own sets the reveal covers, sorted; empty: all its live sets."""
     items: int
@@ -92,7 +92,7 @@ class RevealRequest:
         cls,
         *,
         requester: AgencyId,
-        responder: str,
+        responder: AgencyId,
         set_ids: Iterable[str],
         items: int,
         reason: str,
@@ -150,8 +150,8 @@ class RevealRequest:
             raise RevealRequestError(f"unknown reveal request format {document['v']!r}")
         request = cls(
             request_id=_typed(document["request_id"], str, "request_id"),
-            requester=_typed(document["requester"], str, "requester"),
-            responder=_typed(document["responder"], str, "responder"),
+            requester=AgencyId(_typed(document["requester"], str, "requester")),
+            responder=AgencyId(_typed(document["responder"], str, "responder")),
             set_ids=tuple(
                 _typed(s, str, "set_ids") for s in _typed(document["set_ids"], list, "set_ids")
             ),

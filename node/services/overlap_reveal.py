@@ -197,7 +197,7 @@ class RevealService:
         points = await asyncio.to_thread(
             self._psi.blind_each, [item_bytes(*p) for p in pairs], secret
         )
-        member = self._other_member(AgencyId(request.responder))
+        member = self._other_member(request.responder)
         doubled, theirs = await self._transport.reveal_overlap(member, request_id, points)
         if len(doubled) != len(points):
             raise OverlapError(
@@ -207,7 +207,7 @@ class RevealService:
         matches = sorted(pairs[n] for n in matched_positions(doubled, theirs_doubled))
         await self._database.run(partial(self._revealed, request_id, len(matches)))
         return RevealResult(
-            agency=AgencyId(request.responder),
+            agency=request.responder,
             request_id=request_id,
             mine=len(pairs),
             theirs=len(theirs),

@@ -39,7 +39,7 @@ REASON = "Case 2026/117: doxxing of a journalist, accounts seen in both cases"
 def request(**changes: Any) -> RevealRequest:
     made = RevealRequest.new(
         requester=AgencyId("aa-cyber-unit"),
-        responder="bb-central-authority",
+        responder=AgencyId("bb-central-authority"),
         set_ids=["set-b", "set-a"],
         items=40,
         reason=REASON,

@@ -260,7 +260,7 @@ async def test_only_the_requester_with_the_stated_count_and_its_daily_allowance_
 
 
 def sign_as(
-    fed: Federation, key: SigningKey, *, requester: AgencyId = UNIT, responder: str = AUTHORITY
+    fed: Federation, key: SigningKey, *, requester: AgencyId = UNIT, responder: AgencyId = AUTHORITY
 ) -> indicators_pb2.SignedRevealRequest:
     request = RevealRequest.new(
         requester=requester,
