@@ -44,8 +44,11 @@ class FuzzResult:
         return self.returncode == 0 and not self.crashes
 
 
-def fuzz(target: str, *, runs: int, artifacts: Path, max_time_s: int = 0) -> FuzzResult:
-    """Run ``target`` for ``runs`` inputs (and at most ``max_time_s`` seconds, if set)."""
+def fuzz(
+    target: str, *, runs: int, artifacts: Path, max_time_s: int = 0, seed: int = 0
+) -> FuzzResult:
+    """Run ``target`` for ``runs`` inputs (and at most ``max_time_s`` seconds, if set);
+    ``seed`` fixes libFuzzer's mutations (0: a new one each run)."""
     artifacts.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"comity-fuzz-{target}-") as scratch:
         command = [
@@ -63,6 +66,8 @@ def fuzz(target: str, *, runs: int, artifacts: Path, max_time_s: int = 0) -> Fuz
         ]
         if max_time_s:
             command.insert(4, f"-max_total_time={max_time_s}")
+        if seed:
+            command.insert(4, f"-seed={seed}")
         started = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     log = done.stdout + done.stderr
