@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import getpass
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from node.errors import ComityError, ConfigError
 from node.files import write_private_file
 from node.ids import AgencyId, parse_agency_id
 from node.members import ROLES, member_card
+from node.model.people import Role
 from node.telemetry import EXPORTERS
 from node.tls import generate_tls_identity
 
 CONFIG_FILE = "comity.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+USER_ROLES = tuple(role.value for role in Role)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +67,13 @@ class NodeConfig:
     directory_grace_s: float = 86400.0
     share_port: bool = False
     """Replicas of one node on one host listen on the same port (SO_REUSEPORT)."""
+    local_group: str | None = None
+    """A group of the node's machine whose members may reach the local socket (their own
+    logins then map to Comity users); without it only the node's own login can."""
+    bootstrap_os_user: str | None = None
+    """The login that becomes the first admin when the node starts with no users."""
+    bootstrap_roles: tuple[str, ...] = ("admin",)
+    """The roles of that first admin."""
 
 
 # section -> key -> (type, required)
@@ -79,7 +89,8 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "delivery_timeout_s": (float, False),
         "message_lifetime_s": (int, False),
     },
-    "local": {"socket": (str, False)},
+    "local": {"socket": (str, False), "group": (str, False)},
+    "people": {"bootstrap_os_user": (str, False), "bootstrap_roles": (list, False)},
     "storage": {"url": (str, False)},
     "keys": {"directory": (str, False)},
     "tls": {"certificate": (str, False), "private_key": (str, False)},
@@ -223,6 +234,9 @@ def _node_config(path: Path, agency: AgencyId, s: dict[str, dict[str, Any]]) -> 
         directory_sync_interval_s=float(get("federation", "directory_sync_interval_s", 300.0)),
         directory_grace_s=float(get("federation", "directory_grace_s", 86400.0)),
         share_port=get("federation", "share_port", False),
+        local_group=get("local", "group", None),
+        bootstrap_os_user=get("people", "bootstrap_os_user", None),
+        bootstrap_roles=tuple(get("people", "bootstrap_roles", ["admin"])),
     )
 
 
@@ -259,6 +273,17 @@ def _check_values(config: NodeConfig, source: str) -> None:
         raise ConfigError(f"{source}: delivery.file_wait_s must not be negative")
     if not 60 <= config.message_lifetime_s <= 7 * 86400:
         raise ConfigError(f"{source}: federation.message_lifetime_s must be 60 s to 7 days")
+    _check_people(config, source)
+
+
+def _check_people(config: NodeConfig, source: str) -> None:
+    unknown = [r for r in config.bootstrap_roles if not isinstance(r, str) or r not in USER_ROLES]
+    if unknown or not config.bootstrap_roles:
+        raise ConfigError(
+            f"{source}: people.bootstrap_roles must list roles among {', '.join(USER_ROLES)}"
+        )
+    if config.local_group is not None and not config.local_group:
+        raise ConfigError(f"{source}: local.group must name a group of the node's machine")
 
 
 def init_node(
@@ -270,6 +295,7 @@ def init_node(
     listen: str,
     endpoint: str | None = None,
     database_url: str | None = None,
+    admin_roles: Sequence[str] = ("admin",),
 ) -> NodeConfig:
     """Create keys, TLS material, a configuration and a member card for a new node.
 
@@ -284,6 +310,8 @@ def init_node(
     if config_path.exists():
         raise ConfigError(f"{config_path} exists already; refusing to overwrite a node")
     unknown = set(roles) - ROLES
+    if set(admin_roles) - set(USER_ROLES):
+        raise ConfigError(f"unknown user role(s) in {list(admin_roles)}; known: {USER_ROLES}")
     if unknown:
         raise ConfigError(f"unknown role(s) {sorted(unknown)}; known: {sorted(ROLES)}")
     try:
@@ -307,12 +335,13 @@ def init_node(
     )
     (directory / "member.toml").write_text(card, encoding="utf-8")
     config_path.write_text(
-        _initial_config(agency, listen, database_url or "sqlite:///comity.db"), encoding="utf-8"
+        _initial_config(agency, listen, database_url or "sqlite:///comity.db", admin_roles),
+        encoding="utf-8",
     )
     return load_config(config_path)
 
 
-def _initial_config(agency: str, listen: str, database_url: str) -> str:
+def _initial_config(agency: str, listen: str, database_url: str, admin_roles: Sequence[str]) -> str:
     return tomli_w.dumps(
         {
             "agency_id": agency,
@@ -323,5 +352,9 @@ def _initial_config(agency: str, listen: str, database_url: str) -> str:
             "tls": {"certificate": "tls/node.crt", "private_key": "tls/node.key"},
             "telemetry": {"exporter": "none"},
             "logging": {"level": "INFO"},
+            "people": {
+                "bootstrap_os_user": getpass.getuser(),
+                "bootstrap_roles": list(admin_roles),
+            },
         }
     )

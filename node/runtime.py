@@ -22,6 +22,7 @@ from node.errors import ComityError, ConfigError
 from node.federation.trusted import FederationDirectory
 from node.indicators.campaigns import LinkRules
 from node.indicators.psi_workers import PsiWorkers
+from node.model.people import parse_roles
 from node.services.audit import AuditService
 from node.services.campaigns import CampaignService
 from node.services.delivery import DeliverySettings, DeliveryWorker
@@ -34,6 +35,7 @@ from node.services.indicators import IndicatorService
 from node.services.outbox import RetryPolicy
 from node.services.overlap import OverlapService
 from node.services.overlap_reveal import RevealService
+from node.services.people import PeopleService
 from node.services.set_offers import OfferSettings
 from node.services.sightings import SightingService
 from node.services.witness import WitnessService
@@ -50,7 +52,7 @@ from node.transport.groups_servicer import GroupsClient, GroupsServicer
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
-from node.transport.server import NodeServers, TlsIdentity, build_servers
+from node.transport.server import LocalAccess, NodeServers, TlsIdentity, build_servers
 from node.transport.witness_client import collect_cosignatures
 
 _LOG = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class RunningNode:
     reveal: RevealService
     campaigns: CampaignService
     sightings: SightingService
+    people: PeopleService
     _uploading: asyncio.Task[None] | None = None
     _erasing: asyncio.Task[None] | None = None
     _witnessing: asyncio.Task[None] | None = None
@@ -193,6 +196,9 @@ async def _start_on(
 ) -> RunningNode:
     base = await _foundation(database, config, keys, tracer_provider)
     services = _services(base)
+    await services.people.bootstrap(
+        os_user=config.bootstrap_os_user, roles=parse_roles(config.bootstrap_roles)
+    )
     servers = _servers(base, services)
     await servers.start()
     services.delivery.start()
@@ -239,6 +245,7 @@ class _Services:
     campaigns: CampaignService
     groups: GroupService
     witness: WitnessService
+    people: PeopleService
 
 
 async def _foundation(
@@ -325,6 +332,7 @@ def _services(base: _Foundation) -> _Services:
             directory=base.directory,
             clock=now_ms,
         ),
+        people=PeopleService(database=base.database, clock=now_ms),
     )
 
 
@@ -452,8 +460,12 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
             sightings=services.sightings,
         ),
         local=_local_servicer(base, services),
+        access=LocalAccess(
+            socket=base.config.local_socket,
+            people=services.people,
+            group=base.config.local_group,
+        ),
         listen=base.config.listen,
-        local_socket=base.config.local_socket,
         tls=base.tls,
         max_concurrent_rpcs=base.config.max_concurrent_rpcs,
         tracer=base.tracer,
@@ -499,6 +511,7 @@ def _running(base: _Foundation, services: _Services, servers: NodeServers) -> Ru
         reveal=services.reveal,
         campaigns=services.campaigns,
         sightings=services.sightings,
+        people=services.people,
         _uploading=asyncio.create_task(
             services.evidence.run(config.poll_interval_s * 5), name="comity-evidence-upload"
         ),

@@ -13,8 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from node.cli import output
-from node.cli.local_client import LocalClient
-from node.config import load_config
+from node.cli.local_client import LocalClient, local_socket
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
 from node.timeutil import format_ms
@@ -63,7 +62,7 @@ def register(commands: Any, add_config: AddConfig) -> None:
 
 
 def _client(args: argparse.Namespace) -> LocalClient:
-    return LocalClient(load_config(args.config).local_socket)
+    return LocalClient(local_socket(args.config))
 
 
 def campaign_dict(view: local_pb2.CampaignView) -> dict[str, Any]:

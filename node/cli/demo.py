@@ -30,7 +30,7 @@ from node.cli.demo_campaign import run_campaign
 from node.cli.demo_case import run_case
 from node.cli.demo_tools import cli, expect_state, file_request, step
 from node.cli.processes import comity_command, listen_ports, spawn_node, wait_until_serving
-from node.config import NodeConfig, init_node
+from node.config import USER_ROLES, NodeConfig, init_node
 from node.errors import ComityError, ConfigError
 
 WITNESS_WAIT_S = 3.0
@@ -100,6 +100,7 @@ def _set_up(console: Console, workdir: Path) -> dict[str, NodeConfig]:
             country=agency.country,
             roles=[agency.role],
             listen=listen,
+            admin_roles=USER_ROLES,
         )
         console.print(f"  comity node init --agency-id {agency.agency_id} --listen {listen}")
     for config in configs.values():

@@ -13,15 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from node.cli import output
-from node.cli.local_client import LocalClient
-from node.config import load_config
+from node.cli.local_client import LocalClient, local_socket
 from node.errors import ComityError, ConfigError
 from node.gen.comity.v1 import local_pb2
 from node.timeutil import format_ms
 
 
 def _client(args: argparse.Namespace) -> LocalClient:
-    return LocalClient(load_config(args.config).local_socket)
+    return LocalClient(local_socket(args.config))
 
 
 def send(args: argparse.Namespace, console: Console) -> int:

@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from node.cli import output
-from node.cli.local_client import LocalClient
-from node.config import load_config
+from node.cli.local_client import LocalClient, local_socket
 from node.gen.comity.v1 import local_groups_pb2 as pb
 
 SYNC_TIMEOUT_S = 600.0
@@ -25,25 +24,25 @@ class GroupsClient(LocalClient):
     """The Local service's sharing-group calls."""
 
     def create_group(self, name: str, members: list[str]) -> pb.GroupView:
-        return self._call(self._stub.CreateGroup, pb.CreateGroupRequest(name=name, members=members))
+        return self.call(self._stub.CreateGroup, pb.CreateGroupRequest(name=name, members=members))
 
     def list_groups(self) -> pb.GroupList:
-        return self._call(self._stub.ListGroups, pb.ListGroupsRequest())
+        return self.call(self._stub.ListGroups, pb.ListGroupsRequest())
 
     def rotate_group(self, group_id: str, remove: list[str], add: list[str]) -> pb.GroupView:
         request = pb.RotateGroupRequest(group_id=group_id, remove=remove, add=add)
-        return self._call(self._stub.RotateGroup, request)
+        return self.call(self._stub.RotateGroup, request)
 
     def publish(self, group_id: str, set_id: str) -> pb.GroupView:
         request = pb.PublishToGroupRequest(group_id=group_id, set_id=set_id)
-        return self._call(self._stub.PublishToGroup, request)
+        return self.call(self._stub.PublishToGroup, request)
 
     def sync(self, group_id: str) -> pb.SyncGroupsResponse:
         request = pb.SyncGroupsRequest(group_id=group_id)
-        return self._call(self._stub.SyncGroups, request, timeout_s=SYNC_TIMEOUT_S)
+        return self.call(self._stub.SyncGroups, request, timeout_s=SYNC_TIMEOUT_S)
 
     def matches(self, group_id: str) -> pb.GroupMatchList:
-        return self._call(self._stub.GroupMatches, pb.GroupMatchesRequest(group_id=group_id))
+        return self.call(self._stub.GroupMatches, pb.GroupMatchesRequest(group_id=group_id))
 
 
 def add_commands(commands: Any, add_config_option: Callable[[Any], None]) -> None:
@@ -78,7 +77,7 @@ def add_commands(commands: Any, add_config_option: Callable[[Any], None]) -> Non
 
 
 def _client(args: argparse.Namespace) -> GroupsClient:
-    return GroupsClient(load_config(args.config).local_socket)
+    return GroupsClient(local_socket(args.config))
 
 
 def create(args: argparse.Namespace, console: Console) -> int:

@@ -18,8 +18,7 @@ from rich.table import Table
 
 from node import wire
 from node.cli import output, sightings_cmd
-from node.cli.local_client import LocalClient
-from node.config import load_config
+from node.cli.local_client import LocalClient, local_socket
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
 from node.ids import AgencyId
@@ -33,7 +32,7 @@ _DETAILS = ("confidence", "first_seen_ms", "last_seen_ms", "expires_ms", "qualit
 
 
 def _client(args: argparse.Namespace) -> LocalClient:
-    return LocalClient(load_config(args.config).local_socket)
+    return LocalClient(local_socket(args.config))
 
 
 def create(args: argparse.Namespace, console: Console) -> int:

@@ -47,7 +47,7 @@ else:
     request_cmd = LazyModule("node.cli.request_cmd")
     review_cmd = LazyModule("node.cli.review_cmd")
 # These add their own subcommands, so they load with the parser; they import little.
-from node.cli import campaign_cmd, groups_cmd, overlap_cmd, sightings_cmd
+from node.cli import campaign_cmd, groups_cmd, overlap_cmd, people_cmd, sightings_cmd
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     overlap_cmd.add_commands(overlap_sub, _add_config_option)
     campaign_cmd.register(commands, _add_config_option)
     groups_cmd.add_commands(commands, _add_config_option)
+    people_cmd.register(commands, _add_config_option)
     demo = commands.add_parser("demo", help="run three agencies' nodes and walk a case through")
     demo.add_argument("--keep", action="store_true", help="keep the demo's directory")
     demo.set_defaults(handler=_run_demo)
@@ -118,6 +119,12 @@ def _node_commands(parser: argparse.ArgumentParser) -> None:
     init.add_argument("--listen", default="127.0.0.1:7401", help="federation address to bind")
     init.add_argument("--endpoint", help="address peers dial (default: --listen)")
     init.add_argument("--database-url", help="default: sqlite:///comity.db in --dir")
+    init.add_argument(
+        "--admin-role",
+        action="append",
+        default=None,
+        help="roles of the first user, your login (repeat; default: admin)",
+    )
     init.set_defaults(handler=node_cmd.init)
     serve = sub.add_parser("serve", help="run the node until SIGTERM")
     _add_config_option(serve)

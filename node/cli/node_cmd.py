@@ -32,8 +32,13 @@ def init(args: argparse.Namespace, console: Console) -> int:
         listen=args.listen,
         endpoint=args.endpoint,
         database_url=args.database_url,
+        admin_roles=args.admin_role or ("admin",),
     )
     console.print(f"Created node [bold]{config.agency_id}[/bold] in {args.dir}")
+    console.print(
+        f"  first user:    admin ({', '.join(config.bootstrap_roles)}), your login "
+        f"{config.bootstrap_os_user}; add officers with `comity users add`"
+    )
     console.print(f"  configuration: {config.config_path}")
     console.print(
         f"  member card:   {args.dir / 'member.toml'} (give it to the federation secretariat)"

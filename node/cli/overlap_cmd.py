@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from node.cli import output
-from node.cli.local_client import LocalClient
-from node.config import load_config
+from node.cli.local_client import LocalClient, local_socket
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
 from node.timeutil import format_ms
@@ -53,7 +52,7 @@ def add_commands(sub: Any, add_config_option: Callable[[argparse.ArgumentParser]
 
 
 def _client(args: argparse.Namespace) -> LocalClient:
-    return LocalClient(load_config(args.config).local_socket)
+    return LocalClient(local_socket(args.config))
 
 
 def ask(args: argparse.Namespace, console: Console) -> int:

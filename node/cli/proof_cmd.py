@@ -24,7 +24,7 @@ from node.audit.auditor import Patience, agency_of_bundle, cosigned_bundle
 from node.audit.proof import ProofBundle, ProvenRecord
 from node.cli import output
 from node.cli.audit_cmd import source, trusted_keys
-from node.cli.local_client import LocalClient
+from node.cli.local_client import LocalClient, local_socket
 from node.config import NodeConfig, load_config
 from node.errors import ConfigError
 
@@ -153,7 +153,7 @@ def _print(console: Console, record: ProvenRecord) -> None:
 
 def erase_expired(args: argparse.Namespace, console: Console) -> int:
     """Erase now the openings whose retention has ended (the node also does it hourly)."""
-    with LocalClient(load_config(args.config).local_socket) as client:
+    with LocalClient(local_socket(args.config)) as client:
         summary = client.erase_expired()
     console.print(
         f"Erased the openings of {summary.leaves} leaf(s) in {summary.exchanges} exchange(s); "

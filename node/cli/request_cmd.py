@@ -9,8 +9,7 @@ import json
 from rich.console import Console
 
 from node.cli import output
-from node.cli.local_client import LocalClient
-from node.config import load_config
+from node.cli.local_client import LocalClient, local_socket
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
 
@@ -22,7 +21,7 @@ _DIRECTIONS = {
 
 
 def _client(args: argparse.Namespace) -> LocalClient:
-    return LocalClient(load_config(args.config).local_socket)
+    return LocalClient(local_socket(args.config))
 
 
 def _read_form(args: argparse.Namespace) -> bytes:

@@ -15,8 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from node.cli import output
-from node.cli.local_client import LocalClient
-from node.config import load_config
+from node.cli.local_client import LocalClient, local_socket
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
 from node.model.lifecycle import AWAITING_REVIEWER
@@ -25,7 +24,7 @@ QUEUE_LIMIT = 1000
 
 
 def _client(args: argparse.Namespace) -> LocalClient:
-    return LocalClient(load_config(args.config).local_socket)
+    return LocalClient(local_socket(args.config))
 
 
 def queue(args: argparse.Namespace, console: Console) -> int:

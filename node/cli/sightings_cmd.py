@@ -16,8 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from node.cli import output
-from node.cli.local_client import LocalClient
-from node.config import load_config
+from node.cli.local_client import LocalClient, local_socket
 from node.gen.comity.v1 import local_pb2
 from node.indicators.sightings import MAX_NOTE_CHARS
 from node.timeutil import format_ms
@@ -58,7 +57,7 @@ def describe(counter: Counter[str]) -> str:
 def report(args: argparse.Namespace, console: Console) -> int:
     """Tell a set's owner this agency saw one of its indicators, or found it wrong; says
     whether the owner took the report or it is queued for the owner."""
-    with LocalClient(load_config(args.config).local_socket) as client:
+    with LocalClient(local_socket(args.config)) as client:
         sent = client.report_sighting(
             args.set_id, indicator=(args.type, args.value), kind=KINDS[args.kind], note=args.note
         )
@@ -78,7 +77,7 @@ def report(args: argparse.Namespace, console: Console) -> int:
 def sightings(args: argparse.Namespace, console: Console) -> int:
     """The reports about one set: at its owner every report it received; at a holder the
     reports this agency made, with their delivery."""
-    with LocalClient(load_config(args.config).local_socket) as client:
+    with LocalClient(local_socket(args.config)) as client:
         found = list(client.list_sightings(args.set_id).sightings)
     if args.json:
         output.print_json(console, [_sighting_dict(s) for s in found])

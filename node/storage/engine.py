@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from node.errors import ConfigError, StorageUnavailableError
-from node.storage.tables import metadata
+from node.storage.schema import metadata
 
 _LOG = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from contextvars import Token
 from dataclasses import dataclass
 from types import TracebackType
@@ -76,7 +77,8 @@ class ComityServerInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(_COMITY_METHODS):
             return handler
-        return _wrapped(handler, _Rpc.of(method, self._tracer))
+        rpc = _Rpc.of(method, self._tracer)
+        return wrap_handler(handler, lambda context: _Served(rpc, context))
 
 
 @dataclass(frozen=True)
@@ -94,44 +96,50 @@ class _Rpc:
         return cls(name=name, service=service, method=method, tracer=tracer)
 
 
-def _wrapped(
-    handler: grpc.RpcMethodHandler[Any, Any], rpc: _Rpc
+Around = Callable[[Context], AbstractAsyncContextManager[None]]
+"""What runs around one call: entered before the behaviour, exited after its last message."""
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler[Any, Any], around: Around
 ) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler`` with each call of its behaviour, of any of the four kinds, run inside
+    ``around(context)``."""
     decode, encode = handler.request_deserializer, handler.response_serializer
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _answer(handler.unary_unary, rpc), decode, encode
+            _answer(handler.unary_unary, around), decode, encode
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
-            _answer(handler.stream_unary, rpc), decode, encode
+            _answer(handler.stream_unary, around), decode, encode
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _stream(handler.unary_stream, rpc), decode, encode
+            _stream(handler.unary_stream, around), decode, encode
         )
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(
-            _stream(handler.stream_stream, rpc), decode, encode
+            _stream(handler.stream_stream, around), decode, encode
         )
     return handler  # pragma: no cover (a handler always has one behaviour)
 
 
-def _answer(behaviour: Callable[..., Any], rpc: _Rpc) -> Answer:
-    """A unary-response behaviour (unary or streaming request) run inside :class:`_Served`."""
+def _answer(behaviour: Callable[..., Any], around: Around) -> Answer:
+    """A unary-response behaviour (unary or streaming request) run inside ``around``."""
 
     async def answer(request: Any, context: Context) -> Any:
-        async with _Served(rpc, context):
+        async with around(context):
             return await behaviour(request, context)
 
     return answer
 
 
-def _stream(behaviour: Callable[..., Any], rpc: _Rpc) -> Stream:
-    """A streaming-response behaviour run inside :class:`_Served` until its last message."""
+def _stream(behaviour: Callable[..., Any], around: Around) -> Stream:
+    """A streaming-response behaviour run inside ``around`` until its last message."""
 
     async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-        async with _Served(rpc, context):
+        async with around(context):
             async for response in behaviour(request, context):
                 yield response
 

@@ -8,9 +8,11 @@ federation certificate.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -28,7 +30,9 @@ from node.gen.comity.v1 import (
     indicators_pb2_grpc,
     local_pb2,
     local_pb2_grpc,
+    local_people_pb2_grpc,
 )
+from node.services.people import PeopleService
 from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
 from node.transport.audit_servicer import WITNESS_SERVICE_NAME as WITNESS_SERVICE
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
@@ -41,10 +45,14 @@ from node.transport.federation_servicer import SERVICE_NAME as FEDERATION_SERVIC
 from node.transport.federation_servicer import FederationServicer
 from node.transport.groups_servicer import SERVICE_NAME as GROUPS_SERVICE
 from node.transport.groups_servicer import GroupsServicer
+from node.transport.identity import LoginTickets, identity_socket, serve_identity
 from node.transport.indicators_servicer import SERVICE_NAME as INDICATORS_SERVICE
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.interceptors import ComityServerInterceptor
+from node.transport.local_auth import LocalAuthInterceptor, Refused
 from node.transport.local_servicer import LocalServicer
+from node.transport.people_servicer import SERVICE_NAME as PEOPLE_SERVICE
+from node.transport.people_servicer import PeopleServicer
 
 LOCAL_SERVICE = local_pb2.DESCRIPTOR.services_by_name["Local"].full_name
 
@@ -82,16 +90,40 @@ class TlsIdentity:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LocalAccess:
+    """Who may reach the local socket, and how callers are told apart once there."""
+
+    socket: Path
+    people: PeopleService
+    group: str | None = None
+    """A group of the machine whose members may connect (the socket becomes 0660)."""
+    on_refused: Refused | None = None
+    tickets: LoginTickets = field(default_factory=LoginTickets)
+
+    @property
+    def socket_mode(self) -> int:
+        return 0o660 if self.group else 0o600
+
+
+@dataclass(kw_only=True)
 class NodeServers:
     federation: grpc.aio.Server
     local: grpc.aio.Server
     federation_port: int
     federation_health: health_aio.HealthServicer
     local_health: health_aio.HealthServicer
+    access: LocalAccess
+    _identity: asyncio.Server | None = None
 
     async def start(self) -> None:
         await self.federation.start()
         await self.local.start()
+        self._identity = await serve_identity(
+            identity_socket(self.access.socket),
+            self.access.tickets,
+            mode=self.access.socket_mode,
+        )
+        _share_with_group(identity_socket(self.access.socket), self.access.group)
         for health, service in (
             (self.federation_health, FEDERATION_SERVICE),
             (self.local_health, LOCAL_SERVICE),
@@ -103,6 +135,8 @@ class NodeServers:
         """Report NOT_SERVING, stop accepting calls, let in-flight calls finish."""
         for health in (self.federation_health, self.local_health):
             await health.enter_graceful_shutdown()
+        if self._identity is not None:
+            self._identity.close()
         await self.federation.stop(grace_s)
         await self.local.stop(grace_s)
 
@@ -117,8 +151,8 @@ def build_servers(
     indicators: IndicatorsServicer,
     groups: GroupsServicer,
     local: LocalServicer,
+    access: LocalAccess,
     listen: str,
-    local_socket: Path,
     tls: TlsIdentity,
     max_concurrent_rpcs: int,
     tracer: Tracer,
@@ -153,18 +187,38 @@ def build_servers(
         port = fed_server.add_secure_port(listen, tls.server_credentials())
     except RuntimeError as e:
         raise ConfigError(f"cannot listen on {listen}: {e}") from e
-    local_server, local_health = _server(
-        interceptor, max_concurrent_rpcs, LOCAL_SERVICE, overrides=dict(LOCAL_OPTIONS)
-    )
-    local_pb2_grpc.add_LocalServicer_to_server(local, local_server)
-    _bind_socket(local_server, local_socket)
+    local_server, local_health = _local_server(interceptor, max_concurrent_rpcs, local, access)
     return NodeServers(
         federation=fed_server,
         local=local_server,
         federation_port=port,
         federation_health=fed_health,
         local_health=local_health,
+        access=access,
     )
+
+
+def _local_server(
+    interceptor: ComityServerInterceptor,
+    max_concurrent_rpcs: int,
+    local: LocalServicer,
+    access: LocalAccess,
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+    """The server of the local socket: every call signed in as a user first."""
+    server, health = _server(
+        interceptor,
+        max_concurrent_rpcs,
+        LOCAL_SERVICE,
+        PEOPLE_SERVICE,
+        overrides=dict(LOCAL_OPTIONS),
+        signed_in=LocalAuthInterceptor(
+            people=access.people, tickets=access.tickets, on_refused=access.on_refused
+        ),
+    )
+    local_pb2_grpc.add_LocalServicer_to_server(local, server)
+    local_people_pb2_grpc.add_PeopleServicer_to_server(PeopleServicer(access.people), server)
+    _bind_socket(server, access)
+    return server, health
 
 
 def _server(
@@ -173,6 +227,7 @@ def _server(
     *services: str,
     share_port: bool = False,
     overrides: dict[str, int] | None = None,
+    signed_in: LocalAuthInterceptor | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     # Without share_port a second process on the same port fails to start instead of
     # silently taking half of the connections.
@@ -181,7 +236,8 @@ def _server(
     server = grpc.aio.server(
         options=options,
         maximum_concurrent_rpcs=max_concurrent_rpcs,
-        interceptors=(interceptor,),
+        # The first interceptor wraps the others: it maps their refusals to statuses too.
+        interceptors=(interceptor, signed_in) if signed_in else (interceptor,),
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -192,18 +248,33 @@ def _server(
     return server, health
 
 
-def _bind_socket(server: grpc.aio.Server, path: Path) -> None:
+def _bind_socket(server: grpc.aio.Server, access: LocalAccess) -> None:
+    path = access.socket
     # Unix socket paths are limited to ~107 bytes; say so instead of failing obscurely.
     if len(str(path)) > 100:
         raise ConfigError(f"local socket path is too long (max 100 characters): {path}")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists():
         path.unlink()  # left behind by a node that did not shut down cleanly
-    # The socket's permissions decide who may use the Local service: the node's user only.
-    old_umask = os.umask(0o177)
+    # The socket's permissions decide who may reach the Local service at all: the node's
+    # login, and the members of local.group if one is set; sign-in then tells them apart.
+    old_umask = os.umask(0o777 & ~access.socket_mode)
     try:
         server.add_insecure_port(f"unix:{path}")
     except RuntimeError as e:
         raise ConfigError(f"cannot bind the local socket {path}: {e}") from e
     finally:
         os.umask(old_umask)
+    if access.group:
+        path.parent.chmod(0o750)
+        _share_with_group(path.parent, access.group)
+        _share_with_group(path, access.group)
+
+
+def _share_with_group(path: Path, group: str | None) -> None:
+    if group is None:
+        return
+    try:
+        shutil.chown(path, group=group)
+    except (LookupError, PermissionError) as e:
+        raise ConfigError(f"cannot give {path} to group {group!r} (local.group): {e}") from e

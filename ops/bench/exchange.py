@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 
 from node.cli.processes import listen_ports, spawn_node, wait_until_serving
-from node.config import NodeConfig, init_node
+from node.config import USER_ROLES, NodeConfig, init_node
 from node.crypto.encoding import envelope_digest
 from node.crypto.envelope import seal_envelope, verify_receipt
 from node.crypto.keys import AgencyKeys
@@ -93,6 +93,7 @@ def _make_nodes(workdir: Path) -> tuple[NodeConfig, NodeConfig]:
         country="EE",
         roles=["requesting"],
         listen=f"127.0.0.1:{sender_port}",
+        admin_roles=USER_ROLES,
     )
     receiver = init_node(
         directory=workdir / "receiver",
@@ -100,6 +101,7 @@ def _make_nodes(workdir: Path) -> tuple[NodeConfig, NodeConfig]:
         country="PT",
         roles=["central_authority"],
         listen=f"127.0.0.1:{receiver_port}",
+        admin_roles=USER_ROLES,
     )
     federate([sender, receiver], roots_dir=workdir / "roots")
     return sender, receiver

@@ -37,7 +37,7 @@ from sqlmodel import select
 
 from node.cli.local_client import LocalClient
 from node.cli.processes import listen_ports, spawn_node, wait_until_serving
-from node.config import NodeConfig, init_node, load_config
+from node.config import USER_ROLES, NodeConfig, init_node, load_config
 from node.errors import ComityError
 from node.federation.setup import federate
 from node.forms.registry import schemas_dir
@@ -99,6 +99,7 @@ def make_nodes(
             country=country,
             roles=[role],
             listen=f"127.0.0.1:{port}",
+            admin_roles=USER_ROLES,
         )
         document = tomllib.loads(config.config_path.read_text())
         document["storage"] = {"url": database_urls(agency)}

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from node.config import NodeConfig, init_node
+from node.config import USER_ROLES, NodeConfig, init_node
 from node.crypto.keys import AgencyKeys, load_signing_key
 from node.federation import ceremony
 from node.federation.document import SignedDirectory, parse_directory
@@ -138,6 +138,7 @@ def make_configs(
             country=country,
             roles=[role, extra] if extra else [role],
             listen=f"127.0.0.1:{free_port()}",
+            admin_roles=USER_ROLES,
         )
         configs[agency_id] = fast(replace(config, database_url=database_urls(agency_id)))
     federate(list(configs.values()), roots_dir=tmp_path / "roots")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from node.cli.processes import comity_command, spawn_node, wait_until_serving
-from node.config import NodeConfig, init_node
+from node.config import USER_ROLES, NodeConfig, init_node
 from node.federation.setup import federate
 from tests.ports import free_port
 
@@ -22,6 +22,7 @@ def new_node(tmp_path: Path) -> NodeConfig:
         country="EE",
         roles=["requesting"],
         listen=f"127.0.0.1:{free_port()}",
+        admin_roles=USER_ROLES,
     )
 
 

@@ -24,7 +24,7 @@ from node.storage.engine import (
     transaction,
     upgrade,
 )
-from node.storage.tables import metadata
+from node.storage.schema import metadata
 from tests import dbutil
 
 

@@ -10,7 +10,7 @@ from alembic import context
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 
 from node.faults import kill_point
-from node.storage.tables import metadata
+from node.storage.schema import metadata
 
 
 def _after_step(

@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Who is calling the local API, and whether they may: established once for every call.
+
+:class:`LocalAuthInterceptor` sits on the local server behind the
+:class:`~node.transport.interceptors.ComityServerInterceptor` (which maps its refusals to
+statuses). For each Comity call it finds the caller's credentials in the metadata — a service
+token (``authorization: Bearer ctk_…``) or a login ticket from the identity socket — asks the
+people service who that is, checks the operation against
+:data:`node.services.access.LOCAL_OPERATIONS`, and runs the call as that actor. A refusal is
+reported to ``on_refused`` (which records it) before it is returned to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+
+from node.errors import ComityError
+from node.model.people import Actor
+from node.services.access import NotSignedInError, acting_as, check_operation
+from node.services.people import PeopleService
+from node.transport.identity import TICKET_METADATA, LoginTickets
+from node.transport.interceptors import Context, wrap_handler
+
+BEARER = "bearer "
+Refused = Callable[[str, Actor | None, ComityError], Awaitable[None]]
+"""Told of each refused call: the operation, who was identified (if anyone), the error."""
+
+
+class LocalAuthInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(
+        self, *, people: PeopleService, tickets: LoginTickets, on_refused: Refused | None = None
+    ) -> None:
+        self._people = people
+        self._tickets = tickets
+        self._on_refused = on_refused
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith("/comity."):
+            return handler  # health and reflection: no case content, no sign-in
+        operation = method.rpartition("/")[2]
+        return wrap_handler(handler, lambda context: self._signed_in(context, operation))
+
+    @asynccontextmanager
+    async def _signed_in(self, context: Context, operation: str) -> AsyncIterator[None]:
+        actor: Actor | None = None
+        try:
+            actor = await self._identify(dict(context.invocation_metadata() or ()))
+            check_operation(actor, operation)
+        except ComityError as refusal:
+            if self._on_refused is not None:
+                await self._on_refused(operation, actor, refusal)
+            raise
+        with acting_as(actor):
+            yield
+
+    async def _identify(self, metadata: dict[str, str | bytes]) -> Actor:
+        authorization = _text(metadata.get("authorization"))
+        if authorization.lower().startswith(BEARER):
+            return await self._people.identify_token(authorization[len(BEARER) :])
+        ticket = _text(metadata.get(TICKET_METADATA))
+        login = self._tickets.login_of(ticket) if ticket else None
+        if login is not None:
+            return await self._people.identify_os_user(login)
+        raise NotSignedInError(
+            "the call carries no valid sign-in: run `comity` as your own login on the node's "
+            "machine, or give a service token in COMITY_TOKEN or COMITY_TOKEN_FILE"
+        )
+
+
+def _text(value: str | bytes | None) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
