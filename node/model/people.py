@@ -96,6 +96,9 @@ class Actor:
     unit: str
     roles: frozenset[Role]
     via: Via
+    approved_by: str | None = None
+    """When a pending action runs after a second person approved it: that person's name
+    (the action is still attributed to ``name``, who asked for it)."""
 
     @property
     def permissions(self) -> frozenset[Permission]:
