@@ -164,5 +164,42 @@ def may_read_case(actor: Actor, *, filed_by_unit: str | None) -> bool:
     return actor.holds(P.CASE_READ_UNIT) and filed_by_unit == actor.unit
 
 
+def unit_scope(actor: Actor) -> str | None:
+    """The unit whose cases alone ``actor`` may list, or ``None`` for every case (``""``, a
+    unit no one belongs to, for a user who may read no case)."""
+    if actor.holds(P.CASE_READ_ALL):
+        return None
+    return actor.unit if actor.holds(P.CASE_READ_UNIT) else ""
+
+
+def check_may_read(actor: Actor, *, exchange_id: str, filed_by_unit: str | None) -> None:
+    """Raises: OutsideUnitError, unless ``actor`` may read the case."""
+    if not may_read_case(actor, filed_by_unit=filed_by_unit):
+        raise OutsideUnitError(
+            f"request {exchange_id} is not one unit {actor.unit!r} filed; investigators "
+            "see the requests of their own unit"
+        )
+
+
+def check_may_act(
+    actor: Actor, *, outbound: bool, exchange_id: str, filed_by_unit: str | None
+) -> None:
+    """Whether ``actor`` may send this node's next message in a case: the requester's side
+    (outbound) needs ``request.file`` and the case's unit, the requested side ``request.review``.
+
+    Raises:
+        AccessDeniedError, OutsideUnitError.
+    """
+    needed = P.REQUEST_FILE if outbound else P.REQUEST_REVIEW
+    if not actor.holds(needed):
+        side = "outbound (ours)" if outbound else "inbound"
+        raise AccessDeniedError(
+            f"user {actor.name!r} may not act on {side} request {exchange_id}: it needs "
+            f"{needed} (roles: {_roles(actor)})"
+        )
+    if outbound and not actor.holds(P.CASE_READ_ALL):
+        check_may_read(actor, exchange_id=exchange_id, filed_by_unit=filed_by_unit)
+
+
 def _roles(actor: Actor) -> str:
     return ", ".join(sorted(actor.roles)) or "none"

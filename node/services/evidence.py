@@ -119,6 +119,10 @@ class MessageSender(Protocol):
         within: Callable[[Session, Exchange], None] | None = None,
     ) -> RequestView: ...
 
+    async def get_request(self, request_id: str) -> RequestView:
+        """Raises OutsideUnitError when the acting user may not read the request."""
+        ...
+
 
 # --- manifests -------------------------------------------------------------------------------
 
@@ -391,7 +395,9 @@ class EvidenceService:
     # --- reading ---
 
     async def list_sets(self, request_id: str) -> list[EvidenceSetView]:
+        """Raises: NotFoundError, OutsideUnitError (the acting user may not read the case)."""
         exchange_id = parse_exchange_id(request_id)
+        await self._messages.get_request(request_id)
 
         def load() -> list[EvidenceSetView]:
             with transaction(self._database.engine) as session:
@@ -410,7 +416,9 @@ class EvidenceService:
         Raises:
             NotFoundError: no such evidence or file, or the file is not complete.
             ChunkDigestError, FileDigestError: the stored data no longer matches.
+            OutsideUnitError: the acting user may not read the case.
         """
+        await self._messages.get_request(request_id)
         evidence, meta = await self._database.run(lambda: self._file(request_id, evidence_id, item))
         digests: list[str] = meta["chunks"]
         whole = hashlib.sha256()

@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from node.errors import NotFoundError
+from node.storage.people_tables import CaseUnitRow
 from node.storage.tables import MAX_ERROR_CHARS, Exchange, Message
 
 
@@ -44,8 +45,15 @@ def get_exchange(session: Session, exchange_id: str, *, lock: bool = False) -> E
     return session.get(Exchange, exchange_id, with_for_update=lock)
 
 
-def list_exchanges(session: Session, *, direction: str | None, limit: int) -> list[Exchange]:
+def list_exchanges(
+    session: Session, *, direction: str | None, limit: int, unit: str | None = None
+) -> list[Exchange]:
+    """The newest exchanges, of one direction if given; only those ``unit`` filed, if given."""
     query = select(Exchange)
+    if unit is not None:
+        query = query.join(CaseUnitRow, col(CaseUnitRow.exchange_id) == col(Exchange.id)).where(
+            col(CaseUnitRow.unit) == unit
+        )
     if direction is not None:
         query = query.where(Exchange.direction == direction)
     query = query.order_by(col(Exchange.created_at_ms).desc(), col(Exchange.id)).limit(limit)

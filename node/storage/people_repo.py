@@ -61,6 +61,7 @@ def tokens_of(session: Session, name: str | None) -> list[TokenRow]:
 
 
 def record_case_unit(session: Session, *, exchange_id: str, unit: str, filed_by: str) -> None:
+    session.flush()  # the exchange row first: the case unit refers to it
     session.add(CaseUnitRow(exchange_id=exchange_id, unit=unit, filed_by=filed_by))
 
 

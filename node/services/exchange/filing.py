@@ -31,13 +31,15 @@ from node.ids import (
 from node.indicators.campaigns import reference_campaign
 from node.members import Member
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
+from node.model.people import Actor
 from node.model.request import Direction, RequestPreview, RequestState, RequestView
+from node.services.access import check_may_act, current_actor
 from node.services.audit import record_event
 from node.services.delivery import Claim, DeliveryWorker
 from node.services.exchange.party import Party, insert_message
 from node.services.exchange.views import Views
 from node.services.lifecycle import apply_message, move, own_role, refusal_ground
-from node.storage import campaign_repo, exchange_repo, outbox_repo
+from node.storage import campaign_repo, exchange_repo, outbox_repo, people_repo
 from node.storage.engine import transaction
 from node.storage.tables import Exchange
 from node.telemetry import span_attributes, trace_carrier
@@ -109,6 +111,7 @@ class Filing:
                 request stays stored as ``delivery_failed`` with the reason).
         """
         self._party.check_not_expired()
+        actor = current_actor()  # database threads do not see the call's context
         preview = self.preview_request(
             request_type=request_type,
             recipient=recipient,
@@ -134,7 +137,13 @@ class Filing:
             await self._store_and_dispatch(
                 header.message_id,
                 lambda carrier, owner: self._store_outbound(
-                    form_type, sealed, canonical, carrier, owner, campaign_id=campaign_id
+                    form_type,
+                    sealed,
+                    canonical,
+                    carrier,
+                    owner,
+                    campaign_id=campaign_id,
+                    actor=actor,
                 ),
                 after_commit="file.after_commit",
             )
@@ -163,6 +172,7 @@ class Filing:
         message_type = get_message_type(kind)
         exchange_id = parse_exchange_id(request_id)
         self._party.check_not_expired()
+        actor = current_actor()
         body = validate_form(message_type, body_json)
         message_id = new_message_id()
         with self._party.tracer.start_as_current_span(
@@ -181,6 +191,7 @@ class Filing:
                     trace_context=carrier,
                     owner=owner,
                     within=within,
+                    actor=actor,
                 ),
             )
         return await self._views.get_request(exchange_id)
@@ -275,8 +286,10 @@ class Filing:
         owner: str | None,
         *,
         campaign_id: str | None,
+        actor: Actor,
     ) -> Claim:
-        """The request, its envelope and its outbox row: one transaction, all or nothing."""
+        """The request, its envelope and its outbox row: one transaction, all or nothing.
+        The unit of the person filing is kept with it: their unit's investigators follow it."""
         header = sealed.header
         now = self._party.clock()
         with transaction(self._party.engine) as session:
@@ -293,6 +306,10 @@ class Filing:
                 form_json=form,
                 now_ms=now,
             )
+            if actor.is_person:
+                people_repo.record_case_unit(
+                    session, exchange_id=header.exchange_id, unit=actor.unit, filed_by=actor.name
+                )
             claim = self._enqueue(
                 session, sealed, payload=form, trace_context=trace_context, owner=owner, now=now
             )
@@ -319,12 +336,19 @@ class Filing:
         trace_context: str,
         owner: str | None,
         within: Callable[[Session, Exchange], None] | None,
+        actor: Actor,
     ) -> Claim:
         """The lifecycle message, its outbox row and the state it moves to: one transaction."""
         with transaction(self._party.engine) as session:
             row = exchange_repo.get_exchange(session, exchange_id, lock=True)
             if row is None:
                 raise NotFoundError(f"no request {exchange_id} at this node")
+            check_may_act(
+                actor,
+                outbound=row.direction == Direction.OUTBOUND,
+                exchange_id=exchange_id,
+                filed_by_unit=people_repo.unit_of_case(session, exchange_id),
+            )
             kind = message_type.name
             fields = json.loads(body)
             state = move(

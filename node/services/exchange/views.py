@@ -10,6 +10,7 @@ from node import wire
 from node.errors import NotFoundError
 from node.forms.registry import form_type_for_payload
 from node.ids import AgencyId, ExchangeId, parse_exchange_id
+from node.model.people import Actor
 from node.model.request import (
     DeliveryView,
     Direction,
@@ -18,9 +19,10 @@ from node.model.request import (
     PeerBacklogView,
     RequestView,
 )
+from node.services.access import check_may_read, current_actor, unit_scope
 from node.services.exchange.party import Party
 from node.services.lifecycle import effective_state, is_overdue
-from node.storage import exchange_repo, outbox_repo
+from node.storage import exchange_repo, outbox_repo, people_repo
 from node.storage.engine import transaction
 from node.storage.tables import Exchange, Message, Outbox
 
@@ -39,29 +41,46 @@ class Views:
             NotFoundError: no such request at this node.
         """
         exchange_id = parse_exchange_id(request_id)
-        return await self._party.run(lambda: self._load_view(exchange_id))
+        actor = current_actor()
+        return await self._party.run(lambda: self._load_view(exchange_id, actor))
 
     async def list_requests(self, *, direction: Direction | None, limit: int) -> list[RequestView]:
+        """The newest requests the acting user may read (investigators: their unit's)."""
+        unit = unit_scope(current_actor())
+
         def load() -> list[RequestView]:
             with transaction(self._party.engine) as session:
-                rows = exchange_repo.list_exchanges(session, direction=direction, limit=limit)
+                rows = exchange_repo.list_exchanges(
+                    session, direction=direction, limit=limit, unit=unit
+                )
                 return [_view(session, row, self._party.clock()) for row in rows]
 
         return await self._party.run(load)
 
-    def _load_view(self, exchange_id: ExchangeId) -> RequestView:
+    def _load_view(self, exchange_id: ExchangeId, actor: Actor) -> RequestView:
         with transaction(self._party.engine) as session:
+            check_may_read(
+                actor,
+                exchange_id=exchange_id,
+                filed_by_unit=people_repo.unit_of_case(session, exchange_id),
+            )
             return _load_view(session, exchange_id, self._party.clock())
 
     async def overdue_requests(self) -> list[RequestView]:
         """Requests past their deadline that have not reached the step it is for, both
         directions, most overdue first."""
         now = self._party.clock()
+        unit = unit_scope(current_actor())
 
         def load() -> list[RequestView]:
             with transaction(self._party.engine) as session:
                 rows = exchange_repo.due_before(session, now)
-                return [_view(session, r, now) for r in rows if is_overdue(r, now)]
+                mine = people_repo.cases_of_unit(session, unit) if unit is not None else None
+                return [
+                    _view(session, r, now)
+                    for r in rows
+                    if is_overdue(r, now) and (mine is None or r.id in mine)
+                ]
 
         return await self._party.run(load)
 
