@@ -59,9 +59,9 @@ def login() -> Iterator[Login]:
 
 @pytest.fixture
 async def fed(
-    tmp_path: Path, node_database_urls: object, login: Login
+    tmp_path: Path, node_database_urls: Callable[[str], str], login: Login
 ) -> AsyncIterator[Federation]:
-    configs = make_configs(tmp_path, node_database_urls)  # type: ignore[arg-type]
+    configs = make_configs(tmp_path, node_database_urls)
     socket_dir = Path(f"/tmp/comity-people-{secrets.token_hex(4)}")  # noqa: S108 (the test's own)
     configs[UNIT] = replace(
         configs[UNIT], local_socket=socket_dir / "comity.sock", local_group=login.group
