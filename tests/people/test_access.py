@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from node.gen.comity.v1 import local_pb2, local_people_pb2
@@ -16,6 +18,7 @@ from node.services.access import (
     may_read_case,
     require,
 )
+from ops.permission_table import markdown_table
 
 
 def _methods() -> set[str]:
@@ -77,3 +80,8 @@ def test_the_acting_user_holds_for_the_enclosed_code_only() -> None:
         with pytest.raises(AccessDeniedError, match=r"request\.file"):
             require(Permission.REQUEST_FILE)
     assert current_actor() is NODE_ACTOR
+
+
+def test_the_readme_shows_the_permission_table_the_node_enforces() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme
