@@ -67,6 +67,9 @@ class NodeConfig:
     directory_grace_s: float = 86400.0
     share_port: bool = False
     """Replicas of one node on one host listen on the same port (SO_REUSEPORT)."""
+    local_tls_listen: str | None = None
+    """An address where the Local API is also served over TLS, for case-management systems on
+    other hosts: service tokens and sessions only, never login tickets."""
     local_group: str | None = None
     """A group of the node's machine whose members may reach the local socket (their own
     logins then map to Comity users); without it only the node's own login can."""
@@ -89,7 +92,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "delivery_timeout_s": (float, False),
         "message_lifetime_s": (int, False),
     },
-    "local": {"socket": (str, False), "group": (str, False)},
+    "local": {"socket": (str, False), "group": (str, False), "tls_listen": (str, False)},
     "people": {"bootstrap_os_user": (str, False), "bootstrap_roles": (list, False)},
     "storage": {"url": (str, False)},
     "keys": {"directory": (str, False)},
@@ -235,6 +238,7 @@ def _node_config(path: Path, agency: AgencyId, s: dict[str, dict[str, Any]]) -> 
         directory_grace_s=float(get("federation", "directory_grace_s", 86400.0)),
         share_port=get("federation", "share_port", False),
         local_group=get("local", "group", None),
+        local_tls_listen=get("local", "tls_listen", None),
         bootstrap_os_user=get("people", "bootstrap_os_user", None),
         bootstrap_roles=tuple(get("people", "bootstrap_roles", ["admin"])),
     )
@@ -282,6 +286,8 @@ def _check_people(config: NodeConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: people.bootstrap_roles must list roles among {', '.join(USER_ROLES)}"
         )
+    if config.local_tls_listen is not None and ":" not in config.local_tls_listen:
+        raise ConfigError(f"{source}: local.tls_listen must be host:port")
     if config.local_group is not None and not config.local_group:
         raise ConfigError(f"{source}: local.group must name a group of the node's machine")
 

@@ -464,6 +464,7 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
             socket=base.config.local_socket,
             people=services.people,
             group=base.config.local_group,
+            tls_listen=base.config.local_tls_listen,
         ),
         listen=base.config.listen,
         tls=base.tls,

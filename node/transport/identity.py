@@ -71,7 +71,7 @@ async def serve_identity(path: Path, tickets: LoginTickets, *, mode: int) -> asy
                 writer.write(tickets.issue(login).encode() + b"\n")
                 await writer.drain()
         except OSError as e:
-            _LOG.warning("identity socket: %s", e.strerror)
+            _LOG.warning("identity socket: %s", e.strerror or type(e).__name__)
         finally:
             writer.close()
 

@@ -7,7 +7,9 @@ statuses). For each Comity call it finds the caller's credentials in the metadat
 token (``authorization: Bearer ctk_…``) or a login ticket from the identity socket — asks the
 people service who that is, checks the operation against
 :data:`node.services.access.LOCAL_OPERATIONS`, and runs the call as that actor. A refusal is
-reported to ``on_refused`` (which records it) before it is returned to the caller.
+reported to ``on_refused`` (which records it) before it is returned to the caller. Over the
+TLS listener (``local.tls_listen``) only tokens are taken: tickets stand for logins of the
+node's own machine.
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ class LocalAuthInterceptor(grpc.aio.ServerInterceptor):
     async def _signed_in(self, context: Context, operation: str) -> AsyncIterator[None]:
         actor: Actor | None = None
         try:
-            actor = await self._identify(dict(context.invocation_metadata() or ()))
+            actor = await self._identify(
+                dict(context.invocation_metadata() or ()),
+                over_socket=context.peer().startswith("unix:"),
+            )
             check_operation(actor, operation)
         except ComityError as refusal:
             if self._on_refused is not None:
@@ -65,11 +70,12 @@ class LocalAuthInterceptor(grpc.aio.ServerInterceptor):
         with acting_as(actor):
             yield
 
-    async def _identify(self, metadata: dict[str, str | bytes]) -> Actor:
+    async def _identify(self, metadata: dict[str, str | bytes], *, over_socket: bool) -> Actor:
         authorization = _text(metadata.get("authorization"))
         if authorization.lower().startswith(BEARER):
             return await self._people.identify_token(authorization[len(BEARER) :])
-        ticket = _text(metadata.get(TICKET_METADATA))
+        # Login tickets stand for a login of this machine: only the socket takes them.
+        ticket = _text(metadata.get(TICKET_METADATA)) if over_socket else ""
         login = self._tickets.login_of(ticket) if ticket else None
         if login is not None:
             return await self._people.identify_os_user(login)

@@ -88,6 +88,13 @@ class TlsIdentity:
             require_client_authentication=True,
         )
 
+    def local_credentials(self) -> grpc.ServerCredentials:
+        """The node's certificate without client certificates: the local API over TLS, where
+        callers sign in with service tokens."""
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.certificate)], require_client_auth=False
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class LocalAccess:
@@ -97,6 +104,8 @@ class LocalAccess:
     people: PeopleService
     group: str | None = None
     """A group of the machine whose members may connect (the socket becomes 0660)."""
+    tls_listen: str | None = None
+    """Also serve the local API over TLS here (the node's certificate; tokens only)."""
     on_refused: Refused | None = None
     tickets: LoginTickets = field(default_factory=LoginTickets)
 
@@ -113,6 +122,7 @@ class NodeServers:
     federation_health: health_aio.HealthServicer
     local_health: health_aio.HealthServicer
     access: LocalAccess
+    local_tls_port: int | None = None
     _identity: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -183,11 +193,11 @@ def build_servers(
     evidence_pb2_grpc.add_EvidenceServicer_to_server(evidence, fed_server)
     indicators_pb2_grpc.add_IndicatorsServicer_to_server(indicators, fed_server)
     groups_pb2_grpc.add_GroupsServicer_to_server(groups, fed_server)
-    try:
-        port = fed_server.add_secure_port(listen, tls.server_credentials())
-    except RuntimeError as e:
-        raise ConfigError(f"cannot listen on {listen}: {e}") from e
+    port = _add_port(fed_server, listen, tls.server_credentials())
     local_server, local_health = _local_server(interceptor, max_concurrent_rpcs, local, access)
+    local_tls_port = None
+    if access.tls_listen:
+        local_tls_port = _add_port(local_server, access.tls_listen, tls.local_credentials())
     return NodeServers(
         federation=fed_server,
         local=local_server,
@@ -195,7 +205,15 @@ def build_servers(
         federation_health=fed_health,
         local_health=local_health,
         access=access,
+        local_tls_port=local_tls_port,
     )
+
+
+def _add_port(server: grpc.aio.Server, listen: str, credentials: grpc.ServerCredentials) -> int:
+    try:
+        return server.add_secure_port(listen, credentials)
+    except RuntimeError as e:
+        raise ConfigError(f"cannot listen on {listen}: {e}") from e
 
 
 def _local_server(
