@@ -28,6 +28,7 @@ from rich.text import Text
 
 from node.cli.demo_campaign import run_campaign
 from node.cli.demo_case import run_case
+from node.cli.demo_people import run_people
 from node.cli.demo_tools import cli, expect_state, file_request, step
 from node.cli.processes import comity_command, listen_ports, spawn_node, wait_until_serving
 from node.config import USER_ROLES, NodeConfig, init_node
@@ -68,6 +69,7 @@ def run(console: Console, *, keep: bool = False) -> int:
         _tamper(console, configs)
         unit_set = _overlap(console, workdir, configs)
         run_campaign(console, workdir, configs, unit_set)
+        run_people(console, unit, authority)
         return _shut_down(console, processes)
     except ComityError as e:
         console.print(Text.assemble(("The demo failed: ", "bold red"), e.diagnostics()))
@@ -388,7 +390,7 @@ def _rewrite_first_leaf(config: NodeConfig) -> None:
 def _shut_down(console: Console, processes: list[subprocess.Popen[bytes]]) -> int:
     step(
         console,
-        "18. Shutting down",
+        "19. Shutting down",
         "Each node gets SIGTERM, finishes in-flight work and closes its database.",
     )
     for process in processes:

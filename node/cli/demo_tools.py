@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -14,6 +16,14 @@ from node.cli.processes import comity_command
 from node.config import NodeConfig
 from node.errors import ConfigError
 from node.forms.registry import schemas_dir
+
+
+@dataclass(frozen=True)
+class Officer:
+    """A user of one node, signing in with a service token (the demo has one login only)."""
+
+    name: str
+    token: str
 
 
 def step(console: Console, title: str, text: str) -> None:
@@ -27,13 +37,22 @@ def cli(
     *args: str,
     show: bool = True,
     expect_failure: bool = False,
+    as_user: Officer | None = None,
 ) -> str:
-    """Run ``comity ARGS`` at ``config``'s node; its output, or its error when a failure is
-    what the demo expects."""
+    """Run ``comity ARGS`` at ``config``'s node (as ``as_user``, else as the login running the
+    demo); its output, or its error when a failure is what the demo expects."""
     command = comity_command(*args, "--config", str(config.config_path))
+    environment = dict(os.environ)
+    environment.pop("COMITY_TOKEN", None)
+    who = f"at {config.agency_id}"
+    if as_user is not None:
+        environment["COMITY_TOKEN"] = as_user.token
+        who = f"{as_user.name} at {config.agency_id}"
     if show:
-        console.print(f"[dim]$ comity {' '.join(args)}   # at {config.agency_id}[/dim]")
-    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+        console.print(f"[dim]$ comity {' '.join(args)}   # {who}[/dim]")
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=60, env=environment
+    )
     if show:
         console.print(result.stdout.rstrip(), markup=False, highlight=False)
     if expect_failure:
@@ -62,6 +81,7 @@ def file_request(
     *,
     request_type: str = "preservation",
     form: Path | None = None,
+    as_user: Officer | None = None,
 ) -> str:
     """File a request (by default the example preservation request) from ``unit``; its id."""
     form = form or schemas_dir() / "examples" / f"{request_type}.example.json"
@@ -75,6 +95,8 @@ def file_request(
         authority.agency_id,
         "--form",
         str(form),
+        as_user=as_user,
     )
-    newest = json.loads(cli(console, unit, "request", "list", "--json", show=False))[0]
+    listed = cli(console, unit, "request", "list", "--json", show=False, as_user=as_user)
+    newest = json.loads(listed)[0]
     return str(newest["request_id"])

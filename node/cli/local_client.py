@@ -48,7 +48,15 @@ class LocalClient:
         self._channel = grpc.insecure_channel(f"unix:{socket}", options=LOCAL_OPTIONS)
         self._stub = local_pb2_grpc.LocalStub(self._channel)
         self.people = local_people_pb2_grpc.PeopleStub(self._channel)
-        self._metadata = sign_in(socket, token)
+        self._token = token
+        self._signed_in: Metadata | None = None
+
+    @property
+    def _metadata(self) -> Metadata:
+        """Asked of the node at the first call, on the thread that makes it."""
+        if self._signed_in is None:
+            self._signed_in = sign_in(self._socket, self._token)
+        return self._signed_in
 
     def __enter__(self) -> Self:
         return self
