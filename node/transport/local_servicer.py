@@ -125,7 +125,7 @@ class LocalServicer(
     async def GetRequest(  # noqa: N802
         self, request: local_pb2.GetRequestRequest, _context: Context
     ) -> local_pb2.RequestDetail:
-        return request_detail_to_proto(await self._exchange.get_request(request.request_id))
+        return request_detail_to_proto(await self._exchange.read_request(request.request_id))
 
     async def GetNodeStatus(  # noqa: N802
         self, _request: local_pb2.GetNodeStatusRequest, _context: Context

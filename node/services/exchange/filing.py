@@ -323,6 +323,7 @@ class Filing:
                 exchange_id=header.exchange_id,
                 instant_ms=now,
                 envelope_digest=claim.digest,
+                actor=actor,
             )
         return claim
 
@@ -390,6 +391,8 @@ class Filing:
                 instant_ms=now,
                 envelope_digest=claim.digest,
                 refusal_ground=refusal_ground(kind, fields),
+                actor=actor,
+                reason=_reason(fields),
             )
         return claim
 
@@ -446,3 +449,9 @@ class Filing:
             attempts=0,
             trace_context=trace_context,
         )
+
+
+def _reason(fields: object) -> str | None:
+    """The reason a message gives (a withdrawal's, an extension's), for the audit leaf."""
+    reason = fields.get("reason") if isinstance(fields, dict) else None
+    return reason if isinstance(reason, str) and reason else None
