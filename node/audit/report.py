@@ -3,10 +3,10 @@
 
 Counts exchanges (distinct exchange ids, whichever ends logged them) by request type, legal
 basis and pair of agencies, and events by kind — the local ones too (reads of case content,
-user changes, refused calls …), by kind alone: who acted is only in a leaf's commitments. Any count below the suppression threshold is
-published as ``"<N"`` so that rare combinations cannot single out a case. Renders as JSON,
-CSV, or one self-contained HTML page (inline SVG bars, no scripts, no external files) that a
-secretariat can publish as it is. Pure: no I/O.
+user changes, refused calls …), by kind alone: who acted is only in a leaf's commitments. Any
+count below the suppression threshold is published as ``"<N"`` so that rare combinations
+cannot single out a case. Renders as JSON, CSV, or one self-contained HTML page (inline SVG
+bars, no scripts, no external files) that a secretariat can publish as it is. Pure: no I/O.
 """
 
 from __future__ import annotations
