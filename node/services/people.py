@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.people_tables import TokenRow, UserRow
 
+_LOG = logging.getLogger(__name__)
 BOOTSTRAP_USER = "admin"
 BOOTSTRAP_UNIT = "node administration"
 TOKEN_PREFIX = "ctk"  # noqa: S105 (the public prefix of every token, not a secret)
@@ -150,7 +152,11 @@ class PeopleService:
             with transaction(self._database.engine) as session:
                 self._record(session, "call.refused", actor, subject=operation, detail=error.code)
 
-        await self._database.run(work)
+        try:
+            await self._database.run(work)
+        except ComityError as failed:  # the caller still gets the refusal, not this
+            _LOG.warning("a refused %s call could not be logged: %s", operation, failed.code)
+            return
         self._refusals.done(key, now)
 
     # --- set-up -----------------------------------------------------------------------
