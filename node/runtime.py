@@ -332,7 +332,7 @@ def _services(base: _Foundation) -> _Services:
             directory=base.directory,
             clock=now_ms,
         ),
-        people=PeopleService(database=base.database, clock=now_ms),
+        people=PeopleService(database=base.database, clock=now_ms, agency_id=base.config.agency_id),
     )
 
 
@@ -465,6 +465,7 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
             people=services.people,
             group=base.config.local_group,
             tls_listen=base.config.local_tls_listen,
+            on_refused=services.people.record_refusal,
         ),
         listen=base.config.listen,
         tls=base.tls,

@@ -2,8 +2,9 @@
 """Who may see which openings of an audit leaf (Law Enforcement Directive Art. 25 logging).
 
 The agency that keeps the log, and a court under an order, get every opening. The oversight
-body gets what it needs to check lawfulness: who asked (the requesting unit; forms name a
-unit, not an individual officer) and why (the justification). The treaty secretariat gets
+body gets what it needs to check lawfulness: who asked (the requesting unit the form names,
+the user who acted, their unit and whoever approved), what about and why (the justification,
+the reason given). The treaty secretariat gets
 nothing beyond the public fields: its bundle proves that the record exists, no more. Pure.
 """
 
@@ -18,7 +19,18 @@ ROLES = ("agency", "court", "oversight", "secretariat")
 _RELEASED: dict[str, frozenset[OpeningName] | None] = {
     "agency": None,  # everything
     "court": None,
-    "oversight": frozenset({OpeningName.REQUESTING_UNIT, OpeningName.JUSTIFICATION}),
+    "oversight": frozenset(
+        {
+            OpeningName.REQUESTING_UNIT,
+            OpeningName.JUSTIFICATION,
+            OpeningName.OFFICER,
+            OpeningName.OFFICER_UNIT,
+            OpeningName.APPROVER,
+            OpeningName.REASON,
+            OpeningName.SUBJECT,
+            OpeningName.DETAIL,
+        }
+    ),
     "secretariat": frozenset(),
 }
 MAX_REASON_CHARS = 500

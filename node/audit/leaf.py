@@ -26,7 +26,9 @@ from typing import Any
 from node.errors import ComityError, ErrorKind
 
 LEAF_VERSION = 1
-COMMITMENTS_PER_LEAF = 8
+COMMITMENTS_PER_LEAF = 12
+"""Every leaf commits to this many digests (real ones padded with decoys). Leaves written
+when it was 8 keep their 8 and verify as they are: the count is not part of the format."""
 SALT_BYTES = 16
 MAX_LEAF_BYTES = 64 * 1024
 MESSAGE_KINDS = (
@@ -44,14 +46,40 @@ MESSAGE_KINDS = (
 )
 """The lifecycle messages after a request (node.model.lifecycle); each is logged as
 ``<kind>.sent`` by its sender and ``<kind>.received`` by its recipient."""
-EVENTS = frozenset(
+EXCHANGE_EVENTS = frozenset(
     {"request.sent", "request.received", "receipt.sent", "receipt.received"}
     | {f"{kind}.{end}" for kind in MESSAGE_KINDS for end in ("sent", "received")}
     | {"disclosure.opened", "data.erased"}
 )
-"""``disclosure.opened``: openings of a leaf were released to a role (the leaf commits to
-which, to whom and why). ``data.erased``: the openings of an exchange's leaves were erased
-when their retention ended."""
+"""Events both ends of an exchange log. ``disclosure.opened``: openings of a leaf were
+released to a role (the leaf commits to which, to whom and why). ``data.erased``: the
+openings of an exchange's leaves were erased when their retention ended."""
+LOCAL_EVENTS = frozenset(
+    {
+        "case.read",
+        "case.evidence-listed",
+        "case.evidence-read",
+        "user.added",
+        "user.enabled",
+        "user.disabled",
+        "user.roles-changed",
+        "token.created",
+        "token.revoked",
+        "call.refused",
+        "indicators.shared",
+        "reveal.decided",
+        "group.pull-answered",
+        "sighting.reported",
+        "access-log.read",
+    }
+)
+"""Events of one node alone, with no counterpart at a peer: who read case content (the form,
+the evidence list, an evidence file), changes to users, roles and tokens, local calls
+refused, indicator sets shared, reveal consents decided, sharing-group pulls answered,
+sightings reported, and the data-protection officer's own reading of the access log. Their
+public fields name the event, this agency (and the other agency, if any), the exchange (if
+any) and the hour; the person is only in the commitments (``officer`` …)."""
+EVENTS = EXCHANGE_EVENTS | LOCAL_EVENTS
 
 
 class OpeningName(StrEnum):
@@ -72,9 +100,22 @@ class OpeningName(StrEnum):
     RELEASED_FIELDS = "released_fields"
     """On ``disclosure.opened``: the names of the openings released, comma-separated."""
     REASON = "reason"
-    """On ``disclosure.opened``: why they were released."""
+    """On ``disclosure.opened``: why they were released; on a message or a local event: the
+    reason the person gave (a withdrawal's, an extension's)."""
     ORDER = "order"
     """On ``disclosure.opened`` to a court: the order the release answers."""
+    OFFICER = "officer"
+    """The user of this node who acted (filed, sent, read, released, changed), wherever a
+    person did; absent where the node acted on its own."""
+    OFFICER_UNIT = "officer_unit"
+    """The unit that user belonged to when they acted."""
+    APPROVER = "approver"
+    """The user who approved the action, when it ran after a second person's approval."""
+    SUBJECT = "subject"
+    """On local events: what the action was about (a user, a token id, an operation, an
+    indicator set, a reveal, a group, an evidence file, a query)."""
+    DETAIL = "detail"
+    """On local events: the rest of what happened (roles granted, the refusal's code …)."""
 
 
 class LeafError(ComityError):

@@ -4,7 +4,9 @@
 Given the verified leaves of several nodes' logs, match events by the exchange id both ends
 share. A request one end logged as sent must be logged as received at the other end, and the
 other way round; a receipt logged as sent must be logged as received; both ends must agree on
-the public fields. Pure: no I/O.
+the public fields. Local events (:data:`~node.audit.leaf.LOCAL_EVENTS`: reads of case
+content, user changes, refused calls …) are one node's own record and have no counterpart at
+the peer: they are not matched. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from node.audit.leaf import MESSAGE_KINDS, Leaf
+from node.audit.leaf import LOCAL_EVENTS, MESSAGE_KINDS, Leaf
 
 # (event at one end, event that must exist at the other end, which end logs the other)
 _COUNTERPARTS = (
@@ -46,6 +48,8 @@ def reconcile(logs: Mapping[str, Iterable[Leaf]]) -> list[Finding]:
     index: dict[tuple[str, str, str], list[Leaf]] = {}
     for agency, leaves in ordered.items():
         for leaf in leaves:
+            if leaf.public.event in LOCAL_EVENTS:
+                continue
             index.setdefault((agency, leaf.public.exchange_id, leaf.public.event), []).append(leaf)
     findings: list[Finding] = []
     for (agency, exchange_id, event), group in sorted(index.items()):

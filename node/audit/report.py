@@ -2,10 +2,11 @@
 """Transparency statistics from verified logs' public fields, small counts suppressed.
 
 Counts exchanges (distinct exchange ids, whichever ends logged them) by request type, legal
-basis and pair of agencies, and events by kind. Any count below the suppression threshold is
-published as ``"<N"`` so that rare combinations cannot single out a case. Renders as JSON,
-CSV, or one self-contained HTML page (inline SVG bars, no scripts, no external files) that a
-secretariat can publish as it is. Pure: no I/O.
+basis and pair of agencies, and events by kind — the local ones too (reads of case content,
+user changes, refused calls …), by kind alone: who acted is only in a leaf's commitments. Any
+count below the suppression threshold is published as ``"<N"`` so that rare combinations
+cannot single out a case. Renders as JSON, CSV, or one self-contained HTML page (inline SVG
+bars, no scripts, no external files) that a secretariat can publish as it is. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from node.audit.leaf import Leaf
+from node.audit.leaf import LOCAL_EVENTS, Leaf
 
 SUPPRESS_BELOW = 5
 
@@ -53,10 +54,12 @@ def build_report(
     for leaves in listed.values():
         for leaf in leaves:
             p = leaf.public
+            events[p.event] += 1
+            if p.event in LOCAL_EVENTS:
+                continue  # one node's own record: no exchange to count
             exchanges.setdefault(
                 p.exchange_id, (p.request_type, p.legal_basis, p.sender, p.recipient)
             )
-            events[p.event] += 1
             if p.event.startswith("decision.") and p.refusal_ground:
                 grounds.update((p.exchange_id, g) for g in p.refusal_ground.split(","))
     by = {

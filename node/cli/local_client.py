@@ -110,6 +110,9 @@ class LocalClient:
     def node_status(self) -> local_pb2.NodeStatus:
         return self.call(self._stub.GetNodeStatus, local_pb2.GetNodeStatusRequest())
 
+    def access_log(self, request: local_pb2.AccessLogRequest) -> local_pb2.AccessLogResponse:
+        return self.call(self._stub.AccessLog, request)
+
     def get_request(self, request_id: str) -> local_pb2.RequestDetail:
         return self.call(self._stub.GetRequest, local_pb2.GetRequestRequest(request_id=request_id))
 

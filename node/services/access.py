@@ -58,6 +58,7 @@ LOCAL_OPERATIONS: Mapping[str, frozenset[Permission]] = {
     "FetchEvidence": _CASE_READ,
     # the audit log
     "ProveRecord": frozenset({P.AUDIT_OPEN}),
+    "AccessLog": frozenset({P.ACCESS_LOG}),
     # running the node
     "GetNodeStatus": frozenset({P.NODE_OPERATE}),
     "InstallDirectory": frozenset({P.NODE_OPERATE}),

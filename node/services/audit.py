@@ -30,6 +30,7 @@ from node.audit.note import Checkpoint, sign_note
 from node.audit.tiles import TILE_HEIGHT, TILE_WIDTH, TiledTree, TileLevels
 from node.errors import MalformedError
 from node.ids import AgencyId, ExchangeId
+from node.model.people import NODE_ACTOR, Actor
 from node.storage import audit_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -50,8 +51,11 @@ def record_event(
     envelope_digest: bytes,
     promised_leaf: int | None = None,
     refusal_ground: str | None = None,
+    actor: Actor = NODE_ACTOR,
+    reason: str | None = None,
 ) -> int:
-    """Append one event's leaf and openings; return the leaf's index."""
+    """Append one event's leaf and openings; return the leaf's index. ``actor`` (who acted,
+    if a person) and ``reason`` (one they gave) go in as commitments only."""
     form = _form(form_json)
     public = PublicFields(
         event=event,
@@ -74,6 +78,8 @@ def record_event(
             if event.startswith("request.")
             else {}
         ),
+        **officer_fields(actor),
+        **({OpeningName.REASON: reason} if reason else {}),
     }
     return append_leaf(session, public, sensitive, now_ms=instant_ms)
 
@@ -102,10 +108,21 @@ def append_leaves(
                 leaf=data,
                 leaf_hash=leaf_hash(data),
                 openings=[(o.name, o.value, o.salt) for o in openings],
-                exchange_id=public.exchange_id,
+                exchange_id=public.exchange_id or None,
             )
         )
     return audit_repo.append_audit_leaves(session, batch, now_ms=now_ms)
+
+
+def officer_fields(actor: Actor) -> dict[OpeningName, str]:
+    """The commitments naming who acted: a person and their unit, and the approver of an
+    action run after approval; nothing for the node acting on its own."""
+    if not actor.is_person:
+        return {}
+    fields = {OpeningName.OFFICER: actor.name, OpeningName.OFFICER_UNIT: actor.unit}
+    if actor.approved_by:
+        fields[OpeningName.APPROVER] = actor.approved_by
+    return fields
 
 
 def _requesting_unit(form: Mapping[str, object]) -> str:

@@ -23,7 +23,16 @@ from node.audit.proof import ProofBundle
 from node.errors import NotFoundError
 from node.forms.profiles import profiles
 from node.ids import AgencyId
-from node.services.audit import AuditService, append_leaf, append_leaves
+from node.model.people import Actor
+from node.services.access import current_actor
+from node.services.attribution import (
+    AccessEntry,
+    AccessQuery,
+    access_entries,
+    describe,
+    record_local,
+)
+from node.services.audit import AuditService, append_leaf, append_leaves, officer_fields
 from node.storage import audit_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -72,10 +81,11 @@ class DisclosureService:
             NotFoundError: no such leaf or request in this node's log.
         """
         check_reason(release.role, release.reason, release.order)
+        actor = current_actor()  # database threads do not see the call's context
         indices = await self._database.run(lambda: self._resolve(target))
         bundles = []
         for index in indices:
-            leaf, openings = await self._database.run(partial(self._release, index, release))
+            leaf, openings = await self._database.run(partial(self._release, index, release, actor))
             note = await self._audit.covering_checkpoint(index)
             size = Checkpoint.parse(split_note(note)[0]).size
             proof = await self._audit.inclusion_proof(index=index, size=size)
@@ -96,7 +106,9 @@ class DisclosureService:
                 raise NotFoundError(f"this node's log has no record of request {target}")
             return indices
 
-    def _release(self, index: int, release: Release) -> tuple[bytes, tuple[Opening, ...]]:
+    def _release(
+        self, index: int, release: Release, actor: Actor
+    ) -> tuple[bytes, tuple[Opening, ...]]:
         with transaction(self._database.engine) as session:
             row = audit_repo.audit_leaf(session, index)
             if row is None:
@@ -115,11 +127,35 @@ class DisclosureService:
                 OpeningName.RELEASED_FIELDS: ",".join(o.name for o in released),
                 OpeningName.REASON: release.reason,
                 **({OpeningName.ORDER: release.order} if release.order else {}),
+                **officer_fields(actor),
             }
             recipient = release.recipient or ("court" if release.role == "court" else self._me)
             disclosed = self._public("disclosure.opened", public, recipient, now)
             append_leaf(session, disclosed, sensitive, now_ms=now)
             return row.leaf, released
+
+    async def access_log(self, query: AccessQuery) -> list[AccessEntry]:
+        """Who did and read what here, from the private openings (see
+        :mod:`node.services.attribution`); the query itself is logged as ``access-log.read``
+        in the same transaction."""
+        actor = current_actor()
+
+        def load() -> list[AccessEntry]:
+            now = self._clock()
+            with transaction(self._database.engine) as session:
+                entries = access_entries(session, query, me=self._me)
+                record_local(
+                    session,
+                    event="access-log.read",
+                    me=self._me,
+                    actor=actor,
+                    now_ms=now,
+                    subject=describe(query),
+                    detail=f"{len(entries)} entries",
+                )
+                return entries
+
+        return await self._database.run(load)
 
     def _public(self, event: str, of: PublicFields, recipient: str, now: int) -> PublicFields:
         return PublicFields(

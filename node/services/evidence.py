@@ -123,6 +123,12 @@ class MessageSender(Protocol):
         """Raises OutsideUnitError when the acting user may not read the request."""
         ...
 
+    async def read_request(
+        self, request_id: str, *, event: str = "case.read", subject: str = ""
+    ) -> RequestView:
+        """As ``get_request``, and a person's read is an audit leaf."""
+        ...
+
 
 # --- manifests -------------------------------------------------------------------------------
 
@@ -397,7 +403,7 @@ class EvidenceService:
     async def list_sets(self, request_id: str) -> list[EvidenceSetView]:
         """Raises: NotFoundError, OutsideUnitError (the acting user may not read the case)."""
         exchange_id = parse_exchange_id(request_id)
-        await self._messages.get_request(request_id)
+        await self._messages.read_request(request_id, event="case.evidence-listed")
 
         def load() -> list[EvidenceSetView]:
             with transaction(self._database.engine) as session:
@@ -420,6 +426,9 @@ class EvidenceService:
         """
         await self._messages.get_request(request_id)
         evidence, meta = await self._database.run(lambda: self._file(request_id, evidence_id, item))
+        await self._messages.read_request(
+            request_id, event="case.evidence-read", subject=f"{evidence_id}/{item}"
+        )
         digests: list[str] = meta["chunks"]
         whole = hashlib.sha256()
         start = 0

@@ -47,6 +47,8 @@ from node.indicators.groups import (
 from node.indicators.sets import IndicatorError, IndicatorSet
 from node.indicators.tlp import Tlp, TlpEgressError, may_hold
 from node.members import Directory, Member, member_by_certificate
+from node.model.people import NODE_ACTOR
+from node.services.attribution import record_local
 from node.services.group_views import GroupMatches, GroupView, SyncOutcome, TagMatch
 from node.storage import group_repo, indicator_repo
 from node.storage.database import Database
@@ -421,11 +423,27 @@ class GroupService:
                 entries = group_repo.entries_after(
                     session, **where, after_seq=after_seq, limit=size
                 )
+                if entries:  # tags handed over; an empty page discloses nothing
+                    self._log_pull(session, group_id, caller.agency_id, after_seq, len(entries))
                 return TagPage(
                     entries=tuple(entries), last_seq=group_repo.last_seq(session, **where)
                 )
 
         return await self._database.run(load)
+
+    def _log_pull(
+        self, session: Session, group_id: str, caller: str, after_seq: int, count: int
+    ) -> None:
+        record_local(
+            session,
+            event="group.pull-answered",
+            me=self._me,
+            other=caller,
+            actor=NODE_ACTOR,
+            now_ms=self._clock(),
+            subject=group_id,
+            detail=f"after={after_seq} entries={count}",
+        )
 
     async def sync(self, group_id: str | None = None) -> list[SyncOutcome]:
         """Copy every other member's log (of one group, or all) from where this node left off.

@@ -33,6 +33,9 @@ from node.ids import AgencyId
 from node.indicators.sets import Indicator, IndicatorError, IndicatorSet, sign_set, verify_set
 from node.indicators.tlp import NAMED, Tlp, TlpEgressError
 from node.members import Directory, member_by_certificate
+from node.model.people import Actor
+from node.services.access import current_actor
+from node.services.attribution import record_local
 from node.services.outbox import OwedState
 from node.services.pdq_matcher import PDQ_MAX_DISTANCE, PdqMatch, PdqMatcher
 from node.services.set_offers import (
@@ -260,20 +263,32 @@ class IndicatorService:
             NotFoundError, UnknownAgencyError.
             PeerRejectedError: the recipient refused it for good (the reason is kept).
         """
+        actor = current_actor()  # database threads do not see the call's context
         row = await self._database.run(lambda: self._row(set_id))
         self._check_egress(row, recipient)
-        await self._database.run(lambda: self._owe(set_id, recipient))
+        await self._database.run(lambda: self._owe(set_id, recipient, actor))
         result = await self.offers.attempt(set_id, recipient)
         if result.state is OwedState.FAILED and result.error is not None:
             raise result.error
         return await self.get(set_id)
 
-    def _owe(self, set_id: str, recipient: AgencyId) -> None:
+    def _owe(self, set_id: str, recipient: AgencyId, actor: Actor) -> None:
+        """Owe the set's newest version to ``recipient``, and log who shared it."""
         with transaction(self._database.engine) as session:
             row = repo.get_set(session, set_id, lock=True)
             if row is None:
                 raise NotFoundError(f"no indicator set {set_id} at this node")
             self.offers.owe(session, set_id, [recipient], row.version)
+            record_local(
+                session,
+                event="indicators.shared",
+                me=self._me,
+                other=recipient,
+                actor=actor,
+                now_ms=self._clock(),
+                subject=set_id,
+                detail=f"version={row.version}",
+            )
 
     def _row(self, set_id: str) -> IndicatorSetRow:
         with transaction(self._database.engine) as session:

@@ -56,6 +56,9 @@ from node.indicators.reveal import (
     verify_request,
 )
 from node.members import Directory, Member, member_by_certificate
+from node.model.people import Actor
+from node.services.access import current_actor
+from node.services.attribution import record_local
 from node.services.overlap import DAY_MS, OverlapLimitError
 from node.storage import indicator_repo, reveal_repo
 from node.storage.database import Database
@@ -252,7 +255,8 @@ class RevealService:
             UnknownRevealError: no request to this agency has that id.
             RevealStateError: already decided, or expired.
         """
-        return await self._database.run(partial(self._decide, request_id, consent))
+        actor = current_actor()  # database threads do not see the call's context
+        return await self._database.run(partial(self._decide, request_id, consent, actor))
 
     async def answer(
         self, request_id: str, points: list[bytes], *, peer_fingerprint: str | None
@@ -348,7 +352,7 @@ class RevealService:
                 )
             reveal_repo.add_reveal(session, row)
 
-    def _decide(self, request_id: str, consent: bool) -> RevealView:
+    def _decide(self, request_id: str, consent: bool, actor: Actor) -> RevealView:
         with transaction(self._database.engine) as session:
             row = self._held(session, request_id, direction="inbound")
             state = self._state(row)
@@ -357,6 +361,16 @@ class RevealService:
             row.state = "consented" if consent else "refused"
             row.decided_at_ms = self._clock()
             session.add(row)
+            record_local(
+                session,
+                event="reveal.decided",
+                me=self._me,
+                other=row.requester,
+                actor=actor,
+                now_ms=row.decided_at_ms,
+                subject=request_id,
+                detail=row.state,
+            )
             return self._view(row)
 
     def _outbound(self, request_id: str) -> OverlapReveal:

@@ -8,13 +8,17 @@ random, so a fast hash suffices), and they expire and can be revoked.
 
 The first user is made when the node first starts with an empty user table: ``admin``, mapped
 to the login named in ``[people] bootstrap_os_user`` (``comity node init`` writes the login
-that initialised the node), with the roles of ``[people] bootstrap_roles``.
+that initialised the node), with the roles of ``[people] bootstrap_roles``; it comes from the
+configuration and is not an audit event. Every later change to users, roles and tokens, and
+every local call refused, is a leaf of the audit log naming who did it in its commitments
+(:mod:`node.services.attribution`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,11 +34,14 @@ from node.model.people import (
     check_unit,
     check_user_name,
 )
+from node.services.access import current_actor
+from node.services.attribution import OncePerHour, record_local
 from node.storage import people_repo as repo
 from node.storage.database import Database
 from node.storage.engine import transaction
 from node.storage.people_tables import TokenRow, UserRow
 
+_LOG = logging.getLogger(__name__)
 BOOTSTRAP_USER = "admin"
 BOOTSTRAP_UNIT = "node administration"
 TOKEN_PREFIX = "ctk"  # noqa: S105 (the public prefix of every token, not a secret)
@@ -108,9 +115,49 @@ class NewToken:
 
 
 class PeopleService:
-    def __init__(self, *, database: Database, clock: Callable[[], int]) -> None:
+    def __init__(self, *, database: Database, clock: Callable[[], int], agency_id: str) -> None:
         self._database = database
         self._clock = clock
+        self._me = agency_id
+        self._refusals = OncePerHour()
+
+    def _record(
+        self,
+        session: Session,
+        event: str,
+        actor: Actor | None,
+        *,
+        subject: str,
+        detail: str | None = None,
+    ) -> None:
+        record_local(
+            session,
+            event=event,
+            me=self._me,
+            actor=actor,
+            now_ms=self._clock(),
+            subject=subject,
+            detail=detail,
+        )
+
+    async def record_refusal(self, operation: str, actor: Actor | None, error: ComityError) -> None:
+        """Log a refused local call (the hook of the local server's sign-in step), once per
+        caller, operation and refusal code in an hour."""
+        now = self._clock()
+        key = (actor.name if actor is not None else "", operation, error.code)
+        if not self._refusals.due(key, now):
+            return
+
+        def work() -> None:
+            with transaction(self._database.engine) as session:
+                self._record(session, "call.refused", actor, subject=operation, detail=error.code)
+
+        try:
+            await self._database.run(work)
+        except ComityError as failed:  # the caller still gets the refusal, not this
+            _LOG.warning("a refused %s call could not be logged: %s", operation, failed.code)
+            return
+        self._refusals.done(key, now)
 
     # --- set-up -----------------------------------------------------------------------
 
@@ -201,6 +248,7 @@ class PeopleService:
         wanted = frozenset(roles)
         if not wanted:
             raise BadUserError("a user needs at least one role (--role)")
+        actor = current_actor()
 
         def work() -> UserView:
             with transaction(self._database.engine) as session:
@@ -208,7 +256,9 @@ class PeopleService:
                     raise UserExistsError(f"user {name!r} already exists")
                 if os_user is not None and repo.user_of_os_login(session, os_user):
                     raise UserExistsError(f"the login {os_user!r} is already mapped to a user")
-                return self._add(session, name, unit, wanted, os_user)
+                view = self._add(session, name, unit, wanted, os_user)
+                self._record(session, "user.added", actor, subject=name, detail=_roles(view))
+                return view
 
         return await self._database.run(work)
 
@@ -228,6 +278,7 @@ class PeopleService:
 
     async def set_enabled(self, name: str, *, enabled: bool) -> UserView:
         """Raises: NotFoundError, LastAdminError (disabling the last enabled admin)."""
+        actor = current_actor()
 
         def work() -> UserView:
             with transaction(self._database.engine) as session:
@@ -237,6 +288,8 @@ class PeopleService:
                 session.add(row)
                 session.flush()
                 _keep_an_admin(session)
+                event = "user.enabled" if enabled else "user.disabled"
+                self._record(session, event, actor, subject=name)
                 return _view(session, row)
 
         return await self._database.run(work)
@@ -246,6 +299,7 @@ class PeopleService:
     ) -> UserView:
         """Raises: NotFoundError, BadUserError (no role left), LastAdminError."""
         granted, revoked = frozenset(grant), frozenset(revoke)
+        actor = current_actor()
 
         def work() -> UserView:
             with transaction(self._database.engine) as session:
@@ -257,7 +311,10 @@ class PeopleService:
                 row.updated_at_ms = self._clock()
                 session.add(row)
                 _keep_an_admin(session)
-                return _view(session, row)
+                view = _view(session, row)
+                changed = "user.roles-changed"
+                self._record(session, changed, actor, subject=name, detail=_roles(view))
+                return view
 
         return await self._database.run(work)
 
@@ -282,11 +339,14 @@ class PeopleService:
             created_at_ms=now,
             expires_at_ms=now + days * DAY_MS,
         )
+        actor = current_actor()
 
         def work() -> TokenView:
             with transaction(self._database.engine) as session:
                 _user(session, name)
                 repo.add_token(session, row)
+                detail = f"user={name} days={days}"
+                self._record(session, "token.created", actor, subject=token_id, detail=detail)
                 return _token_view(row)
 
         view = await self._database.run(work)
@@ -301,6 +361,7 @@ class PeopleService:
 
     async def revoke_token(self, token_id: str) -> TokenView:
         """Raises: NotFoundError."""
+        actor = current_actor()
 
         def work() -> TokenView:
             with transaction(self._database.engine) as session:
@@ -310,6 +371,8 @@ class PeopleService:
                 if row.revoked_at_ms is None:
                     row.revoked_at_ms = self._clock()
                     session.add(row)
+                    detail = f"user={row.name}"
+                    self._record(session, "token.revoked", actor, subject=token_id, detail=detail)
                 return _token_view(row)
 
         return await self._database.run(work)
@@ -328,6 +391,10 @@ class PeopleService:
         )
         repo.add_user(session, row, roles)
         return _view(session, row)
+
+
+def _roles(view: UserView) -> str:
+    return "roles=" + ",".join(sorted(view.roles))
 
 
 def _user(session: Session, name: str) -> UserRow:

@@ -34,6 +34,9 @@ from node.indicators.sightings import (
 )
 from node.indicators.tlp import Tlp, may_hold
 from node.members import Directory, member_by_certificate
+from node.model.people import Actor
+from node.services.access import current_actor
+from node.services.attribution import record_local
 from node.services.outbox import OwedState
 from node.services.set_offers import OfferSettings
 from node.services.sighting_reports import SentReport, SightingReports, SightingTransport
@@ -98,8 +101,9 @@ class SightingService:
             FormValidationError, SightingError: a bad value or note.
             PeerRejectedError: the owner refused it for good (the reason is kept).
         """
+        actor = current_actor()  # database threads do not see the call's context
         sighting_id = await self._database.run(
-            lambda: self._record(set_id, indicator=indicator, kind=kind, note=note)
+            lambda: self._record(set_id, indicator=indicator, kind=kind, note=note, actor=actor)
         )
         result = await self.reports.attempt(sighting_id)
         if result.state is OwedState.FAILED and result.error is not None:
@@ -110,10 +114,17 @@ class SightingService:
         return sent
 
     def _record(
-        self, set_id: str, *, indicator: tuple[str, str], kind: SightingKind, note: str | None
+        self,
+        set_id: str,
+        *,
+        indicator: tuple[str, str],
+        kind: SightingKind,
+        note: str | None,
+        actor: Actor,
     ) -> str:
         """Decide to send a report and keep it signed, in one transaction: a report is never
-        made without being kept, nor kept about a set or an indicator this node lacks."""
+        made without being kept, nor kept about a set or an indicator this node lacks; who
+        made it is logged in the same transaction."""
         with transaction(self._database.engine) as session:
             row = self._held_set(session, set_id)
             sighting = Sighting.new(
@@ -134,6 +145,16 @@ class SightingService:
             document = sighting.to_bytes()
             signature = sign_sighting(document, self._keys().signing)
             self.reports.owe(session, sighting, document, signature)
+            record_local(
+                session,
+                event="sighting.reported",
+                me=self._me,
+                other=row.owner,
+                actor=actor,
+                now_ms=sighting.at_ms,
+                subject=sighting.sighting_id,
+                detail=f"set={set_id} kind={kind.value}",
+            )
         _LOG.info(
             "%s report %s on set %s made for %s",
             kind.value,

@@ -42,7 +42,8 @@ class NewLeaf:
     leaf_hash: bytes
     openings: list[tuple[str, str, bytes]]
     """(name, value, salt) of each commitment the leaf makes."""
-    exchange_id: str
+    exchange_id: str | None
+    """The leaf's exchange, if it belongs to one (local events may not)."""
 
 
 def append_audit_leaves(session: Session, leaves: list[NewLeaf], *, now_ms: int) -> int:
@@ -104,6 +105,41 @@ def audit_leaf(session: Session, index: int) -> AuditLeaf | None:
 def audit_indices_of_exchange(session: Session, exchange_id: str) -> list[int]:
     query = select(AuditLeaf.idx).where(col(AuditLeaf.exchange_id) == exchange_id)
     return list(session.exec(query.order_by(col(AuditLeaf.idx))))
+
+
+OFFICER = "officer"
+APPROVER = "approver"
+
+
+def attributed_leaves(
+    session: Session,
+    *,
+    user: str | None,
+    exchange_id: str | None,
+    since_ms: int | None,
+    limit: int,
+) -> list[AuditLeaf]:
+    """Leaves whose kept openings name who acted (``user``, as actor or approver, if given),
+    newest first."""
+    named = select(AuditOpening.leaf_idx).where(col(AuditOpening.name) == OFFICER)
+    if user is not None:
+        named = select(AuditOpening.leaf_idx).where(
+            col(AuditOpening.name).in_((OFFICER, APPROVER)), col(AuditOpening.value) == user
+        )
+    query = select(AuditLeaf).where(col(AuditLeaf.idx).in_(named))
+    if exchange_id is not None:
+        query = query.where(col(AuditLeaf.exchange_id) == exchange_id)
+    if since_ms is not None:
+        query = query.where(col(AuditLeaf.created_at_ms) >= since_ms)
+    return list(session.exec(query.order_by(col(AuditLeaf.idx).desc()).limit(limit)))
+
+
+def openings_of(session: Session, indices: list[int]) -> list[AuditOpening]:
+    """The kept openings of these leaves."""
+    if not indices:
+        return []
+    query = select(AuditOpening).where(col(AuditOpening.leaf_idx).in_(indices))
+    return list(session.exec(query))
 
 
 def leaves_with_openings(

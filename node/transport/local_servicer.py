@@ -12,8 +12,9 @@ import grpc
 from node import wire
 from node.federation.trusted import FederationDirectory
 from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
-from node.ids import AgencyId
+from node.ids import AgencyId, parse_exchange_id
 from node.model.request import Direction, NodeStatusView, RequestView
+from node.services.attribution import AccessEntry, AccessQuery
 from node.services.campaigns import CampaignService
 from node.services.disclosure import DisclosureService, Release
 from node.services.evidence import EvidenceFile, EvidenceService, EvidenceSetView
@@ -125,7 +126,7 @@ class LocalServicer(
     async def GetRequest(  # noqa: N802
         self, request: local_pb2.GetRequestRequest, _context: Context
     ) -> local_pb2.RequestDetail:
-        return request_detail_to_proto(await self._exchange.get_request(request.request_id))
+        return request_detail_to_proto(await self._exchange.read_request(request.request_id))
 
     async def GetNodeStatus(  # noqa: N802
         self, _request: local_pb2.GetNodeStatusRequest, _context: Context
@@ -185,11 +186,39 @@ class LocalServicer(
         )
         return proof_bundles(await self._disclosure.prove(request.target, release))
 
+    async def AccessLog(  # noqa: N802
+        self, request: local_pb2.AccessLogRequest, _context: Context
+    ) -> local_pb2.AccessLogResponse:
+        query = AccessQuery(
+            user=request.user or None,
+            exchange_id=str(parse_exchange_id(request.request_id)) if request.request_id else None,
+            since_ms=request.since_ms or None,
+            limit=request.limit or DEFAULT_LIST_LIMIT * 2,
+        )
+        entries = await self._disclosure.access_log(query)
+        return local_pb2.AccessLogResponse(entries=[_access_entry(e) for e in entries])
+
     async def EraseExpired(  # noqa: N802
         self, _request: local_pb2.EraseExpiredRequest, _context: Context
     ) -> local_pb2.ErasureSummary:
         erased = await self._disclosure.erase_expired()
         return local_pb2.ErasureSummary(leaves=erased.leaves, exchanges=erased.exchanges)
+
+
+def _access_entry(entry: AccessEntry) -> local_pb2.AccessLogEntry:
+    return local_pb2.AccessLogEntry(
+        leaf=entry.index,
+        event=entry.event,
+        at_ms=entry.at_ms,
+        user=entry.officer,
+        unit=entry.unit,
+        approved_by=entry.approver or "",
+        agency=entry.agency,
+        request_id=entry.exchange_id or "",
+        subject=entry.subject or "",
+        detail=entry.detail or "",
+        reason=entry.reason or "",
+    )
 
 
 def _evidence_set(view: EvidenceSetView) -> local_pb2.EvidenceSet:

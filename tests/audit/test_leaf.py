@@ -77,3 +77,26 @@ def test_unknown_event_and_too_many_fields_are_refused() -> None:
         build_leaf(PublicFields(**{**PUBLIC.__dict__, "event": "coffee.made"}), SENSITIVE)
     with pytest.raises(LeafError, match="at most"):
         build_leaf(PUBLIC, dict.fromkeys(list(OpeningName)[: COMMITMENTS_PER_LEAF + 1], "x"))
+
+
+def test_leaves_written_with_eight_commitments_still_parse_and_open() -> None:
+    """Leaves from before leaves held twelve commitments stay valid as they are."""
+    leaf, openings = build_leaf(PUBLIC, SENSITIVE)
+    real = {o.commitment() for o in openings}
+    older = Leaf(
+        public=PUBLIC,
+        commitments=tuple(sorted([*real, *[c for c in leaf.commitments if c not in real][:6]])),
+    )
+    data = older.to_bytes()
+    assert Leaf.from_bytes(data) == older
+    assert len(older.commitments) == 8
+    assert all(older.opens(o) for o in openings)
+
+
+def test_who_acted_is_committed_not_public() -> None:
+    sensitive = {OpeningName.OFFICER: "kadri", OpeningName.OFFICER_UNIT: "Cyber Unit"}
+    leaf, _ = build_leaf(PublicFields(**{**PUBLIC.__dict__, "event": "case.read"}), sensitive)
+    data = leaf.to_bytes()
+    assert b"kadri" not in data
+    assert b"Cyber Unit" not in data
+    assert len(leaf.commitments) == COMMITMENTS_PER_LEAF

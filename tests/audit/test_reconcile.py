@@ -61,3 +61,13 @@ def test_receipt_promising_the_wrong_leaf_is_found() -> None:
     for promise in (1, 9, None):  # another leaf, no leaf at all, no promise
         [finding] = reconcile({A: [FULL_A[0], receipt_received(promise)], B: FULL_B})
         assert (finding.kind, finding.node) == ("broken_promise", B)
+
+
+def test_local_events_have_no_counterpart_to_find() -> None:
+    """A read of the case at one end, a refused call at the other: nothing to match."""
+    read = leaf("case.read")
+    refused = Leaf(
+        public=PublicFields(**{**leaf("call.refused", exchange="").public.__dict__, "sender": B}),
+        commitments=(),
+    )
+    assert reconcile({A: [*FULL_A, read], B: [FULL_B[0], refused, FULL_B[1]]}) == []

@@ -98,3 +98,12 @@ def test_times_to_decision_and_deadline_breaches_to_the_hour() -> None:
     assert report["deadline_breaches_by_legal_basis"] == {"budapest-art29": 2}
     suppressed = build_report({"bb-authority": leaves}, deadlines=deadlines, now_ms=now)
     assert suppressed["deadline_breaches_by_legal_basis"] == {"budapest-art29": "<5"}
+
+
+def test_local_events_are_counted_by_kind_and_are_no_exchange() -> None:
+    local = [leaf("case.read", "x0"), leaf("call.refused", ""), leaf("user.added", "")]
+    report = build_report({A: [*LOGS[A], *local], B: LOGS[B]})
+    assert report["exchanges"] == 8
+    assert report["by_request_type"] == {"preservation": 8}
+    assert report["events"]["case.read"] == "<5"
+    assert set(report["events"]) >= {"call.refused", "user.added"}

@@ -139,6 +139,12 @@ class ExchangeService:
         """See :meth:`Views.get_request`."""
         return await self.views.get_request(request_id)
 
+    async def read_request(
+        self, request_id: str, *, event: str = "case.read", subject: str = ""
+    ) -> RequestView:
+        """See :meth:`Views.read_request`."""
+        return await self.views.read_request(request_id, event=event, subject=subject)
+
     async def list_requests(self, *, direction: Direction | None, limit: int) -> list[RequestView]:
         return await self.views.list_requests(direction=direction, limit=limit)
 

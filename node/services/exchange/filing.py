@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sqlmodel import Session
 
@@ -119,6 +120,13 @@ class Filing:
             strip=strip,
             campaign_id=campaign_id,
         )
+        exchange_id = await self._seal_and_store(preview, campaign_id=campaign_id, actor=actor)
+        return await self._views.get_request(exchange_id)
+
+    async def _seal_and_store(
+        self, preview: RequestPreview, *, campaign_id: str | None, actor: Actor
+    ) -> ExchangeId:
+        """Sign and seal the previewed request, store it and hand it to delivery."""
         form_type = get_form_type(preview.request_type)
         member = self._recipient(preview.recipient)
         canonical = preview.form_json
@@ -147,7 +155,7 @@ class Filing:
                 ),
                 after_commit="file.after_commit",
             )
-        return await self._views.get_request(header.exchange_id)
+        return header.exchange_id
 
     async def send_message(
         self,
@@ -323,6 +331,7 @@ class Filing:
                 exchange_id=header.exchange_id,
                 instant_ms=now,
                 envelope_digest=claim.digest,
+                actor=actor,
             )
         return claim
 
@@ -379,19 +388,35 @@ class Filing:
             apply_message(session, row, kind=kind, fields=fields, state=state, now_ms=now)
             if within is not None:
                 within(session, row)
-            record_event(
-                session,
-                event=f"{kind}.sent",
-                request_type=row.request_type,
-                form_json=row.form_json,
-                sender=self._party.me,
-                recipient=AgencyId(row.peer),
-                exchange_id=exchange_id,
-                instant_ms=now,
-                envelope_digest=claim.digest,
-                refusal_ground=refusal_ground(kind, fields),
-            )
+            self._record_sent(session, row, kind, fields, claim, now=now, actor=actor)
         return claim
+
+    def _record_sent(
+        self,
+        session: Session,
+        row: Exchange,
+        kind: str,
+        fields: Mapping[str, Any],
+        claim: Claim,
+        *,
+        now: int,
+        actor: Actor,
+    ) -> None:
+        """The ``<kind>.sent`` leaf of a lifecycle message, naming who sent it."""
+        record_event(
+            session,
+            event=f"{kind}.sent",
+            request_type=row.request_type,
+            form_json=row.form_json,
+            sender=self._party.me,
+            recipient=AgencyId(row.peer),
+            exchange_id=ExchangeId(row.id),
+            instant_ms=now,
+            envelope_digest=claim.digest,
+            refusal_ground=refusal_ground(kind, fields),
+            actor=actor,
+            reason=_reason(fields),
+        )
 
     def _check_capacity(self, session: Session) -> None:
         pending = outbox_repo.count_outbox(session, status=outbox_repo.PENDING)
@@ -446,3 +471,9 @@ class Filing:
             attempts=0,
             trace_context=trace_context,
         )
+
+
+def _reason(fields: Mapping[str, Any]) -> str | None:
+    """The reason a message gives (a withdrawal's, an extension's), for the audit leaf."""
+    reason = fields.get("reason")
+    return reason if isinstance(reason, str) and reason else None

@@ -20,6 +20,7 @@ from node.model.request import (
     RequestView,
 )
 from node.services.access import check_may_read, current_actor, unit_scope
+from node.services.attribution import OncePerHour, record_local
 from node.services.exchange.party import Party
 from node.services.lifecycle import effective_state, is_overdue
 from node.storage import exchange_repo, outbox_repo, people_repo
@@ -32,6 +33,7 @@ class Views:
 
     def __init__(self, *, party: Party) -> None:
         self._party = party
+        self._reads = OncePerHour()
 
     async def get_request(self, request_id: str) -> RequestView:
         """One request with its form and receipt.
@@ -43,6 +45,44 @@ class Views:
         exchange_id = parse_exchange_id(request_id)
         actor = current_actor()
         return await self._party.run(lambda: self._load_view(exchange_id, actor))
+
+    async def read_request(
+        self, request_id: str, *, event: str = "case.read", subject: str = ""
+    ) -> RequestView:
+        """One request, for a person to read: as :meth:`get_request`, and the read is an
+        audit leaf (``event``: ``case.read`` for the form, ``case.evidence-listed`` or
+        ``case.evidence-read`` for evidence; ``subject``: which file), once per user,
+        request, kind of read and subject in an hour.
+
+        Raises:
+            MalformedError, NotFoundError, OutsideUnitError: as :meth:`get_request`.
+        """
+        exchange_id = parse_exchange_id(request_id)
+        actor = current_actor()
+        now = self._party.clock()
+        read = (actor.name, exchange_id, event, subject)
+        due = actor.is_person and self._reads.due(read, now)
+
+        def load() -> RequestView:
+            with transaction(self._party.engine) as session:
+                view = self._checked_view(session, exchange_id, actor)
+                if due:
+                    record_local(
+                        session,
+                        event=event,
+                        me=self._party.me,
+                        other=view.peer,
+                        actor=actor,
+                        now_ms=now,
+                        subject=subject or None,
+                        of=exchange_repo.get_exchange(session, exchange_id),
+                    )
+                return view
+
+        view = await self._party.run(load)
+        if due:
+            self._reads.done(read, now)
+        return view
 
     async def list_requests(self, *, direction: Direction | None, limit: int) -> list[RequestView]:
         """The newest requests the acting user may read (investigators: their unit's)."""
@@ -59,12 +99,15 @@ class Views:
 
     def _load_view(self, exchange_id: ExchangeId, actor: Actor) -> RequestView:
         with transaction(self._party.engine) as session:
-            check_may_read(
-                actor,
-                exchange_id=exchange_id,
-                filed_by_unit=people_repo.unit_of_case(session, exchange_id),
-            )
-            return _load_view(session, exchange_id, self._party.clock())
+            return self._checked_view(session, exchange_id, actor)
+
+    def _checked_view(self, session: Session, exchange_id: ExchangeId, actor: Actor) -> RequestView:
+        check_may_read(
+            actor,
+            exchange_id=exchange_id,
+            filed_by_unit=people_repo.unit_of_case(session, exchange_id),
+        )
+        return _load_view(session, exchange_id, self._party.clock())
 
     async def overdue_requests(self) -> list[RequestView]:
         """Requests past their deadline that have not reached the step it is for, both

@@ -868,6 +868,115 @@ class EraseExpiredRequest(_message.Message):
 Global___EraseExpiredRequest: _TypeAlias = EraseExpiredRequest  # noqa: Y015
 
 @_typing.final
+class AccessLogRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SINCE_MS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    """Only what this user did (as the one who acted, or who approved); empty for all."""
+    request_id: _builtins.str
+    """Only this request's entries; empty for all."""
+    since_ms: _builtins.int
+    """Only entries logged at or after this time (Unix milliseconds); 0 for all."""
+    limit: _builtins.int
+    """At most this many entries (default 100, at most 1000)."""
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        since_ms: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "request_id", b"request_id", "since_ms", b"since_ms", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessLogRequest: _TypeAlias = AccessLogRequest  # noqa: Y015
+
+@_typing.final
+class AccessLogEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAF_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    AT_MS_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    leaf: _builtins.int
+    """The audit leaf's index: ProveRecord proves it."""
+    event: _builtins.str
+    """The leaf's event, e.g. "request.sent", "case.read", "user.added", "call.refused"."""
+    at_ms: _builtins.int
+    user: _builtins.str
+    """The user who acted and their unit then (empty for a caller not identified)."""
+    unit: _builtins.str
+    approved_by: _builtins.str
+    """The user who approved the action, if it ran after approval."""
+    agency: _builtins.str
+    """The other agency, or this one for a purely local event."""
+    request_id: _builtins.str
+    subject: _builtins.str
+    """What the event concerned (a user, token, operation, file …), its detail, and the
+    reason the person gave, where there is one.
+    """
+    detail: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        leaf: _builtins.int = ...,
+        event: _builtins.str = ...,
+        at_ms: _builtins.int = ...,
+        user: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        approved_by: _builtins.str = ...,
+        agency: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "approved_by", b"approved_by", "at_ms", b"at_ms", "detail", b"detail", "event", b"event", "leaf", b"leaf", "reason", b"reason", "request_id", b"request_id", "subject", b"subject", "unit", b"unit", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessLogEntry: _TypeAlias = AccessLogEntry  # noqa: Y015
+
+@_typing.final
+class AccessLogResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessLogEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___AccessLogEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessLogResponse: _TypeAlias = AccessLogResponse  # noqa: Y015
+
+@_typing.final
 class ErasureSummary(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -101,6 +101,11 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.EraseExpiredRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.ErasureSummary.FromString,
                 _registered_method=True)
+        self.AccessLog = channel.unary_unary(
+                '/comity.v1.Local/AccessLog',
+                request_serializer=comity_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.AccessLogResponse.FromString,
+                _registered_method=True)
         self.CreateGroup = channel.unary_unary(
                 '/comity.v1.Local/CreateGroup',
                 request_serializer=comity_dot_v1_dot_local__groups__pb2.CreateGroupRequest.SerializeToString,
@@ -344,7 +349,8 @@ class LocalServicer:
     def ProveRecord(self, request, context):
         """Offline proof bundles (C2SP tlog-proof) for a leaf of this node's log, or for
         every leaf of a request, with the openings the role may see (agency and court:
-        all; oversight: requesting unit and justification; secretariat: none). Each
+        all; oversight: requesting unit, justification, who acted, their unit, the
+        approver, the reason given and what a local event concerned; secretariat: none). Each
         release is logged as a "disclosure.opened" leaf first. INVALID_ARGUMENT (unknown
         role, no reason, a court release without an order), NOT_FOUND.
         """
@@ -355,6 +361,16 @@ class LocalServicer:
     def EraseExpired(self, request, context):
         """Erases, now, the audit openings whose legal basis's retention has ended (the
         node also does this periodically); each erased exchange gets a "data.erased" leaf.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AccessLog(self, request, context):
+        """Who did and read what at this node, from the private openings of its audit log,
+        newest first (the agency's data-protection officer: access-log.read). The query is
+        itself logged as an "access-log.read" leaf. Entries whose openings were erased at
+        the end of their retention are gone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -636,6 +652,11 @@ def add_LocalServicer_to_server(servicer, server):
                     servicer.EraseExpired,
                     request_deserializer=comity_dot_v1_dot_local__pb2.EraseExpiredRequest.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.ErasureSummary.SerializeToString,
+            ),
+            'AccessLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessLog,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.AccessLogRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.AccessLogResponse.SerializeToString,
             ),
             'CreateGroup': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateGroup,
@@ -1124,6 +1145,33 @@ class Local:
             '/comity.v1.Local/EraseExpired',
             comity_dot_v1_dot_local__pb2.EraseExpiredRequest.SerializeToString,
             comity_dot_v1_dot_local__pb2.ErasureSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Local/AccessLog',
+            comity_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.AccessLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -95,13 +95,20 @@ class LocalStub:
     ProveRecord: _grpc.UnaryUnaryMultiCallable[_local_pb2.ProveRecordRequest, _audit_pb2.ProofBundles]
     """Offline proof bundles (C2SP tlog-proof) for a leaf of this node's log, or for
     every leaf of a request, with the openings the role may see (agency and court:
-    all; oversight: requesting unit and justification; secretariat: none). Each
+    all; oversight: requesting unit, justification, who acted, their unit, the
+    approver, the reason given and what a local event concerned; secretariat: none). Each
     release is logged as a "disclosure.opened" leaf first. INVALID_ARGUMENT (unknown
     role, no reason, a court release without an order), NOT_FOUND.
     """
     EraseExpired: _grpc.UnaryUnaryMultiCallable[_local_pb2.EraseExpiredRequest, _local_pb2.ErasureSummary]
     """Erases, now, the audit openings whose legal basis's retention has ended (the
     node also does this periodically); each erased exchange gets a "data.erased" leaf.
+    """
+    AccessLog: _grpc.UnaryUnaryMultiCallable[_local_pb2.AccessLogRequest, _local_pb2.AccessLogResponse]
+    """Who did and read what at this node, from the private openings of its audit log,
+    newest first (the agency's data-protection officer: access-log.read). The query is
+    itself logged as an "access-log.read" leaf. Entries whose openings were erased at
+    the end of their retention are gone.
     """
     CreateGroup: _grpc.UnaryUnaryMultiCallable[_local_groups_pb2.CreateGroupRequest, _local_groups_pb2.GroupView]
     """Sharing groups (README "Sharing groups"). A new group owned by this agency, with
@@ -252,13 +259,20 @@ class LocalAsyncStub(LocalStub):
     ProveRecord: _aio.UnaryUnaryMultiCallable[_local_pb2.ProveRecordRequest, _audit_pb2.ProofBundles]  # type: ignore[assignment]
     """Offline proof bundles (C2SP tlog-proof) for a leaf of this node's log, or for
     every leaf of a request, with the openings the role may see (agency and court:
-    all; oversight: requesting unit and justification; secretariat: none). Each
+    all; oversight: requesting unit, justification, who acted, their unit, the
+    approver, the reason given and what a local event concerned; secretariat: none). Each
     release is logged as a "disclosure.opened" leaf first. INVALID_ARGUMENT (unknown
     role, no reason, a court release without an order), NOT_FOUND.
     """
     EraseExpired: _aio.UnaryUnaryMultiCallable[_local_pb2.EraseExpiredRequest, _local_pb2.ErasureSummary]  # type: ignore[assignment]
     """Erases, now, the audit openings whose legal basis's retention has ended (the
     node also does this periodically); each erased exchange gets a "data.erased" leaf.
+    """
+    AccessLog: _aio.UnaryUnaryMultiCallable[_local_pb2.AccessLogRequest, _local_pb2.AccessLogResponse]  # type: ignore[assignment]
+    """Who did and read what at this node, from the private openings of its audit log,
+    newest first (the agency's data-protection officer: access-log.read). The query is
+    itself logged as an "access-log.read" leaf. Entries whose openings were erased at
+    the end of their retention are gone.
     """
     CreateGroup: _aio.UnaryUnaryMultiCallable[_local_groups_pb2.CreateGroupRequest, _local_groups_pb2.GroupView]  # type: ignore[assignment]
     """Sharing groups (README "Sharing groups"). A new group owned by this agency, with
@@ -478,7 +492,8 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_audit_pb2.ProofBundles, _abc.Awaitable[_audit_pb2.ProofBundles]]:
         """Offline proof bundles (C2SP tlog-proof) for a leaf of this node's log, or for
         every leaf of a request, with the openings the role may see (agency and court:
-        all; oversight: requesting unit and justification; secretariat: none). Each
+        all; oversight: requesting unit, justification, who acted, their unit, the
+        approver, the reason given and what a local event concerned; secretariat: none). Each
         release is logged as a "disclosure.opened" leaf first. INVALID_ARGUMENT (unknown
         role, no reason, a court release without an order), NOT_FOUND.
         """
@@ -491,6 +506,18 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_local_pb2.ErasureSummary, _abc.Awaitable[_local_pb2.ErasureSummary]]:
         """Erases, now, the audit openings whose legal basis's retention has ended (the
         node also does this periodically); each erased exchange gets a "data.erased" leaf.
+        """
+
+    @_abc_1.abstractmethod
+    def AccessLog(
+        self,
+        request: _local_pb2.AccessLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.AccessLogResponse, _abc.Awaitable[_local_pb2.AccessLogResponse]]:
+        """Who did and read what at this node, from the private openings of its audit log,
+        newest first (the agency's data-protection officer: access-log.read). The query is
+        itself logged as an "access-log.read" leaf. Entries whose openings were erased at
+        the end of their retention are gone.
         """
 
     @_abc_1.abstractmethod
