@@ -143,9 +143,7 @@ def make_configs(
         # No four-eyes policy unless a test asks for one (tests/people/test_approvals.py):
         # the other tests act as one login that holds every role.
         configs[agency_id] = fast(
-            replace(
-                config, database_url=database_urls(agency_id), approvals_required=frozenset()
-            )
+            replace(config, database_url=database_urls(agency_id), approvals_required=frozenset())
         )
     federate(list(configs.values()), roots_dir=tmp_path / "roots")
     return configs
