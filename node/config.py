@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import getpass
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,13 @@ from node.errors import ComityError, ConfigError
 from node.files import write_private_file
 from node.ids import AgencyId, parse_agency_id
 from node.members import ROLES, member_card
+from node.model.approvals import (
+    ALL_POLICIES,
+    DEFAULT_EXPIRE_DAYS,
+    MAX_EXPIRE_DAYS,
+    Policy,
+    parse_policies,
+)
 from node.model.people import Role
 from node.telemetry import EXPORTERS
 from node.tls import generate_tls_identity
@@ -77,6 +84,10 @@ class NodeConfig:
     """The login that becomes the first admin when the node starts with no users."""
     bootstrap_roles: tuple[str, ...] = ("admin",)
     """The roles of that first admin."""
+    approvals_required: frozenset[Policy] = ALL_POLICIES
+    """The actions a person's request for only queues until a supervisor approves it."""
+    approvals_expire_days: int = DEFAULT_EXPIRE_DAYS
+    """Days after which an approval nobody decided can no longer be approved."""
 
 
 # section -> key -> (type, required)
@@ -94,6 +105,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     },
     "local": {"socket": (str, False), "group": (str, False), "tls_listen": (str, False)},
     "people": {"bootstrap_os_user": (str, False), "bootstrap_roles": (list, False)},
+    "approvals": {"required": (list, False), "expire_days": (int, False)},
     "storage": {"url": (str, False)},
     "keys": {"directory": (str, False)},
     "tls": {"certificate": (str, False), "private_key": (str, False)},
@@ -241,7 +253,19 @@ def _node_config(path: Path, agency: AgencyId, s: dict[str, dict[str, Any]]) -> 
         local_tls_listen=get("local", "tls_listen", None),
         bootstrap_os_user=get("people", "bootstrap_os_user", None),
         bootstrap_roles=tuple(get("people", "bootstrap_roles", ["admin"])),
+        approvals_required=_policies(get("approvals", "required", None), str(path)),
+        approvals_expire_days=get("approvals", "expire_days", DEFAULT_EXPIRE_DAYS),
     )
+
+
+def _policies(names: list[Any] | None, source: str) -> frozenset[Policy]:
+    """``approvals.required``, each name checked; every action when the key is absent."""
+    if names is None:
+        return ALL_POLICIES
+    try:
+        return parse_policies(names)
+    except ValueError as e:
+        raise ConfigError(f"{source}: approvals.required: {e}") from e
 
 
 def _check_values(config: NodeConfig, source: str) -> None:
@@ -290,6 +314,11 @@ def _check_people(config: NodeConfig, source: str) -> None:
         raise ConfigError(f"{source}: local.tls_listen must be host:port")
     if config.local_group is not None and not config.local_group:
         raise ConfigError(f"{source}: local.group must name a group of the node's machine")
+    if not 1 <= config.approvals_expire_days <= MAX_EXPIRE_DAYS:
+        raise ConfigError(
+            f"{source}: approvals.expire_days must be 1 to {MAX_EXPIRE_DAYS} days, "
+            f"not {config.approvals_expire_days}"
+        )
 
 
 def init_node(
@@ -302,6 +331,7 @@ def init_node(
     endpoint: str | None = None,
     database_url: str | None = None,
     admin_roles: Sequence[str] = ("admin",),
+    approvals: Iterable[Policy] = ALL_POLICIES,
 ) -> NodeConfig:
     """Create keys, TLS material, a configuration and a member card for a new node.
 
@@ -341,13 +371,21 @@ def init_node(
     )
     (directory / "member.toml").write_text(card, encoding="utf-8")
     config_path.write_text(
-        _initial_config(agency, listen, database_url or "sqlite:///comity.db", admin_roles),
+        _initial_config(
+            agency, listen, database_url or "sqlite:///comity.db", admin_roles, approvals
+        ),
         encoding="utf-8",
     )
     return load_config(config_path)
 
 
-def _initial_config(agency: str, listen: str, database_url: str, admin_roles: Sequence[str]) -> str:
+def _initial_config(
+    agency: str,
+    listen: str,
+    database_url: str,
+    admin_roles: Sequence[str],
+    approvals: Iterable[Policy],
+) -> str:
     return tomli_w.dumps(
         {
             "agency_id": agency,
@@ -361,6 +399,10 @@ def _initial_config(agency: str, listen: str, database_url: str, admin_roles: Se
             "people": {
                 "bootstrap_os_user": getpass.getuser(),
                 "bootstrap_roles": list(admin_roles),
+            },
+            "approvals": {
+                "required": sorted(p.value for p in approvals),
+                "expire_days": DEFAULT_EXPIRE_DAYS,
             },
         }
     )

@@ -50,6 +50,10 @@ class ComityError(Exception):
         """A text for people: what went wrong, and the stable error code."""
         return f"{self.message} [{self.code}]"
 
+    def trailers(self) -> tuple[tuple[str, str], ...]:
+        """gRPC trailers the error carries to its caller besides its code (none by default)."""
+        return ()
+
 
 # --- malformed or unacceptable input -------------------------------------------------------
 

@@ -19,10 +19,11 @@ from sqlalchemy import Engine
 from node.config import NodeConfig
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ConfigError
-from node.federation.trusted import FederationDirectory
+from node.federation.trusted import FederationDirectory, check_listed
 from node.indicators.campaigns import LinkRules
 from node.indicators.psi_workers import PsiWorkers
 from node.model.people import parse_roles
+from node.services.approvals import ApprovalService, ApprovalSettings
 from node.services.audit import AuditService
 from node.services.campaigns import CampaignService
 from node.services.delivery import DeliverySettings, DeliveryWorker
@@ -259,7 +260,7 @@ async def _foundation(
     directory = await FederationDirectory.open(
         database=database, bootstrap=config.directory_file, clock=now_ms
     )
-    _check_listed(config, directory, keys)
+    check_listed(directory, agency_id=config.agency_id, keys=keys, keys_dir=config.keys_dir)
     provider = tracer_provider or make_tracer_provider(
         agency_id=config.agency_id,
         exporter=config.telemetry_exporter,
@@ -463,6 +464,16 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
         access=LocalAccess(
             socket=base.config.local_socket,
             people=services.people,
+            approvals=ApprovalService(
+                database=base.database,
+                people=services.people,
+                indicators=services.indicators,
+                settings=ApprovalSettings(
+                    required=base.config.approvals_required,
+                    expire_days=base.config.approvals_expire_days,
+                ),
+                clock=now_ms,
+            ),
             group=base.config.local_group,
             tls_listen=base.config.local_tls_listen,
             on_refused=services.people.record_refusal,
@@ -545,26 +556,6 @@ def _delivery_settings(config: NodeConfig) -> DeliverySettings:
         max_in_flight=config.max_in_flight,
         poll_interval_s=config.poll_interval_s,
     )
-
-
-def _check_listed(config: NodeConfig, directory: FederationDirectory, keys: AgencyKeys) -> None:
-    where = f"directory version {directory.version}"
-    member = directory.find(config.agency_id)
-    if member is None:
-        raise ConfigError(
-            f"{where} does not list {config.agency_id} with active keys; ask the secretariat "
-            "to add this node's member card"
-        )
-    if not set(member.signing_keys) & set(keys.signing_keys()):
-        raise ConfigError(
-            f"{where}: none of the signing keys in {config.keys_dir} is listed as active "
-            f"for {config.agency_id}"
-        )
-    if not set(member.encryption_keys) & set(keys.encryption_keys()):
-        raise ConfigError(
-            f"{where}: none of the encryption keys in {config.keys_dir} is listed as active "
-            f"for {config.agency_id}"
-        )
 
 
 def _reload_keys(config: NodeConfig, exchange: ExchangeService) -> None:

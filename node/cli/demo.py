@@ -103,6 +103,9 @@ def _set_up(console: Console, workdir: Path) -> dict[str, NodeConfig]:
             roles=[agency.role],
             listen=listen,
             admin_roles=USER_ROLES,
+            # One login plays every person here, so no second person could approve: the
+            # demo's nodes hold nothing for four-eyes approval (a real node holds all).
+            approvals=(),
         )
         console.print(f"  comity node init --agency-id {agency.agency_id} --listen {listen}")
     for config in configs.values():

@@ -48,6 +48,7 @@ class LocalClient:
         self._channel = grpc.insecure_channel(f"unix:{socket}", options=LOCAL_OPTIONS)
         self._stub = local_pb2_grpc.LocalStub(self._channel)
         self.people = local_people_pb2_grpc.PeopleStub(self._channel)
+        self.approvals = local_people_pb2_grpc.ApprovalsStub(self._channel)
         self._token = token
         self._signed_in: Metadata | None = None
 

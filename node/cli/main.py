@@ -47,7 +47,7 @@ else:
     request_cmd = LazyModule("node.cli.request_cmd")
     review_cmd = LazyModule("node.cli.review_cmd")
 # These add their own subcommands, so they load with the parser; they import little.
-from node.cli import campaign_cmd, groups_cmd, overlap_cmd, people_cmd, sightings_cmd
+from node.cli import approvals_cmd, campaign_cmd, groups_cmd, overlap_cmd, people_cmd, sightings_cmd
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     campaign_cmd.register(commands, _add_config_option)
     groups_cmd.add_commands(commands, _add_config_option)
     people_cmd.register(commands, _add_config_option)
+    approvals_cmd.register(commands, _add_config_option)
     demo = commands.add_parser("demo", help="run three agencies' nodes and walk a case through")
     demo.add_argument("--keep", action="store_true", help="keep the demo's directory")
     demo.set_defaults(handler=_run_demo)
@@ -585,6 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, console)
     except ComityError as e:
+        if (pending := approvals_cmd.report_pending(e, console)) is not None:
+            return pending  # held for a supervisor: not an error, not done either
         errors.print(Text.assemble(("error: ", "bold red"), e.diagnostics()))
         return 1
     except KeyboardInterrupt:

@@ -106,6 +106,10 @@ LOCAL_OPERATIONS: Mapping[str, frozenset[Permission]] = {
     "CreateToken": frozenset({P.USERS_ADMIN}),
     "ListTokens": frozenset({P.USERS_ADMIN}),
     "RevokeToken": frozenset({P.USERS_ADMIN}),
+    # four-eyes approval: one's own approvals, or every one for a supervisor
+    "ListApprovals": frozenset({P.SELF}),
+    "GetApproval": frozenset({P.SELF}),
+    "DecideApproval": frozenset({P.APPROVAL_DECIDE}),
 }
 """Each local operation (by its RPC method name) and the permissions that allow it: the
 caller must hold at least one. An operation missing here is refused to everyone."""

@@ -181,7 +181,7 @@ class _Served:
         status, code = _outcome(error)
         self._close(status, code)
         if isinstance(error, ComityError):
-            await _abort(self._context, status, code, error.message)
+            await _abort(self._context, status, code, error.message, error.trailers())
         if isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
             _LOG.error("%s failed unexpectedly", self._rpc.name, exc_info=error)
             await _abort(self._context, status, code, INTERNAL_MESSAGE)
@@ -217,7 +217,11 @@ def _outcome(error: BaseException | None) -> tuple[grpc.StatusCode | None, str]:
 
 
 async def _abort(
-    context: Context, status: grpc.StatusCode | None, code: str, message: str
+    context: Context,
+    status: grpc.StatusCode | None,
+    code: str,
+    message: str,
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> Never:
-    context.set_trailing_metadata(((ERROR_TRAILER, code),))
+    context.set_trailing_metadata(((ERROR_TRAILER, code), *extra))
     await context.abort(status or grpc.StatusCode.UNKNOWN, message)

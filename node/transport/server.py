@@ -32,7 +32,10 @@ from node.gen.comity.v1 import (
     local_pb2_grpc,
     local_people_pb2_grpc,
 )
+from node.services.approvals import ApprovalService
 from node.services.people import PeopleService
+from node.transport.approvals_servicer import SERVICE_NAME as APPROVALS_SERVICE
+from node.transport.approvals_servicer import ApprovalGate, ApprovalsServicer
 from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
 from node.transport.audit_servicer import WITNESS_SERVICE_NAME as WITNESS_SERVICE
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
@@ -102,6 +105,8 @@ class LocalAccess:
 
     socket: Path
     people: PeopleService
+    approvals: ApprovalService
+    """Holds the actions the node's policy reserves for a supervisor's approval."""
     group: str | None = None
     """A group of the machine whose members may connect (the socket becomes 0660)."""
     tls_listen: str | None = None
@@ -228,13 +233,20 @@ def _local_server(
         max_concurrent_rpcs,
         LOCAL_SERVICE,
         PEOPLE_SERVICE,
+        APPROVALS_SERVICE,
         overrides=dict(LOCAL_OPTIONS),
-        signed_in=LocalAuthInterceptor(
-            people=access.people, tickets=access.tickets, on_refused=access.on_refused
+        local=(
+            LocalAuthInterceptor(
+                people=access.people, tickets=access.tickets, on_refused=access.on_refused
+            ),
+            ApprovalGate(access.approvals),  # inside sign-in: it knows who is asking
         ),
     )
     local_pb2_grpc.add_LocalServicer_to_server(local, server)
     local_people_pb2_grpc.add_PeopleServicer_to_server(PeopleServicer(access.people), server)
+    local_people_pb2_grpc.add_ApprovalsServicer_to_server(
+        ApprovalsServicer(approvals=access.approvals, local=local), server
+    )
     _bind_socket(server, access)
     return server, health
 
@@ -245,7 +257,7 @@ def _server(
     *services: str,
     share_port: bool = False,
     overrides: dict[str, int] | None = None,
-    signed_in: LocalAuthInterceptor | None = None,
+    local: tuple[grpc.aio.ServerInterceptor, ...] = (),
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     # Without share_port a second process on the same port fails to start instead of
     # silently taking half of the connections.
@@ -255,7 +267,7 @@ def _server(
         options=options,
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         # The first interceptor wraps the others: it maps their refusals to statuses too.
-        interceptors=(interceptor, signed_in) if signed_in else (interceptor,),
+        interceptors=(interceptor, *local),
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -140,7 +140,11 @@ def make_configs(
             listen=f"127.0.0.1:{free_port()}",
             admin_roles=USER_ROLES,
         )
-        configs[agency_id] = fast(replace(config, database_url=database_urls(agency_id)))
+        # No four-eyes policy unless a test asks for one (tests/people/test_approvals.py):
+        # the other tests act as one login that holds every role.
+        configs[agency_id] = fast(
+            replace(config, database_url=database_urls(agency_id), approvals_required=frozenset())
+        )
     federate(list(configs.values()), roots_dir=tmp_path / "roots")
     return configs
 

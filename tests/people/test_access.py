@@ -25,6 +25,7 @@ def _methods() -> set[str]:
     services = (
         local_pb2.DESCRIPTOR.services_by_name["Local"],
         local_people_pb2.DESCRIPTOR.services_by_name["People"],
+        local_people_pb2.DESCRIPTOR.services_by_name["Approvals"],
     )
     return {method.name for service in services for method in service.methods}
 

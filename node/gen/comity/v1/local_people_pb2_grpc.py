@@ -443,3 +443,195 @@ class People:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ApprovalsStub:
+    """Four-eyes approval. The node's policy (`[approvals] required` in comity.toml) names actions
+    that a person may ask for but that take effect only once a supervisor, a different person,
+    approves them: emergency-filing (FileRequest of a type with the emergency trait),
+    protected-expression-refusal (SendMessage: a decision refusing all or part of a request on
+    the ground protected_expression), court-release (ProveRecord with role court) and
+    restricted-share (ShareIndicatorSet of a TLP:RED or TLP:AMBER+STRICT set). Such a call is
+    answered FAILED_PRECONDITION with comity-error approval_required, the approval id in the
+    `comity-approval-id` trailer, and the message "pending approval <id>; a supervisor runs:
+    comity approvals approve <id>"; nothing has taken effect. Approving runs the held call once,
+    as the person who asked, and records how it ended.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListApprovals = channel.unary_unary(
+                '/comity.v1.Approvals/ListApprovals',
+                request_serializer=comity_dot_v1_dot_local__people__pb2.ListApprovalsRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__people__pb2.ApprovalList.FromString,
+                _registered_method=True)
+        self.GetApproval = channel.unary_unary(
+                '/comity.v1.Approvals/GetApproval',
+                request_serializer=comity_dot_v1_dot_local__people__pb2.GetApprovalRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__people__pb2.Approval.FromString,
+                _registered_method=True)
+        self.DecideApproval = channel.unary_unary(
+                '/comity.v1.Approvals/DecideApproval',
+                request_serializer=comity_dot_v1_dot_local__people__pb2.DecideApprovalRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__people__pb2.Approval.FromString,
+                _registered_method=True)
+
+
+class ApprovalsServicer:
+    """Four-eyes approval. The node's policy (`[approvals] required` in comity.toml) names actions
+    that a person may ask for but that take effect only once a supervisor, a different person,
+    approves them: emergency-filing (FileRequest of a type with the emergency trait),
+    protected-expression-refusal (SendMessage: a decision refusing all or part of a request on
+    the ground protected_expression), court-release (ProveRecord with role court) and
+    restricted-share (ShareIndicatorSet of a TLP:RED or TLP:AMBER+STRICT set). Such a call is
+    answered FAILED_PRECONDITION with comity-error approval_required, the approval id in the
+    `comity-approval-id` trailer, and the message "pending approval <id>; a supervisor runs:
+    comity approvals approve <id>"; nothing has taken effect. Approving runs the held call once,
+    as the person who asked, and records how it ended.
+    """
+
+    def ListApprovals(self, request, context):
+        """Every approval for a supervisor; one's own for anyone else. Newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetApproval(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideApproval(self, request, context):
+        """Supervisor only. Refusals: PERMISSION_DENIED self_approval (the caller asked for it),
+        FAILED_PRECONDITION approval_decided or approval_expired, INVALID_ARGUMENT bad_reason
+        (a rejection needs a reason), NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ApprovalsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListApprovals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApprovals,
+                    request_deserializer=comity_dot_v1_dot_local__people__pb2.ListApprovalsRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__people__pb2.ApprovalList.SerializeToString,
+            ),
+            'GetApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetApproval,
+                    request_deserializer=comity_dot_v1_dot_local__people__pb2.GetApprovalRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__people__pb2.Approval.SerializeToString,
+            ),
+            'DecideApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideApproval,
+                    request_deserializer=comity_dot_v1_dot_local__people__pb2.DecideApprovalRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__people__pb2.Approval.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'comity.v1.Approvals', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('comity.v1.Approvals', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Approvals:
+    """Four-eyes approval. The node's policy (`[approvals] required` in comity.toml) names actions
+    that a person may ask for but that take effect only once a supervisor, a different person,
+    approves them: emergency-filing (FileRequest of a type with the emergency trait),
+    protected-expression-refusal (SendMessage: a decision refusing all or part of a request on
+    the ground protected_expression), court-release (ProveRecord with role court) and
+    restricted-share (ShareIndicatorSet of a TLP:RED or TLP:AMBER+STRICT set). Such a call is
+    answered FAILED_PRECONDITION with comity-error approval_required, the approval id in the
+    `comity-approval-id` trailer, and the message "pending approval <id>; a supervisor runs:
+    comity approvals approve <id>"; nothing has taken effect. Approving runs the held call once,
+    as the person who asked, and records how it ended.
+    """
+
+    @staticmethod
+    def ListApprovals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Approvals/ListApprovals',
+            comity_dot_v1_dot_local__people__pb2.ListApprovalsRequest.SerializeToString,
+            comity_dot_v1_dot_local__people__pb2.ApprovalList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Approvals/GetApproval',
+            comity_dot_v1_dot_local__people__pb2.GetApprovalRequest.SerializeToString,
+            comity_dot_v1_dot_local__people__pb2.Approval.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Approvals/DecideApproval',
+            comity_dot_v1_dot_local__people__pb2.DecideApprovalRequest.SerializeToString,
+            comity_dot_v1_dot_local__people__pb2.Approval.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

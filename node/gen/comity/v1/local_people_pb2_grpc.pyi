@@ -141,3 +141,94 @@ class PeopleServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_local_people_pb2.Token, _abc.Awaitable[_local_people_pb2.Token]]: ...
 
 def add_PeopleServicer_to_server(servicer: PeopleServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ApprovalsStub:
+    """Four-eyes approval. The node's policy (`[approvals] required` in comity.toml) names actions
+    that a person may ask for but that take effect only once a supervisor, a different person,
+    approves them: emergency-filing (FileRequest of a type with the emergency trait),
+    protected-expression-refusal (SendMessage: a decision refusing all or part of a request on
+    the ground protected_expression), court-release (ProveRecord with role court) and
+    restricted-share (ShareIndicatorSet of a TLP:RED or TLP:AMBER+STRICT set). Such a call is
+    answered FAILED_PRECONDITION with comity-error approval_required, the approval id in the
+    `comity-approval-id` trailer, and the message "pending approval <id>; a supervisor runs:
+    comity approvals approve <id>"; nothing has taken effect. Approving runs the held call once,
+    as the person who asked, and records how it ended.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ApprovalsAsyncStub: ...
+    ListApprovals: _grpc.UnaryUnaryMultiCallable[_local_people_pb2.ListApprovalsRequest, _local_people_pb2.ApprovalList]
+    """Every approval for a supervisor; one's own for anyone else. Newest first."""
+    GetApproval: _grpc.UnaryUnaryMultiCallable[_local_people_pb2.GetApprovalRequest, _local_people_pb2.Approval]
+    DecideApproval: _grpc.UnaryUnaryMultiCallable[_local_people_pb2.DecideApprovalRequest, _local_people_pb2.Approval]
+    """Supervisor only. Refusals: PERMISSION_DENIED self_approval (the caller asked for it),
+    FAILED_PRECONDITION approval_decided or approval_expired, INVALID_ARGUMENT bad_reason
+    (a rejection needs a reason), NOT_FOUND.
+    """
+
+@_typing.type_check_only
+class ApprovalsAsyncStub(ApprovalsStub):
+    """Four-eyes approval. The node's policy (`[approvals] required` in comity.toml) names actions
+    that a person may ask for but that take effect only once a supervisor, a different person,
+    approves them: emergency-filing (FileRequest of a type with the emergency trait),
+    protected-expression-refusal (SendMessage: a decision refusing all or part of a request on
+    the ground protected_expression), court-release (ProveRecord with role court) and
+    restricted-share (ShareIndicatorSet of a TLP:RED or TLP:AMBER+STRICT set). Such a call is
+    answered FAILED_PRECONDITION with comity-error approval_required, the approval id in the
+    `comity-approval-id` trailer, and the message "pending approval <id>; a supervisor runs:
+    comity approvals approve <id>"; nothing has taken effect. Approving runs the held call once,
+    as the person who asked, and records how it ended.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ListApprovals: _aio.UnaryUnaryMultiCallable[_local_people_pb2.ListApprovalsRequest, _local_people_pb2.ApprovalList]  # type: ignore[assignment]
+    """Every approval for a supervisor; one's own for anyone else. Newest first."""
+    GetApproval: _aio.UnaryUnaryMultiCallable[_local_people_pb2.GetApprovalRequest, _local_people_pb2.Approval]  # type: ignore[assignment]
+    DecideApproval: _aio.UnaryUnaryMultiCallable[_local_people_pb2.DecideApprovalRequest, _local_people_pb2.Approval]  # type: ignore[assignment]
+    """Supervisor only. Refusals: PERMISSION_DENIED self_approval (the caller asked for it),
+    FAILED_PRECONDITION approval_decided or approval_expired, INVALID_ARGUMENT bad_reason
+    (a rejection needs a reason), NOT_FOUND.
+    """
+
+class ApprovalsServicer(metaclass=_abc_1.ABCMeta):
+    """Four-eyes approval. The node's policy (`[approvals] required` in comity.toml) names actions
+    that a person may ask for but that take effect only once a supervisor, a different person,
+    approves them: emergency-filing (FileRequest of a type with the emergency trait),
+    protected-expression-refusal (SendMessage: a decision refusing all or part of a request on
+    the ground protected_expression), court-release (ProveRecord with role court) and
+    restricted-share (ShareIndicatorSet of a TLP:RED or TLP:AMBER+STRICT set). Such a call is
+    answered FAILED_PRECONDITION with comity-error approval_required, the approval id in the
+    `comity-approval-id` trailer, and the message "pending approval <id>; a supervisor runs:
+    comity approvals approve <id>"; nothing has taken effect. Approving runs the held call once,
+    as the person who asked, and records how it ended.
+    """
+
+    @_abc_1.abstractmethod
+    def ListApprovals(
+        self,
+        request: _local_people_pb2.ListApprovalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_people_pb2.ApprovalList, _abc.Awaitable[_local_people_pb2.ApprovalList]]:
+        """Every approval for a supervisor; one's own for anyone else. Newest first."""
+
+    @_abc_1.abstractmethod
+    def GetApproval(
+        self,
+        request: _local_people_pb2.GetApprovalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_people_pb2.Approval, _abc.Awaitable[_local_people_pb2.Approval]]: ...
+
+    @_abc_1.abstractmethod
+    def DecideApproval(
+        self,
+        request: _local_people_pb2.DecideApprovalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_people_pb2.Approval, _abc.Awaitable[_local_people_pb2.Approval]]:
+        """Supervisor only. Refusals: PERMISSION_DENIED self_approval (the caller asked for it),
+        FAILED_PRECONDITION approval_decided or approval_expired, INVALID_ARGUMENT bad_reason
+        (a rejection needs a reason), NOT_FOUND.
+        """
+
+def add_ApprovalsServicer_to_server(servicer: ApprovalsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
