@@ -52,7 +52,7 @@ from node.transport.groups_servicer import GroupsClient, GroupsServicer
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
-from node.transport.server import LocalAccess, NodeServers, TlsIdentity, build_servers
+from node.transport.server import NodeServers, TlsIdentity, build_servers, local_access
 from node.transport.witness_client import collect_cosignatures
 
 _LOG = logging.getLogger(__name__)
@@ -460,11 +460,7 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
             sightings=services.sightings,
         ),
         local=_local_servicer(base, services),
-        access=LocalAccess(
-            socket=base.config.local_socket,
-            people=services.people,
-            group=base.config.local_group,
-        ),
+        access=local_access(base.config, services.people, base.database),
         listen=base.config.listen,
         tls=base.tls,
         max_concurrent_rpcs=base.config.max_concurrent_rpcs,

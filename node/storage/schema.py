@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from node.storage import people_tables, tables
+from node.storage import credential_tables, people_tables, tables
 
 metadata = tables.metadata
-TABLE_MODULES = (tables, people_tables)
+TABLE_MODULES = (tables, people_tables, credential_tables)
 """Imported for their side effect: each table class registers itself on ``metadata``."""

@@ -21,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.trace import Tracer
 
+from node.config import NodeConfig
 from node.errors import ConfigError
 from node.gen.comity.v1 import (
     audit_pb2_grpc,
@@ -28,15 +29,22 @@ from node.gen.comity.v1 import (
     evidence_pb2_grpc,
     groups_pb2_grpc,
     indicators_pb2_grpc,
+    local_credentials_pb2_grpc,
     local_pb2,
     local_pb2_grpc,
     local_people_pb2_grpc,
 )
+from node.services.credentials import CredentialService, credential_key
+from node.services.oidc import OidcService
 from node.services.people import PeopleService
+from node.storage.database import Database
+from node.timeutil import now_ms
 from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
 from node.transport.audit_servicer import WITNESS_SERVICE_NAME as WITNESS_SERVICE
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.channel_options import LOCAL_OPTIONS, SERVER_OPTIONS
+from node.transport.credentials_servicer import SERVICE_NAME as CREDENTIALS_SERVICE
+from node.transport.credentials_servicer import CredentialsServicer
 from node.transport.directory_servicer import SERVICE_NAME as DIRECTORY_SERVICE
 from node.transport.directory_servicer import DirectoryServicer
 from node.transport.evidence_servicer import SERVICE_NAME as EVIDENCE_SERVICE
@@ -51,6 +59,7 @@ from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.interceptors import ComityServerInterceptor
 from node.transport.local_auth import LocalAuthInterceptor, Refused
 from node.transport.local_servicer import LocalServicer
+from node.transport.oidc_client import OidcHttpClient
 from node.transport.people_servicer import SERVICE_NAME as PEOPLE_SERVICE
 from node.transport.people_servicer import PeopleServicer
 
@@ -95,6 +104,9 @@ class LocalAccess:
 
     socket: Path
     people: PeopleService
+    credentials: CredentialService
+    oidc: OidcService | None = None
+    """Sign-in through the agency's identity provider, when ``[oidc]`` configures one."""
     group: str | None = None
     """A group of the machine whose members may connect (the socket becomes 0660)."""
     on_refused: Refused | None = None
@@ -103,6 +115,32 @@ class LocalAccess:
     @property
     def socket_mode(self) -> int:
         return 0o660 if self.group else 0o600
+
+
+def local_access(config: NodeConfig, people: PeopleService, database: Database) -> LocalAccess:
+    """Who may reach the local socket and how they sign in, as ``config`` says."""
+    credentials = CredentialService(
+        database=database,
+        clock=now_ms,
+        seal_key=credential_key(config.keys_dir),
+        issuer=f"Comity {config.agency_id}",
+    )
+    oidc = None
+    if config.oidc is not None:
+        oidc = OidcService(
+            database=database,
+            credentials=credentials,
+            config=config.oidc,
+            provider=OidcHttpClient(config=config.oidc),
+            clock=now_ms,
+        )
+    return LocalAccess(
+        socket=config.local_socket,
+        people=people,
+        credentials=credentials,
+        oidc=oidc,
+        group=config.local_group,
+    )
 
 
 @dataclass(kw_only=True)
@@ -210,13 +248,20 @@ def _local_server(
         max_concurrent_rpcs,
         LOCAL_SERVICE,
         PEOPLE_SERVICE,
+        CREDENTIALS_SERVICE,
         overrides=dict(LOCAL_OPTIONS),
         signed_in=LocalAuthInterceptor(
-            people=access.people, tickets=access.tickets, on_refused=access.on_refused
+            people=access.people,
+            credentials=access.credentials,
+            tickets=access.tickets,
+            on_refused=access.on_refused,
         ),
     )
     local_pb2_grpc.add_LocalServicer_to_server(local, server)
     local_people_pb2_grpc.add_PeopleServicer_to_server(PeopleServicer(access.people), server)
+    local_credentials_pb2_grpc.add_CredentialsServicer_to_server(
+        CredentialsServicer(access.credentials, access.oidc), server
+    )
     _bind_socket(server, access)
     return server, health
 
