@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from node.cli import output
+from node.cli import credentials_cmd, output
 from node.cli.local_client import LocalClient, local_socket
 from node.gen.comity.v1 import local_people_pb2 as pb
 from node.model.people import Role
@@ -25,7 +25,8 @@ ROLE_NAMES = [role.value for role in Role]
 
 
 def register(commands: Any, add_config: AddConfig) -> None:
-    """Add ``users``, ``tokens`` and ``whoami`` to the top-level parser's subparsers."""
+    """Add ``users``, ``tokens``, ``whoami`` and ``credentials`` to the top-level parser's
+    subparsers."""
     _users(commands.add_parser("users", help="people of this node: units and roles"), add_config)
     _tokens(
         commands.add_parser("tokens", help="service tokens for case-management systems"),
@@ -34,6 +35,7 @@ def register(commands: Any, add_config: AddConfig) -> None:
     whoami = commands.add_parser("whoami", help="the user this command runs as, and its roles")
     whoami.set_defaults(handler=whoami_command)
     _finish(whoami, add_config)
+    credentials_cmd.register(commands, add_config)
 
 
 def _users(parser: argparse.ArgumentParser, add_config: AddConfig) -> None:
