@@ -85,7 +85,7 @@ class Socket:
 
     async def credentials(
         self,
-    ) -> tuple[grpc.aio.Channel, local_credentials_pb2_grpc.CredentialsStub]:
+    ) -> tuple[grpc.aio.Channel, local_credentials_pb2_grpc.CredentialsAsyncStub]:
         channel = self.channel()
         return channel, local_credentials_pb2_grpc.CredentialsStub(channel)
 

@@ -102,7 +102,8 @@ async def test_the_provider_vouches_and_its_groups_become_the_session_roles(
     started = await _start(socket)
     query = parse_qs(urlsplit(started.authorization_url).query)
     assert query["code_challenge_method"] == ["S256"]
-    assert query["nonce"][0] and query["state"] == [started.state]
+    assert query["nonce"][0]
+    assert query["state"] == [started.state]
 
     session = await _sign_in(socket)
     me = await socket.whoami(session.token)
@@ -155,6 +156,7 @@ async def test_bad_tokens_and_unknown_people_are_refused_with_their_code(
 
 
 async def test_no_secret_reaches_a_log_line_or_a_span(
+    *,
     cli: Cli,
     socket: Socket,
     provider: Provider,

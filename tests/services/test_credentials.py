@@ -19,7 +19,7 @@ from node.services.people import PeopleService
 from node.storage.database import Database
 
 HOUR_MS = 3_600_000
-PASSWORD = "a long enough password"  # noqa: S105 (the test's own)
+PASSWORD = "a long enough password"
 
 
 class Clock:
