@@ -6,7 +6,7 @@ from __future__ import annotations
 import getpass
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from node.model.approvals import (
     Policy,
     parse_policies,
 )
-from node.model.people import Role
+from node.model.oidc import OidcConfig
+from node.model.people import Role, parse_roles
 from node.telemetry import EXPORTERS
 from node.tls import generate_tls_identity
 
@@ -88,6 +89,8 @@ class NodeConfig:
     """The actions a person's request for only queues until a supervisor approves it."""
     approvals_expire_days: int = DEFAULT_EXPIRE_DAYS
     """Days after which an approval nobody decided can no longer be approved."""
+    oidc: OidcConfig | None = None
+    """Console sign-in through the agency's OpenID Connect provider (``[oidc]``)."""
 
 
 # section -> key -> (type, required)
@@ -124,7 +127,19 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "audit": {"cosign_interval_s": (float, False), "erase_interval_s": (float, False)},
     "indicators": {"overlap_checks_per_day": (int, False), "resend_interval_s": (float, False)},
     "campaigns": {"min_shared": (int, False), "max_sets_per_value": (int, False)},
+    # Each required when the section is there (checked by _oidc_config).
+    "oidc": {
+        "issuer": (str, False),
+        "client_id": (str, False),
+        "client_secret_file": (str, False),
+        "redirect_uri": (str, False),
+        "username_claim": (str, False),
+        "roles_claim": (str, False),
+        "role_map": (dict, False),
+        "scopes": (list, False),
+    },
 }
+_OIDC_REQUIRED = ("issuer", "client_id", "client_secret_file", "redirect_uri")
 
 
 def _check_shape(document: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
@@ -194,6 +209,8 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"{source}: {e.message}") from e
     config = _node_config(path, agency, sections)
     _check_values(config, source)
+    if "oidc" in sections:
+        config = replace(config, oidc=_oidc_config(sections["oidc"], config.config_path, source))
     return config
 
 
@@ -319,6 +336,31 @@ def _check_people(config: NodeConfig, source: str) -> None:
             f"{source}: approvals.expire_days must be 1 to {MAX_EXPIRE_DAYS} days, "
             f"not {config.approvals_expire_days}"
         )
+
+
+def _oidc_config(section: Mapping[str, Any], path: Path, source: str) -> OidcConfig:
+    """``[oidc]``, checked: the four keys that name the provider and this client are needed."""
+    missing = [key for key in _OIDC_REQUIRED if key not in section]
+    if missing:
+        raise ConfigError(f"{source}: [oidc] needs {', '.join(f'oidc.{k}' for k in missing)}")
+    role_map = section.get("role_map", {})
+    try:
+        roles = {
+            str(value): parse_roles(names if isinstance(names, list) else [names])
+            for value, names in role_map.items()
+        }
+        return OidcConfig(
+            issuer=section["issuer"],
+            client_id=section["client_id"],
+            client_secret_file=path.parent / section["client_secret_file"],
+            redirect_uri=section["redirect_uri"],
+            username_claim=section.get("username_claim", "preferred_username"),
+            roles_claim=section.get("roles_claim"),
+            role_map=roles,
+            scopes=tuple(str(scope) for scope in section.get("scopes", ["openid", "profile"])),
+        )
+    except ComityError as e:
+        raise ConfigError(f"{source}: {e.message}") from e
 
 
 def init_node(

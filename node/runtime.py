@@ -53,7 +53,7 @@ from node.transport.groups_servicer import GroupsClient, GroupsServicer
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
-from node.transport.server import LocalAccess, NodeServers, TlsIdentity, build_servers
+from node.transport.server import NodeServers, TlsIdentity, build_servers, local_access
 from node.transport.witness_client import collect_cosignatures
 
 _LOG = logging.getLogger(__name__)
@@ -461,9 +461,10 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
             sightings=services.sightings,
         ),
         local=_local_servicer(base, services),
-        access=LocalAccess(
-            socket=base.config.local_socket,
-            people=services.people,
+        access=local_access(
+            base.config,
+            services.people,
+            base.database,
             approvals=ApprovalService(
                 database=base.database,
                 people=services.people,
@@ -474,8 +475,6 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
                 ),
                 clock=now_ms,
             ),
-            group=base.config.local_group,
-            tls_listen=base.config.local_tls_listen,
             on_refused=services.people.record_refusal,
         ),
         listen=base.config.listen,

@@ -46,6 +46,8 @@ class LocalClient:
     def __init__(self, socket: Path, *, token: str | None = None) -> None:
         self._socket = socket
         self._channel = grpc.insecure_channel(f"unix:{socket}", options=LOCAL_OPTIONS)
+        self.channel: grpc.Channel = self._channel
+        """For stubs of the other local services, called through :meth:`call`."""
         self._stub = local_pb2_grpc.LocalStub(self._channel)
         self.people = local_people_pb2_grpc.PeopleStub(self._channel)
         self.approvals = local_people_pb2_grpc.ApprovalsStub(self._channel)

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from node.cli import access_log_cmd, output
+from node.cli import access_log_cmd, credentials_cmd, output
 from node.cli.local_client import LocalClient, local_socket
 from node.gen.comity.v1 import local_people_pb2 as pb
 from node.model.people import Role
@@ -26,8 +26,8 @@ ROLE_NAMES = [role.value for role in Role]
 
 
 def register(commands: Any, add_config: AddConfig) -> None:
-    """Add ``users``, ``tokens``, ``whoami`` and ``access-log`` to the top-level parser's
-    subparsers."""
+    """Add ``users``, ``tokens``, ``whoami``, ``access-log`` and ``credentials`` to the
+    top-level parser's subparsers."""
     _users(commands.add_parser("users", help="people of this node: units and roles"), add_config)
     _tokens(
         commands.add_parser("tokens", help="service tokens for case-management systems"),
@@ -37,6 +37,7 @@ def register(commands: Any, add_config: AddConfig) -> None:
     whoami.set_defaults(handler=whoami_command)
     _finish(whoami, add_config)
     access_log_cmd.register(commands, add_config)
+    credentials_cmd.register(commands, add_config)
 
 
 def _users(parser: argparse.ArgumentParser, add_config: AddConfig) -> None:

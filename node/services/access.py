@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from node.errors import ComityError, ErrorKind
-from node.model.people import NODE_ACTOR, Actor, Permission
+from node.model.people import NODE_ACTOR, Actor, Permission, Via
 
 P = Permission
 
@@ -110,9 +110,23 @@ LOCAL_OPERATIONS: Mapping[str, frozenset[Permission]] = {
     "ListApprovals": frozenset({P.SELF}),
     "GetApproval": frozenset({P.SELF}),
     "DecideApproval": frozenset({P.APPROVAL_DECIDE}),
+    # credentials (the service lets users manage their own, admins anyone's)
+    "SetPassword": frozenset({P.SELF}),
+    "EnrolTotp": frozenset({P.SELF}),
+    "Unlock": frozenset({P.USERS_ADMIN}),
 }
 """Each local operation (by its RPC method name) and the permissions that allow it: the
 caller must hold at least one. An operation missing here is refused to everyone."""
+
+PUBLIC_OPERATIONS: frozenset[str] = frozenset(
+    {"SignIn", "SignOut", "StartOidcSignIn", "SignInOidc"}
+)
+"""The local operations made without being signed in: they are how one signs in (and out).
+Each proves who is calling by itself (a password and a one-time code, the identity
+provider's word, or the session to end)."""
+
+SIGNING_IN = Actor(name="", unit="", roles=frozenset(), via=Via.SESSION)
+"""Who runs a public operation: nobody yet, holding no permission (not the node itself)."""
 
 _ACTOR: ContextVar[Actor | None] = ContextVar("comity_actor", default=None)
 

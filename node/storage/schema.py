@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from node.storage import approval_tables, people_tables, tables
+from node.storage import approval_tables, credential_tables, people_tables, tables
 
 metadata = tables.metadata
-TABLE_MODULES = (tables, people_tables, approval_tables)
+TABLE_MODULES = (tables, people_tables, approval_tables, credential_tables)
 """Imported for their side effect: each table class registers itself on ``metadata``."""

@@ -27,6 +27,8 @@ class PeopleServicer(local_people_pb2_grpc.PeopleServicer):
         actor = current_actor()
         user = user_to_proto(await self._people.get_user(actor.name))
         user.signed_in_via = actor.via.value
+        # The roles in force for this sign-in (an OIDC session's come from the provider).
+        user.roles[:] = sorted(actor.roles)
         return user
 
     async def AddUser(self, request: pb.AddUserRequest, _context: Context) -> pb.User:  # noqa: N802

@@ -21,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.trace import Tracer
 
+from node.config import NodeConfig
 from node.errors import ConfigError
 from node.gen.comity.v1 import (
     audit_pb2_grpc,
@@ -28,18 +29,25 @@ from node.gen.comity.v1 import (
     evidence_pb2_grpc,
     groups_pb2_grpc,
     indicators_pb2_grpc,
+    local_credentials_pb2_grpc,
     local_pb2,
     local_pb2_grpc,
     local_people_pb2_grpc,
 )
 from node.services.approvals import ApprovalService
+from node.services.credentials import CredentialService, credential_key
+from node.services.oidc import OidcService
 from node.services.people import PeopleService
+from node.storage.database import Database
+from node.timeutil import now_ms
 from node.transport.approvals_servicer import SERVICE_NAME as APPROVALS_SERVICE
 from node.transport.approvals_servicer import ApprovalGate, ApprovalsServicer
 from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
 from node.transport.audit_servicer import WITNESS_SERVICE_NAME as WITNESS_SERVICE
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.channel_options import LOCAL_OPTIONS, SERVER_OPTIONS
+from node.transport.credentials_servicer import SERVICE_NAME as CREDENTIALS_SERVICE
+from node.transport.credentials_servicer import CredentialsServicer
 from node.transport.directory_servicer import SERVICE_NAME as DIRECTORY_SERVICE
 from node.transport.directory_servicer import DirectoryServicer
 from node.transport.evidence_servicer import SERVICE_NAME as EVIDENCE_SERVICE
@@ -54,6 +62,7 @@ from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.interceptors import ComityServerInterceptor
 from node.transport.local_auth import LocalAuthInterceptor, Refused
 from node.transport.local_servicer import LocalServicer
+from node.transport.oidc_client import OidcHttpClient
 from node.transport.people_servicer import SERVICE_NAME as PEOPLE_SERVICE
 from node.transport.people_servicer import PeopleServicer
 
@@ -107,6 +116,9 @@ class LocalAccess:
     people: PeopleService
     approvals: ApprovalService
     """Holds the actions the node's policy reserves for a supervisor's approval."""
+    credentials: CredentialService
+    oidc: OidcService | None = None
+    """Sign-in through the agency's identity provider, when ``[oidc]`` configures one."""
     group: str | None = None
     """A group of the machine whose members may connect (the socket becomes 0660)."""
     tls_listen: str | None = None
@@ -117,6 +129,42 @@ class LocalAccess:
     @property
     def socket_mode(self) -> int:
         return 0o660 if self.group else 0o600
+
+
+def local_access(
+    config: NodeConfig,
+    people: PeopleService,
+    database: Database,
+    *,
+    approvals: ApprovalService,
+    on_refused: Refused | None = None,
+) -> LocalAccess:
+    """Who may reach the local socket and how they sign in, as ``config`` says."""
+    credentials = CredentialService(
+        database=database,
+        clock=now_ms,
+        seal_key=credential_key(config.keys_dir),
+        issuer=f"Comity {config.agency_id}",
+    )
+    oidc = None
+    if config.oidc is not None:
+        oidc = OidcService(
+            database=database,
+            credentials=credentials,
+            config=config.oidc,
+            provider=OidcHttpClient(config=config.oidc),
+            clock=now_ms,
+        )
+    return LocalAccess(
+        socket=config.local_socket,
+        people=people,
+        credentials=credentials,
+        oidc=oidc,
+        approvals=approvals,
+        group=config.local_group,
+        tls_listen=config.local_tls_listen,
+        on_refused=on_refused,
+    )
 
 
 @dataclass(kw_only=True)
@@ -234,10 +282,14 @@ def _local_server(
         LOCAL_SERVICE,
         PEOPLE_SERVICE,
         APPROVALS_SERVICE,
+        CREDENTIALS_SERVICE,
         overrides=dict(LOCAL_OPTIONS),
         local=(
             LocalAuthInterceptor(
-                people=access.people, tickets=access.tickets, on_refused=access.on_refused
+                people=access.people,
+                credentials=access.credentials,
+                tickets=access.tickets,
+                on_refused=access.on_refused,
             ),
             ApprovalGate(access.approvals),  # inside sign-in: it knows who is asking
         ),
@@ -246,6 +298,9 @@ def _local_server(
     local_people_pb2_grpc.add_PeopleServicer_to_server(PeopleServicer(access.people), server)
     local_people_pb2_grpc.add_ApprovalsServicer_to_server(
         ApprovalsServicer(approvals=access.approvals, local=local), server
+    )
+    local_credentials_pb2_grpc.add_CredentialsServicer_to_server(
+        CredentialsServicer(access.credentials, access.oidc), server
     )
     _bind_socket(server, access)
     return server, health

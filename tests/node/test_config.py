@@ -114,3 +114,46 @@ def test_missing_configuration_file(tmp_path: Path) -> None:
 def test_example_configuration_loads() -> None:
     config = load_config(Path(__file__).parents[2] / "ops" / "examples" / "comity.toml")
     assert config.telemetry_exporter == "none"
+
+
+OIDC = """
+[oidc]
+issuer = "https://idp.police.example/realms/comity"
+client_id = "comity-aa"
+client_secret_file = "oidc-secret"
+redirect_uri = "https://console.police.example/oidc/callback"
+roles_claim = "groups"
+
+[oidc.role_map]
+"cyber-investigators" = ["investigator"]
+"mlat-desk" = ["reviewer", "supervisor"]
+"""
+
+
+def test_oidc_section_loads_with_its_role_map(node_dir: Path) -> None:
+    path = node_dir / "comity.toml"
+    path.write_text(path.read_text() + OIDC)
+    oidc = load_config(path).oidc
+    assert oidc is not None
+    assert oidc.client_secret_file == node_dir / "oidc-secret"
+    assert oidc.username_claim == "preferred_username"
+    assert {k: sorted(v) for k, v in oidc.role_map.items()} == {
+        "cyber-investigators": ["investigator"],
+        "mlat-desk": ["reviewer", "supervisor"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (('client_id = "comity-aa"\n', ""), "oidc.client_id"),
+        (("https://idp.police", "http://idp.police"), "oidc.issuer must be an https:// URL"),
+        (('["investigator"]', '["sheriff"]'), "unknown role 'sheriff'"),
+    ],
+)
+def test_a_bad_oidc_section_is_refused(node_dir: Path, change: tuple[str, str], match: str) -> None:
+    path = node_dir / "comity.toml"
+    path.write_text(path.read_text() + OIDC.replace(*change))
+    with pytest.raises(ConfigError, match=match) as caught:
+        load_config(path)
+    assert str(path) in caught.value.message

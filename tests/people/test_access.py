@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from node.gen.comity.v1 import local_pb2, local_people_pb2
+from node.gen.comity.v1 import local_credentials_pb2, local_pb2, local_people_pb2
 from node.model.people import NODE_ACTOR, Actor, Permission, Role, Via
 from node.services.access import (
     LOCAL_OPERATIONS,
+    PUBLIC_OPERATIONS,
     AccessDeniedError,
     acting_as,
     check_operation,
@@ -26,12 +27,14 @@ def _methods() -> set[str]:
         local_pb2.DESCRIPTOR.services_by_name["Local"],
         local_people_pb2.DESCRIPTOR.services_by_name["People"],
         local_people_pb2.DESCRIPTOR.services_by_name["Approvals"],
+        local_credentials_pb2.DESCRIPTOR.services_by_name["Credentials"],
     )
     return {method.name for service in services for method in service.methods}
 
 
 def test_every_local_operation_names_its_permissions_and_no_other_is_listed() -> None:
-    assert set(LOCAL_OPERATIONS) == _methods()
+    assert set(LOCAL_OPERATIONS) | PUBLIC_OPERATIONS == _methods()
+    assert not set(LOCAL_OPERATIONS) & PUBLIC_OPERATIONS
     assert all(LOCAL_OPERATIONS.values())
 
 
