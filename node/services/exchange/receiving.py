@@ -29,6 +29,7 @@ from node.forms.minimize import minimize
 from node.forms.registry import FormType, form_type_for_payload, traits_of
 from node.forms.validate import validate_form
 from node.ids import AgencyId, ExchangeId
+from node.logs import log_ids
 from node.members import Member
 from node.model.envelope import (
     EnvelopeHeader,
@@ -229,7 +230,15 @@ class Receiving:
             if stored is None:
                 raise ReplayError("exchange_id already used by another exchange") from e
             return stored
-        _LOG.info("registered message %s from %s", opened.header.message_id, opened.header.sender)
+        header = opened.header
+        _LOG.info(
+            "registered message %s from %s",
+            header.message_id,
+            header.sender,
+            extra=log_ids(
+                message_id=header.message_id, exchange_id=header.exchange_id, peer=header.sender
+            ),
+        )
         return receipt
 
     def _insert_inbound(
