@@ -19,7 +19,7 @@ def record(
     extra: dict[str, object] | None = None,
     exc_info: BaseException | None = None,
 ) -> logging.LogRecord:
-    made = logging.getLogger("node.services.delivery").makeRecord(
+    return logging.getLogger("node.services.delivery").makeRecord(
         "node.services.delivery",
         logging.INFO,
         __file__,
@@ -29,7 +29,6 @@ def record(
         (type(exc_info), exc_info, exc_info.__traceback__) if exc_info else None,
         extra=extra,
     )
-    return made
 
 
 def json_line(made: logging.LogRecord) -> dict[str, object]:
