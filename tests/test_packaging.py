@@ -140,7 +140,7 @@ def test_a_node_from_the_wheel_initialises_migrates_and_serves(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(330)  # four nodes and every step of the demo, on two cores
+@pytest.mark.timeout(480)  # building, four nodes and every step of the demo, on two cores
 def test_the_demo_runs_from_the_wheel(installed: Installed) -> None:
-    result = installed.comity("demo", timeout=300)
+    result = installed.comity("demo", timeout=420)
     assert "Demo complete" in result.stdout
