@@ -16,6 +16,7 @@ from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ConfigError
 from node.files import write_private_file
 from node.ids import AgencyId, parse_agency_id
+from node.logs import FORMATS as LOG_FORMATS
 from node.members import ROLES, member_card
 from node.model.approvals import (
     ALL_POLICIES,
@@ -48,6 +49,10 @@ class NodeConfig:
     telemetry_exporter: str = "none"
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
+    """``text`` or ``json``: one line per record either way."""
+    health_listen: str | None = None
+    """A plain HTTP address answering ``/livez`` and ``/readyz`` (off when None)."""
     max_concurrent_rpcs: int = 256
     delivery_timeout_s: float = 10.0
     message_lifetime_s: int = 86400
@@ -113,7 +118,8 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "keys": {"directory": (str, False)},
     "tls": {"certificate": (str, False), "private_key": (str, False)},
     "telemetry": {"exporter": (str, False), "otlp_endpoint": (str, False)},
-    "logging": {"level": (str, False)},
+    "logging": {"level": (str, False), "format": (str, False)},
+    "health": {"listen": (str, False)},
     "shutdown": {"grace_period_s": (float, False)},
     "delivery": {
         "file_wait_s": (float, False),
@@ -246,6 +252,8 @@ def _node_config(path: Path, agency: AgencyId, s: dict[str, dict[str, Any]]) -> 
         telemetry_exporter=get("telemetry", "exporter", "none"),
         otlp_endpoint=get("telemetry", "otlp_endpoint", None),
         log_level=get("logging", "level", "INFO"),
+        log_format=get("logging", "format", "text"),
+        health_listen=get("health", "listen", None),
         max_concurrent_rpcs=get("federation", "max_concurrent_rpcs", 256),
         delivery_timeout_s=float(get("federation", "delivery_timeout_s", 10.0)),
         message_lifetime_s=get("federation", "message_lifetime_s", 86400),
@@ -285,11 +293,20 @@ def _policies(names: list[Any] | None, source: str) -> frozenset[Policy]:
         raise ConfigError(f"{source}: approvals.required: {e}") from e
 
 
+def _check_operations(config: NodeConfig, source: str) -> None:
+    """Logging and the health port."""
+    if config.log_level not in LOG_LEVELS:
+        raise ConfigError(f"{source}: logging.level must be one of {', '.join(LOG_LEVELS)}")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"{source}: logging.format must be one of {', '.join(LOG_FORMATS)}")
+    if config.health_listen is not None and ":" not in config.health_listen:
+        raise ConfigError(f"{source}: health.listen must be host:port")
+
+
 def _check_values(config: NodeConfig, source: str) -> None:
     if config.telemetry_exporter not in EXPORTERS:
         raise ConfigError(f"{source}: telemetry.exporter must be one of {', '.join(EXPORTERS)}")
-    if config.log_level not in LOG_LEVELS:
-        raise ConfigError(f"{source}: logging.level must be one of {', '.join(LOG_LEVELS)}")
+    _check_operations(config, source)
     if ":" not in config.listen:
         raise ConfigError(f"{source}: federation.listen must be host:port")
     _positive(config.max_concurrent_rpcs, "federation.max_concurrent_rpcs", source)

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from node.config import NodeConfig
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ConfigError
-from node.federation.trusted import FederationDirectory, check_listed
+from node.federation.trusted import FederationDirectory
 from node.indicators.campaigns import LinkRules
 from node.indicators.psi_workers import PsiWorkers
 from node.model.people import parse_roles
@@ -37,19 +37,21 @@ from node.services.outbox import RetryPolicy
 from node.services.overlap import OverlapService
 from node.services.overlap_reveal import RevealService
 from node.services.people import PeopleService
+from node.services.readiness import ReadinessService
 from node.services.set_offers import OfferSettings
 from node.services.sightings import SightingService
 from node.services.witness import WitnessService
+from node.startup import check_listed, read_tls
 from node.storage.database import Database
 from node.storage.engine import create_engine, redact_url, upgrade
 from node.telemetry import TRACER_NAME, make_tracer_provider
 from node.timeutil import now_ms
-from node.tls import read_private_key
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.directory_servicer import DirectoryServicer
 from node.transport.evidence_servicer import EvidenceServicer
 from node.transport.federation_servicer import FederationServicer
 from node.transport.groups_servicer import GroupsClient, GroupsServicer
+from node.transport.health_http import HealthHttpServer
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
@@ -83,6 +85,7 @@ class RunningNode:
     campaigns: CampaignService
     sightings: SightingService
     people: PeopleService
+    health: HealthHttpServer | None = None
     _uploading: asyncio.Task[None] | None = None
     _erasing: asyncio.Task[None] | None = None
     _witnessing: asyncio.Task[None] | None = None
@@ -143,9 +146,15 @@ class RunningNode:
     def federation_port(self) -> int:
         return self.servers.federation_port
 
+    @property
+    def health_port(self) -> int | None:
+        return self.health.port if self.health is not None else None
+
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, finish in-flight calls, close the database."""
         _LOG.info("stopping (grace %.1fs)", self.config.grace_period_s)
+        if self.health is not None:
+            await self.health.stop()  # probes fail from now on: take the node out of rotation
         for task in (
             self._witnessing,
             self._syncing,
@@ -203,6 +212,7 @@ async def _start_on(
     servers = _servers(base, services)
     await servers.start()
     services.delivery.start()
+    health = await _start_health(base, services)
     _LOG.info(
         "node %s serving federation on port %d, local socket %s, database %s",
         config.agency_id,
@@ -210,7 +220,24 @@ async def _start_on(
         config.local_socket,
         redact_url(config.database_url),
     )
-    return _running(base, services, servers)
+    running = _running(base, services, servers)
+    running.health = health
+    return running
+
+
+async def _start_health(base: _Foundation, services: _Services) -> HealthHttpServer | None:
+    """The plain HTTP health port, when ``health.listen`` is set."""
+    if base.config.health_listen is None:
+        return None
+    readiness = ReadinessService(
+        database=base.database,
+        directory=base.directory,
+        keys=services.exchange.current_keys,
+        clock=now_ms,
+    )
+    health = HealthHttpServer(listen=base.config.health_listen, readiness=readiness.check)
+    await health.start()
+    return health
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,13 +287,13 @@ async def _foundation(
     directory = await FederationDirectory.open(
         database=database, bootstrap=config.directory_file, clock=now_ms
     )
-    check_listed(directory, agency_id=config.agency_id, keys=keys, keys_dir=config.keys_dir)
+    check_listed(config, directory, keys)
     provider = tracer_provider or make_tracer_provider(
         agency_id=config.agency_id,
         exporter=config.telemetry_exporter,
         otlp_endpoint=config.otlp_endpoint,
     )
-    certificate, private_key = _read_tls(config)
+    certificate, private_key = read_tls(config)
     peers = PeerClient(
         certificate=certificate, private_key=private_key, timeout_s=config.delivery_timeout_s
     )
@@ -563,13 +590,6 @@ def _reload_keys(config: NodeConfig, exchange: ExchangeService) -> None:
         exchange.use_keys(AgencyKeys.load(config.keys_dir))
     except ConfigError as e:
         _LOG.warning("keeping the keys loaded earlier: %s", e.message)
-
-
-def _read_tls(config: NodeConfig) -> tuple[bytes, bytes]:
-    try:
-        return config.tls_certificate.read_bytes(), read_private_key(config.tls_private_key)
-    except OSError as e:
-        raise ConfigError(f"cannot read TLS material: {e.strerror}: {e.filename}") from e
 
 
 async def serve_until_signalled(config: NodeConfig) -> None:

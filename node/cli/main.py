@@ -21,6 +21,7 @@ from node.cli.lazy import LazyModule
 from node.crypto.keys import ROTATABLE
 from node.errors import ComityError
 from node.model.lifecycle import REFUSAL_GROUNDS
+from node.resources import installed_version
 
 if TYPE_CHECKING:
     from node.cli import (
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="comity",
         description="Comity: signed, sealed cross-border legal assistance requests.",
     )
+    parser.add_argument("--version", action="version", version=f"comity {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _node_commands(commands.add_parser("node", help="set up and run this agency's node"))
     _federation_commands(

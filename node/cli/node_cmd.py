@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import logging
 
 from rich.console import Console
 
@@ -19,6 +18,7 @@ from node.errors import ConfigError
 from node.federation.document import SignedDirectory, format_instant
 from node.federation.trusted import read_trusted
 from node.ids import parse_key_id
+from node.logs import configure_logging
 from node.runtime import serve_until_signalled
 from node.timeutil import now_ms
 
@@ -50,9 +50,8 @@ def init(args: argparse.Namespace, console: Console) -> int:
 
 def serve(args: argparse.Namespace, _console: Console) -> int:
     config = load_config(args.config)
-    logging.getLogger().setLevel(config.log_level)
-    logging.getLogger().handlers[0].setFormatter(
-        logging.Formatter(f"%(asctime)s %(levelname)s [{config.agency_id}] %(name)s: %(message)s")
+    configure_logging(
+        level=config.log_level, log_format=config.log_format, agency_id=config.agency_id
     )
     asyncio.run(serve_until_signalled(config))
     return 0

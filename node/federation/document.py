@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -27,13 +26,14 @@ from node.crypto.keys import key_id
 from node.errors import ConfigError, DirectoryError
 from node.ids import AgencyId, KeyId
 from node.members import PURPOSES, MemberEntry, MemberKey
+from node.resources import schemas_dir
 from node.tls import certificate_agency, certificate_fingerprint
 
 DOCUMENT_TYPE = "comity.directory.v1"
 SIGNING_DOMAIN = b"comity/v1/directory"
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_INTEGER_DIGITS = 20
-_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "federation" / "directory.v1.json"
+_SCHEMA_FILE = "federation/directory.v1.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,10 +112,11 @@ def parse_instant(text: str) -> int:
 
 @cache
 def _validator() -> Draft202012Validator:
+    path = schemas_dir() / _SCHEMA_FILE
     try:
-        schema = json.loads(_SCHEMA_PATH.read_text(encoding="utf-8"))
+        schema = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise ConfigError(f"cannot read the directory schema {_SCHEMA_PATH}") from e
+        raise ConfigError(f"cannot read the directory schema {path}") from e
     return Draft202012Validator(schema)
 
 

@@ -18,11 +18,9 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from node.crypto.keys import AgencyKeys
 from node.errors import ConfigError, DirectoryError, NotFoundError
 from node.federation.document import SignedDirectory, parse_directory
 from node.federation.rules import verify_initial, verify_update
-from node.ids import AgencyId
 from node.members import Member, MemberEntry
 from node.storage import directory_repo
 from node.storage.database import Database
@@ -257,29 +255,3 @@ def current_members(document: SignedDirectory, *, now_ms: int) -> list[Member]:
     """The members of ``document`` as they stand at ``now_ms`` (active keys only)."""
     views = (entry.view_at(now_ms) for entry in document.body.members)
     return [view for view in views if view is not None]
-
-
-def check_listed(
-    directory: FederationDirectory, *, agency_id: AgencyId, keys: AgencyKeys, keys_dir: Path
-) -> None:
-    """Refuse to start a node the trusted directory does not list with the keys it holds.
-
-    Raises:
-        ConfigError: naming what is missing and what to do.
-    """
-    where = f"directory version {directory.version}"
-    member = directory.find(agency_id)
-    if member is None:
-        raise ConfigError(
-            f"{where} does not list {agency_id} with active keys; ask the secretariat "
-            "to add this node's member card"
-        )
-    if not set(member.signing_keys) & set(keys.signing_keys()):
-        raise ConfigError(
-            f"{where}: none of the signing keys in {keys_dir} is listed as active for {agency_id}"
-        )
-    if not set(member.encryption_keys) & set(keys.encryption_keys()):
-        raise ConfigError(
-            f"{where}: none of the encryption keys in {keys_dir} is listed as active "
-            f"for {agency_id}"
-        )

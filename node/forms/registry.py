@@ -11,7 +11,6 @@ names. The lifecycle message kinds are fixed by the lifecycle table and stay in 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,10 +21,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from node import resources
 from node.errors import ConfigError, UnknownRequestTypeError
 from node.model.request_type import RequestTypeTraits, Trait
 
-SCHEMAS_ENV = "COMITY_SCHEMAS_DIR"
+SCHEMAS_ENV = resources.SCHEMAS_ENV
 REGISTRY_FILE = "registry/request-types.v1.json"
 _REGISTRY_SCHEMA_FILE = "registry/registry.v1.json"
 
@@ -89,19 +89,12 @@ _MESSAGE_DEFINITIONS = tuple(
 
 
 def schemas_dir() -> Path:
-    """The directory holding the form schemas.
-
-    ``$COMITY_SCHEMAS_DIR`` when set, else the ``schemas/`` folder of the source tree.
-    Read on every call, so a changed environment takes effect without a restart.
+    """The directory holding the schemas (:func:`node.resources.schemas_dir`).
 
     Raises:
         ConfigError: the directory does not exist.
     """
-    configured = os.environ.get(SCHEMAS_ENV)
-    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / "schemas"
-    if not path.is_dir():
-        raise ConfigError(f"schemas directory {path} does not exist; set {SCHEMAS_ENV}")
-    return path
+    return resources.schemas_dir()
 
 
 def form_types() -> tuple[FormType, ...]:

@@ -30,6 +30,7 @@ from node.errors import (
 )
 from node.faults import kill_point
 from node.ids import AgencyId, MessageId
+from node.logs import log_ids
 from node.members import Directory
 from node.model.envelope import SignedReceipt
 from node.model.request import Direction, RequestState
@@ -320,6 +321,7 @@ class Deliveries:
             failed=f"delivery of message {item.message_id} to {item.recipient} failed",
             delivered=f"delivered message {item.message_id} to {item.recipient}",
             record=f"the outcome for {item.message_id}",
+            ids=log_ids(message_id=item.message_id, peer=item.recipient),
         )
 
 

@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -105,6 +105,8 @@ class Wording:
     """The whole line logged once the other agency has the item."""
     record: str
     """What was to be recorded, as in "cannot record <record>: <code>"."""
+    ids: Mapping[str, object] = field(default_factory=dict)
+    """The item's ids as log fields (:func:`node.logs.log_ids`)."""
 
 
 class OwedKind(Protocol[Item, Proof]):
@@ -208,7 +210,8 @@ class Outbox(Generic[Item, Proof]):
         except ComityError as e:
             return await self._record_failure(item, e)
         except Exception:  # noqa: BLE001 (one bad item must not stop the others)
-            self._log.exception("%s failed unexpectedly", self._kind.wording(item).attempt)
+            wording = self._kind.wording(item)
+            self._log.exception("%s failed unexpectedly", wording.attempt, extra=wording.ids)
             return await self._record_failure(item, self._kind.unexpected(item))
         await self._record_delivered(item, proof)
         return AttemptResult(state=OwedState.DELIVERED)
@@ -220,20 +223,25 @@ class Outbox(Generic[Item, Proof]):
                 return self._kind.record_delivered(session, item, proof, now_ms=now)
 
         if await self._database.run(record):
-            self._log.info("%s", self._kind.wording(item).delivered)
+            wording = self._kind.wording(item)
+            self._log.info("%s", wording.delivered, extra=wording.ids)
 
     async def _record_failure(self, item: Item, error: ComityError) -> AttemptResult:
         retry = self._policy.retries(error)
         wording = self._kind.wording(item)
         self._log.warning(
-            "%s (%s)%s", wording.failed, error.code, ", will retry" if retry else ", giving up"
+            "%s (%s)%s",
+            wording.failed,
+            error.code,
+            ", will retry" if retry else ", giving up",
+            extra={**wording.ids, "error_code": error.code},
         )
         state = OwedState.PENDING if retry else OwedState.FAILED
         try:
             await self._database.run(lambda: self._store_failure(item, error, retry=retry))
         except ComityError as e:
             # The row stays claimed until its lease runs out, then it is tried again.
-            self._log.warning("cannot record %s: %s", wording.record, e.code)
+            self._log.warning("cannot record %s: %s", wording.record, e.code, extra={**wording.ids})
             return AttemptResult(state=state, error=error, recorded=False)
         return AttemptResult(state=state, error=error)
 

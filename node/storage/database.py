@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import Engine
@@ -25,7 +27,12 @@ class Database:
         )
 
     async def run(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        """Run ``work`` on a database thread, in the caller's context (as ``asyncio.to_thread``
+        does): its log lines carry the trace of the call that asked for it."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(context.run, work)
+        )
 
     def close(self) -> None:
         """Wait for work in progress, release the threads, close the connections."""

@@ -266,3 +266,22 @@ def transaction(engine: Engine) -> Iterator[Session]:
         raise StorageUnavailableError(
             f"this node's database is unavailable ({reason}); try again later"
         ) from e
+
+
+def check_reachable(engine: Engine) -> None:
+    """Raise unless the database answers and holds a node's schema (the readiness probe).
+
+    A SQLite file removed under a running node still answers through the connections already
+    open, and what is written to it then is lost: its path is checked as well.
+
+    Raises:
+        StorageUnavailableError: the database does not answer, its file is gone, or it holds
+            no schema version.
+    """
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and not Path(database).exists():
+        raise StorageUnavailableError("the SQLite database file is gone")
+    with transaction(engine) as session:
+        revision = MigrationContext.configure(session.connection()).get_current_revision()
+    if revision is None:
+        raise StorageUnavailableError("the database holds no schema version")

@@ -35,6 +35,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from node.errors import ComityError
+from node.logs import log_ids
 from node.telemetry import extract_context
 from node.transport.status import ERROR_TRAILER, INTERNAL_CODE, INTERNAL_MESSAGE, status_for
 
@@ -179,11 +180,20 @@ class _Served:
         _traceback: TracebackType | None,
     ) -> None:
         status, code = _outcome(error)
+        unexpected = isinstance(error, Exception) and not isinstance(
+            error, (ComityError, grpc.aio.AbortError)
+        )
+        if unexpected:
+            _LOG.error(
+                "%s failed unexpectedly",
+                self._rpc.name,
+                exc_info=error,
+                extra=log_ids(rpc=self._rpc.name),
+            )
         self._close(status, code)
         if isinstance(error, ComityError):
             await _abort(self._context, status, code, error.message, error.trailers())
-        if isinstance(error, Exception) and not isinstance(error, grpc.aio.AbortError):
-            _LOG.error("%s failed unexpectedly", self._rpc.name, exc_info=error)
+        elif unexpected:
             await _abort(self._context, status, code, INTERNAL_MESSAGE)
 
     def _close(self, status: grpc.StatusCode | None, code: str) -> None:
@@ -195,9 +205,22 @@ class _Served:
             self._span.set_attribute("comity.error", code)
         if status in _SERVER_FAULTS:
             self._span.set_status(Status(StatusCode.ERROR, shown))
+        # Still inside the call's span, so the access line carries its trace and span ids.
+        _LOG.info(
+            "%s %s%s %.1f ms",
+            self._rpc.name,
+            shown,
+            f" {code}" if code else "",
+            elapsed_ms,
+            extra=log_ids(
+                rpc=self._rpc.name,
+                grpc_status=shown,
+                error_code=code or None,
+                duration_ms=round(elapsed_ms, 1),
+            ),
+        )
         otel_context.detach(self._token)
         self._span.end()
-        _LOG.info("%s %s%s %.1f ms", self._rpc.name, shown, f" {code}" if code else "", elapsed_ms)
 
 
 def _outcome(error: BaseException | None) -> tuple[grpc.StatusCode | None, str]:

@@ -89,6 +89,14 @@ BAD_CONFIGS = [
         "logging.level",
     ),
     (
+        'agency_id = "aa-unit"\n[federation]\nlisten = "h:1"\n[logging]\nformat = "xml"\n',
+        "logging.format must be one of text, json",
+    ),
+    (
+        'agency_id = "aa-unit"\n[federation]\nlisten = "h:1"\n[health]\nlisten = "7480"\n',
+        "health.listen must be host:port",
+    ),
+    (
         'agency_id = "aa-unit"\n[federation]\nlisten = "h:1"\nmessage_lifetime_s = 1\n',
         "message_lifetime_s",
     ),

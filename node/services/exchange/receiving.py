@@ -29,6 +29,7 @@ from node.forms.minimize import minimize
 from node.forms.registry import FormType, form_type_for_payload, traits_of
 from node.forms.validate import validate_form
 from node.ids import AgencyId, ExchangeId
+from node.logs import log_ids
 from node.members import Member
 from node.model.envelope import (
     EnvelopeHeader,
@@ -229,7 +230,7 @@ class Receiving:
             if stored is None:
                 raise ReplayError("exchange_id already used by another exchange") from e
             return stored
-        _LOG.info("registered message %s from %s", opened.header.message_id, opened.header.sender)
+        _log_registered(opened.header)
         return receipt
 
     def _insert_inbound(
@@ -370,3 +371,14 @@ def _previous_receipt(message: Message | None, opened: OpenedEnvelope) -> Signed
     if message.envelope_digest != opened.digest or message.receipt is None:
         raise ReplayError(f"message_id {opened.header.message_id} was used for other content")
     return wire.receipt_from_bytes(message.receipt)
+
+
+def _log_registered(header: EnvelopeHeader) -> None:
+    _LOG.info(
+        "registered message %s from %s",
+        header.message_id,
+        header.sender,
+        extra=log_ids(
+            message_id=header.message_id, exchange_id=header.exchange_id, peer=header.sender
+        ),
+    )
