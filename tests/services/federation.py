@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -410,6 +410,16 @@ class Federation:
         for agency_id in to:
             await self.agencies[agency_id].directory.install(self.document.to_json())
         return self.document
+
+    async def set_roles(self, agency_id: str, roles: Sequence[str], *to: str) -> None:
+        """A new directory version listing ``agency_id`` with ``roles`` instead (its keys and
+        certificate unchanged), installed at the agencies ``to`` only."""
+        card = replace(identity(agency_id).card, roles=frozenset(roles))
+        now = self.clock()
+        draft = ceremony.remove_member(self.document, agency_id, now_ms=now)
+        self.document = self.sign(ceremony.add_member(draft, card, now_ms=now))
+        for receiver in to:
+            await self.agencies[receiver].directory.install(self.document.to_json())
 
     def forge(
         self, *, signer: str, recipient: str, payload: bytes, **header: Any

@@ -80,6 +80,11 @@ class Party:
             )
         return self.keys.using_signing(kid).using_encryption(sealing)
 
+    def roles_of(self, agency_id: str) -> frozenset[str]:
+        """The roles the trusted directory lists for ``agency_id`` (none if not listed)."""
+        entry = self.directory.entry(agency_id)
+        return entry.roles if entry is not None else frozenset()
+
     def check_not_expired(self) -> None:
         if self.clock() >= self.directory.expires_ms:
             raise DirectoryError(

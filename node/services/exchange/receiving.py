@@ -215,6 +215,10 @@ class Receiving:
                 if stored is not None:
                     return stored
                 form_type = form_type_for_payload(opened.header.payload_type)
+                if not form_type.is_message:
+                    sender = opened.header.sender
+                    roles = self._party.roles_of(sender)
+                    traits_of(form_type.name).check_sender_roles(sender, roles)
                 form = validate_form(form_type, opened.payload)
                 if not form_type.is_message:
                     minimize(form_type.name, form)  # the receiver checks minimality again
