@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from node.services.audit import AuditService
 from node.services.delivery import DeliverySettings, DeliveryWorker
 from node.services.directory_sync import DirectorySync
 from node.services.exchange import ExchangeService, ExchangeSettings
+from node.services.lifecycle import HoldLimits
 from node.services.outbox import RetryPolicy
 from node.storage.database import Database
 from node.storage.engine import create_engine, upgrade
@@ -276,6 +277,7 @@ class Tuning:
     file_wait_s: float = 2.0
     outbox_capacity: int = 10_000
     directory_grace_ms: int = 24 * 3600 * 1000
+    hold_limits: HoldLimits = field(default_factory=HoldLimits)
     retry: RetryPolicy = QUICK_RETRY
     poll_interval_s: float = 0.05
 
@@ -285,6 +287,7 @@ class Tuning:
             file_wait_s=self.file_wait_s,
             outbox_capacity=self.outbox_capacity,
             directory_grace_ms=self.directory_grace_ms,
+            hold_limits=self.hold_limits,
         )
 
     def delivery(self, agency_id: AgencyId) -> DeliverySettings:

@@ -311,7 +311,9 @@ class Receiving:
             raise NotYourMoveError(f"{header.sender} is not a party to this exchange")
         kind, fields = form_type.name, json.loads(form)
         check_sender(kind, peer_role(row), traits_of(row.request_type))
-        position = check_position(session, row, header.sequence)
+        position = check_position(
+            session, row, header.sequence, limits=self._party.settings.hold_limits
+        )
         state = None
         if position is Position.NEXT:
             state = move(
