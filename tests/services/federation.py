@@ -28,7 +28,7 @@ from opentelemetry.trace import NoOpTracer
 
 from node import wire
 from node.audit.leaf import Leaf
-from node.crypto.envelope import seal_envelope
+from node.crypto.envelope import seal_envelope, sign_receipt
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ErrorKind, PeerRejectedError, PeerUnavailableError
 from node.federation import ceremony
@@ -56,6 +56,8 @@ UNIT, AUTHORITY, OTHER = (
     AgencyId("cc-central-authority"),
 )
 ROOT_THRESHOLD = 2
+STRANGER = AgencyKeys.generate()
+"""Keys of no member."""
 QUICK_RETRY = RetryPolicy(base_s=0.02, cap_s=0.1)
 
 
@@ -122,6 +124,9 @@ class Conditions:
     """The node answers every call with this error (as its servicer would map it)."""
     lose_answers: int = 0
     """The node handles this many more calls, but their answers never come back."""
+    bad_receipts: int = 0
+    """The node handles this many more calls, but their receipts come back signed by a key
+    no directory lists (as a broken or impersonated receiver would answer)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +188,10 @@ class InMemoryNetwork:
             self.calls.append(_call(sender, member, envelope, e.code))
             raise
         self.calls.append(_call(sender, member, envelope, "delivered"))
+        conditions = self.conditions(member.agency_id)
+        if conditions.bad_receipts > 0:
+            conditions.bad_receipts -= 1
+            return sign_receipt(wire.receipt_from_bytes(receipt).body, keys=STRANGER)
         return wire.receipt_from_bytes(receipt)
 
     def _cut_off(self, recipient: AgencyId, header: EnvelopeHeader) -> bool:

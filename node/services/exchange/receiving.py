@@ -99,7 +99,18 @@ class Receiving:
             ),
         ):
             await self._catch_up_with(header)
-            opened = self._verify(sealed, peer_fingerprint=peer_fingerprint)
+            sender = self._authenticate(sealed, peer_fingerprint=peer_fingerprint)
+            try:
+                self._check_superseded(header)
+                self._check_freshness(header)
+            except (SupersededDirectoryError, FreshnessError):
+                # Too old to register, but perhaps registered when it was not: a sender
+                # asking again for the receipt gets the one stored.
+                stored = await self._party.run(lambda: self._stored_copy(sealed))
+                if stored is None:
+                    raise
+                return stored
+            opened = self._open(sealed, sender)
             receipt = await self._party.run(lambda: self._store_inbound(sealed, opened))
             kill_point("receive.after_commit")
             return receipt
@@ -114,20 +125,30 @@ class Receiving:
             timeout_s=self._party.settings.directory_catch_up_s,
         )
 
-    def _verify(self, sealed: SealedEnvelope, *, peer_fingerprint: str | None) -> OpenedEnvelope:
+    def _authenticate(self, sealed: SealedEnvelope, *, peer_fingerprint: str | None) -> Member:
+        """Steps 3-9 of proto/README.md: the envelope is for this node, under a directory
+        version it knows, from a member whose TLS certificate made the call."""
         header = sealed.header
         if header.recipient != self._party.me:
             raise MisaddressedError(
                 f"envelope is addressed to {header.recipient}, this node is {self._party.me}"
             )
         self._party.check_not_expired()
-        self._check_directory_version(header)
+        mine = self._party.directory.version
+        if header.directory_version > mine:
+            raise DirectoryBehindError(
+                f"envelope uses directory version {header.directory_version}, this node "
+                f"trusts version {mine} and is catching up; retry later"
+            )
         sender = self._sender(sealed)
         if peer_fingerprint != sender.tls_fingerprint:
             raise PeerIdentityError(
                 f"the TLS client certificate is not the one listed for {header.sender}"
             )
-        self._check_freshness(header)
+        return sender
+
+    def _open(self, sealed: SealedEnvelope, sender: Member) -> OpenedEnvelope:
+        header = sealed.header
         # Either key of a rotation's overlap, on both sides; open_envelope refuses others.
         keys = self._party.keys
         mine = header.recipient_encryption_key_id
@@ -165,15 +186,9 @@ class Receiving:
             )
         return sender
 
-    def _check_directory_version(self, header: EnvelopeHeader) -> None:
+    def _check_superseded(self, header: EnvelopeHeader) -> None:
         """Refuse an envelope addressed under a version superseded longer than the grace
-        period ago, or under a version this node does not know yet (it retries)."""
-        mine = self._party.directory.version
-        if header.directory_version > mine:
-            raise DirectoryBehindError(
-                f"envelope uses directory version {header.directory_version}, this node "
-                f"trusts version {mine} and is catching up; retry later"
-            )
+        period ago."""
         superseded = self._party.directory.superseded_at(header.directory_version)
         if (
             superseded is not None
@@ -181,7 +196,8 @@ class Receiving:
         ):
             raise SupersededDirectoryError(
                 f"envelope uses directory version {header.directory_version}, superseded at "
-                f"this node by version {mine} more than the grace period ago"
+                f"this node by version {self._party.directory.version} more than the grace "
+                "period ago"
             )
 
     def _check_freshness(self, header: EnvelopeHeader) -> None:
@@ -194,6 +210,19 @@ class Receiving:
             raise FreshnessError("envelope expires_at_ms is not after created_at_ms")
         if header.expires_at_ms - header.created_at_ms > MAX_LIFETIME_MS:
             raise FreshnessError("envelope lifetime exceeds 7 days")
+
+    def _stored_copy(self, sealed: SealedEnvelope) -> SignedReceipt | None:
+        """The receipt stored for exactly these envelope bytes from their sender, if any."""
+        with transaction(self._party.engine) as session:
+            message = exchange_repo.get_message(session, sealed.header.message_id)
+            if (
+                message is None
+                or message.receipt is None
+                or message.direction != Direction.INBOUND
+                or message.envelope != wire.envelope_to_bytes(sealed)
+            ):
+                return None
+            return wire.receipt_from_bytes(message.receipt)
 
     def _stored_receipt(self, opened: OpenedEnvelope) -> SignedReceipt | None:
         """The receipt issued earlier for this message id, if any (idempotent delivery)."""
