@@ -65,6 +65,16 @@ async def retried(fed: Federation, request_id: str, *, attempts: int) -> Request
     return views[-1]
 
 
+async def given_up_as_expired(fed: Federation, request_id: str) -> None:
+    async def failed() -> bool:
+        view = await fed[UNIT].exchange.get_request(request_id)
+        return view.state is RequestState.DELIVERY_FAILED
+
+    await eventually(failed, what="giving up the expired delivery")
+    view = await fed[UNIT].exchange.get_request(request_id)
+    assert "expired_before_delivery" in (view.last_error or "")
+
+
 async def assert_registered_once(fed: Federation, request_id: str) -> None:
     """The peer holds the request once, logged once, and the sender logged its receipt once."""
     await assert_registered_once_of(fed, request_id, attempts=1)
@@ -177,14 +187,7 @@ async def test_an_envelope_that_expires_before_it_could_be_delivered_is_given_up
     filed = await file(fed)
     await retried(fed, filed.request_id, attempts=1)
     fed.clock.advance(DAY_MS + 1)  # past the message lifetime
-
-    async def failed() -> bool:
-        view = await fed[UNIT].exchange.get_request(filed.request_id)
-        return view.state is RequestState.DELIVERY_FAILED
-
-    await eventually(failed, what="giving up the expired delivery")
-    view = await fed[UNIT].exchange.get_request(filed.request_id)
-    assert "expired_before_delivery" in (view.last_error or "")
+    await given_up_as_expired(fed, filed.request_id)
     calls = len(fed.network.calls)
     fed.network.heal()
     await asyncio.sleep(0.2)
@@ -270,12 +273,5 @@ async def test_an_expired_envelope_the_peer_never_registered_is_given_up(
     await retried(fed, filed.request_id, attempts=1)
     fed.clock.advance(DAY_MS + 1)
     fed.network.heal()  # reachable now, but the envelope is stale: the peer refuses it
-
-    async def failed() -> bool:
-        view = await fed[UNIT].exchange.get_request(filed.request_id)
-        return view.state is RequestState.DELIVERY_FAILED
-
-    await eventually(failed, what="giving up the expired delivery")
-    view = await fed[UNIT].exchange.get_request(filed.request_id)
-    assert "expired_before_delivery" in (view.last_error or "")
+    await given_up_as_expired(fed, filed.request_id)
     assert await fed[AUTHORITY].exchange.list_requests(direction=None, limit=10) == []
