@@ -55,6 +55,9 @@ class NodeConfig:
     """A plain HTTP address answering ``/livez`` and ``/readyz`` (off when None)."""
     max_concurrent_rpcs: int = 256
     delivery_timeout_s: float = 10.0
+    stream_idle_s: float = 30.0
+    """How long a peer's client stream (evidence chunks, an indicator set in chunks, overlap
+    points) may go without a message before this node ends it."""
     message_lifetime_s: int = 86400
     grace_period_s: float = 10.0
     file_wait_s: float = 5.0
@@ -109,6 +112,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "share_port": (bool, False),
         "max_concurrent_rpcs": (int, False),
         "delivery_timeout_s": (float, False),
+        "stream_idle_s": (float, False),
         "message_lifetime_s": (int, False),
     },
     "local": {"socket": (str, False), "group": (str, False), "tls_listen": (str, False)},
@@ -256,6 +260,7 @@ def _node_config(path: Path, agency: AgencyId, s: dict[str, dict[str, Any]]) -> 
         health_listen=get("health", "listen", None),
         max_concurrent_rpcs=get("federation", "max_concurrent_rpcs", 256),
         delivery_timeout_s=float(get("federation", "delivery_timeout_s", 10.0)),
+        stream_idle_s=float(get("federation", "stream_idle_s", 30.0)),
         message_lifetime_s=get("federation", "message_lifetime_s", 86400),
         grace_period_s=float(get("shutdown", "grace_period_s", 10.0)),
         file_wait_s=float(get("delivery", "file_wait_s", 5.0)),
@@ -311,6 +316,7 @@ def _check_values(config: NodeConfig, source: str) -> None:
         raise ConfigError(f"{source}: federation.listen must be host:port")
     _positive(config.max_concurrent_rpcs, "federation.max_concurrent_rpcs", source)
     _positive(config.delivery_timeout_s, "federation.delivery_timeout_s", source)
+    _positive(config.stream_idle_s, "federation.stream_idle_s", source)
     _positive(config.grace_period_s, "shutdown.grace_period_s", source)
     _positive(config.directory_sync_interval_s, "federation.directory_sync_interval_s", source)
     if config.directory_grace_s < 0:

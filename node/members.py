@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import tomli_w
+from cryptography import x509
 
 from node.crypto.keys import AgencyKeys, decode_public_key, encode_public_key, key_id
 from node.errors import ComityError, ConfigError, PeerIdentityError
@@ -44,6 +45,13 @@ _MEMBER_KEYS = frozenset(
 )
 PURPOSES = ("signing", "encryption", "checkpoint", "witness")
 """What a member's keys are for; each member lists at least one key of each."""
+_X509_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+"""What cryptography raises on reading a part of a certificate that breaks X.509."""
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _ENDPOINT = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 
@@ -255,11 +263,7 @@ def _card(entry: object, where: str) -> MemberCard:
     endpoint = _text(entry, "endpoint", where)
     if not _ENDPOINT.fullmatch(endpoint):
         raise ConfigError(f"{where}: endpoint must be host:port")
-    certificate = _text(entry, "tls_certificate", where).encode()
-    try:
-        check_certificate_profile(certificate, agency)
-    except ConfigError as e:
-        raise ConfigError(f"{where}: tls_certificate: {e.message}") from e
+    certificate = _certificate(entry, agency, where)
     return MemberCard(
         agency_id=agency,
         country=country,
@@ -271,6 +275,20 @@ def _card(entry: object, where: str) -> MemberCard:
         witness_key=_key(entry, "witness_key", where),
         tls_certificate=certificate,
     )
+
+
+def _certificate(entry: Mapping[str, Any], agency: AgencyId, where: str) -> bytes:
+    certificate = _text(entry, "tls_certificate", where).encode()
+    try:
+        check_certificate_profile(certificate, agency)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: tls_certificate: {e.message}") from e
+    except _X509_PARSE_ERRORS as e:
+        # cryptography parses a certificate lazily, one part at a time: a part that breaks
+        # X.509 (a name, an extension) raises when it is first read, wherever that is. One
+        # guard over the whole check covers every part, not only those that once crashed.
+        raise ConfigError(f"{where}: tls_certificate: does not parse as X.509") from e
+    return certificate
 
 
 def _key(entry: Mapping[str, Any], field: str, where: str) -> bytes:

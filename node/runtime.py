@@ -479,13 +479,16 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
         ),
         witness=WitnessServicer(witness=services.witness),
         directory=DirectoryServicer(directory=directory),
-        evidence=EvidenceServicer(evidence=services.evidence),
+        evidence=EvidenceServicer(
+            evidence=services.evidence, stream_idle_s=base.config.stream_idle_s
+        ),
         groups=GroupsServicer(groups=services.groups),
         indicators=IndicatorsServicer(
             indicators=services.indicators,
             overlap=services.overlap,
             reveal=services.reveal,
             sightings=services.sightings,
+            stream_idle_s=base.config.stream_idle_s,
         ),
         local=_local_servicer(base, services),
         access=local_access(

@@ -227,7 +227,9 @@ def _registry_from(path: Path, entries: list[dict[str, Any]]) -> _Registry:
         raise ConfigError(f"{path}: a request type is listed twice")
     traits = {
         str(entry["name"]): RequestTypeTraits.of(
-            str(entry["name"]), frozenset(Trait(t) for t in entry["traits"])
+            str(entry["name"]),
+            frozenset(Trait(t) for t in entry["traits"]),
+            sent_by=(str(role) for role in entry["sent_by"]),
         )
         for entry in entries
     }

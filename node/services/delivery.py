@@ -25,18 +25,29 @@ from node.crypto.envelope import verify_receipt
 from node.errors import (
     ComityError,
     ErrorKind,
+    FreshnessError,
     MalformedError,
+    PeerRejectedError,
+    ReceiptError,
     UnknownAgencyError,
 )
 from node.faults import kill_point
 from node.ids import AgencyId, MessageId
 from node.logs import log_ids
-from node.members import Directory
-from node.model.envelope import SignedReceipt
+from node.members import Directory, Member
+from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.model.request import Direction, RequestState
 from node.services.audit import record_event
 from node.services.lifecycle import due_at
-from node.services.outbox import Lease, Outbox, OutboxWorker, OwedState, RetryPolicy, Wording
+from node.services.outbox import (
+    RETRYABLE,
+    Lease,
+    Outbox,
+    OutboxWorker,
+    OwedState,
+    RetryPolicy,
+    Wording,
+)
 from node.services.peers import PeerTransport
 from node.storage import exchange_repo, outbox_repo
 from node.storage.database import Database
@@ -52,6 +63,16 @@ class DeliveryExpiredError(ComityError):
 
     kind = ErrorKind.PRECONDITION
     code = "expired_before_delivery"
+
+
+class ReceiptUnconfirmedError(ComityError):
+    """The peer answered, but not with a receipt that proves it registered this message: none,
+    a malformed one, one for another message, or one signed by a key not listed for it.
+    Asking again is harmless (the peer answers a repeat with the receipt it stored, and a
+    directory that was behind may have caught up meanwhile), so the delivery is retried."""
+
+    kind = ErrorKind.UNAVAILABLE
+    code = "receipt_unconfirmed"
 
 
 class UnexpectedDeliveryError(ComityError):
@@ -210,8 +231,17 @@ class Deliveries:
         return [_load_claim(session, row) for row in rows]
 
     async def attempt(self, item: Claim) -> SignedReceipt:
-        if self._clock() >= item.expires_at_ms:
-            raise DeliveryExpiredError("the envelope expired before it could be delivered")
+        """Deliver the envelope and verify the receipt.
+
+        Once the envelope has expired it is still offered, once more each time: a peer that
+        holds it answers with the receipt it stored, one that does not refuses it as stale.
+
+        Raises:
+            ReceiptUnconfirmedError: the answer is no receipt that proves delivery (retried).
+            DeliveryExpiredError: expired, and the peer is unreachable or does not hold it.
+            ComityError: the peer's refusal, or unreachable (retried).
+        """
+        expired = self._clock() >= item.expires_at_ms
         member = self._directory.find(item.recipient)
         if member is None:
             raise UnknownAgencyError(f"{item.recipient} is no longer a federation member")
@@ -219,7 +249,23 @@ class Deliveries:
             sealed = wire.envelope_from_bytes(item.envelope)
         except MalformedError as e:  # our own stored bytes: corrupt storage, not the peer
             raise UnexpectedDeliveryError(f"stored envelope does not parse: {e.message}") from e
-        receipt = await self._transport.deliver(member, sealed)
+        try:
+            receipt = await self._transport.deliver(member, sealed)
+            self._verify(receipt, member, sealed, item.digest)
+        except ReceiptError as e:
+            raise ReceiptUnconfirmedError(f"{e.message}; asking again") from e
+        except ComityError as e:
+            if expired and (e.kind in RETRYABLE or _peer_code(e) == FreshnessError.code):
+                raise DeliveryExpiredError(
+                    "the envelope expired before it could be delivered"
+                ) from e
+            raise
+        kill_point("deliver.before_record")
+        return receipt
+
+    def _verify(
+        self, receipt: SignedReceipt, member: Member, sealed: SealedEnvelope, digest: bytes
+    ) -> None:
         verify_receipt(
             receipt,
             receiver_signing_keys=member.signing_keys,
@@ -227,10 +273,8 @@ class Deliveries:
             exchange_id=sealed.header.exchange_id,
             sender=self._me,
             receiver=member.agency_id,
-            envelope_digest=item.digest,
+            envelope_digest=digest,
         )
-        kill_point("deliver.before_record")
-        return receipt
 
     def record_delivered(
         self, session: Session, item: Claim, proof: SignedReceipt, *, now_ms: int
@@ -323,6 +367,10 @@ class Deliveries:
             record=f"the outcome for {item.message_id}",
             ids=log_ids(message_id=item.message_id, peer=item.recipient),
         )
+
+
+def _peer_code(error: ComityError) -> str | None:
+    return error.peer_code if isinstance(error, PeerRejectedError) else None
 
 
 def _is_request(exchange: Exchange, message: Message) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -33,6 +34,36 @@ class ExchangeNotReadyError(ComityError):
 
     kind = ErrorKind.UNAVAILABLE
     code = "exchange_not_ready"
+
+
+class SequenceGapError(ComityError):
+    """A message too far ahead of the next one its sender owes in the exchange: it is not
+    held (the ones before it must arrive first); retried, it is taken once they have."""
+
+    kind = ErrorKind.UNAVAILABLE
+    code = "sequence_gap_too_large"
+
+
+class TooManyHeldError(ComityError):
+    """As many early messages as this node holds for the exchange or its sender are held
+    already: the next waits until the gaps before them fill (retried)."""
+
+    kind = ErrorKind.OVERLOADED
+    code = "too_many_held"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldLimits:
+    """How much a peer may make this node hold: messages that arrive before earlier ones
+    are stored until the gap fills, so without bounds a peer could fill the database (and
+    the audit log) with messages that are never applied."""
+
+    max_gap: int = 32
+    """How far ahead of the next expected sequence a message may be and still be held."""
+    per_exchange: int = 16
+    """Held messages in one exchange."""
+    per_peer: int = 256
+    """Held messages from one peer, over all its exchanges."""
 
 
 class Position(Enum):
@@ -71,16 +102,38 @@ def move(
     )
 
 
-def check_position(session: Session, row: Exchange, sequence: int) -> Position:
-    """Where an arriving message stands in its sender's order.
+def check_position(
+    session: Session, row: Exchange, sequence: int, *, limits: HoldLimits
+) -> Position:
+    """Where an arriving message stands in its sender's order; an early one only while
+    ``limits`` leave room to hold it.
 
     Raises:
         ReplayError: another message already holds that position.
+        SequenceGapError: more than ``limits.max_gap`` ahead of the next expected one.
+        TooManyHeldError: the exchange or the peer has as many messages held as allowed.
     """
     expected = exchange_repo.next_inbound_to_apply(session, row.id)
     if sequence < expected or exchange_repo.held_message(session, row.id, sequence) is not None:
         raise ReplayError(f"position {sequence} of this exchange holds another message")
-    return Position.NEXT if sequence == expected else Position.EARLY
+    if sequence == expected:
+        return Position.NEXT
+    if sequence - expected > limits.max_gap:
+        raise SequenceGapError(
+            f"sequence {sequence} is more than {limits.max_gap} ahead of {expected}, the next "
+            "this exchange expects; send the messages before it first"
+        )
+    if exchange_repo.count_held(session, exchange_id=row.id) >= limits.per_exchange:
+        raise TooManyHeldError(
+            f"{limits.per_exchange} messages of this exchange are held already, waiting for "
+            f"message {expected}; retry once it has arrived"
+        )
+    if exchange_repo.count_held(session, sender=row.peer) >= limits.per_peer:
+        raise TooManyHeldError(
+            f"{limits.per_peer} messages from {row.peer} are held already, waiting for earlier "
+            "ones; retry once they have arrived"
+        )
+    return Position.EARLY
 
 
 def apply_message(

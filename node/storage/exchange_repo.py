@@ -202,6 +202,18 @@ def held_message(session: Session, exchange_id: str, sequence: int) -> Message |
     return session.exec(query).first()
 
 
+def count_held(
+    session: Session, *, exchange_id: str | None = None, sender: str | None = None
+) -> int:
+    """Inbound messages held (waiting for an earlier one) in one exchange, or from one sender."""
+    query = select(func.count()).where(Message.direction == "inbound", Message.state == "held")
+    if exchange_id is not None:
+        query = query.where(Message.exchange_id == exchange_id)
+    if sender is not None:
+        query = query.where(Message.sender == sender)
+    return session.exec(query).one()
+
+
 def set_message_state(
     session: Session, message: Message, *, state: str, note: str | None = None
 ) -> None:

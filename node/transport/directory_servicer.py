@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import grpc
 
+from node.errors import MalformedError
 from node.federation.trusted import FederationDirectory
 from node.gen.comity.v1 import directory_pb2, directory_pb2_grpc
+from node.wire import MAX_COUNTER
 
 SERVICE_NAME = directory_pb2.DESCRIPTOR.services_by_name["Directory"].full_name
 
@@ -22,6 +24,8 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServicer):
     async def GetDirectory(  # noqa: N802 (the name is the RPC's)
         self, request: directory_pb2.GetDirectoryRequest, _context: GetContext
     ) -> directory_pb2.GetDirectoryResponse:
+        if request.version > MAX_COUNTER:
+            raise MalformedError(f"version must be at most {MAX_COUNTER}")
         version = request.version or self._directory.version
         document = await self._directory.document_bytes(version)
         return directory_pb2.GetDirectoryResponse(version=version, document=document)

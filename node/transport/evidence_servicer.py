@@ -11,6 +11,7 @@ import grpc
 from node.gen.comity.v1 import evidence_pb2, evidence_pb2_grpc
 from node.services.evidence import Chunk, EvidenceService, ItemProgress, Progress
 from node.tls import peer_certificate_fingerprint
+from node.transport.streams import STREAM_IDLE_S, received
 
 SERVICE_NAME = evidence_pb2.DESCRIPTOR.services_by_name["Evidence"].full_name
 
@@ -18,8 +19,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class EvidenceServicer(evidence_pb2_grpc.EvidenceServicer):
-    def __init__(self, *, evidence: EvidenceService) -> None:
+    def __init__(self, *, evidence: EvidenceService, stream_idle_s: float = STREAM_IDLE_S) -> None:
         self._evidence = evidence
+        self._stream_idle_s = stream_idle_s
 
     async def Status(  # noqa: N802 (the name is the RPC's)
         self, request: evidence_pb2.EvidenceStatusRequest, _context: Context
@@ -30,7 +32,8 @@ class EvidenceServicer(evidence_pb2_grpc.EvidenceServicer):
         self, request_iterator: AsyncIterator[evidence_pb2.EvidenceChunk], context: Context
     ) -> evidence_pb2.EvidenceProgress:
         fingerprint = peer_certificate_fingerprint(context.auth_context())
-        chunks = (_chunk(message) async for message in request_iterator)
+        messages = received(request_iterator, what="Upload", idle_s=self._stream_idle_s)
+        chunks = (_chunk(message) async for message in messages)
         return progress_to_proto(await self._evidence.receive(chunks, peer_fingerprint=fingerprint))
 
 

@@ -18,6 +18,7 @@ from node.tls import peer_certificate_fingerprint
 from node.transport.reveal_servicer import RevealRpcs, overlap_chunks
 from node.transport.set_chunks_servicer import SetChunkRpcs
 from node.transport.sightings_servicer import SightingRpcs
+from node.transport.streams import STREAM_IDLE_S, received
 
 SERVICE_NAME = indicators_pb2.DESCRIPTOR.services_by_name["Indicators"].full_name
 
@@ -34,8 +35,10 @@ class IndicatorsServicer(
         overlap: OverlapService,
         reveal: RevealService,
         sightings: SightingService,
+        stream_idle_s: float = STREAM_IDLE_S,
     ) -> None:
         self._indicators = indicators
+        self._stream_idle_s = stream_idle_s
         self._overlap = overlap
         self._reveal = reveal
         self._sightings = sightings
@@ -52,7 +55,9 @@ class IndicatorsServicer(
     async def CountOverlap(  # noqa: N802
         self, request_iterator: AsyncIterator[indicators_pb2.OverlapChunk], context: Context
     ) -> AsyncIterator[indicators_pb2.OverlapChunk]:
-        points = await _initiator_points(request_iterator)
+        points = await _initiator_points(
+            received(request_iterator, what="CountOverlap", idle_s=self._stream_idle_s)
+        )
         fingerprint = peer_certificate_fingerprint(context.auth_context())
         doubled, mine = await self._overlap.answer(points, peer_fingerprint=fingerprint)
         for chunk in overlap_chunks(doubled, mine):

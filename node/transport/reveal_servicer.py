@@ -14,14 +14,16 @@ from node.indicators.reveal import MAX_REVEAL_ITEMS, RevealRequestError
 from node.services.overlap_reveal import RevealService
 from node.tls import peer_certificate_fingerprint
 from node.transport.channel_options import OVERLAP_CHUNK
+from node.transport.streams import received
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class RevealRpcs:
-    """Mixed into IndicatorsServicer: it sets ``_reveal``."""
+    """Mixed into IndicatorsServicer: it sets ``_reveal`` and ``_stream_idle_s``."""
 
     _reveal: RevealService
+    _stream_idle_s: float
 
     async def AskReveal(  # noqa: N802 (the names are the RPCs')
         self, request: indicators_pb2.SignedRevealRequest, context: Context
@@ -35,7 +37,9 @@ class RevealRpcs:
     async def RevealOverlap(  # noqa: N802
         self, request_iterator: AsyncIterator[indicators_pb2.RevealChunk], context: Context
     ) -> AsyncIterator[indicators_pb2.OverlapChunk]:
-        request_id, points = await _reveal_points(request_iterator)
+        request_id, points = await _reveal_points(
+            received(request_iterator, what="RevealOverlap", idle_s=self._stream_idle_s)
+        )
         fingerprint = peer_certificate_fingerprint(context.auth_context())
         doubled, mine = await self._reveal.answer(request_id, points, peer_fingerprint=fingerprint)
         for chunk in overlap_chunks(doubled, mine):

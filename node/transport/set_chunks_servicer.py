@@ -21,6 +21,7 @@ from node.gen.comity.v1 import indicators_pb2
 from node.indicators.sets import MAX_DOCUMENT_BYTES
 from node.services.indicators import IndicatorService
 from node.tls import peer_certificate_fingerprint
+from node.transport.streams import received
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -33,9 +34,10 @@ class SetChunksError(ComityError):
 
 
 class SetChunkRpcs:
-    """Mixed into IndicatorsServicer: it sets ``_indicators``."""
+    """Mixed into IndicatorsServicer: it sets ``_indicators`` and ``_stream_idle_s``."""
 
     _indicators: IndicatorService
+    _stream_idle_s: float
     _chunked_offers: asyncio.Semaphore | None = None
 
     async def OfferSetInChunks(  # noqa: N802 (the name is the RPC's)
@@ -44,7 +46,9 @@ class SetChunkRpcs:
         if self._chunked_offers is None:
             self._chunked_offers = asyncio.Semaphore(CHUNKED_OFFERS_AT_ONCE)
         async with self._chunked_offers:
-            document, signature = await assemble_set(request_iterator)
+            document, signature = await assemble_set(
+                received(request_iterator, what="OfferSetInChunks", idle_s=self._stream_idle_s)
+            )
             fingerprint = peer_certificate_fingerprint(context.auth_context())
             offered = await self._indicators.receive(
                 document, signature, peer_fingerprint=fingerprint

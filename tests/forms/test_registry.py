@@ -108,7 +108,10 @@ def test_traits_come_from_the_registry_file() -> None:
     assert traits_of("campaign-alert").alert
     assert alert_type() == "campaign-alert"
     production = traits_of("production")
-    assert production == RequestTypeTraits(name="production")
+    assert production == RequestTypeTraits(
+        name="production",
+        sent_by=frozenset({"requesting", "central_authority", "point_of_contact_24_7"}),
+    )
 
 
 def test_traits_of_an_unknown_type_lists_the_known_ones() -> None:
@@ -127,22 +130,40 @@ def test_a_new_request_type_is_one_entry_in_the_registry_file(
 ) -> None:
     document = json.loads((REPO_SCHEMAS / "registry" / "request-types.v1.json").read_text())
     document["request_types"].append(
-        {"name": "search", "title": "Search and seizure", "traits": ["emergency"]}
+        {
+            "name": "search",
+            "title": "Search and seizure",
+            "traits": ["emergency"],
+            "sent_by": ["central_authority"],
+        }
     )
     registry_in(tmp_path, monkeypatch, document)
     search = get_form_type("search")
     assert search.payload_type == "application/vnd.comity.request.search.v1+json"
     assert search.schema_path == tmp_path / "requests" / "search.v1.json"
     assert traits_of("search").emergency
+    assert traits_of("search").sent_by == {"central_authority"}
+
+
+def entry(name: str, traits: list[str], *, sent_by: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": "A",
+        "traits": traits,
+        "sent_by": ["requesting"] if sent_by is None else sent_by,
+    }
 
 
 @pytest.mark.parametrize(
     ("entries", "problem"),
     [
-        ([{"name": "a", "title": "A", "traits": ["alert"]}] * 2, "listed twice"),
-        ([{"name": "a", "title": "A", "traits": []}], "exactly one request type"),
-        ([{"name": "a", "title": "A", "traits": ["secret"]}], "traits/0"),
-        ([{"name": "A b", "title": "A", "traits": ["alert"]}], "name"),
+        ([entry("a", ["alert"])] * 2, "listed twice"),
+        ([entry("a", [])], "exactly one request type"),
+        ([entry("a", ["secret"])], "traits/0"),
+        ([entry("A b", ["alert"])], "name"),
+        ([entry("a", ["alert"], sent_by=["judge"])], "sent_by/0"),
+        ([entry("a", ["alert"], sent_by=[])], "sent_by"),
+        ([{"name": "a", "title": "A", "traits": ["alert"]}], "'sent_by' is a required"),
     ],
 )
 def test_a_broken_registry_is_a_config_error(

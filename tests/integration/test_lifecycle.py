@@ -19,6 +19,7 @@ from node.ids import AgencyId, new_message_id
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
 from node.model.lifecycle import IllegalTransitionError, NotYourMoveError
 from node.model.request import RequestState, RequestView
+from node.services.lifecycle import HoldLimits
 from node.storage import audit_repo
 from node.storage.engine import transaction
 from node.timeutil import now_ms
@@ -267,6 +268,41 @@ async def test_gaps_are_held_and_other_exchanges_are_not_blocked(fed: Federation
     )
     error = await refused(fed, again, client=AUTHORITY, server=UNIT)
     assert code(error) == "replayed_message_id"
+
+
+async def test_held_messages_are_bounded_by_gap_and_count(fed: Federation) -> None:
+    """Issue 13 point 7: withdrawals numbered 3, 4, ... were all held for good; now a node
+    holds at most 16 early messages per exchange, none more than 32 ahead of the next."""
+    request_id = await filed(fed)
+    limits = HoldLimits()
+
+    def withdrawal(sequence: int) -> SealedEnvelope:
+        return forged(
+            fed,
+            signer=UNIT,
+            recipient=AUTHORITY,
+            request_id=request_id,
+            sequence=sequence,
+            name="withdrawal",
+        )
+
+    too_far = await refused(fed, withdrawal(2 + limits.max_gap + 1), client=UNIT, server=AUTHORITY)
+    assert (too_far.code(), code(too_far)) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "sequence_gap_too_large",
+    )
+    for sequence in range(3, 3 + limits.per_exchange):
+        await deliver_raw(fed, request_bytes(withdrawal(sequence)), client=UNIT, server=AUTHORITY)
+    full = await refused(fed, withdrawal(3 + limits.per_exchange), client=UNIT, server=AUTHORITY)
+    assert (full.code(), code(full)) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "too_many_held")
+    view = await fed.nodes[AUTHORITY].exchange.get_request(request_id)
+    assert [m.state for m in view.history].count("held") == limits.per_exchange
+    # The missing 2nd arrives: the 3rd applies after it, the rest are refused as moves the
+    # lifecycle no longer allows, and the exchange has room again.
+    await deliver_raw(fed, request_bytes(withdrawal(2)), client=UNIT, server=AUTHORITY)
+    view = await fed.nodes[AUTHORITY].exchange.get_request(request_id)
+    assert view.state is RequestState.WITHDRAWN
+    assert "held" not in [m.state for m in view.history]
 
 
 async def test_a_held_message_no_longer_allowed_is_kept_as_refused(fed: Federation) -> None:

@@ -97,3 +97,18 @@ def test_a_certificate_whose_subject_breaks_x509_rules_is_refused() -> None:
     text = (CORPUS / "member_card" / "crash-subject-attribute-type").read_text()
     with pytest.raises(ConfigError, match=r"certificate subject is not a valid X\.509 name"):
         read_member_card(text)
+
+
+def test_a_certificate_whose_subject_alt_name_breaks_x509_rules_is_refused() -> None:
+    """Found by fuzzing: a DNS name that is not IA5 text raised a bare ValueError when the
+    extensions were first read, after the subject had been checked."""
+    text = (CORPUS / "member_card" / "crash-subject-alt-name-does-not-parse").read_text()
+    with pytest.raises(ConfigError, match=r"tls_certificate: does not parse as X\.509"):
+        read_member_card(text)
+
+
+def test_a_certificate_with_a_duplicate_extension_is_refused() -> None:
+    """Found by fuzzing: cryptography's DuplicateExtension is not a ValueError either."""
+    text = (CORPUS / "member_card" / "crash-duplicate-extension").read_text()
+    with pytest.raises(ConfigError, match=r"tls_certificate: does not parse as X\.509"):
+        read_member_card(text)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from opentelemetry.trace import NoOpTracer
 
 from node import wire
 from node.audit.leaf import Leaf
-from node.crypto.envelope import seal_envelope
+from node.crypto.envelope import seal_envelope, sign_receipt
 from node.crypto.keys import AgencyKeys
 from node.errors import ComityError, ErrorKind, PeerRejectedError, PeerUnavailableError
 from node.federation import ceremony
@@ -42,6 +42,7 @@ from node.services.audit import AuditService
 from node.services.delivery import DeliverySettings, DeliveryWorker
 from node.services.directory_sync import DirectorySync
 from node.services.exchange import ExchangeService, ExchangeSettings
+from node.services.lifecycle import HoldLimits
 from node.services.outbox import RetryPolicy
 from node.storage.database import Database
 from node.storage.engine import create_engine, upgrade
@@ -55,6 +56,8 @@ UNIT, AUTHORITY, OTHER = (
     AgencyId("cc-central-authority"),
 )
 ROOT_THRESHOLD = 2
+STRANGER = AgencyKeys.generate()
+"""Keys of no member."""
 QUICK_RETRY = RetryPolicy(base_s=0.02, cap_s=0.1)
 
 
@@ -121,6 +124,9 @@ class Conditions:
     """The node answers every call with this error (as its servicer would map it)."""
     lose_answers: int = 0
     """The node handles this many more calls, but their answers never come back."""
+    bad_receipts: int = 0
+    """The node handles this many more calls, but their receipts come back signed by a key
+    no directory lists (as a broken or impersonated receiver would answer)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,6 +188,10 @@ class InMemoryNetwork:
             self.calls.append(_call(sender, member, envelope, e.code))
             raise
         self.calls.append(_call(sender, member, envelope, "delivered"))
+        conditions = self.conditions(member.agency_id)
+        if conditions.bad_receipts > 0:
+            conditions.bad_receipts -= 1
+            return sign_receipt(wire.receipt_from_bytes(receipt).body, keys=STRANGER)
         return wire.receipt_from_bytes(receipt)
 
     def _cut_off(self, recipient: AgencyId, header: EnvelopeHeader) -> bool:
@@ -276,6 +286,7 @@ class Tuning:
     file_wait_s: float = 2.0
     outbox_capacity: int = 10_000
     directory_grace_ms: int = 24 * 3600 * 1000
+    hold_limits: HoldLimits = field(default_factory=HoldLimits)
     retry: RetryPolicy = QUICK_RETRY
     poll_interval_s: float = 0.05
 
@@ -285,6 +296,7 @@ class Tuning:
             file_wait_s=self.file_wait_s,
             outbox_capacity=self.outbox_capacity,
             directory_grace_ms=self.directory_grace_ms,
+            hold_limits=self.hold_limits,
         )
 
     def delivery(self, agency_id: AgencyId) -> DeliverySettings:
@@ -410,6 +422,16 @@ class Federation:
         for agency_id in to:
             await self.agencies[agency_id].directory.install(self.document.to_json())
         return self.document
+
+    async def set_roles(self, agency_id: str, roles: Sequence[str], *to: str) -> None:
+        """A new directory version listing ``agency_id`` with ``roles`` instead (its keys and
+        certificate unchanged), installed at the agencies ``to`` only."""
+        card = replace(identity(agency_id).card, roles=frozenset(roles))
+        now = self.clock()
+        draft = ceremony.remove_member(self.document, agency_id, now_ms=now)
+        self.document = self.sign(ceremony.add_member(draft, card, now_ms=now))
+        for receiver in to:
+            await self.agencies[receiver].directory.install(self.document.to_json())
 
     def forge(
         self, *, signer: str, recipient: str, payload: bytes, **header: Any

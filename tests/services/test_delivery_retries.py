@@ -65,14 +65,31 @@ async def retried(fed: Federation, request_id: str, *, attempts: int) -> Request
     return views[-1]
 
 
+async def given_up_as_expired(fed: Federation, request_id: str) -> None:
+    async def failed() -> bool:
+        view = await fed[UNIT].exchange.get_request(request_id)
+        return view.state is RequestState.DELIVERY_FAILED
+
+    await eventually(failed, what="giving up the expired delivery")
+    view = await fed[UNIT].exchange.get_request(request_id)
+    assert "expired_before_delivery" in (view.last_error or "")
+
+
 async def assert_registered_once(fed: Federation, request_id: str) -> None:
     """The peer holds the request once, logged once, and the sender logged its receipt once."""
+    await assert_registered_once_of(fed, request_id, attempts=1)
+
+
+async def assert_registered_once_of(fed: Federation, request_id: str, *, attempts: int) -> None:
+    """As :func:`assert_registered_once`, the peer having answered ``attempts`` deliveries."""
     [inbound] = await fed[AUTHORITY].exchange.list_requests(direction=Direction.INBOUND, limit=10)
     assert inbound.request_id == request_id
     assert await fed[AUTHORITY].events() == ["request.received", "receipt.sent"]
     assert await fed[UNIT].events() == ["request.sent", "receipt.received"]
     [message_id] = {c.envelope.header.message_id for c in fed.network.calls}
-    assert fed.network.delivered(message_id) == 1
+    assert fed.network.delivered(message_id) == attempts
+    sent = await fed[UNIT].exchange.get_request(request_id)
+    assert sent.receipt == inbound.receipt
 
 
 async def test_a_request_filed_while_the_peer_is_unreachable_arrives_once_it_returns(
@@ -170,14 +187,7 @@ async def test_an_envelope_that_expires_before_it_could_be_delivered_is_given_up
     filed = await file(fed)
     await retried(fed, filed.request_id, attempts=1)
     fed.clock.advance(DAY_MS + 1)  # past the message lifetime
-
-    async def failed() -> bool:
-        view = await fed[UNIT].exchange.get_request(filed.request_id)
-        return view.state is RequestState.DELIVERY_FAILED
-
-    await eventually(failed, what="giving up the expired delivery")
-    view = await fed[UNIT].exchange.get_request(filed.request_id)
-    assert "expired_before_delivery" in (view.last_error or "")
+    await given_up_as_expired(fed, filed.request_id)
     calls = len(fed.network.calls)
     fed.network.heal()
     await asyncio.sleep(0.2)
@@ -206,3 +216,62 @@ async def test_a_peer_that_cannot_be_reached_holds_up_no_delivery_to_another(
         [backlog] = (await fed[UNIT].exchange.node_status()).peers
         assert backlog.peer == AUTHORITY
         assert len(await fed[OTHER].exchange.list_requests(direction=None, limit=10)) == 1
+
+
+async def test_a_receipt_that_does_not_verify_is_asked_for_again_not_given_up(
+    fed: Federation,
+) -> None:
+    """Issue 13 point 13: a bad receipt failed the delivery for good although the peer had
+    registered the request; asking again gets the receipt the peer stored."""
+    fed.network.conditions(AUTHORITY).bad_receipts = 3
+    filed = await file(fed)
+    await retried(fed, filed.request_id, attempts=2)
+    view = await fed[UNIT].exchange.get_request(filed.request_id)
+    assert view.state is RequestState.SUBMITTED
+    assert view.delivery is not None
+    assert view.delivery.status == "pending"
+    assert "[receipt_unconfirmed]" in (view.delivery.last_error or "")
+    [peer] = (await fed[UNIT].exchange.node_status()).peers
+    assert "[receipt_unconfirmed]" in (peer.last_error or "")
+
+    async def delivered() -> bool:
+        view = await fed[UNIT].exchange.get_request(filed.request_id)
+        return view.state is RequestState.DELIVERED
+
+    await eventually(delivered, what="the receipt arriving at last")
+    # Every attempt reached the peer, which registered the request once.
+    await assert_registered_once_of(fed, filed.request_id, attempts=4)
+
+
+async def test_the_receipt_is_asked_for_again_after_the_envelope_expired(
+    fed: Federation,
+) -> None:
+    """The peer answers an expired repeat of what it registered with the stored receipt, so
+    the two sides agree however long the receipt took."""
+    fed.network.conditions(AUTHORITY).bad_receipts = 1_000_000
+    filed = await file(fed)
+    await retried(fed, filed.request_id, attempts=1)
+    fed.clock.advance(DAY_MS + 1)  # past the message lifetime
+    await retried(fed, filed.request_id, attempts=3)
+    assert (await fed[UNIT].exchange.get_request(filed.request_id)).state is RequestState.SUBMITTED
+    fed.network.heal()
+
+    async def delivered() -> bool:
+        view = await fed[UNIT].exchange.get_request(filed.request_id)
+        return view.state is RequestState.DELIVERED
+
+    await eventually(delivered, what="the stored receipt answering the expired repeat")
+    [received] = await fed[AUTHORITY].exchange.list_requests(direction=None, limit=10)
+    assert (await fed[UNIT].exchange.get_request(filed.request_id)).receipt == received.receipt
+
+
+async def test_an_expired_envelope_the_peer_never_registered_is_given_up(
+    fed: Federation,
+) -> None:
+    fed.network.conditions(AUTHORITY).refuse_with = OverloadedError("busy")
+    filed = await file(fed)
+    await retried(fed, filed.request_id, attempts=1)
+    fed.clock.advance(DAY_MS + 1)
+    fed.network.heal()  # reachable now, but the envelope is stale: the peer refuses it
+    await given_up_as_expired(fed, filed.request_id)
+    assert await fed[AUTHORITY].exchange.list_requests(direction=None, limit=10) == []

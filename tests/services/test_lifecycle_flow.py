@@ -17,6 +17,9 @@ from node.audit.reconcile import reconcile
 from node.forms.registry import get_message_type
 from node.model.lifecycle import IllegalTransitionError, NotYourMoveError
 from node.model.request import RequestState, RequestView
+from node.services.lifecycle import HoldLimits
+from node.storage import outbox_repo
+from node.storage.engine import transaction
 from tests.services.federation import (
     AUTHORITY,
     UNIT,
@@ -151,3 +154,44 @@ async def test_messages_that_overtake_an_earlier_one_are_held_until_it_arrives(
         unit = await fed[UNIT].exchange.get_request(request_id)
         assert {m.kind for m in unit.history} == {"request", *[k for _, k, _ in PATH[:3]]}
         assert all(m.state == "applied" for m in unit.history)
+
+
+async def test_a_peer_with_as_many_held_messages_as_allowed_waits_for_its_gaps_to_fill(
+    tmp_path: Path, agency_database_urls: Callable[[str], str]
+) -> None:
+    """Held messages are bounded per peer: the next early one is refused as too_many_held
+    (nothing stored), its sender retries it, and it arrives once the gaps have filled."""
+    async with in_memory_federation(
+        [UNIT, AUTHORITY],
+        directory_dir=tmp_path,
+        database_url=agency_database_urls,
+        tuning=Tuning(file_wait_s=0.05, hold_limits=HoldLimits(per_peer=1)),
+    ) as fed:
+        first, second = await file(fed), await file(fed)
+        review = get_message_type("review").payload_type
+        fed.network.conditions(UNIT).unreachable_for = lambda h: h.payload_type == review
+        for request_id in (first, second):
+            for _, kind, _ in PATH[:2]:
+                await send(fed, AUTHORITY, request_id, kind)
+
+        decision = get_message_type("decision").payload_type
+
+        async def refused_as_too_many_held() -> bool:
+            sent = (c.envelope.header for c in fed.network.calls)
+            ids = [
+                h.message_id for h in sent if (h.exchange_id, h.payload_type) == (second, decision)
+            ]
+            with transaction(fed[AUTHORITY].database.engine) as session:
+                row = outbox_repo.get_outbox(session, ids[0]) if ids else None
+                return row is not None and "(too_many_held)" in (row.last_error or "")
+
+        await eventually(refused_as_too_many_held, what="the second decision being refused")
+        views = [await fed[UNIT].exchange.get_request(r) for r in (first, second)]
+        assert [m.state for v in views for m in v.history].count("held") == 1
+        fed.network.heal()
+
+        async def agreed() -> bool:
+            both = [await states(fed, r) for r in (first, second)]
+            return both == [(RequestState.ACCEPTED,) * 2] * 2
+
+        await eventually(agreed, what="both exchanges catching up once the reviews arrive")

@@ -196,3 +196,20 @@ async def test_a_receiver_behind_its_sender_catches_up_through_the_sender_first(
     assert filed.state is RequestState.DELIVERED
     assert fed[AUTHORITY].directory.version == 2
     assert fed[AUTHORITY].directory.document.signed_bytes() == fed.document.signed_bytes()
+
+
+async def test_an_expired_repeat_of_a_registered_envelope_gets_its_stored_receipt(
+    fed: Federation,
+) -> None:
+    """A sender asking again for a receipt it could not verify may do so after the envelope
+    expired: the identical bytes get the stored receipt; anything else is still stale."""
+    envelope = request(fed)
+    first = await receive(fed, envelope)
+    fed.clock.advance(2 * HOUR_MS)  # past the forged envelope's expiry
+    assert await receive(fed, envelope) == first
+    with pytest.raises(PeerIdentityError):
+        await receive(fed, envelope, client=AUTHORITY)
+    now = fed.clock()
+    with pytest.raises(FreshnessError):
+        await receive(fed, request(fed, created_at_ms=now - 2 * HOUR_MS, expires_at_ms=now - 1))
+    assert len(await fed[AUTHORITY].exchange.list_requests(direction=None, limit=10)) == 1

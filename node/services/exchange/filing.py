@@ -68,13 +68,16 @@ class Filing:
         Raises:
             UnknownRequestTypeError, UnknownAgencyError, FormValidationError,
             NotMinimalError, CampaignError: as filing would.
+            RoleNotAllowedError: this node's directory roles may not send this type.
         """
         form_type = get_form_type(request_type)
+        traits = traits_of(form_type.name)
+        traits.check_sender_roles(self._party.me, self._party.roles_of(self._party.me))
         member = self._recipient(recipient)
         if campaign_id:
             form_json = reference_campaign(form_json, campaign_id=campaign_id)
         minimized = minimize(form_type.name, validate_form(form_type, form_json), strip=strip)
-        deadline = minimized.profile.deadline_ms(emergency=traits_of(form_type.name).emergency)
+        deadline = minimized.profile.deadline_ms(emergency=traits.emergency)
         return RequestPreview(
             request_type=form_type.name,
             recipient=member.agency_id,
@@ -106,6 +109,7 @@ class Filing:
                 nothing is stored.
             NotMinimalError: more than the type and legal basis need; nothing is stored.
             CampaignError: the form names another campaign; nothing is stored.
+            RoleNotAllowedError: this node's directory roles may not send this type.
             NotFoundError: no such campaign at this node; nothing is stored.
             OverloadedError: the outbox is full; nothing is stored.
             ComityError: the peer refused the request for good while filing waited (the

@@ -5,7 +5,7 @@ directory it trusts, its clock and database. Filing, receiving and views share o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from opentelemetry.trace import Tracer
@@ -18,6 +18,7 @@ from node.ids import AgencyId
 from node.members import Directory
 from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.model.request import Direction
+from node.services.lifecycle import HoldLimits
 from node.storage import exchange_repo
 from node.storage.database import Database
 from node.timeutil import now_ms
@@ -42,6 +43,8 @@ class ExchangeSettings:
     older one are still accepted (they were sealed before their sender caught up)."""
     directory_catch_up_s: float = 2.0
     """How long receiving waits to fetch a newer directory a sender addressed under."""
+    hold_limits: HoldLimits = field(default_factory=HoldLimits)
+    """How many early messages (waiting for an earlier one) this node holds, and how early."""
 
 
 class Party:
@@ -79,6 +82,11 @@ class Party:
                 f"active for {self.me} in directory version {self.directory.version}"
             )
         return self.keys.using_signing(kid).using_encryption(sealing)
+
+    def roles_of(self, agency_id: str) -> frozenset[str]:
+        """The roles the trusted directory lists for ``agency_id`` (none if not listed)."""
+        entry = self.directory.entry(agency_id)
+        return entry.roles if entry is not None else frozenset()
 
     def check_not_expired(self) -> None:
         if self.clock() >= self.directory.expires_ms:

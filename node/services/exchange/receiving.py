@@ -100,7 +100,18 @@ class Receiving:
             ),
         ):
             await self._catch_up_with(header)
-            opened = self._verify(sealed, peer_fingerprint=peer_fingerprint)
+            sender = self._authenticate(sealed, peer_fingerprint=peer_fingerprint)
+            try:
+                self._check_superseded(header)
+                self._check_freshness(header)
+            except (SupersededDirectoryError, FreshnessError):
+                # Too old to register, but perhaps registered when it was not: a sender
+                # asking again for the receipt gets the one stored.
+                stored = await self._party.run(lambda: self._stored_copy(sealed))
+                if stored is None:
+                    raise
+                return stored
+            opened = self._open(sealed, sender)
             receipt = await self._party.run(lambda: self._store_inbound(sealed, opened))
             kill_point("receive.after_commit")
             return receipt
@@ -115,20 +126,30 @@ class Receiving:
             timeout_s=self._party.settings.directory_catch_up_s,
         )
 
-    def _verify(self, sealed: SealedEnvelope, *, peer_fingerprint: str | None) -> OpenedEnvelope:
+    def _authenticate(self, sealed: SealedEnvelope, *, peer_fingerprint: str | None) -> Member:
+        """Steps 3-9 of proto/README.md: the envelope is for this node, under a directory
+        version it knows, from a member whose TLS certificate made the call."""
         header = sealed.header
         if header.recipient != self._party.me:
             raise MisaddressedError(
                 f"envelope is addressed to {header.recipient}, this node is {self._party.me}"
             )
         self._party.check_not_expired()
-        self._check_directory_version(header)
+        mine = self._party.directory.version
+        if header.directory_version > mine:
+            raise DirectoryBehindError(
+                f"envelope uses directory version {header.directory_version}, this node "
+                f"trusts version {mine} and is catching up; retry later"
+            )
         sender = self._sender(sealed)
         if peer_fingerprint != sender.tls_fingerprint:
             raise PeerIdentityError(
                 f"the TLS client certificate is not the one listed for {header.sender}"
             )
-        self._check_freshness(header)
+        return sender
+
+    def _open(self, sealed: SealedEnvelope, sender: Member) -> OpenedEnvelope:
+        header = sealed.header
         # Either key of a rotation's overlap, on both sides; open_envelope refuses others.
         keys = self._party.keys
         mine = header.recipient_encryption_key_id
@@ -166,15 +187,9 @@ class Receiving:
             )
         return sender
 
-    def _check_directory_version(self, header: EnvelopeHeader) -> None:
+    def _check_superseded(self, header: EnvelopeHeader) -> None:
         """Refuse an envelope addressed under a version superseded longer than the grace
-        period ago, or under a version this node does not know yet (it retries)."""
-        mine = self._party.directory.version
-        if header.directory_version > mine:
-            raise DirectoryBehindError(
-                f"envelope uses directory version {header.directory_version}, this node "
-                f"trusts version {mine} and is catching up; retry later"
-            )
+        period ago."""
         superseded = self._party.directory.superseded_at(header.directory_version)
         if (
             superseded is not None
@@ -182,7 +197,8 @@ class Receiving:
         ):
             raise SupersededDirectoryError(
                 f"envelope uses directory version {header.directory_version}, superseded at "
-                f"this node by version {mine} more than the grace period ago"
+                f"this node by version {self._party.directory.version} more than the grace "
+                "period ago"
             )
 
     def _check_freshness(self, header: EnvelopeHeader) -> None:
@@ -195,6 +211,19 @@ class Receiving:
             raise FreshnessError("envelope expires_at_ms is not after created_at_ms")
         if header.expires_at_ms - header.created_at_ms > MAX_LIFETIME_MS:
             raise FreshnessError("envelope lifetime exceeds 7 days")
+
+    def _stored_copy(self, sealed: SealedEnvelope) -> SignedReceipt | None:
+        """The receipt stored for exactly these envelope bytes from their sender, if any."""
+        with transaction(self._party.engine) as session:
+            message = exchange_repo.get_message(session, sealed.header.message_id)
+            if (
+                message is None
+                or message.receipt is None
+                or message.direction != Direction.INBOUND
+                or message.envelope != wire.envelope_to_bytes(sealed)
+            ):
+                return None
+            return wire.receipt_from_bytes(message.receipt)
 
     def _stored_receipt(self, opened: OpenedEnvelope) -> SignedReceipt | None:
         """The receipt issued earlier for this message id, if any (idempotent delivery)."""
@@ -216,6 +245,10 @@ class Receiving:
                 if stored is not None:
                     return stored
                 form_type = form_type_for_payload(opened.header.payload_type)
+                if not form_type.is_message:
+                    sender = opened.header.sender
+                    roles = self._party.roles_of(sender)
+                    traits_of(form_type.name).check_sender_roles(sender, roles)
                 form = validate_form(form_type, opened.payload)
                 if not form_type.is_message:
                     minimize(form_type.name, form)  # the receiver checks minimality again
@@ -308,7 +341,9 @@ class Receiving:
             raise NotYourMoveError(f"{header.sender} is not a party to this exchange")
         kind, fields = form_type.name, json.loads(form)
         check_sender(kind, peer_role(row), traits_of(row.request_type))
-        position = check_position(session, row, header.sequence)
+        position = check_position(
+            session, row, header.sequence, limits=self._party.settings.hold_limits
+        )
         state = None
         if position is Position.NEXT:
             state = move(
