@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,19 +23,17 @@ from node.model.people import parse_roles
 from node.services.approvals import ApprovalService, ApprovalSettings
 from node.services.audit import AuditService
 from node.services.campaigns import CampaignService
-from node.services.delivery import DeliverySettings, DeliveryWorker
+from node.services.delivery import DeliveryWorker
 from node.services.directory_sync import DirectorySync
 from node.services.disclosure import DisclosureService
 from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
 from node.services.groups import GroupService
 from node.services.indicators import IndicatorService
-from node.services.outbox import RetryPolicy
 from node.services.overlap import OverlapService
 from node.services.overlap_reveal import RevealService
 from node.services.people import PeopleService
 from node.services.readiness import ReadinessService
-from node.services.set_offers import OfferSettings
 from node.services.sightings import SightingService
 from node.services.witness import WitnessService
 from node.startup import check_listed, read_tls
@@ -57,6 +52,7 @@ from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
 from node.transport.server import NodeServers, TlsIdentity, build_servers, local_access
 from node.transport.witness_client import collect_cosignatures
+from node.tuning import delivery_settings, offer_settings
 
 _LOG = logging.getLogger(__name__)
 
@@ -366,7 +362,7 @@ def _services(base: _Foundation) -> _Services:
 
 def _delivery_worker(base: _Foundation) -> DeliveryWorker:
     return DeliveryWorker(
-        settings=_delivery_settings(base.config),
+        settings=delivery_settings(base.config),
         database=base.database,
         directory=base.directory,
         transport=base.peers,
@@ -433,7 +429,7 @@ def _indicator_service(base: _Foundation, keys: Callable[[], AgencyKeys]) -> Ind
         transport=base.peers,
         agency_id=base.config.agency_id,
         clock=now_ms,
-        offers=_offer_settings(base.config),
+        offers=offer_settings(base.config),
     )
 
 
@@ -445,7 +441,7 @@ def _sighting_service(base: _Foundation, keys: Callable[[], AgencyKeys]) -> Sigh
         transport=base.peers,
         agency_id=base.config.agency_id,
         clock=now_ms,
-        reports=_offer_settings(base.config),
+        reports=offer_settings(base.config),
     )
 
 
@@ -565,25 +561,6 @@ def _running(base: _Foundation, services: _Services, servers: NodeServers) -> Ru
             services.sightings.reports.run(config.indicator_resend_interval_s),
             name="comity-sighting-reports",
         ),
-    )
-
-
-def _offer_settings(config: NodeConfig) -> OfferSettings:
-    """Indicator set offers and sighting reports retry like deliveries, under claims of their
-    own."""
-    delivery = _delivery_settings(config)
-    return OfferSettings(owner=delivery.owner, retry=delivery.retry, lease_ms=delivery.lease_ms)
-
-
-def _delivery_settings(config: NodeConfig) -> DeliverySettings:
-    return DeliverySettings(
-        # Unique per process: replicas sharing a database tell their claims apart.
-        owner=f"{config.agency_id}/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}",
-        retry=RetryPolicy(base_s=config.retry_base_s, cap_s=config.retry_cap_s),
-        # A claim outlives any single attempt (the call deadline) with room to record it.
-        lease_ms=int(config.delivery_timeout_s * 2000) + 5000,
-        max_in_flight=config.max_in_flight,
-        poll_interval_s=config.poll_interval_s,
     )
 
 
