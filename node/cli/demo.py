@@ -33,6 +33,7 @@ from node.cli.demo_tools import cli, expect_state, file_request, step
 from node.cli.processes import comity_command, listen_ports, spawn_node, wait_until_serving
 from node.config import USER_ROLES, NodeConfig, init_node
 from node.errors import ComityError, ConfigError
+from node.model.approvals import Policy
 
 WITNESS_WAIT_S = 3.0
 DIRECTORY_WAIT_S = 20.0
@@ -103,9 +104,10 @@ def _set_up(console: Console, workdir: Path) -> dict[str, NodeConfig]:
             roles=[agency.role],
             listen=listen,
             admin_roles=USER_ROLES,
-            # One login plays every person here, so no second person could approve: the
-            # demo's nodes hold nothing for four-eyes approval (a real node holds all).
-            approvals=(),
+            # One login plays the admins here, who must not be held for approval: the unit
+            # holds emergency filings only (step 18: an investigator files, a supervisor
+            # approves, each with a token of their own); a real node holds all four kinds.
+            approvals=(Policy.EMERGENCY_FILING,) if agency.role == "requesting" else (),
         )
         console.print(f"  comity node init --agency-id {agency.agency_id} --listen {listen}")
     for config in configs.values():

@@ -59,7 +59,7 @@ def cli(
         if result.returncode == 0:
             raise ConfigError(f"`comity {' '.join(args)}` should have failed")
         console.print(result.stderr.rstrip(), markup=False, highlight=False)
-        return result.stderr
+        return result.stdout + result.stderr
     if result.returncode != 0:
         raise ConfigError(f"`comity {' '.join(args)}` failed: {result.stderr.strip()}")
     return result.stdout
