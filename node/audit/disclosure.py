@@ -3,7 +3,8 @@
 
 The agency that keeps the log, and a court under an order, get every opening. The oversight
 body gets what it needs to check lawfulness: who asked (the requesting unit; forms name a
-unit, not an individual officer) and why (the justification). The treaty secretariat gets
+unit, not an individual officer), why (the justification, or an overlap check's stated reason)
+and, for an overlap check, how many values were asked about. The treaty secretariat gets
 nothing beyond the public fields: its bundle proves that the record exists, no more. Pure.
 """
 
@@ -18,7 +19,9 @@ ROLES = ("agency", "court", "oversight", "secretariat")
 _RELEASED: dict[str, frozenset[OpeningName] | None] = {
     "agency": None,  # everything
     "court": None,
-    "oversight": frozenset({OpeningName.REQUESTING_UNIT, OpeningName.JUSTIFICATION}),
+    "oversight": frozenset(
+        {OpeningName.REQUESTING_UNIT, OpeningName.JUSTIFICATION, OpeningName.ITEMS}
+    ),
     "secretariat": frozenset(),
 }
 MAX_REASON_CHARS = 500

@@ -4,7 +4,9 @@
 Given the verified leaves of several nodes' logs, match events by the exchange id both ends
 share. A request one end logged as sent must be logged as received at the other end, and the
 other way round; a receipt logged as sent must be logged as received; both ends must agree on
-the public fields. Pure: no I/O.
+the public fields. An ``overlap.answered`` leaf has no counterpart to match (the asking node
+logs nothing for a check it asked), and events without a counterpart are not judged. Pure: no
+I/O.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 """Transparency statistics from verified logs' public fields, small counts suppressed.
 
 Counts exchanges (distinct exchange ids, whichever ends logged them) by request type, legal
-basis and pair of agencies, and events by kind. Any count below the suppression threshold is
-published as ``"<N"`` so that rare combinations cannot single out a case. Renders as JSON,
+basis and pair of agencies, and events by kind. Answered overlap checks (``overlap.answered``)
+are not exchanges: they are counted apart, by pair of asking and answering agency. Any count
+below the suppression threshold is published as ``"<N"`` so that rare combinations cannot
+single out a case. Renders as JSON,
 CSV, or one self-contained HTML page (inline SVG bars, no scripts, no external files) that a
 secretariat can publish as it is. Pure: no I/O.
 """
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from node.audit.leaf import Leaf
+from node.audit.leaf import OVERLAP_ANSWERED, Leaf
 
 SUPPRESS_BELOW = 5
 
@@ -48,15 +50,19 @@ def build_report(
     timing = _timing(listed, deadlines or {}, now_ms, suppress_below)
     exchanges: dict[str, tuple[str, str, str, str]] = {}
     events: Counter[str] = Counter()
+    overlap_checks: Counter[str] = Counter()
     # A decision is logged at both ends: count each (exchange, ground) once.
     grounds: set[tuple[str, str]] = set()
     for leaves in listed.values():
         for leaf in leaves:
             p = leaf.public
+            events[p.event] += 1
+            if p.event == OVERLAP_ANSWERED:
+                overlap_checks[f"{p.sender} -> {p.recipient}"] += 1
+                continue
             exchanges.setdefault(
                 p.exchange_id, (p.request_type, p.legal_basis, p.sender, p.recipient)
             )
-            events[p.event] += 1
             if p.event.startswith("decision.") and p.refusal_ground:
                 grounds.update((p.exchange_id, g) for g in p.refusal_ground.split(","))
     by = {
@@ -80,6 +86,7 @@ def build_report(
         "by_pair": shown(by["pair"]),
         "refusals_by_ground": shown(Counter(ground for _, ground in grounds)),
         **timing,
+        "overlap_checks_by_pair": shown(overlap_checks),
         "events": shown(events),
     }
 
@@ -161,6 +168,7 @@ _SECTIONS = (
     ("refusals_by_ground", "Refusals by ground"),
     ("median_hours_to_decision_by_type", "Median hours from receipt to decision, by type"),
     ("deadline_breaches_by_legal_basis", "Deadline breaches by legal basis"),
+    ("overlap_checks_by_pair", "Overlap checks answered, by asking and answering agency"),
     ("events", "Logged events"),
 )
 

@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--with", dest="agency", required=True, help="agency id")
     check.add_argument(
+        "--reason",
+        required=True,
+        help="why (case context): the other node logs a commitment to it",
+    )
+    check.add_argument(
         "--set", dest="set_id", action="append", help="only this set of ours (repeat)"
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")

@@ -139,7 +139,11 @@ def make_configs(
             roles=[role, extra] if extra else [role],
             listen=f"127.0.0.1:{free_port()}",
         )
-        configs[agency_id] = fast(replace(config, database_url=database_urls(agency_id)))
+        # Tests count sets of a few items; the smallest check a node answers by default (10
+        # items) has its own tests in test_overlap.py.
+        configs[agency_id] = fast(
+            replace(config, database_url=database_urls(agency_id), overlap_min_items=1)
+        )
     federate(list(configs.values()), roots_dir=tmp_path / "roots")
     return configs
 
