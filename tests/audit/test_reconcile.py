@@ -61,3 +61,9 @@ def test_receipt_promising_the_wrong_leaf_is_found() -> None:
     for promise in (1, 9, None):  # another leaf, no leaf at all, no promise
         [finding] = reconcile({A: [FULL_A[0], receipt_received(promise)], B: FULL_B})
         assert (finding.kind, finding.node) == ("broken_promise", B)
+
+
+def test_an_answered_overlap_check_needs_no_counterpart() -> None:
+    """The asker logs nothing for a check; the answerer's leaf alone is no finding."""
+    answered = leaf("overlap.answered", exchange="check-1")
+    assert reconcile({A: FULL_A, B: [*FULL_B, answered]}) == []

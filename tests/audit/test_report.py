@@ -98,3 +98,29 @@ def test_times_to_decision_and_deadline_breaches_to_the_hour() -> None:
     assert report["deadline_breaches_by_legal_basis"] == {"budapest-art29": 2}
     suppressed = build_report({"bb-authority": leaves}, deadlines=deadlines, now_ms=now)
     assert suppressed["deadline_breaches_by_legal_basis"] == {"budapest-art29": "<5"}
+
+
+def test_answered_overlap_checks_are_counted_by_pair_not_as_exchanges() -> None:
+    checks = [
+        build_leaf(
+            PublicFields(
+                event="overlap.answered",
+                request_type="",
+                legal_basis="",
+                sender=A if i < 6 else C,
+                recipient=B,
+                exchange_id=f"check-{i}",
+                hour=hour_of(0),
+            ),
+            {},
+        )[0]
+        for i in range(7)
+    ]
+    report = build_report({A: LOGS[A], B: LOGS[B] + checks})
+    assert report["exchanges"] == 8
+    assert report["by_request_type"] == {"preservation": 8}
+    assert report["overlap_checks_by_pair"] == {f"{A} -> {B}": 6, f"{C} -> {B}": "<5"}
+    assert report["events"]["overlap.answered"] == 7
+    assert ["overlap_checks_by_pair", f"{A} -> {B}", "6"] in csv.reader(
+        io.StringIO(report_csv(report))
+    )
