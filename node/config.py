@@ -71,7 +71,12 @@ class NodeConfig:
     erase_interval_s: float = 3600.0
     """How often the node erases the audit openings whose retention has ended."""
     overlap_checks_per_day: int = 24
-    """How many overlap checks each peer may ask this node for in 24 hours."""
+    """How many overlap checks (and reveals) each peer may ask this node for in 24 hours."""
+    overlap_items_per_day: int = 200_000
+    """How many points (values asked about) those checks and reveals may carry in 24 hours."""
+    overlap_min_items: int = 10
+    """The fewest points an overlap check may carry (a count over one value is a membership
+    test; reveals are bounded by consent instead)."""
     indicator_resend_interval_s: float = 5.0
     """How often indicator set versions and sighting reports owed to unreachable agencies are
     looked for and offered again (each on its own exponential backoff, ``delivery.retry_*``)."""
@@ -135,7 +140,12 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "alert_after_s": (float, False),
     },
     "audit": {"cosign_interval_s": (float, False), "erase_interval_s": (float, False)},
-    "indicators": {"overlap_checks_per_day": (int, False), "resend_interval_s": (float, False)},
+    "indicators": {
+        "overlap_checks_per_day": (int, False),
+        "overlap_items_per_day": (int, False),
+        "overlap_min_items": (int, False),
+        "resend_interval_s": (float, False),
+    },
     "campaigns": {"min_shared": (int, False), "max_sets_per_value": (int, False)},
     # Each required when the section is there (checked by _oidc_config).
     "oidc": {
@@ -273,6 +283,8 @@ def _node_config(path: Path, agency: AgencyId, s: dict[str, dict[str, Any]]) -> 
         cosign_interval_s=float(get("audit", "cosign_interval_s", 60.0)),
         erase_interval_s=float(get("audit", "erase_interval_s", 3600.0)),
         overlap_checks_per_day=get("indicators", "overlap_checks_per_day", 24),
+        overlap_items_per_day=get("indicators", "overlap_items_per_day", 200_000),
+        overlap_min_items=get("indicators", "overlap_min_items", 10),
         indicator_resend_interval_s=float(get("indicators", "resend_interval_s", 5.0)),
         campaign_min_shared=get("campaigns", "min_shared", 2),
         campaign_max_sets_per_value=get("campaigns", "max_sets_per_value", 20),
@@ -333,6 +345,8 @@ def _check_values(config: NodeConfig, source: str) -> None:
     _positive(config.cosign_interval_s, "audit.cosign_interval_s", source)
     _positive(config.erase_interval_s, "audit.erase_interval_s", source)
     _positive(config.overlap_checks_per_day, "indicators.overlap_checks_per_day", source)
+    _positive(config.overlap_items_per_day, "indicators.overlap_items_per_day", source)
+    _positive(config.overlap_min_items, "indicators.overlap_min_items", source)
     _positive(config.indicator_resend_interval_s, "indicators.resend_interval_s", source)
     _positive(config.campaign_min_shared, "campaigns.min_shared", source)
     if config.campaign_max_sets_per_value < 2:

@@ -30,7 +30,7 @@ from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
 from node.services.groups import GroupService
 from node.services.indicators import IndicatorService
-from node.services.overlap import OverlapService
+from node.services.overlap import OverlapLimits, OverlapService
 from node.services.overlap_reveal import RevealService
 from node.services.people import PeopleService
 from node.services.readiness import ReadinessService
@@ -399,13 +399,18 @@ def _overlap_services(
 ) -> tuple[OverlapService, RevealService, PsiWorkers]:
     """Overlap checks and reveals, sharing one pool of PSI worker processes."""
     psi = PsiWorkers()
+    limits = OverlapLimits(
+        checks_per_day=base.config.overlap_checks_per_day,
+        items_per_day=base.config.overlap_items_per_day,
+        min_items=base.config.overlap_min_items,
+    )
     overlap = OverlapService(
         database=base.database,
         directory=base.directory,
         transport=base.peers,
         agency_id=base.config.agency_id,
         clock=now_ms,
-        checks_per_day=base.config.overlap_checks_per_day,
+        limits=limits,
         psi=psi,
     )
     reveal = RevealService(
@@ -415,7 +420,7 @@ def _overlap_services(
         transport=base.peers,
         agency_id=base.config.agency_id,
         clock=now_ms,
-        checks_per_day=base.config.overlap_checks_per_day,
+        limits=limits,
         psi=psi,
     )
     return overlap, reveal, psi

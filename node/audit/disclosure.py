@@ -4,7 +4,8 @@
 The agency that keeps the log, and a court under an order, get every opening. The oversight
 body gets what it needs to check lawfulness: who asked (the requesting unit the form names,
 the user who acted, their unit and whoever approved), what about and why (the justification,
-the reason given). The treaty secretariat gets
+the reason given, or an overlap check's stated reason) and, for an overlap check, how many
+values were asked about. The treaty secretariat gets
 nothing beyond the public fields: its bundle proves that the record exists, no more. Pure.
 """
 
@@ -29,6 +30,7 @@ _RELEASED: dict[str, frozenset[OpeningName] | None] = {
             OpeningName.REASON,
             OpeningName.SUBJECT,
             OpeningName.DETAIL,
+            OpeningName.ITEMS,
         }
     ),
     "secretariat": frozenset(),

@@ -46,14 +46,20 @@ MESSAGE_KINDS = (
 )
 """The lifecycle messages after a request (node.model.lifecycle); each is logged as
 ``<kind>.sent`` by its sender and ``<kind>.received`` by its recipient."""
+OVERLAP_ANSWERED = "overlap.answered"
 EXCHANGE_EVENTS = frozenset(
     {"request.sent", "request.received", "receipt.sent", "receipt.received"}
     | {f"{kind}.{end}" for kind in MESSAGE_KINDS for end in ("sent", "received")}
     | {"disclosure.opened", "data.erased"}
+    | {OVERLAP_ANSWERED}
 )
 """Events both ends of an exchange log. ``disclosure.opened``: openings of a leaf were
 released to a role (the leaf commits to which, to whom and why). ``data.erased``: the
-openings of an exchange's leaves were erased when their retention ended."""
+openings of an exchange's leaves were erased when their retention ended.
+``overlap.answered``: this node answered another agency's overlap check or consented reveal
+(sender: the asker, recipient: this node, exchange: the check's random id, request type and
+legal basis empty; the leaf commits to the exact time, the digest of the asker's points, their
+number and the asker's stated reason); the asker logs nothing, so it has no counterpart."""
 LOCAL_EVENTS = frozenset(
     {
         "case.read",
@@ -92,7 +98,12 @@ class OpeningName(StrEnum):
     REQUESTING_UNIT = "requesting_unit"
     """The requesting authority and unit of the form (forms name a unit, not an officer)."""
     JUSTIFICATION = "justification"
-    """Why the request was made (the form's necessity); on ``request.*`` leaves."""
+    """Why the request was made (the form's necessity); on ``request.*`` leaves. On
+    ``overlap.answered``: the reason the asker stated for the check."""
+    INPUT_DIGEST = "input_digest"
+    """On ``overlap.answered``: hex SHA-256 of the asker's points (node/indicators/psi.py)."""
+    ITEMS = "items"
+    """On ``overlap.answered``: how many points the asker sent."""
     OPENED_LEAF = "opened_leaf"
     """On ``disclosure.opened``: the index of the leaf whose openings were released."""
     ROLE = "role"

@@ -6,7 +6,8 @@ share. A request one end logged as sent must be logged as received at the other 
 other way round; a receipt logged as sent must be logged as received; both ends must agree on
 the public fields. Local events (:data:`~node.audit.leaf.LOCAL_EVENTS`: reads of case
 content, user changes, refused calls …) are one node's own record and have no counterpart at
-the peer: they are not matched. Pure: no I/O.
+the peer: they are not matched; nor is an ``overlap.answered`` leaf (the asking node logs
+nothing for a check it asked), and events without a counterpart are not judged. Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 
 Counts exchanges (distinct exchange ids, whichever ends logged them) by request type, legal
 basis and pair of agencies, and events by kind — the local ones too (reads of case content,
-user changes, refused calls …), by kind alone: who acted is only in a leaf's commitments. Any
-count below the suppression threshold is published as ``"<N"`` so that rare combinations
-cannot single out a case. Renders as JSON, CSV, or one self-contained HTML page (inline SVG
-bars, no scripts, no external files) that a secretariat can publish as it is. Pure: no I/O.
+user changes, refused calls …), by kind alone: who acted is only in a leaf's commitments.
+Answered overlap checks (``overlap.answered``) are not exchanges: they are counted apart, by
+pair of asking and answering agency. Any count below the suppression threshold is published
+as ``"<N"`` so that rare combinations cannot single out a case. Renders as JSON, CSV, or one
+self-contained HTML page (inline SVG bars, no scripts, no external files) that a secretariat
+can publish as it is. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from node.audit.leaf import LOCAL_EVENTS, Leaf
+from node.audit.leaf import LOCAL_EVENTS, OVERLAP_ANSWERED, Leaf
 
 SUPPRESS_BELOW = 5
 
@@ -49,12 +51,16 @@ def build_report(
     timing = _timing(listed, deadlines or {}, now_ms, suppress_below)
     exchanges: dict[str, tuple[str, str, str, str]] = {}
     events: Counter[str] = Counter()
+    overlap_checks: Counter[str] = Counter()
     # A decision is logged at both ends: count each (exchange, ground) once.
     grounds: set[tuple[str, str]] = set()
     for leaves in listed.values():
         for leaf in leaves:
             p = leaf.public
             events[p.event] += 1
+            if p.event == OVERLAP_ANSWERED:
+                overlap_checks[f"{p.sender} -> {p.recipient}"] += 1
+                continue
             if p.event in LOCAL_EVENTS:
                 continue  # one node's own record: no exchange to count
             exchanges.setdefault(
@@ -83,6 +89,7 @@ def build_report(
         "by_pair": shown(by["pair"]),
         "refusals_by_ground": shown(Counter(ground for _, ground in grounds)),
         **timing,
+        "overlap_checks_by_pair": shown(overlap_checks),
         "events": shown(events),
     }
 
@@ -164,6 +171,7 @@ _SECTIONS = (
     ("refusals_by_ground", "Refusals by ground"),
     ("median_hours_to_decision_by_type", "Median hours from receipt to decision, by type"),
     ("deadline_breaches_by_legal_basis", "Deadline breaches by legal basis"),
+    ("overlap_checks_by_pair", "Overlap checks answered, by asking and answering agency"),
     ("events", "Logged events"),
 )
 

@@ -370,7 +370,12 @@ def _overlap(console: Console, workdir: Path, configs: dict[str, NodeConfig]) ->
         path = workdir / f"{name}-accounts.json"
         path.write_text(json.dumps([{"type": "platform_account", "value": a} for a in accounts]))
         cli(console, config, "indicators", "import", set_ids[name], str(path))
-    answer = cli(console, unit, "overlap", "check", "--with", "ie-central-authority", "--json")
+    answer = cli(
+        console,
+        unit,
+        *("overlap", "check", "--with", "ie-central-authority", "--json"),
+        *("--reason", "doxxing campaign against a journalist: do the cases share accounts?"),
+    )
     if json.loads(answer)["shared"] != 6:
         raise ConfigError("the overlap check did not find the six shared accounts")
     cli(console, unit, "indicators", "share", set_ids["ee"], "--with", "ie-central-authority")

@@ -303,7 +303,7 @@ def _set_dict(view: local_pb2.IndicatorSetView) -> dict[str, Any]:
 def check_overlap(args: argparse.Namespace, console: Console) -> int:
     """How many of this agency's own indicators the other agency's own ones share."""
     with _client(args) as client, console.status(f"counting the overlap with {args.agency}"):
-        count = client.check_overlap(args.agency, args.set_id or [])
+        count = client.check_overlap(args.agency, args.set_id or [], args.reason)
     if args.json:
         output.print_json(
             console,
@@ -312,12 +312,14 @@ def check_overlap(args: argparse.Namespace, console: Console) -> int:
                 "mine": count.mine,
                 "theirs": count.theirs,
                 "shared": count.shared,
+                "check_id": count.check_id,
             },
         )
         return 0
     console.print(
         f"{count.shared} of this agency's {count.mine} indicator(s) are among "
-        f"{count.agency}'s {count.theirs}. Neither side learned which."
+        f"{count.agency}'s {count.theirs}. Neither side learned which; {count.agency} "
+        f"logged the check as {count.check_id}."
     )
     return 0
 

@@ -200,8 +200,8 @@ class LocalClient:
         request = local_pb2.GetIndicatorSetRequest(set_id=set_id)
         return self.call(self._stub.RevokeIndicatorSet, request)
 
-    def check_overlap(self, agency: str, set_ids: list[str]) -> local_pb2.OverlapCount:
-        request = local_pb2.CheckOverlapRequest(agency=agency, set_ids=set_ids)
+    def check_overlap(self, agency: str, set_ids: list[str], reason: str) -> local_pb2.OverlapCount:
+        request = local_pb2.CheckOverlapRequest(agency=agency, set_ids=set_ids, reason=reason)
         return self.call(self._stub.CheckOverlap, request, timeout_s=OVERLAP_TIMEOUT_S)
 
     def ask_reveal(

@@ -85,16 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     overlap = commands.add_parser("overlap", help="private overlap checks with other agencies")
     overlap_sub = overlap.add_subparsers(dest="overlap_command", required=True, metavar="COMMAND")
-    check = overlap_sub.add_parser(
-        "check", help="how many of this agency's indicators another agency also holds"
-    )
-    check.add_argument("--with", dest="agency", required=True, help="agency id")
-    check.add_argument(
-        "--set", dest="set_id", action="append", help="only this set of ours (repeat)"
-    )
-    check.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_config_option(check)
-    check.set_defaults(handler=indicators_cmd.check_overlap)
     overlap_cmd.add_commands(overlap_sub, _add_config_option)
     campaign_cmd.register(commands, _add_config_option)
     groups_cmd.add_commands(commands, _add_config_option)

@@ -24,7 +24,20 @@ Handler = Callable[[argparse.Namespace, Console], int]
 
 
 def add_commands(sub: Any, add_config_option: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add the reveal commands to ``comity overlap``'s subcommands."""
+    """Add the check and the reveal commands to ``comity overlap``'s subcommands."""
+    check = sub.add_parser(
+        "check", help="how many of this agency's indicators another agency also holds"
+    )
+    check.add_argument("--with", dest="agency", required=True, help="agency id")
+    check.add_argument(
+        "--reason", required=True, help="why (case context): the other node logs a commitment to it"
+    )
+    check.add_argument(
+        "--set", dest="set_id", action="append", help="only this set of ours (repeat)"
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    add_config_option(check)
+    check.set_defaults(handler=_check_overlap)
 
     def command(name: str, help_: str, handler: Handler) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = sub.add_parser(name, help=help_)
@@ -173,3 +186,10 @@ def view_dict(view: local_pb2.RevealRequestView) -> dict[str, Any]:
         "decided_at": format_ms(view.decided_ms) if view.HasField("decided_ms") else None,
         "shared": view.shared if view.HasField("shared") else None,
     }
+
+
+def _check_overlap(args: argparse.Namespace, console: Console) -> int:
+    # Loaded when it runs: the check needs the indicator commands, which import much.
+    from node.cli import indicators_cmd
+
+    return indicators_cmd.check_overlap(args, console)

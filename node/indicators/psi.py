@@ -21,8 +21,19 @@ consent) differs in one step: the responder returns the initiator's points blind
 order they came (``reblind_each``), so the initiator can tell which of its own items are in the
 intersection. The responder still learns only the initiator's set size.
 
-Repeated queries with chosen sets could still test single values of a small domain (a phone
-number), so the responder limits how often each peer may ask. openmined-psi, the library the
+What a malicious initiator can still learn. Nothing here makes the initiator prove that one
+secret blinded all its points, and nothing can in this protocol: the responder never sees the
+hashed points the initiator raised, and any list of points is ``a`` times *some* list, so a
+proof of "one exponent" (a Chaum-Pedersen DLEQ, as RFC 9497 uses for its server) would hold
+for a cheating list as well as an honest one; a proof worth having would be of knowledge of
+the hash preimages, a general zero-knowledge proof of SHA-512 and Elligator 2. An initiator
+that blinds each point with its own secret can raise the responder's points by each of them
+and learn, for every point it sent, whether the responder holds that value (a chosen phone
+number, say). The responder therefore refuses repeated points (``check_distinct``), charges
+every point it answers to the peer's daily item budget, and logs every answered check with a
+commitment to the points (``input_digest``), their number and the initiator's stated reason
+(``check_reason``): the leakage is bounded by the budget and accountable, not prevented
+(README, "Overlap checks: what a malicious asker can learn"). openmined-psi, the library the
 reference points to, pins a protobuf major version older than this project's, so the protocol
 is composed here from libsodium's point operations instead. Pure: no I/O.
 """
@@ -31,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 
 from nacl import bindings
@@ -39,8 +51,11 @@ from nacl.exceptions import CryptoError
 from node.errors import ComityError, ErrorKind
 
 DOMAIN = b"comity/overlap/v1\x00"
+INPUT_DOMAIN = b"comity/overlap-input/v1\x00"
 POINT_BYTES = 32
 MAX_ITEMS = 200_000
+MAX_REASON_CHARS = 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _P = 2**255 - 19
 _Y_MASK = (1 << 255) - 1
 """An Edwards point's encoding is y with the sign of x in its top bit."""
@@ -123,6 +138,49 @@ def check_size(points: Sequence[bytes]) -> None:
     """Raises: OverlapError: more points than an overlap check takes."""
     if len(points) > MAX_ITEMS:
         raise OverlapError(f"an overlap check takes at most {MAX_ITEMS} items a side")
+
+
+def check_distinct(points: Sequence[bytes]) -> None:
+    """Every point in its one canonical encoding (u below p: X25519 ignores the top bit and
+    reduces u, so one point has more than one spelling), and no point twice: an honest
+    initiator's items are a set, so its points are distinct.
+
+    Raises:
+        OverlapError: a point that is not canonical, or that repeats an earlier one.
+    """
+    seen: set[bytes] = set()
+    for n, point in enumerate(points):
+        if int.from_bytes(point, "little") >= _P:
+            raise OverlapError(f"point {n} is not a canonical Curve25519 point")
+        if point in seen:
+            raise OverlapError(f"point {n} repeats an earlier point")
+        seen.add(point)
+
+
+def input_digest(points: Iterable[bytes]) -> bytes:
+    """SHA-256 of the initiator's points in the order they came: what the responder's audit
+    leaf commits to, so the check's input can later be matched against the initiator's own
+    record of it."""
+    digest = hashlib.sha256(INPUT_DOMAIN)
+    for point in points:
+        digest.update(point)
+    return digest.digest()
+
+
+def check_reason(reason: str) -> str:
+    """The initiator's stated reason for a check, stripped.
+
+    Raises:
+        OverlapError: empty, longer than ``MAX_REASON_CHARS``, or with control characters.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise OverlapError("an overlap check states its reason")
+    if len(reason) > MAX_REASON_CHARS:
+        raise OverlapError(f"the reason is at most {MAX_REASON_CHARS} characters")
+    if _CONTROL.search(reason):
+        raise OverlapError("the reason must not hold control characters")
+    return reason
 
 
 def shared_count(mine: Iterable[bytes], theirs: Iterable[bytes]) -> int:

@@ -55,7 +55,9 @@ SCANNED_REQUESTS = 10_000
 
 
 class OverlapChecker(Protocol):
-    async def check(self, agency: AgencyId, set_ids: list[str] | None = None) -> OverlapResult: ...
+    async def check(
+        self, agency: AgencyId, set_ids: list[str] | None = None, *, reason: str
+    ) -> OverlapResult: ...
 
 
 class RequestFiler(Protocol):
@@ -223,7 +225,9 @@ class CampaignService:
         """
         await self.get(campaign_id)
         own = list(set_ids) or None
-        result = await self._overlap.check(agency, own)
+        result = await self._overlap.check(
+            agency, own, reason=f"linking cases into campaign {campaign_id}"
+        )
         linked = result.shared >= self._rules.min_shared
 
         def record() -> CampaignView:

@@ -13,10 +13,11 @@ Neither side learns anything about the other's items outside the intersection.
 
 What stops an asker from testing guesses (every phone number of a prefix) instead of its own
 indicators: the person who consents sees how many items the request covers and why; the node
-refuses any other number of points than the request stated, and any request over
-``MAX_REVEAL_ITEMS``; a consent answers exactly one reveal, before the request expires; every
-reveal counts against the per-peer daily limit ``indicators.overlap_checks_per_day`` shared with
-overlap checks; and at most ``MAX_WAITING_PER_PEER`` requests of a peer wait for a decision.
+refuses any other number of points than the request stated, repeated points, and any request
+over ``MAX_REVEAL_ITEMS``; a consent answers exactly one reveal, before the request expires;
+every reveal counts against the per-peer daily limits of checks and of items it shares with
+overlap checks (node/services/overlap.py), and is logged as ``overlap.answered`` with the
+request's reason; and at most ``MAX_WAITING_PER_PEER`` requests of a peer wait for a decision.
 
 Values never leave this module except to the asker's own user (its own indicators), and are
 never stored with a reveal: the asker keeps how many matched. The reason travels signed and
@@ -45,7 +46,7 @@ from node.errors import (
     UnknownAgencyError,
 )
 from node.ids import AgencyId
-from node.indicators.psi import OverlapError, item_bytes, new_secret
+from node.indicators.psi import OverlapError, check_distinct, item_bytes, new_secret
 from node.indicators.psi_workers import PsiWorkers
 from node.indicators.reveal import (
     MAX_REVEAL_ITEMS,
@@ -59,7 +60,7 @@ from node.members import Directory, Member, member_by_certificate
 from node.model.people import Actor
 from node.services.access import current_actor
 from node.services.attribution import record_local
-from node.services.overlap import DAY_MS, OverlapLimitError
+from node.services.overlap import DAY_MS, OverlapAnswer, OverlapLimits, log_answer
 from node.storage import indicator_repo, reveal_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -133,7 +134,7 @@ class RevealService:
         transport: RevealTransport,
         agency_id: AgencyId,
         clock: Callable[[], int],
-        checks_per_day: int,
+        limits: OverlapLimits,
         psi: PsiWorkers,
     ) -> None:
         self._database = database
@@ -142,7 +143,7 @@ class RevealService:
         self._transport = transport
         self._me = agency_id
         self._clock = clock
-        self._checks_per_day = checks_per_day
+        self._limits = limits
         self._psi = psi
 
     # --- the asking agency -----------------------------------------------------------------------
@@ -260,26 +261,39 @@ class RevealService:
 
     async def answer(
         self, request_id: str, points: list[bytes], *, peer_fingerprint: str | None
-    ) -> tuple[list[bytes], list[bytes]]:
+    ) -> OverlapAnswer:
         """The asker's points blinded again in their order, and this agency's own blinded
-        points (sorted), once a consent covers exactly this reveal; the consent is used up.
+        points (sorted), once a consent covers exactly this reveal; the consent is used up,
+        and the reveal logged as ``overlap.answered`` before it is returned.
 
         Raises:
             PeerIdentityError: the TLS client is not a member.
             RevealDeniedError: no consented, unused, unexpired request of this client's.
             RevealRequestError: not the number of points the request stated.
-            OverlapLimitError: the client's daily limit is reached.
-            OverlapError: an invalid point.
+            OverlapLimitError: the client's checks or items of the last 24 hours are used up.
+            OverlapError: an invalid, repeated or non-canonical point.
         """
         client = self._client(peer_fingerprint)
-        await self._database.run(
+        check_distinct(points)
+        reason = await self._database.run(
             partial(self._use_consent, request_id, client.agency_id, len(points))
         )
         secret = new_secret()
         doubled = await asyncio.to_thread(self._psi.reblind_each, points, secret)
         items = [item_bytes(*p) for p in await self._pairs([])]
         mine = await asyncio.to_thread(self._psi.blind_items, items, secret)
-        return doubled, mine
+        check_id = await self._database.run(
+            partial(
+                log_answer,
+                self._database,
+                asker=client.agency_id,
+                me=self._me,
+                points=points,
+                reason=reason,
+                now_ms=self._clock(),
+            )
+        )
+        return OverlapAnswer(check_id=check_id, doubled=doubled, mine=mine)
 
     # --- both ------------------------------------------------------------------------------------
 
@@ -389,7 +403,9 @@ class RevealService:
             row.state, row.shared = "revealed", shared
             session.add(row)
 
-    def _use_consent(self, request_id: str, requester: AgencyId, points: int) -> None:
+    def _use_consent(self, request_id: str, requester: AgencyId, points: int) -> str:
+        """Use up the consent for this reveal and count it against the limits; the request's
+        reason."""
         with transaction(self._database.engine) as session:
             row = reveal_repo.get_reveal(session, request_id, lock=True)
             if row is None or row.direction != "inbound" or row.requester != requester:
@@ -401,21 +417,10 @@ class RevealService:
                 raise RevealRequestError(
                     f"the reveal request stated {row.items} points; {points} were sent"
                 )
-            now = self._clock()
-            taken = indicator_repo.take_overlap_check(
-                session,
-                requester=requester,
-                now_ms=now,
-                since_ms=now - DAY_MS,
-                limit=self._checks_per_day,
-            )
-            if taken is None:
-                raise OverlapLimitError(
-                    f"{requester} has asked for {self._checks_per_day} overlap checks in "
-                    "24 hours, the limit"
-                )
+            self._limits.take(session, requester=requester, items=points, now_ms=self._clock())
             row.state = "used"
             session.add(row)
+            return RevealRequest.from_bytes(row.document).reason
 
     def _held(self, session: Session, request_id: str, *, direction: str) -> OverlapReveal:
         row = reveal_repo.get_reveal(session, request_id, lock=True)

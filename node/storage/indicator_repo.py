@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import delete, func, or_, text
 from sqlmodel import Session, col, select
 
@@ -101,35 +103,43 @@ def own_live_indicators(
     return sorted(set(session.exec(query)))
 
 
-def take_overlap_check(
-    session: Session, *, requester: str, now_ms: int, since_ms: int, limit: int
-) -> int | None:
-    """Record one overlap check by ``requester`` unless ``limit`` were taken since
-    ``since_ms``; returns how many were taken before it, or None when at the limit.
+@dataclass(frozen=True)
+class OverlapUsage:
+    """What one peer has asked for since a moment: checks (and reveals), and their points."""
 
-    Count and record are one step for concurrent callers: on PostgreSQL a transaction-scoped
+    checks: int
+    items: int
+
+
+def take_overlap_check(
+    session: Session, *, requester: str, items: int, now_ms: int, since_ms: int
+) -> OverlapUsage:
+    """Record one overlap check of ``items`` points by ``requester``; return its usage since
+    ``since_ms``, this check included, for the caller to hold against its limits.
+
+    Record and count are one step for concurrent callers: on PostgreSQL a transaction-scoped
     advisory lock per requester serialises them; on SQLite the insert comes first, taking the
-    database's write lock before the count. The caller's transaction must still be open and
-    is rolled back on None (the caller raises), which removes the row recorded here.
+    database's write lock before the count. A caller that refuses the check raises before
+    its transaction commits, which removes the row recorded here.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": f"overlap_check:{requester}"},
         )
-    session.add(OverlapCheck(requester=requester, at_ms=now_ms))
+    session.add(OverlapCheck(requester=requester, at_ms=now_ms, items=items))
     session.flush()
-    taken = count_overlap_checks(session, requester=requester, since_ms=since_ms) - 1
-    return taken if taken < limit else None
+    return overlap_usage(session, requester=requester, since_ms=since_ms)
 
 
-def count_overlap_checks(session: Session, *, requester: str, since_ms: int) -> int:
+def overlap_usage(session: Session, *, requester: str, since_ms: int) -> OverlapUsage:
     query = (
-        select(func.count())
+        select(func.count(), func.coalesce(func.sum(OverlapCheck.items), 0))
         .select_from(OverlapCheck)
         .where(col(OverlapCheck.requester) == requester, col(OverlapCheck.at_ms) >= since_ms)
     )
-    return int(session.exec(query).one())
+    checks, items = session.exec(query).one()
+    return OverlapUsage(checks=int(checks), items=int(items))
 
 
 def live_values(session: Session, kind: str) -> list[tuple[str, str, str]]:

@@ -332,7 +332,8 @@ class IndicatorOffer(Base, table=True):
 
 
 class OverlapCheck(Base, table=True):
-    """An overlap check a peer asked this node for: counted against its daily limit."""
+    """An overlap check or reveal a peer asked this node for: counted against its daily
+    limits of checks and of items."""
 
     __tablename__ = "overlap_check"
 
@@ -342,6 +343,8 @@ class OverlapCheck(Base, table=True):
     )
     requester: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    items: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    """How many points the check carried: counted against the peer's daily item budget."""
 
 
 class Campaign(Base, table=True):

@@ -55,20 +55,28 @@ class IndicatorsServicer(
     async def CountOverlap(  # noqa: N802
         self, request_iterator: AsyncIterator[indicators_pb2.OverlapChunk], context: Context
     ) -> AsyncIterator[indicators_pb2.OverlapChunk]:
-        points = await _initiator_points(
+        reason, points = await _initiator_points(
             received(request_iterator, what="CountOverlap", idle_s=self._stream_idle_s)
         )
         fingerprint = peer_certificate_fingerprint(context.auth_context())
-        doubled, mine = await self._overlap.answer(points, peer_fingerprint=fingerprint)
-        for chunk in overlap_chunks(doubled, mine):
+        answer = await self._overlap.answer(points, reason=reason, peer_fingerprint=fingerprint)
+        for chunk in overlap_chunks(answer):
             yield chunk
 
 
-async def _initiator_points(chunks: AsyncIterator[indicators_pb2.OverlapChunk]) -> list[bytes]:
-    """Raises: OverlapError: more than MAX_ITEMS points."""
+async def _initiator_points(
+    chunks: AsyncIterator[indicators_pb2.OverlapChunk],
+) -> tuple[str, list[bytes]]:
+    """The reason the first chunk states, and the caller's points.
+
+    Raises:
+        OverlapError: more than MAX_ITEMS points.
+    """
+    reason: str | None = None
     points: list[bytes] = []
     async for chunk in chunks:
+        reason = chunk.reason if reason is None else reason
         points.extend(chunk.initiator)
         if len(points) > MAX_ITEMS:
             raise OverlapError(f"an overlap check takes at most {MAX_ITEMS} items a side")
-    return points
+    return reason or "", points

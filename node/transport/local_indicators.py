@@ -69,9 +69,15 @@ class LocalIndicators:
     async def CheckOverlap(  # noqa: N802
         self, request: local_pb2.CheckOverlapRequest, _context: Context
     ) -> local_pb2.OverlapCount:
-        result = await self._overlap.check(AgencyId(request.agency), list(request.set_ids) or None)
+        result = await self._overlap.check(
+            AgencyId(request.agency), list(request.set_ids) or None, reason=request.reason
+        )
         return local_pb2.OverlapCount(
-            agency=result.agency, mine=result.mine, theirs=result.theirs, shared=result.shared
+            agency=result.agency,
+            mine=result.mine,
+            theirs=result.theirs,
+            shared=result.shared,
+            check_id=result.check_id,
         )
 
     async def MatchPdq(  # noqa: N802

@@ -172,10 +172,10 @@ class PeerClient:
             raise error_from_rpc(e, peer=member.agency_id) from e
 
     async def count_overlap(
-        self, member: Member, points: list[bytes]
-    ) -> tuple[list[bytes], list[bytes]]:
-        """Run the responder's half of an overlap check at ``member``'s node: our points
-        blinded again by it, and its own blinded points.
+        self, member: Member, points: list[bytes], reason: str
+    ) -> tuple[str, list[bytes], list[bytes]]:
+        """Run the responder's half of an overlap check at ``member``'s node: the id it
+        logged the check under, our points blinded again by it, and its own blinded points.
 
         Raises:
             PeerUnavailableError, PeerRejectedError: as for any call.
@@ -183,19 +183,24 @@ class PeerClient:
 
         async def chunks() -> AsyncIterator[indicators_pb2.OverlapChunk]:
             for start in range(0, max(len(points), 1), OVERLAP_CHUNK):
-                yield indicators_pb2.OverlapChunk(initiator=points[start : start + OVERLAP_CHUNK])
+                yield indicators_pb2.OverlapChunk(
+                    initiator=points[start : start + OVERLAP_CHUNK],
+                    reason=reason if start == 0 else "",
+                )
 
         stub = indicators_pb2_grpc.IndicatorsStub(self.channel(member))
+        check_id = ""
         doubled: list[bytes] = []
         theirs: list[bytes] = []
         try:
             # The peer's arithmetic takes seconds for large sets: a longer deadline than calls.
             async for chunk in stub.CountOverlap(chunks(), timeout=self._timeout_s + 300):
+                check_id = check_id or chunk.check_id
                 doubled.extend(chunk.doubled)
                 theirs.extend(chunk.responder)
         except grpc.aio.AioRpcError as e:
             raise error_from_rpc(e, peer=member.agency_id) from e
-        return doubled, theirs
+        return check_id, doubled, theirs
 
     async def ask_reveal(self, member: Member, document: bytes, signature: bytes) -> None:
         """Send ``member``'s node a signed reveal request (node/indicators/reveal.py).

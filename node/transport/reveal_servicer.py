@@ -11,6 +11,7 @@ import grpc
 
 from node.gen.comity.v1 import indicators_pb2
 from node.indicators.reveal import MAX_REVEAL_ITEMS, RevealRequestError
+from node.services.overlap import OverlapAnswer
 from node.services.overlap_reveal import RevealService
 from node.tls import peer_certificate_fingerprint
 from node.transport.channel_options import OVERLAP_CHUNK
@@ -41,8 +42,8 @@ class RevealRpcs:
             received(request_iterator, what="RevealOverlap", idle_s=self._stream_idle_s)
         )
         fingerprint = peer_certificate_fingerprint(context.auth_context())
-        doubled, mine = await self._reveal.answer(request_id, points, peer_fingerprint=fingerprint)
-        for chunk in overlap_chunks(doubled, mine):
+        answer = await self._reveal.answer(request_id, points, peer_fingerprint=fingerprint)
+        for chunk in overlap_chunks(answer):
             yield chunk
 
 
@@ -66,12 +67,12 @@ async def _reveal_points(
     return request_id, points
 
 
-def overlap_chunks(
-    doubled: list[bytes], mine: list[bytes]
-) -> Iterator[indicators_pb2.OverlapChunk]:
+def overlap_chunks(answer: OverlapAnswer) -> Iterator[indicators_pb2.OverlapChunk]:
     """The answer to an overlap check or a reveal, in messages of OVERLAP_CHUNK points: the
-    asker's points blinded again, in the order they came (for a reveal that order is the
-    answer), then this node's own."""
+    check's id, the asker's points blinded again, in the order they came (for a reveal that
+    order is the answer), then this node's own."""
+    yield indicators_pb2.OverlapChunk(check_id=answer.check_id)
+    doubled, mine = answer.doubled, answer.mine
     for start in range(0, len(doubled), OVERLAP_CHUNK):
         yield indicators_pb2.OverlapChunk(doubled=doubled[start : start + OVERLAP_CHUNK])
     for start in range(0, len(mine), OVERLAP_CHUNK):

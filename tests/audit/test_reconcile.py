@@ -71,3 +71,9 @@ def test_local_events_have_no_counterpart_to_find() -> None:
         commitments=(),
     )
     assert reconcile({A: [*FULL_A, read], B: [FULL_B[0], refused, FULL_B[1]]}) == []
+
+
+def test_an_answered_overlap_check_needs_no_counterpart() -> None:
+    """The asker logs nothing for a check; the answerer's leaf alone is no finding."""
+    answered = leaf("overlap.answered", exchange="check-1")
+    assert reconcile({A: FULL_A, B: [*FULL_B, answered]}) == []

@@ -107,3 +107,29 @@ def test_local_events_are_counted_by_kind_and_are_no_exchange() -> None:
     assert report["by_request_type"] == {"preservation": 8}
     assert report["events"]["case.read"] == "<5"
     assert set(report["events"]) >= {"call.refused", "user.added"}
+
+
+def test_answered_overlap_checks_are_counted_by_pair_not_as_exchanges() -> None:
+    checks = [
+        build_leaf(
+            PublicFields(
+                event="overlap.answered",
+                request_type="",
+                legal_basis="",
+                sender=A if i < 6 else C,
+                recipient=B,
+                exchange_id=f"check-{i}",
+                hour=hour_of(0),
+            ),
+            {},
+        )[0]
+        for i in range(7)
+    ]
+    report = build_report({A: LOGS[A], B: LOGS[B] + checks})
+    assert report["exchanges"] == 8
+    assert report["by_request_type"] == {"preservation": 8}
+    assert report["overlap_checks_by_pair"] == {f"{A} -> {B}": 6, f"{C} -> {B}": "<5"}
+    assert report["events"]["overlap.answered"] == 7
+    assert ["overlap_checks_by_pair", f"{A} -> {B}", "6"] in csv.reader(
+        io.StringIO(report_csv(report))
+    )

@@ -11,6 +11,9 @@ from node.indicators.psi import (
     OverlapError,
     blind_each,
     blind_items,
+    check_distinct,
+    check_reason,
+    input_digest,
     item_bytes,
     new_secret,
     reblind,
@@ -79,3 +82,45 @@ def test_reveal_mode_keeps_the_initiators_order_and_count_mode_does_not() -> Non
     # Each position answers for the item sent there: blinding in the other order commutes.
     assert doubled_in_order == [reblind_each(blind_each([i], b), a)[0] for i in mine]
     assert reblind(sent, b) == sorted(doubled_in_order)
+
+
+def test_points_must_be_distinct_and_canonical() -> None:
+    points = blind_items(items(["a", "b", "c"]), new_secret())
+    check_distinct(points)
+    with pytest.raises(OverlapError, match="point 3 repeats"):
+        check_distinct([*points, points[1]])
+    # X25519 ignores the top bit and reads u modulo p: with the top bit set, the same point
+    # is spelled another way, which a byte comparison would not catch; so is 9 + p (the base
+    # point).
+    u = int.from_bytes(points[0], "little")
+    spelling = (u | 1 << 255).to_bytes(32, "little")
+    secret = new_secret()
+    assert reblind_each([spelling], secret) == reblind_each([points[0]], secret)
+    for other in (spelling, (9 + 2**255 - 19).to_bytes(32, "little")):
+        with pytest.raises(OverlapError, match="point 0 is not a canonical"):
+            check_distinct([other, *points[1:]])
+
+
+def test_the_input_digest_commits_to_the_points_and_their_order() -> None:
+    points = blind_items(items(["a", "b"]), new_secret())
+    assert input_digest(points) == input_digest(list(points))
+    assert input_digest(points) != input_digest(points[::-1])
+    assert input_digest(points) != input_digest(points[:1])
+
+
+@pytest.mark.parametrize(
+    ("reason", "problem"),
+    [
+        ("", "states its reason"),
+        (" \n ", "states its reason"),
+        ("x" * 1001, "at most 1000"),
+        ("a\x00b", "control characters"),
+    ],
+)
+def test_a_check_states_a_reason(reason: str, problem: str) -> None:
+    with pytest.raises(OverlapError, match=problem):
+        check_reason(reason)
+
+
+def test_a_reason_keeps_its_lines_and_loses_its_margins() -> None:
+    assert check_reason("  case 2026/117:\n\tshared? ") == "case 2026/117:\n\tshared?"

@@ -15,12 +15,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from node.audit.leaf import OVERLAP_ANSWERED, Leaf, Opening
 from node.config import USER_ROLES, NodeConfig, init_node
 from node.crypto.keys import AgencyKeys, load_signing_key
 from node.federation import ceremony
 from node.federation.document import SignedDirectory, parse_directory
 from node.federation.setup import ROOT_COUNT, ROOT_THRESHOLD, federate, root_key_path
 from node.runtime import RunningNode, start_node
+from node.storage import audit_repo
 from node.storage.engine import transaction
 from node.timeutil import now_ms
 from tests import dbutil
@@ -141,9 +143,16 @@ def make_configs(
             admin_roles=USER_ROLES,
         )
         # No four-eyes policy unless a test asks for one (tests/people/test_approvals.py):
-        # the other tests act as one login that holds every role.
+        # the other tests act as one login that holds every role. Tests count sets of a few
+        # items; the smallest check a node answers by default (10 items) has its own tests in
+        # test_overlap.py.
         configs[agency_id] = fast(
-            replace(config, database_url=database_urls(agency_id), approvals_required=frozenset())
+            replace(
+                config,
+                database_url=database_urls(agency_id),
+                approvals_required=frozenset(),
+                overlap_min_items=1,
+            )
         )
     federate(list(configs.values()), roots_dir=tmp_path / "roots")
     return configs
@@ -165,3 +174,18 @@ async def running_federation(configs: dict[str, NodeConfig]) -> AsyncIterator[Fe
         yield Federation(nodes=nodes, configs=configs, spans=spans)
     finally:
         await asyncio.gather(*(node.stop() for node in nodes.values()))
+
+
+def answered_checks(fed: Federation, agency: str) -> dict[str, tuple[Leaf, list[Opening]]]:
+    """The ``overlap.answered`` leaves of ``agency``'s log and their openings, by check id."""
+    found = {}
+    with transaction(fed.nodes[agency].engine) as session:
+        for row in audit_repo.audit_leaves(session, start=0, end=audit_repo.audit_size(session)):
+            leaf = Leaf.from_bytes(row.leaf)
+            if leaf.public.event == OVERLAP_ANSWERED:
+                openings = [
+                    Opening(name=o.name, value=o.value, salt=o.salt)
+                    for o in audit_repo.audit_openings(session, row.idx)
+                ]
+                found[leaf.public.exchange_id] = (leaf, openings)
+    return found

@@ -29,7 +29,12 @@ from node.storage.tables import OverlapReveal, metadata
 from node.timeutil import now_ms
 from node.tls import generate_tls_identity
 from node.transport.status import ERROR_TRAILER
-from tests.integration.harness import Federation, make_configs, running_federation
+from tests.integration.harness import (
+    Federation,
+    answered_checks,
+    make_configs,
+    running_federation,
+)
 
 UNIT, AUTHORITY, THIRD = (
     AgencyId("aa-cyber-unit"),
@@ -156,6 +161,9 @@ async def test_a_consented_reveal_gives_exactly_the_shared_items_once(
     revealed = json.loads(out)
     assert revealed["matches"] == [{"type": t, "value": v} for t, v in SHARED]
     assert (revealed["mine"], revealed["theirs"], revealed["shared"]) == (20, 35, len(SHARED))
+    # The authority logged the reveal as an answered check, with the request's reason.
+    [(_, openings)] = answered_checks(fed, AUTHORITY).values()
+    assert {(o.name, o.value) for o in openings} >= {("items", "20"), ("justification", REASON)}
 
     # Single use: again from the asker's node, and again straight at the authority.
     with pytest.raises(RevealStateError, match="revealed"):
@@ -168,7 +176,9 @@ async def test_a_consented_reveal_gives_exactly_the_shared_items_once(
     # A count, by contrast, comes back re-sorted: its order says nothing.
     authority = fed.nodes[UNIT].directory.find(AUTHORITY)
     assert authority is not None
-    doubled, _ = await fed.nodes[UNIT].peers.count_overlap(authority, await points_for(fed, 20))
+    _, doubled, _ = await fed.nodes[UNIT].peers.count_overlap(
+        authority, await points_for(fed, 20), REASON
+    )
     assert doubled == sorted(doubled)
 
     # The asker keeps how many matched, not which; the authority not even how many.
@@ -251,7 +261,7 @@ async def test_only_the_requester_with_the_stated_count_and_its_daily_allowance_
         assert "stated 20 points" in caught.value.message
 
     # The day's single allowance goes to a count; the reveal must wait, its consent unused.
-    assert (await fed.nodes[UNIT].overlap.check(AUTHORITY)).shared == len(SHARED)
+    assert (await fed.nodes[UNIT].overlap.check(AUTHORITY, reason=REASON)).shared == len(SHARED)
     with pytest.raises(PeerRejectedError) as caught:
         await fed.nodes[UNIT].reveal.reveal(request_id)
     assert caught.value.peer_code == "overlap_limit"

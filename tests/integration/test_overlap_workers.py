@@ -30,11 +30,13 @@ async def test_a_large_check_counts_on_worker_processes_that_stop_with_the_node(
             created = await service.create(tlp="green", recipients=[], clients={})
             await service.add(created.indicator_set.set_id, accounts(start, start + PARALLEL_FROM))
 
-        first = await fed.nodes[UNIT].overlap.check(AUTHORITY)
+        first = await fed.nodes[UNIT].overlap.check(AUTHORITY, reason="a large check")
         assert (first.mine, first.theirs, first.shared) == (PARALLEL_FROM, PARALLEL_FROM, 100)
         assert fed.nodes[UNIT].psi.cached == PARALLEL_FROM
         assert multiprocessing.active_children()
         # Again, from the cached points of each side's own items.
-        assert (await fed.nodes[UNIT].overlap.check(AUTHORITY)).shared == 100
+        assert (
+            await fed.nodes[UNIT].overlap.check(AUTHORITY, reason="a large check")
+        ).shared == 100
 
     assert multiprocessing.active_children() == []

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63omity/v1/indicators.proto\x12\tcomity.v1\"E\n\x0cOverlapChunk\x12\x11\n\tinitiator\x18\x01 \x03(\x0c\x12\x0f\n\x07\x64oubled\x18\x02 \x03(\x0c\x12\x11\n\tresponder\x18\x03 \x03(\x0c\"4\n\x0bRevealChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tinitiator\x18\x02 \x03(\x0c\":\n\x13SignedRevealRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x1f\n\tRevealAck\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"5\n\x0eSignedSighting\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"5\n\x0bSightingAck\x12\x13\n\x0bsighting_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"N\n\x11IndicatorSetChunk\x12\x11\n\tsignature\x18\x01 \x01(\x0c\x12\x17\n\x0f\x64ocument_length\x18\x02 \x01(\x04\x12\r\n\x05piece\x18\x03 \x01(\x0c\"9\n\x12SignedIndicatorSet\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"2\n\x0fIndicatorSetAck\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x32\xb7\x03\n\nIndicators\x12\x45\n\x08OfferSet\x12\x1d.comity.v1.SignedIndicatorSet\x1a\x1a.comity.v1.IndicatorSetAck\x12N\n\x10OfferSetInChunks\x12\x1c.comity.v1.IndicatorSetChunk\x1a\x1a.comity.v1.IndicatorSetAck(\x01\x12\x43\n\x0eReportSighting\x12\x19.comity.v1.SignedSighting\x1a\x16.comity.v1.SightingAck\x12\x44\n\x0c\x43ountOverlap\x12\x17.comity.v1.OverlapChunk\x1a\x17.comity.v1.OverlapChunk(\x01\x30\x01\x12\x41\n\tAskReveal\x12\x1e.comity.v1.SignedRevealRequest\x1a\x14.comity.v1.RevealAck\x12\x44\n\rRevealOverlap\x12\x16.comity.v1.RevealChunk\x1a\x17.comity.v1.OverlapChunk(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63omity/v1/indicators.proto\x12\tcomity.v1\"g\n\x0cOverlapChunk\x12\x11\n\tinitiator\x18\x01 \x03(\x0c\x12\x0f\n\x07\x64oubled\x18\x02 \x03(\x0c\x12\x11\n\tresponder\x18\x03 \x03(\x0c\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x05 \x01(\t\"4\n\x0bRevealChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tinitiator\x18\x02 \x03(\x0c\":\n\x13SignedRevealRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x1f\n\tRevealAck\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"5\n\x0eSignedSighting\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"5\n\x0bSightingAck\x12\x13\n\x0bsighting_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"N\n\x11IndicatorSetChunk\x12\x11\n\tsignature\x18\x01 \x01(\x0c\x12\x17\n\x0f\x64ocument_length\x18\x02 \x01(\x04\x12\r\n\x05piece\x18\x03 \x01(\x0c\"9\n\x12SignedIndicatorSet\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"2\n\x0fIndicatorSetAck\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x32\xb7\x03\n\nIndicators\x12\x45\n\x08OfferSet\x12\x1d.comity.v1.SignedIndicatorSet\x1a\x1a.comity.v1.IndicatorSetAck\x12N\n\x10OfferSetInChunks\x12\x1c.comity.v1.IndicatorSetChunk\x1a\x1a.comity.v1.IndicatorSetAck(\x01\x12\x43\n\x0eReportSighting\x12\x19.comity.v1.SignedSighting\x1a\x16.comity.v1.SightingAck\x12\x44\n\x0c\x43ountOverlap\x12\x17.comity.v1.OverlapChunk\x1a\x17.comity.v1.OverlapChunk(\x01\x30\x01\x12\x41\n\tAskReveal\x12\x1e.comity.v1.SignedRevealRequest\x1a\x14.comity.v1.RevealAck\x12\x44\n\rRevealOverlap\x12\x16.comity.v1.RevealChunk\x1a\x17.comity.v1.OverlapChunk(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comity.v1.indicators_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OVERLAPCHUNK']._serialized_start=41
-  _globals['_OVERLAPCHUNK']._serialized_end=110
-  _globals['_REVEALCHUNK']._serialized_start=112
-  _globals['_REVEALCHUNK']._serialized_end=164
-  _globals['_SIGNEDREVEALREQUEST']._serialized_start=166
-  _globals['_SIGNEDREVEALREQUEST']._serialized_end=224
-  _globals['_REVEALACK']._serialized_start=226
-  _globals['_REVEALACK']._serialized_end=257
-  _globals['_SIGNEDSIGHTING']._serialized_start=259
-  _globals['_SIGNEDSIGHTING']._serialized_end=312
-  _globals['_SIGHTINGACK']._serialized_start=314
-  _globals['_SIGHTINGACK']._serialized_end=367
-  _globals['_INDICATORSETCHUNK']._serialized_start=369
-  _globals['_INDICATORSETCHUNK']._serialized_end=447
-  _globals['_SIGNEDINDICATORSET']._serialized_start=449
-  _globals['_SIGNEDINDICATORSET']._serialized_end=506
-  _globals['_INDICATORSETACK']._serialized_start=508
-  _globals['_INDICATORSETACK']._serialized_end=558
-  _globals['_INDICATORS']._serialized_start=561
-  _globals['_INDICATORS']._serialized_end=1000
+  _globals['_OVERLAPCHUNK']._serialized_end=144
+  _globals['_REVEALCHUNK']._serialized_start=146
+  _globals['_REVEALCHUNK']._serialized_end=198
+  _globals['_SIGNEDREVEALREQUEST']._serialized_start=200
+  _globals['_SIGNEDREVEALREQUEST']._serialized_end=258
+  _globals['_REVEALACK']._serialized_start=260
+  _globals['_REVEALACK']._serialized_end=291
+  _globals['_SIGNEDSIGHTING']._serialized_start=293
+  _globals['_SIGNEDSIGHTING']._serialized_end=346
+  _globals['_SIGHTINGACK']._serialized_start=348
+  _globals['_SIGHTINGACK']._serialized_end=401
+  _globals['_INDICATORSETCHUNK']._serialized_start=403
+  _globals['_INDICATORSETCHUNK']._serialized_end=481
+  _globals['_SIGNEDINDICATORSET']._serialized_start=483
+  _globals['_SIGNEDINDICATORSET']._serialized_end=540
+  _globals['_INDICATORSETACK']._serialized_start=542
+  _globals['_INDICATORSETACK']._serialized_end=592
+  _globals['_INDICATORS']._serialized_start=595
+  _globals['_INDICATORS']._serialized_end=1034
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,14 @@ class OverlapChunk(_message.Message):
     INITIATOR_FIELD_NUMBER: _builtins.int
     DOUBLED_FIELD_NUMBER: _builtins.int
     RESPONDER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CHECK_ID_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """The caller's first chunk: why it asks (at most 1000 characters, no control characters
+    but line breaks and tabs). Required: a check without one is refused.
+    """
+    check_id: _builtins.str
+    """The answer's first chunk: the random id of the check in the answering node's audit log."""
     @_builtins.property
     def initiator(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     @_builtins.property
@@ -43,10 +51,12 @@ class OverlapChunk(_message.Message):
         initiator: _abc.Iterable[_builtins.bytes] | None = ...,
         doubled: _abc.Iterable[_builtins.bytes] | None = ...,
         responder: _abc.Iterable[_builtins.bytes] | None = ...,
+        reason: _builtins.str = ...,
+        check_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["doubled", b"doubled", "initiator", b"initiator", "responder", b"responder"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "doubled", b"doubled", "initiator", b"initiator", "reason", b"reason", "responder", b"responder"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -109,11 +109,16 @@ class IndicatorsServicer:
 
     def CountOverlap(self, request_iterator, context):
         """Private set intersection cardinality over the two agencies' own indicators
-        (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
-        answer streams them blinded again and re-sorted ("doubled"), then this node's own
-        blinded points ("responder"). The caller learns how many indicators the two share,
-        never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
-        INVALID_ARGUMENT for an invalid point or too many of them.
+        (node/indicators/psi.py): the caller streams its blinded points ("initiator"), the
+        first chunk stating why it asks ("reason"); the answer's first chunk names the id under
+        which this node logged the check ("check_id", an "overlap.answered" audit leaf
+        committing to the points' digest, their number and the reason), and the answer streams
+        the points blinded again and re-sorted ("doubled"), then this node's own blinded points
+        ("responder"). The caller learns how many indicators the two share, never which.
+        RESOURCE_EXHAUSTED (overlap_limit) when the caller's checks or items of the last 24
+        hours are used up; INVALID_ARGUMENT for no reason, an invalid, repeated or
+        non-canonical point, too many points (bad_overlap) or fewer than this node's minimum
+        (overlap_too_small).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,9 +142,11 @@ class IndicatorsServicer:
         """A consented reveal: like CountOverlap, but the first chunk names the consented request
         ("request_id") and the "doubled" points come back in the order the caller sent them,
         so the caller learns which of its own items the two share. This node still learns only
-        how many points were sent. PERMISSION_DENIED (no consent, refused, used or expired;
-        another requester), INVALID_ARGUMENT (not the number of points the request stated),
-        RESOURCE_EXHAUSTED (the daily limit it shares with CountOverlap).
+        how many points were sent, and logs the reveal as CountOverlap logs a check (with the
+        request's reason). PERMISSION_DENIED (no consent, refused, used or expired; another
+        requester), INVALID_ARGUMENT (not the number of points the request stated, a repeated
+        or non-canonical point), RESOURCE_EXHAUSTED (the daily limits it shares with
+        CountOverlap).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -65,11 +65,16 @@ class IndicatorsStub:
     """
     CountOverlap: _grpc.StreamStreamMultiCallable[_indicators_pb2.OverlapChunk, _indicators_pb2.OverlapChunk]
     """Private set intersection cardinality over the two agencies' own indicators
-    (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
-    answer streams them blinded again and re-sorted ("doubled"), then this node's own
-    blinded points ("responder"). The caller learns how many indicators the two share,
-    never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
-    INVALID_ARGUMENT for an invalid point or too many of them.
+    (node/indicators/psi.py): the caller streams its blinded points ("initiator"), the
+    first chunk stating why it asks ("reason"); the answer's first chunk names the id under
+    which this node logged the check ("check_id", an "overlap.answered" audit leaf
+    committing to the points' digest, their number and the reason), and the answer streams
+    the points blinded again and re-sorted ("doubled"), then this node's own blinded points
+    ("responder"). The caller learns how many indicators the two share, never which.
+    RESOURCE_EXHAUSTED (overlap_limit) when the caller's checks or items of the last 24
+    hours are used up; INVALID_ARGUMENT for no reason, an invalid, repeated or
+    non-canonical point, too many points (bad_overlap) or fewer than this node's minimum
+    (overlap_too_small).
     """
     AskReveal: _grpc.UnaryUnaryMultiCallable[_indicators_pb2.SignedRevealRequest, _indicators_pb2.RevealAck]
     """Asks this node's agency to consent to revealing which indicators the two share
@@ -85,9 +90,11 @@ class IndicatorsStub:
     """A consented reveal: like CountOverlap, but the first chunk names the consented request
     ("request_id") and the "doubled" points come back in the order the caller sent them,
     so the caller learns which of its own items the two share. This node still learns only
-    how many points were sent. PERMISSION_DENIED (no consent, refused, used or expired;
-    another requester), INVALID_ARGUMENT (not the number of points the request stated),
-    RESOURCE_EXHAUSTED (the daily limit it shares with CountOverlap).
+    how many points were sent, and logs the reveal as CountOverlap logs a check (with the
+    request's reason). PERMISSION_DENIED (no consent, refused, used or expired; another
+    requester), INVALID_ARGUMENT (not the number of points the request stated, a repeated
+    or non-canonical point), RESOURCE_EXHAUSTED (the daily limits it shares with
+    CountOverlap).
     """
 
 @_typing.type_check_only
@@ -121,11 +128,16 @@ class IndicatorsAsyncStub(IndicatorsStub):
     """
     CountOverlap: _aio.StreamStreamMultiCallable[_indicators_pb2.OverlapChunk, _indicators_pb2.OverlapChunk]  # type: ignore[assignment]
     """Private set intersection cardinality over the two agencies' own indicators
-    (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
-    answer streams them blinded again and re-sorted ("doubled"), then this node's own
-    blinded points ("responder"). The caller learns how many indicators the two share,
-    never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
-    INVALID_ARGUMENT for an invalid point or too many of them.
+    (node/indicators/psi.py): the caller streams its blinded points ("initiator"), the
+    first chunk stating why it asks ("reason"); the answer's first chunk names the id under
+    which this node logged the check ("check_id", an "overlap.answered" audit leaf
+    committing to the points' digest, their number and the reason), and the answer streams
+    the points blinded again and re-sorted ("doubled"), then this node's own blinded points
+    ("responder"). The caller learns how many indicators the two share, never which.
+    RESOURCE_EXHAUSTED (overlap_limit) when the caller's checks or items of the last 24
+    hours are used up; INVALID_ARGUMENT for no reason, an invalid, repeated or
+    non-canonical point, too many points (bad_overlap) or fewer than this node's minimum
+    (overlap_too_small).
     """
     AskReveal: _aio.UnaryUnaryMultiCallable[_indicators_pb2.SignedRevealRequest, _indicators_pb2.RevealAck]  # type: ignore[assignment]
     """Asks this node's agency to consent to revealing which indicators the two share
@@ -141,9 +153,11 @@ class IndicatorsAsyncStub(IndicatorsStub):
     """A consented reveal: like CountOverlap, but the first chunk names the consented request
     ("request_id") and the "doubled" points come back in the order the caller sent them,
     so the caller learns which of its own items the two share. This node still learns only
-    how many points were sent. PERMISSION_DENIED (no consent, refused, used or expired;
-    another requester), INVALID_ARGUMENT (not the number of points the request stated),
-    RESOURCE_EXHAUSTED (the daily limit it shares with CountOverlap).
+    how many points were sent, and logs the reveal as CountOverlap logs a check (with the
+    request's reason). PERMISSION_DENIED (no consent, refused, used or expired; another
+    requester), INVALID_ARGUMENT (not the number of points the request stated, a repeated
+    or non-canonical point), RESOURCE_EXHAUSTED (the daily limits it shares with
+    CountOverlap).
     """
 
 class IndicatorsServicer(metaclass=_abc_1.ABCMeta):
@@ -198,11 +212,16 @@ class IndicatorsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_indicators_pb2.OverlapChunk], _abc.AsyncIterator[_indicators_pb2.OverlapChunk]]:
         """Private set intersection cardinality over the two agencies' own indicators
-        (node/indicators/psi.py): the caller streams its blinded points ("initiator"); the
-        answer streams them blinded again and re-sorted ("doubled"), then this node's own
-        blinded points ("responder"). The caller learns how many indicators the two share,
-        never which. RESOURCE_EXHAUSTED when the caller has asked too often today;
-        INVALID_ARGUMENT for an invalid point or too many of them.
+        (node/indicators/psi.py): the caller streams its blinded points ("initiator"), the
+        first chunk stating why it asks ("reason"); the answer's first chunk names the id under
+        which this node logged the check ("check_id", an "overlap.answered" audit leaf
+        committing to the points' digest, their number and the reason), and the answer streams
+        the points blinded again and re-sorted ("doubled"), then this node's own blinded points
+        ("responder"). The caller learns how many indicators the two share, never which.
+        RESOURCE_EXHAUSTED (overlap_limit) when the caller's checks or items of the last 24
+        hours are used up; INVALID_ARGUMENT for no reason, an invalid, repeated or
+        non-canonical point, too many points (bad_overlap) or fewer than this node's minimum
+        (overlap_too_small).
         """
 
     @_abc_1.abstractmethod
@@ -230,9 +249,11 @@ class IndicatorsServicer(metaclass=_abc_1.ABCMeta):
         """A consented reveal: like CountOverlap, but the first chunk names the consented request
         ("request_id") and the "doubled" points come back in the order the caller sent them,
         so the caller learns which of its own items the two share. This node still learns only
-        how many points were sent. PERMISSION_DENIED (no consent, refused, used or expired;
-        another requester), INVALID_ARGUMENT (not the number of points the request stated),
-        RESOURCE_EXHAUSTED (the daily limit it shares with CountOverlap).
+        how many points were sent, and logs the reveal as CountOverlap logs a check (with the
+        request's reason). PERMISSION_DENIED (no consent, refused, used or expired; another
+        requester), INVALID_ARGUMENT (not the number of points the request stated, a repeated
+        or non-canonical point), RESOURCE_EXHAUSTED (the daily limits it shares with
+        CountOverlap).
         """
 
 def add_IndicatorsServicer_to_server(servicer: IndicatorsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

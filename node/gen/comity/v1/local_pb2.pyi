@@ -170,7 +170,10 @@ class CheckOverlapRequest(_message.Message):
 
     AGENCY_FIELD_NUMBER: _builtins.int
     SET_IDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     agency: _builtins.str
+    reason: _builtins.str
+    """Why this agency asks: sent to the other node, which logs a commitment to it."""
     @_builtins.property
     def set_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -178,10 +181,11 @@ class CheckOverlapRequest(_message.Message):
         *,
         agency: _builtins.str = ...,
         set_ids: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "set_ids", b"set_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "reason", b"reason", "set_ids", b"set_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -195,10 +199,13 @@ class OverlapCount(_message.Message):
     MINE_FIELD_NUMBER: _builtins.int
     THEIRS_FIELD_NUMBER: _builtins.int
     SHARED_FIELD_NUMBER: _builtins.int
+    CHECK_ID_FIELD_NUMBER: _builtins.int
     agency: _builtins.str
     mine: _builtins.int
     theirs: _builtins.int
     shared: _builtins.int
+    check_id: _builtins.str
+    """The id under which the other node logged the check."""
     def __init__(
         self,
         *,
@@ -206,10 +213,11 @@ class OverlapCount(_message.Message):
         mine: _builtins.int = ...,
         theirs: _builtins.int = ...,
         shared: _builtins.int = ...,
+        check_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "mine", b"mine", "shared", b"shared", "theirs", b"theirs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "check_id", b"check_id", "mine", b"mine", "shared", b"shared", "theirs", b"theirs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
