@@ -38,6 +38,13 @@ class NodeConfig:
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
     max_concurrent_rpcs: int = 256
+    max_calls_per_peer: int = 32
+    """Calls one member may have open at once at the federation server, streams included."""
+    max_connection_age_s: float = 600.0
+    """A federation connection is closed after this long; the peer reconnects, passing the
+    handshake again against the directory trusted then."""
+    max_connection_age_grace_s: float = 120.0
+    """Calls still running on a connection being closed get this long to finish."""
     delivery_timeout_s: float = 10.0
     message_lifetime_s: int = 86400
     grace_period_s: float = 10.0
@@ -76,6 +83,9 @@ _SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "directory_grace_s": (float, False),
         "share_port": (bool, False),
         "max_concurrent_rpcs": (int, False),
+        "max_calls_per_peer": (int, False),
+        "max_connection_age_s": (float, False),
+        "max_connection_age_grace_s": (float, False),
         "delivery_timeout_s": (float, False),
         "message_lifetime_s": (int, False),
     },
@@ -204,6 +214,14 @@ def _node_config(path: Path, agency: AgencyId, s: dict[str, dict[str, Any]]) -> 
         otlp_endpoint=get("telemetry", "otlp_endpoint", None),
         log_level=get("logging", "level", "INFO"),
         max_concurrent_rpcs=get("federation", "max_concurrent_rpcs", 256),
+        # A node configured for few calls in all gets at most half of them per member.
+        max_calls_per_peer=get(
+            "federation",
+            "max_calls_per_peer",
+            min(32, max(1, get("federation", "max_concurrent_rpcs", 256) // 2)),
+        ),
+        max_connection_age_s=float(get("federation", "max_connection_age_s", 600.0)),
+        max_connection_age_grace_s=float(get("federation", "max_connection_age_grace_s", 120.0)),
         delivery_timeout_s=float(get("federation", "delivery_timeout_s", 10.0)),
         message_lifetime_s=get("federation", "message_lifetime_s", 86400),
         grace_period_s=float(get("shutdown", "grace_period_s", 10.0)),
@@ -234,6 +252,7 @@ def _check_values(config: NodeConfig, source: str) -> None:
     if ":" not in config.listen:
         raise ConfigError(f"{source}: federation.listen must be host:port")
     _positive(config.max_concurrent_rpcs, "federation.max_concurrent_rpcs", source)
+    _check_federation_limits(config, source)
     _positive(config.delivery_timeout_s, "federation.delivery_timeout_s", source)
     _positive(config.grace_period_s, "shutdown.grace_period_s", source)
     _positive(config.directory_sync_interval_s, "federation.directory_sync_interval_s", source)
@@ -259,6 +278,18 @@ def _check_values(config: NodeConfig, source: str) -> None:
         raise ConfigError(f"{source}: delivery.file_wait_s must not be negative")
     if not 60 <= config.message_lifetime_s <= 7 * 86400:
         raise ConfigError(f"{source}: federation.message_lifetime_s must be 60 s to 7 days")
+
+
+def _check_federation_limits(config: NodeConfig, source: str) -> None:
+    if not 0 < config.max_calls_per_peer <= config.max_concurrent_rpcs:
+        raise ConfigError(
+            f"{source}: federation.max_calls_per_peer must be positive and at most "
+            "federation.max_concurrent_rpcs (well below it, so that one member cannot take "
+            "every call slot)"
+        )
+    _positive(config.max_connection_age_s, "federation.max_connection_age_s", source)
+    if config.max_connection_age_grace_s < 0:
+        raise ConfigError(f"{source}: federation.max_connection_age_grace_s must not be negative")
 
 
 def init_node(

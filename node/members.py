@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import tomli_w
 
 from node.crypto.keys import AgencyKeys, decode_public_key, encode_public_key, key_id
-from node.errors import ComityError, ConfigError, PeerIdentityError
+from node.errors import ComityError, ConfigError
 from node.ids import AgencyId, KeyId, parse_agency_id
 from node.tls import check_certificate_profile
 
@@ -184,18 +184,6 @@ class Directory(Protocol):
     def trust_roots(self) -> bytes:
         """PEM certificates of every member: the only TLS peers a node accepts."""
         ...
-
-
-def member_by_certificate(directory: Directory, fingerprint: str | None) -> Member:
-    """The member whose listed TLS certificate a mutual-TLS client presented.
-
-    Raises:
-        PeerIdentityError: no member lists that certificate.
-    """
-    member = next((m for m in directory.members() if m.tls_fingerprint == fingerprint), None)
-    if member is None:
-        raise PeerIdentityError("the TLS client is not a federation member")
-    return member
 
 
 def _text(entry: Mapping[str, Any], key: str, where: str) -> str:

@@ -50,7 +50,8 @@ from node.transport.groups_servicer import GroupsClient, GroupsServicer
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.local_servicer import LocalServicer
 from node.transport.peer_client import PeerClient
-from node.transport.server import NodeServers, TlsIdentity, build_servers
+from node.transport.peer_gate import PeerGate
+from node.transport.server import FederationLimits, NodeServers, TlsIdentity, build_servers
 from node.transport.witness_client import collect_cosignatures
 
 _LOG = logging.getLogger(__name__)
@@ -438,9 +439,7 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
             exchange=services.exchange,
             directory_version=lambda: directory.version,
         ),
-        audit=AuditServicer(
-            audit=services.audit, disclosure=services.disclosure, directory=directory
-        ),
+        audit=AuditServicer(audit=services.audit, disclosure=services.disclosure),
         witness=WitnessServicer(witness=services.witness),
         directory=DirectoryServicer(directory=directory),
         evidence=EvidenceServicer(evidence=services.evidence),
@@ -455,7 +454,12 @@ def _servers(base: _Foundation, services: _Services) -> NodeServers:
         listen=base.config.listen,
         local_socket=base.config.local_socket,
         tls=base.tls,
-        max_concurrent_rpcs=base.config.max_concurrent_rpcs,
+        gate=PeerGate(directory=directory, max_calls_per_peer=base.config.max_calls_per_peer),
+        limits=FederationLimits(
+            max_concurrent_rpcs=base.config.max_concurrent_rpcs,
+            max_connection_age_s=base.config.max_connection_age_s,
+            max_connection_age_grace_s=base.config.max_connection_age_grace_s,
+        ),
         tracer=base.tracer,
         share_port=base.config.share_port,
     )

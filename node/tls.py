@@ -1,9 +1,18 @@
 # SPDX-License-Identifier: Apache-2.0
 """TLS material for mutual TLS between nodes.
 
-Each agency's node has a self-signed ECDSA P-256 certificate naming its agency id. The
-federation membership lists every certificate; a node trusts exactly those, so a certificate
-is pinned by being listed, not by a certificate authority.
+Each agency's node has a self-signed ECDSA P-256 end-entity certificate naming its agency id.
+The federation membership lists every certificate; a node trusts exactly those, so a
+certificate is pinned by being listed, not by a certificate authority:
+
+- the certificates are the handshake's trust roots, and each is ``CA:FALSE`` without
+  ``keyCertSign``, so a member's key cannot issue a certificate the handshake accepts
+  (BoringSSL accepts a self-signed end-entity certificate as a root for exactly itself, and
+  refuses to chain through one without ``keyCertSign``);
+- the federation server then checks, on every call, that the SHA-256 fingerprint of the
+  presented certificate is one the directory lists (node/transport/peer_gate.py), so even a
+  directory that still lists an old certificate able to sign others admits only the exact
+  certificates it lists.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import ipaddress
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,6 +34,8 @@ from node.errors import ConfigError
 from node.ids import AgencyId
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+_Extension = TypeVar("_Extension", bound=x509.ExtensionType)
 
 
 def _san(agency_id: str, hosts: Sequence[str]) -> x509.SubjectAlternativeName:
@@ -39,7 +51,7 @@ def _san(agency_id: str, hosts: Sequence[str]) -> x509.SubjectAlternativeName:
 def generate_tls_identity(
     agency_id: AgencyId, *, hosts: Sequence[str] = DEFAULT_HOSTS, valid_days: int = 825
 ) -> tuple[bytes, bytes]:
-    """A self-signed certificate and its private key (both PEM) for ``agency_id``."""
+    """A self-signed end-entity certificate and its private key (both PEM) for ``agency_id``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agency_id)])
     now = dt.datetime.now(dt.UTC)
@@ -52,7 +64,7 @@ def generate_tls_identity(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=valid_days))
         .add_extension(_san(agency_id, hosts), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -60,7 +72,7 @@ def generate_tls_identity(
                 key_encipherment=False,
                 data_encipherment=False,
                 key_agreement=False,
-                key_cert_sign=True,
+                key_cert_sign=False,
                 crl_sign=False,
                 encipher_only=False,
                 decipher_only=False,
@@ -135,13 +147,17 @@ def certificate_agency(pem: bytes) -> str:
 
 
 def check_certificate_profile(pem: bytes, agency_id: str) -> None:
-    """The certificate names ``agency_id`` both as its common name and as a DNS name.
+    """The certificate names ``agency_id`` and cannot issue other certificates.
 
     Peers dial a node by its agency id and check the server certificate's DNS names against
     it: a certificate without that name would be listed, and every delivery to it would fail.
+    Every listed certificate is a trust root of every node's handshake: one that may sign
+    certificates (``CA:TRUE``, or a key usage allowing ``keyCertSign`` or none stated) would
+    let its holder mint certificates for anyone.
 
     Raises:
-        ConfigError: not a PEM certificate, or either name differs, naming the field.
+        ConfigError: not a PEM certificate, a name differs, or it may sign certificates,
+            naming the field.
     """
     certificate = _load(pem)
     common_name = certificate_agency(pem)
@@ -150,17 +166,47 @@ def check_certificate_profile(pem: bytes, agency_id: str) -> None:
             f"certificate is not issued to {agency_id}: its subject common name is {common_name!r}"
         )
     try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound as e:
-        raise ConfigError(
-            f"certificate has no subjectAltName; it must hold DNS name {agency_id}"
-        ) from e
-    dns_names = san.value.get_values_for_type(x509.DNSName)
+        extensions = certificate.extensions
+    except ValueError as e:  # parsed lazily: a duplicate or malformed extension shows here
+        raise ConfigError("certificate extensions are not valid X.509") from e
+    _check_dns_name(extensions, agency_id)
+    _check_end_entity(extensions)
+
+
+def _check_dns_name(extensions: x509.Extensions, agency_id: str) -> None:
+    san = _extension(extensions, x509.SubjectAlternativeName)
+    if san is None:
+        raise ConfigError(f"certificate has no subjectAltName; it must hold DNS name {agency_id}")
+    dns_names = san.get_values_for_type(x509.DNSName)
     if agency_id not in dns_names:
         raise ConfigError(
             f"certificate subjectAltName DNS names {sorted(dns_names)} do not include the "
             f"agency id {agency_id}"
         )
+
+
+def _check_end_entity(extensions: x509.Extensions) -> None:
+    constraints = _extension(extensions, x509.BasicConstraints)
+    if constraints is not None and constraints.ca:
+        raise ConfigError(
+            "certificate is a CA (basicConstraints CA:TRUE); a member certificate must be an "
+            "end-entity certificate (CA:FALSE)"
+        )
+    usage = _extension(extensions, x509.KeyUsage)
+    if usage is None:
+        raise ConfigError("certificate has no keyUsage; a member certificate states it")
+    if usage.key_cert_sign or usage.crl_sign:
+        raise ConfigError(
+            "certificate keyUsage allows keyCertSign or cRLSign; a member certificate must not "
+            "sign other certificates"
+        )
+
+
+def _extension(extensions: x509.Extensions, kind: type[_Extension]) -> _Extension | None:
+    try:
+        return extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def peer_certificate_fingerprint(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:

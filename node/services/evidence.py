@@ -319,23 +319,25 @@ class EvidenceService:
 
     # --- receiving (the requester) ---
 
-    async def status(self, evidence_id: str) -> Progress:
-        """Which chunks of an inbound set are here.
+    async def status(self, evidence_id: str, *, peer: Member) -> Progress:
+        """Which chunks of an inbound set are here, told only to the member returning it.
 
         Raises:
-            NotFoundError: no such evidence here (yet).
+            NotFoundError: no such evidence here (yet), or ``peer`` is not the party that
+                returns it: the same answer, so that other members learn nothing of it.
         """
-        return await self._database.run(lambda: self._status(evidence_id))
+        return await self._database.run(lambda: self._status(evidence_id, peer))
 
-    def _status(self, evidence_id: str) -> Progress:
+    def _status(self, evidence_id: str, peer: Member) -> Progress:
         with transaction(self._database.engine) as session:
             evidence = _inbound(session, evidence_id)
+            if not _returned_by(session, evidence, peer):
+                raise NotFoundError(f"no evidence {evidence_id} expected here (yet)")
             return _progress(session, evidence)
 
-    async def receive(
-        self, chunks: AsyncIterator[Chunk], *, peer_fingerprint: str | None
-    ) -> Progress:
-        """Check and store chunks as they come; the progress after the last.
+    async def receive(self, chunks: AsyncIterator[Chunk], *, peer: Member) -> Progress:
+        """Check and store chunks the member ``peer`` sends as they come; the progress after
+        the last.
 
         Raises:
             ComityError: the first chunk that fails, by its own error (what came before it
@@ -343,21 +345,22 @@ class EvidenceService:
         """
         last: Progress | None = None
         async for chunk in chunks:
-            last = await self._database.run(partial(self._store, chunk, peer_fingerprint))
+            last = await self._database.run(partial(self._store, chunk, peer))
         if last is None:
             raise NotFoundError("no chunk was sent")
         return last
 
-    def _store(self, chunk: Chunk, peer_fingerprint: str | None) -> Progress:
+    def _store(self, chunk: Chunk, peer: Member) -> Progress:
         with transaction(self._database.engine) as session:
             evidence = _inbound(session, chunk.evidence_id)
-            member = self._sender(session, evidence, peer_fingerprint)
+            if not _returned_by(session, evidence, peer):
+                raise PeerIdentityError("the TLS client is not the party that sent this evidence")
             items = manifest_items(evidence.manifest)
             if not 0 <= chunk.item < len(items):
                 raise ChunkDigestError(f"evidence has no file {chunk.item}")
             digests: list[str] = items[chunk.item]["chunks"]
             _check_place(session, chunk, total=len(digests))
-            data = self._open(chunk, member)
+            data = self._open(chunk, peer)
             if hashlib.sha256(data).hexdigest() != digests[chunk.index]:
                 raise ChunkDigestError(
                     f"chunk {chunk.index} of file {chunk.item} does not match its digest in "
@@ -373,13 +376,6 @@ class EvidenceService:
             if progress.complete:
                 evidence_repo.set_evidence_complete(session, evidence.evidence_id)
             return progress
-
-    def _sender(self, session: Session, evidence: Evidence, fingerprint: str | None) -> Member:
-        exchange = exchange_repo.get_exchange(session, evidence.exchange_id)
-        member = self._directory.find(exchange.peer) if exchange else None
-        if member is None or member.tls_fingerprint != fingerprint:
-            raise PeerIdentityError("the TLS client is not the party that sent this evidence")
-        return member
 
     def _open(self, chunk: Chunk, member: Member) -> bytes:
         box = Box(self._keys().encryption, PublicKey(member.encryption_key))
@@ -491,6 +487,12 @@ def _set_view(session: Session, evidence: Evidence) -> EvidenceSetView:
             for i, item in enumerate(manifest["items"])
         ),
     )
+
+
+def _returned_by(session: Session, evidence: Evidence, peer: Member) -> bool:
+    """``peer`` is the other party of the exchange the evidence answers."""
+    exchange = exchange_repo.get_exchange(session, evidence.exchange_id)
+    return exchange is not None and exchange.peer == peer.agency_id
 
 
 def _inbound(session: Session, evidence_id: str) -> Evidence:

@@ -46,7 +46,7 @@ from node.indicators.groups import (
 )
 from node.indicators.sets import IndicatorError, IndicatorSet
 from node.indicators.tlp import Tlp, TlpEgressError, may_hold
-from node.members import Directory, Member, member_by_certificate
+from node.members import Directory, Member
 from node.services.group_views import GroupMatches, GroupView, SyncOutcome, TagMatch
 from node.storage import group_repo, indicator_repo
 from node.storage.database import Database
@@ -219,28 +219,24 @@ class GroupService:
 
     # --- a member: receiving a key ------------------------------------------------------------
 
-    async def receive_key(
-        self, document: bytes, signature: bytes, *, peer_fingerprint: str | None
-    ) -> Group:
-        """Check and store a key the group's owner offers this node.
+    async def receive_key(self, document: bytes, signature: bytes, *, peer: Member) -> Group:
+        """Check and store a key the group's owner, the member ``peer``, offers this node.
 
         Raises:
-            PeerIdentityError: the TLS client is not a member of the federation.
-            GroupMembershipError: the TLS client is not the owner, or this node is not named.
+            GroupMembershipError: the peer is not the owner, or this node is not named.
             GroupKeyError: a bad signature or seal.
             GroupError: a malformed offer.
             StaleGroupKeyError, ReplayError: an older epoch, or this epoch with another key.
         """
-        sender = member_by_certificate(self._directory, peer_fingerprint)
         offer = GroupKeyOffer.from_bytes(document)
         group = offer.group
-        if group.owner != sender.agency_id:
-            raise GroupMembershipError(f"{sender.agency_id} does not own the group it offers")
-        verify_offer(document, signature, list(sender.signing_keys.values()))
+        if group.owner != peer.agency_id:
+            raise GroupMembershipError(f"{peer.agency_id} does not own the group it offers")
+        verify_offer(document, signature, list(peer.signing_keys.values()))
         if offer.recipient != self._me:
             raise GroupMembershipError(f"the key is for {offer.recipient}, not this node")
         group.check_member(self._me)
-        key = self._open(offer, sender)
+        key = self._open(offer, peer)
         stored = await self._database.run(lambda: self._store_key(group, key))
         if stored:
             _LOG.info("group %s key for epoch %d received", group.group_id, group.epoch)
@@ -394,16 +390,14 @@ class GroupService:
         publisher: str,
         after_seq: int,
         limit: int,
-        peer_fingerprint: str | None,
+        peer: Member,
     ) -> TagPage:
-        """A page of this node's own log, for a member of the group.
+        """A page of this node's own log, for ``peer``, a member of the group.
 
         Raises:
-            PeerIdentityError: the TLS client is not a federation member.
             GroupMembershipError: it is not a member of the group (or the group is unknown).
             GroupError: numbers out of range, or another publisher than this node.
         """
-        caller = member_by_certificate(self._directory, peer_fingerprint)
         size = check_pull(after_seq=after_seq, limit=limit)
         if publisher != self._me:
             raise GroupError(f"this node serves only its own log ({self._me})")
@@ -411,11 +405,11 @@ class GroupService:
         def load() -> TagPage:
             with transaction(self._database.engine) as session:
                 group = group_repo.get_group(session, group_id, lock=True)
-                if group is None or caller.agency_id == self._me:
+                if group is None or peer.agency_id == self._me:
                     raise GroupMembershipError(
-                        f"{caller.agency_id} is not a member of group {group_id}"
+                        f"{peer.agency_id} is not a member of group {group_id}"
                     )
-                group.check_member(caller.agency_id)
+                group.check_member(peer.agency_id)
                 self._refresh(session, group)
                 where = {"group_id": group_id, "publisher": self._me}
                 entries = group_repo.entries_after(

@@ -32,7 +32,7 @@ from node.errors import (
 from node.ids import AgencyId
 from node.indicators.sets import Indicator, IndicatorError, IndicatorSet, sign_set, verify_set
 from node.indicators.tlp import NAMED, Tlp, TlpEgressError
-from node.members import Directory, member_by_certificate
+from node.members import Directory, Member
 from node.services.outbox import OwedState
 from node.services.pdq_matcher import PDQ_MAX_DISTANCE, PdqMatch, PdqMatcher
 from node.services.set_offers import (
@@ -307,18 +307,14 @@ class IndicatorService:
 
     # --- arriving from a peer --------------------------------------------------------------------
 
-    async def receive(
-        self, document: bytes, signature: bytes, *, peer_fingerprint: str | None
-    ) -> IndicatorSet:
-        """Check and store a set a peer offers.
+    async def receive(self, document: bytes, signature: bytes, *, peer: Member) -> IndicatorSet:
+        """Check and store a set the member ``peer`` offers.
 
         Raises:
-            PeerIdentityError: the TLS client is not a member.
             IndicatorError, IndicatorSignatureError, UnknownSenderError: a bad set.
             TlpEgressError: the label does not let this sender pass it here.
             StaleSetError, ReplayError: an older version, or this version with other content.
         """
-        sender = member_by_certificate(self._directory, peer_fingerprint)
         offered = IndicatorSet.from_bytes(document)
         owner = self._directory.find(offered.owner)
         if owner is None:
@@ -326,9 +322,9 @@ class IndicatorService:
         verify_set(document, signature, list(owner.signing_keys.values()))
         if offered.owner == self._me:
             raise IndicatorError("this node owns the set: it does not take versions from peers")
-        self._check(offered, sender=sender.agency_id, recipient=self._me)
+        self._check(offered, sender=peer.agency_id, recipient=self._me)
         followers = await self._database.run(
-            lambda: self._store_received(offered, document, signature, sender.agency_id)
+            lambda: self._store_received(offered, document, signature, peer.agency_id)
         )
         if followers:
             await self._pass_on(offered.set_id, followers)

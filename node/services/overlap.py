@@ -22,7 +22,7 @@ from node.errors import ComityError, ErrorKind, PeerIdentityError, UnknownAgency
 from node.ids import AgencyId
 from node.indicators.psi import OverlapError, item_bytes, new_secret, shared_count
 from node.indicators.psi_workers import PsiWorkers
-from node.members import Directory, Member, member_by_certificate
+from node.members import Directory, Member
 from node.storage import indicator_repo as repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -90,20 +90,18 @@ class OverlapService:
             shared=shared_count(doubled, theirs_doubled),
         )
 
-    async def answer(
-        self, points: list[bytes], *, peer_fingerprint: str | None
-    ) -> tuple[list[bytes], list[bytes]]:
-        """The caller's points blinded again, and this agency's own blinded points.
+    async def answer(self, points: list[bytes], *, peer: Member) -> tuple[list[bytes], list[bytes]]:
+        """The points of the member ``peer`` blinded again, and this agency's own blinded
+        points.
 
         Raises:
-            PeerIdentityError: the TLS client is not a member.
+            PeerIdentityError: the peer is this agency itself.
             OverlapLimitError: it has asked too often in the last 24 hours.
             OverlapError: an invalid point, or too many.
         """
-        requester = member_by_certificate(self._directory, peer_fingerprint)
-        if requester.agency_id == self._me:
+        if peer.agency_id == self._me:
             raise PeerIdentityError("the TLS client is not another federation member")
-        await self._database.run(partial(self._count_against_limit, requester.agency_id))
+        await self._database.run(partial(self._count_against_limit, peer.agency_id))
         items = await self._own_items(None)
         secret = new_secret()
         doubled = await asyncio.to_thread(self._psi.reblind, points, secret)

@@ -55,7 +55,7 @@ from node.indicators.reveal import (
     sign_request,
     verify_request,
 )
-from node.members import Directory, Member, member_by_certificate
+from node.members import Directory, Member
 from node.services.overlap import DAY_MS, OverlapLimitError
 from node.storage import indicator_repo, reveal_repo
 from node.storage.database import Database
@@ -216,21 +216,20 @@ class RevealService:
 
     # --- the agency asked ------------------------------------------------------------------------
 
-    async def receive(
-        self, document: bytes, signature: bytes, *, peer_fingerprint: str | None
-    ) -> RevealRequest:
-        """Check a request a peer sends and keep it ``pending`` for a person to decide.
+    async def receive(self, document: bytes, signature: bytes, *, peer: Member) -> RevealRequest:
+        """Check a request the member ``peer`` sends and keep it ``pending`` for a person to
+        decide.
 
         Raises:
-            PeerIdentityError: the TLS client is not a member, or not the request's requester.
-            RevealSignatureError: no listed key of the TLS client's agency signed it.
+            PeerIdentityError: the peer is this agency, or not the request's requester.
+            RevealSignatureError: no listed key of the peer's agency signed it.
             RevealRequestError: a malformed request.
             MisaddressedError: addressed to another agency.
             FreshnessError: expired, or made in the future beyond clock skew.
             ReplayError: the request id is taken by another request.
             RevealWaitingLimitError: too many of the peer's requests wait for a decision.
         """
-        client = self._client(peer_fingerprint)
+        client = self._other(peer)
         request = verify_request(document, signature, list(client.signing_keys.values()))
         if request.requester != client.agency_id:
             raise PeerIdentityError("the TLS client is not the reveal request's requester")
@@ -255,19 +254,19 @@ class RevealService:
         return await self._database.run(partial(self._decide, request_id, consent))
 
     async def answer(
-        self, request_id: str, points: list[bytes], *, peer_fingerprint: str | None
+        self, request_id: str, points: list[bytes], *, peer: Member
     ) -> tuple[list[bytes], list[bytes]]:
         """The asker's points blinded again in their order, and this agency's own blinded
         points (sorted), once a consent covers exactly this reveal; the consent is used up.
 
         Raises:
-            PeerIdentityError: the TLS client is not a member.
+            PeerIdentityError: the peer is this agency.
             RevealDeniedError: no consented, unused, unexpired request of this client's.
             RevealRequestError: not the number of points the request stated.
             OverlapLimitError: the client's daily limit is reached.
             OverlapError: an invalid point.
         """
-        client = self._client(peer_fingerprint)
+        client = self._other(peer)
         await self._database.run(
             partial(self._use_consent, request_id, client.agency_id, len(points))
         )
@@ -294,11 +293,10 @@ class RevealService:
             raise UnknownAgencyError(f"{agency} is not another federation member")
         return member
 
-    def _client(self, peer_fingerprint: str | None) -> Member:
-        client = member_by_certificate(self._directory, peer_fingerprint)
-        if client.agency_id == self._me:
+    def _other(self, peer: Member) -> Member:
+        if peer.agency_id == self._me:
             raise PeerIdentityError("the TLS client is not another federation member")
-        return client
+        return peer
 
     async def _own_items(self, set_ids: list[str]) -> list[tuple[str, str]]:
         def check_sets() -> None:

@@ -33,7 +33,7 @@ from node.indicators.sightings import (
     verify_sighting,
 )
 from node.indicators.tlp import Tlp, may_hold
-from node.members import Directory, member_by_certificate
+from node.members import Directory, Member
 from node.services.outbox import OwedState
 from node.services.set_offers import OfferSettings
 from node.services.sighting_reports import SentReport, SightingReports, SightingTransport
@@ -155,25 +155,22 @@ class SightingService:
 
     # --- at the owner ----------------------------------------------------------------------------
 
-    async def receive(
-        self, document: bytes, signature: bytes, *, peer_fingerprint: str | None
-    ) -> bool:
-        """Check and store a report a peer sends; False when it is here already.
+    async def receive(self, document: bytes, signature: bytes, *, peer: Member) -> bool:
+        """Check and store a report the member ``peer`` sends; False when it is here already.
 
         Raises:
-            PeerIdentityError: the TLS client is not a member, or not the report's reporter.
+            PeerIdentityError: the peer is not the report's reporter.
             SightingError, SightingSignatureError: a malformed or badly signed report.
             SightingRefusedError: not this node's set, or the reporter was never given it.
             NotFoundError, NotInSetError: no such set of this agency's, or no such indicator.
             ReplayError: the report's id was used before for another report.
         """
-        sender = member_by_certificate(self._directory, peer_fingerprint)
         claimed = Sighting.from_bytes(document)
-        if claimed.reporter != sender.agency_id:
+        if claimed.reporter != peer.agency_id:
             raise PeerIdentityError(
-                f"the report is {claimed.reporter}'s but the TLS client is {sender.agency_id}"
+                f"the report is {claimed.reporter}'s but the TLS client is {peer.agency_id}"
             )
-        sighting = verify_sighting(document, signature, list(sender.signing_keys.values()))
+        sighting = verify_sighting(document, signature, list(peer.signing_keys.values()))
         if sighting.owner != self._me:
             raise SightingRefusedError(
                 f"reports go to a set's owner: this node is {self._me}, not {sighting.owner}"

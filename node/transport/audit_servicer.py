@@ -9,25 +9,18 @@ import grpc
 
 from node.audit.disclosure import remote_role
 from node.gen.comity.v1 import audit_pb2, audit_pb2_grpc
-from node.members import Directory, member_by_certificate
 from node.services.audit import AuditService
 from node.services.disclosure import DisclosureService, Release
 from node.services.witness import WitnessService
-from node.tls import peer_certificate_fingerprint
-
-SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
-WITNESS_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Witness"].full_name
+from node.transport.peer_gate import current_peer
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AuditServicer(audit_pb2_grpc.AuditServicer):
-    def __init__(
-        self, *, audit: AuditService, disclosure: DisclosureService, directory: Directory
-    ) -> None:
+    def __init__(self, *, audit: AuditService, disclosure: DisclosureService) -> None:
         self._audit = audit
         self._disclosure = disclosure
-        self._directory = directory
 
     async def GetCheckpoint(  # noqa: N802 (the names are the RPCs')
         self, _request: audit_pb2.GetCheckpointRequest, _context: Context
@@ -55,10 +48,9 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
         return audit_pb2.Proof(hashes=proof)
 
     async def GetProofBundles(  # noqa: N802
-        self, request: audit_pb2.GetProofBundlesRequest, context: Context
+        self, request: audit_pb2.GetProofBundlesRequest, _context: Context
     ) -> audit_pb2.ProofBundles:
-        fingerprint = peer_certificate_fingerprint(context.auth_context())
-        caller = member_by_certificate(self._directory, fingerprint)
+        caller = current_peer()
         release = Release(
             role=remote_role(caller.roles), recipient=caller.agency_id, reason=request.reason
         )

@@ -8,8 +8,6 @@ import grpc
 from node.federation.trusted import FederationDirectory
 from node.gen.comity.v1 import directory_pb2, directory_pb2_grpc
 
-SERVICE_NAME = directory_pb2.DESCRIPTOR.services_by_name["Directory"].full_name
-
 GetContext = grpc.aio.ServicerContext[
     directory_pb2.GetDirectoryRequest, directory_pb2.GetDirectoryResponse
 ]

@@ -10,9 +10,7 @@ import grpc
 
 from node.gen.comity.v1 import evidence_pb2, evidence_pb2_grpc
 from node.services.evidence import Chunk, EvidenceService, ItemProgress, Progress
-from node.tls import peer_certificate_fingerprint
-
-SERVICE_NAME = evidence_pb2.DESCRIPTOR.services_by_name["Evidence"].full_name
+from node.transport.peer_gate import current_peer
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -24,14 +22,15 @@ class EvidenceServicer(evidence_pb2_grpc.EvidenceServicer):
     async def Status(  # noqa: N802 (the name is the RPC's)
         self, request: evidence_pb2.EvidenceStatusRequest, _context: Context
     ) -> evidence_pb2.EvidenceProgress:
-        return progress_to_proto(await self._evidence.status(request.evidence_id))
+        return progress_to_proto(
+            await self._evidence.status(request.evidence_id, peer=current_peer())
+        )
 
     async def Upload(  # noqa: N802
-        self, request_iterator: AsyncIterator[evidence_pb2.EvidenceChunk], context: Context
+        self, request_iterator: AsyncIterator[evidence_pb2.EvidenceChunk], _context: Context
     ) -> evidence_pb2.EvidenceProgress:
-        fingerprint = peer_certificate_fingerprint(context.auth_context())
         chunks = (_chunk(message) async for message in request_iterator)
-        return progress_to_proto(await self._evidence.receive(chunks, peer_fingerprint=fingerprint))
+        return progress_to_proto(await self._evidence.receive(chunks, peer=current_peer()))
 
 
 def _chunk(message: evidence_pb2.EvidenceChunk) -> Chunk:

@@ -17,8 +17,8 @@ from node import wire
 from node.errors import MalformedError
 from node.gen.comity.v1 import federation_pb2
 from node.services.exchange import ExchangeService
-from node.tls import peer_certificate_fingerprint
 from node.transport.peer_client import DIRECTORY_VERSION_HEADER
+from node.transport.peer_gate import current_peer
 
 SERVICE_NAME = federation_pb2.DESCRIPTOR.services_by_name["Federation"].full_name
 
@@ -42,9 +42,7 @@ class FederationServicer:
             ((DIRECTORY_VERSION_HEADER, str(self._directory_version())),)
         )
         sealed = wire.envelope_from_proto(_parse_request(request).envelope)
-        receipt = await self._exchange.receive(
-            sealed, peer_fingerprint=peer_certificate_fingerprint(context.auth_context())
-        )
+        receipt = await self._exchange.receive(sealed, peer=current_peer())
         response = federation_pb2.DeliverResponse(receipt=wire.receipt_to_proto(receipt))
         return response.SerializeToString()
 

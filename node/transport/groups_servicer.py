@@ -11,11 +11,9 @@ from node.gen.comity.v1 import groups_pb2, groups_pb2_grpc
 from node.indicators.groups import TagEntry, TagPage
 from node.members import Member
 from node.services.groups import GroupService
-from node.tls import peer_certificate_fingerprint
 from node.transport.peer_client import PeerClient
+from node.transport.peer_gate import current_peer
 from node.transport.status import error_from_rpc
-
-SERVICE_NAME = groups_pb2.DESCRIPTOR.services_by_name["Groups"].full_name
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -25,24 +23,24 @@ class GroupsServicer(groups_pb2_grpc.GroupsServicer):
         self._groups = groups
 
     async def OfferGroupKey(  # noqa: N802 (the name is the RPC's)
-        self, request: groups_pb2.SignedGroupKey, context: Context
+        self, request: groups_pb2.SignedGroupKey, _context: Context
     ) -> groups_pb2.GroupKeyAck:
         group = await self._groups.receive_key(
             request.document,
             request.signature,
-            peer_fingerprint=peer_certificate_fingerprint(context.auth_context()),
+            peer=current_peer(),
         )
         return groups_pb2.GroupKeyAck(group_id=group.group_id, epoch=group.epoch)
 
     async def PullTags(  # noqa: N802
-        self, request: groups_pb2.PullTagsRequest, context: Context
+        self, request: groups_pb2.PullTagsRequest, _context: Context
     ) -> groups_pb2.PullTagsResponse:
         page = await self._groups.serve_pull(
             group_id=request.group_id,
             publisher=request.publisher,
             after_seq=request.after_seq,
             limit=request.limit,
-            peer_fingerprint=peer_certificate_fingerprint(context.auth_context()),
+            peer=current_peer(),
         )
         return page_to_proto(page)
 

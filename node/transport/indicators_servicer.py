@@ -14,12 +14,10 @@ from node.services.indicators import IndicatorService
 from node.services.overlap import OverlapService
 from node.services.overlap_reveal import RevealService
 from node.services.sightings import SightingService
-from node.tls import peer_certificate_fingerprint
+from node.transport.peer_gate import current_peer
 from node.transport.reveal_servicer import RevealRpcs, overlap_chunks
 from node.transport.set_chunks_servicer import SetChunkRpcs
 from node.transport.sightings_servicer import SightingRpcs
-
-SERVICE_NAME = indicators_pb2.DESCRIPTOR.services_by_name["Indicators"].full_name
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -41,20 +39,18 @@ class IndicatorsServicer(
         self._sightings = sightings
 
     async def OfferSet(  # noqa: N802 (the name is the RPC's)
-        self, request: indicators_pb2.SignedIndicatorSet, context: Context
+        self, request: indicators_pb2.SignedIndicatorSet, _context: Context
     ) -> indicators_pb2.IndicatorSetAck:
-        fingerprint = peer_certificate_fingerprint(context.auth_context())
         offered = await self._indicators.receive(
-            request.document, request.signature, peer_fingerprint=fingerprint
+            request.document, request.signature, peer=current_peer()
         )
         return indicators_pb2.IndicatorSetAck(set_id=offered.set_id, version=offered.version)
 
     async def CountOverlap(  # noqa: N802
-        self, request_iterator: AsyncIterator[indicators_pb2.OverlapChunk], context: Context
+        self, request_iterator: AsyncIterator[indicators_pb2.OverlapChunk], _context: Context
     ) -> AsyncIterator[indicators_pb2.OverlapChunk]:
         points = await _initiator_points(request_iterator)
-        fingerprint = peer_certificate_fingerprint(context.auth_context())
-        doubled, mine = await self._overlap.answer(points, peer_fingerprint=fingerprint)
+        doubled, mine = await self._overlap.answer(points, peer=current_peer())
         for chunk in overlap_chunks(doubled, mine):
             yield chunk
 

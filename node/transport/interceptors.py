@@ -10,7 +10,10 @@ services. For each call it
   a fixed message, its details going to the node's own log only, never to the peer;
 - opens a SERVER span that continues the caller's W3C trace context, named
   ``comity.v1.Service/Method`` with ``rpc.service``, ``rpc.method`` and the status code;
-- writes one access-log line: method, status, stable error code if any, duration.
+- writes one access-log line: method, status, stable error code if any, duration;
+- on the federation server, admits the caller through the :class:`PeerGate` (a current
+  directory member, within its share of concurrent calls) before the servicer runs, and makes
+  it the call's :func:`~node.transport.peer_gate.current_peer`.
 
 Spans and log lines carry method names, status codes and stable error codes only: never request
 contents or error messages, which may quote what a person typed. The standard health and
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from contextvars import Token
 from dataclasses import dataclass
 from types import TracebackType
@@ -34,7 +38,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from node.errors import ComityError
+from node.members import Member
 from node.telemetry import extract_context
+from node.transport.peer_gate import PeerGate
 from node.transport.status import ERROR_TRAILER, INTERNAL_CODE, INTERNAL_MESSAGE, status_for
 
 _LOG = logging.getLogger(__name__)
@@ -60,10 +66,12 @@ Stream = Callable[[Any, Context], AsyncIterator[Any]]
 
 
 class ComityServerInterceptor(grpc.aio.ServerInterceptor):
-    """Error mapping, a server span and an access-log line for every Comity RPC."""
+    """Error mapping, a server span and an access-log line for every Comity RPC, and with a
+    ``gate`` (the federation server's) the caller's admission."""
 
-    def __init__(self, *, tracer: Tracer) -> None:
+    def __init__(self, *, tracer: Tracer, gate: PeerGate | None = None) -> None:
         self._tracer = tracer
+        self._gate = gate
 
     async def intercept_service(
         self,
@@ -76,7 +84,7 @@ class ComityServerInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(_COMITY_METHODS):
             return handler
-        return _wrapped(handler, _Rpc.of(method, self._tracer))
+        return _wrapped(handler, _Rpc.of(method, self._tracer, self._gate))
 
 
 @dataclass(frozen=True)
@@ -85,13 +93,20 @@ class _Rpc:
     service: str
     method: str
     tracer: Tracer
+    gate: PeerGate | None
 
     @classmethod
-    def of(cls, full_method: str, tracer: Tracer) -> _Rpc:
+    def of(cls, full_method: str, tracer: Tracer, gate: PeerGate | None) -> _Rpc:
         """``/comity.v1.Local/FileRequest``: service ``comity.v1.Local``, method ``FileRequest``."""
         name = full_method.removeprefix("/")
         service, _, method = name.partition("/")
-        return cls(name=name, service=service, method=method, tracer=tracer)
+        return cls(name=name, service=service, method=method, tracer=tracer, gate=gate)
+
+    def admitted(self, context: Context) -> AbstractAsyncContextManager[Member | None]:
+        """The caller's admission for the length of the call (none without a gate)."""
+        if self.gate is None:
+            return nullcontext()
+        return self.gate.admit(context.auth_context())
 
 
 def _wrapped(
@@ -121,7 +136,7 @@ def _answer(behaviour: Callable[..., Any], rpc: _Rpc) -> Answer:
     """A unary-response behaviour (unary or streaming request) run inside :class:`_Served`."""
 
     async def answer(request: Any, context: Context) -> Any:
-        async with _Served(rpc, context):
+        async with _Served(rpc, context), rpc.admitted(context):
             return await behaviour(request, context)
 
     return answer
@@ -131,7 +146,7 @@ def _stream(behaviour: Callable[..., Any], rpc: _Rpc) -> Stream:
     """A streaming-response behaviour run inside :class:`_Served` until its last message."""
 
     async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-        async with _Served(rpc, context):
+        async with _Served(rpc, context), rpc.admitted(context):
             async for response in behaviour(request, context):
                 yield response
 

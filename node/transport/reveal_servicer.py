@@ -12,8 +12,8 @@ import grpc
 from node.gen.comity.v1 import indicators_pb2
 from node.indicators.reveal import MAX_REVEAL_ITEMS, RevealRequestError
 from node.services.overlap_reveal import RevealService
-from node.tls import peer_certificate_fingerprint
 from node.transport.channel_options import OVERLAP_CHUNK
+from node.transport.peer_gate import current_peer
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -24,20 +24,16 @@ class RevealRpcs:
     _reveal: RevealService
 
     async def AskReveal(  # noqa: N802 (the names are the RPCs')
-        self, request: indicators_pb2.SignedRevealRequest, context: Context
+        self, request: indicators_pb2.SignedRevealRequest, _context: Context
     ) -> indicators_pb2.RevealAck:
-        fingerprint = peer_certificate_fingerprint(context.auth_context())
-        kept = await self._reveal.receive(
-            request.document, request.signature, peer_fingerprint=fingerprint
-        )
+        kept = await self._reveal.receive(request.document, request.signature, peer=current_peer())
         return indicators_pb2.RevealAck(request_id=kept.request_id)
 
     async def RevealOverlap(  # noqa: N802
-        self, request_iterator: AsyncIterator[indicators_pb2.RevealChunk], context: Context
+        self, request_iterator: AsyncIterator[indicators_pb2.RevealChunk], _context: Context
     ) -> AsyncIterator[indicators_pb2.OverlapChunk]:
         request_id, points = await _reveal_points(request_iterator)
-        fingerprint = peer_certificate_fingerprint(context.auth_context())
-        doubled, mine = await self._reveal.answer(request_id, points, peer_fingerprint=fingerprint)
+        doubled, mine = await self._reveal.answer(request_id, points, peer=current_peer())
         for chunk in overlap_chunks(doubled, mine):
             yield chunk
 

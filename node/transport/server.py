@@ -1,9 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """The two gRPC servers of a node: Federation over mutual TLS, Local over a Unix socket.
 
-Both also serve the standard health checking and reflection services. They are separate
-servers so that a peer can never reach the Local service and a local user never needs a
-federation certificate.
+Both serve the standard health checking service; only the Local server serves reflection, so
+that the federation port describes nothing to whoever reaches it. They are separate servers so
+that a peer can never reach the Local service and a local user never needs a federation
+certificate.
+
+The federation server admits every Comity call through a :class:`PeerGate` (a member listed
+now, within its share of concurrent calls) and closes every connection after
+``max_connection_age_s`` (plus a grace for the calls still running on it), so that a
+connection outlives neither a directory change nor a certificate removed from the trust roots.
 """
 
 from __future__ import annotations
@@ -29,22 +35,17 @@ from node.gen.comity.v1 import (
     local_pb2,
     local_pb2_grpc,
 )
-from node.transport.audit_servicer import SERVICE_NAME as AUDIT_SERVICE
-from node.transport.audit_servicer import WITNESS_SERVICE_NAME as WITNESS_SERVICE
 from node.transport.audit_servicer import AuditServicer, WitnessServicer
 from node.transport.channel_options import LOCAL_OPTIONS, SERVER_OPTIONS
-from node.transport.directory_servicer import SERVICE_NAME as DIRECTORY_SERVICE
 from node.transport.directory_servicer import DirectoryServicer
-from node.transport.evidence_servicer import SERVICE_NAME as EVIDENCE_SERVICE
 from node.transport.evidence_servicer import EvidenceServicer
 from node.transport.federation_servicer import SERVICE_NAME as FEDERATION_SERVICE
 from node.transport.federation_servicer import FederationServicer
-from node.transport.groups_servicer import SERVICE_NAME as GROUPS_SERVICE
 from node.transport.groups_servicer import GroupsServicer
-from node.transport.indicators_servicer import SERVICE_NAME as INDICATORS_SERVICE
 from node.transport.indicators_servicer import IndicatorsServicer
 from node.transport.interceptors import ComityServerInterceptor
 from node.transport.local_servicer import LocalServicer
+from node.transport.peer_gate import PeerGate
 
 LOCAL_SERVICE = local_pb2.DESCRIPTOR.services_by_name["Local"].full_name
 
@@ -79,6 +80,24 @@ class TlsIdentity:
             fetch,  # type: ignore[arg-type]  # gRPC documents None as "no change"
             require_client_authentication=True,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FederationLimits:
+    """What one connection and one member may take of the federation server."""
+
+    max_concurrent_rpcs: int
+    """Calls at once over all connections (the Local server has as many of its own)."""
+    max_connection_age_s: float
+    """A connection is closed this long after it opened (gRPC adds up to 10 % jitter)..."""
+    max_connection_age_grace_s: float
+    """... once the calls still running on it have had this long to finish."""
+
+    def server_options(self) -> dict[str, int]:
+        return {
+            "grpc.max_connection_age_ms": int(self.max_connection_age_s * 1000),
+            "grpc.max_connection_age_grace_ms": int(self.max_connection_age_grace_s * 1000),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,27 +139,22 @@ def build_servers(
     listen: str,
     local_socket: Path,
     tls: TlsIdentity,
-    max_concurrent_rpcs: int,
+    gate: PeerGate,
+    limits: FederationLimits,
     tracer: Tracer,
     share_port: bool = False,
 ) -> NodeServers:
-    """Create (not start) both servers, each with the :class:`ComityServerInterceptor`.
+    """Create (not start) both servers, each with a :class:`ComityServerInterceptor`, the
+    federation server's admitting its callers through ``gate``.
 
     Raises:
         ConfigError: the federation address cannot be bound or the socket path is unusable.
     """
-    interceptor = ComityServerInterceptor(tracer=tracer)
     fed_server, fed_health = _server(
-        interceptor,
-        max_concurrent_rpcs,
-        FEDERATION_SERVICE,
-        AUDIT_SERVICE,
-        WITNESS_SERVICE,
-        DIRECTORY_SERVICE,
-        EVIDENCE_SERVICE,
-        INDICATORS_SERVICE,
-        GROUPS_SERVICE,
+        ComityServerInterceptor(tracer=tracer, gate=gate),
+        limits.max_concurrent_rpcs,
         share_port=share_port,
+        overrides=limits.server_options(),
     )
     fed_server.add_generic_rpc_handlers((federation.handler(),))
     audit_pb2_grpc.add_AuditServicer_to_server(audit, fed_server)
@@ -154,8 +168,11 @@ def build_servers(
     except RuntimeError as e:
         raise ConfigError(f"cannot listen on {listen}: {e}") from e
     local_server, local_health = _server(
-        interceptor, max_concurrent_rpcs, LOCAL_SERVICE, overrides=dict(LOCAL_OPTIONS)
+        ComityServerInterceptor(tracer=tracer),
+        limits.max_concurrent_rpcs,
+        overrides=dict(LOCAL_OPTIONS),
     )
+    _reflect(local_server, LOCAL_SERVICE)
     local_pb2_grpc.add_LocalServicer_to_server(local, local_server)
     _bind_socket(local_server, local_socket)
     return NodeServers(
@@ -170,7 +187,7 @@ def build_servers(
 def _server(
     interceptor: ComityServerInterceptor,
     max_concurrent_rpcs: int,
-    *services: str,
+    *,
     share_port: bool = False,
     overrides: dict[str, int] | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
@@ -185,11 +202,14 @@ def _server(
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    return server, health
+
+
+def _reflect(server: grpc.aio.Server, *services: str) -> None:
     health_service = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection(
         (*services, health_service, reflection.SERVICE_NAME), server
     )
-    return server, health
 
 
 def _bind_socket(server: grpc.aio.Server, path: Path) -> None:

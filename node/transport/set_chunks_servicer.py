@@ -20,7 +20,7 @@ from node.errors import ComityError, ErrorKind
 from node.gen.comity.v1 import indicators_pb2
 from node.indicators.sets import MAX_DOCUMENT_BYTES
 from node.services.indicators import IndicatorService
-from node.tls import peer_certificate_fingerprint
+from node.transport.peer_gate import current_peer
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -39,16 +39,13 @@ class SetChunkRpcs:
     _chunked_offers: asyncio.Semaphore | None = None
 
     async def OfferSetInChunks(  # noqa: N802 (the name is the RPC's)
-        self, request_iterator: AsyncIterator[indicators_pb2.IndicatorSetChunk], context: Context
+        self, request_iterator: AsyncIterator[indicators_pb2.IndicatorSetChunk], _context: Context
     ) -> indicators_pb2.IndicatorSetAck:
         if self._chunked_offers is None:
             self._chunked_offers = asyncio.Semaphore(CHUNKED_OFFERS_AT_ONCE)
         async with self._chunked_offers:
             document, signature = await assemble_set(request_iterator)
-            fingerprint = peer_certificate_fingerprint(context.auth_context())
-            offered = await self._indicators.receive(
-                document, signature, peer_fingerprint=fingerprint
-            )
+            offered = await self._indicators.receive(document, signature, peer=current_peer())
         return indicators_pb2.IndicatorSetAck(set_id=offered.set_id, version=offered.version)
 
 

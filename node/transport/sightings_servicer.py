@@ -13,7 +13,7 @@ from node.gen.comity.v1 import indicators_pb2, local_pb2
 from node.indicators.sightings import Sighting, SightingKind
 from node.services.sighting_reports import SentReport
 from node.services.sightings import SightingService
-from node.tls import peer_certificate_fingerprint
+from node.transport.peer_gate import current_peer
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -24,11 +24,10 @@ class SightingRpcs:
     _sightings: SightingService
 
     async def ReportSighting(  # noqa: N802 (the name is the RPC's)
-        self, request: indicators_pb2.SignedSighting, context: Context
+        self, request: indicators_pb2.SignedSighting, _context: Context
     ) -> indicators_pb2.SightingAck:
-        fingerprint = peer_certificate_fingerprint(context.auth_context())
         stored = await self._sightings.receive(
-            request.document, request.signature, peer_fingerprint=fingerprint
+            request.document, request.signature, peer=current_peer()
         )
         sighting = Sighting.from_bytes(request.document)
         return indicators_pb2.SightingAck(sighting_id=sighting.sighting_id, duplicate=not stored)

@@ -182,12 +182,12 @@ BAD_INPUTS: dict[str, tuple[Callable[[Federation, bytes], bytes], grpc.StatusCod
         "misaddressed",
         OTHER,
     ),
-    "unknown sender": (
+    "an unknown sender, not the TLS client": (
         lambda fed, form: request_bytes(
             forge(fed, signer=UNIT, recipient=AUTHORITY, payload=form, sender=AgencyId("zz-nobody"))
         ),
-        grpc.StatusCode.UNAUTHENTICATED,
-        "unknown_sender",
+        grpc.StatusCode.PERMISSION_DENIED,
+        "peer_not_sender",
         "zz-nobody",
     ),
     "bad signature": (
@@ -334,18 +334,27 @@ async def test_unknown_recipient_is_refused(fed: Federation, example_form: bytes
         )
 
 
-async def test_health_and_reflection_are_served(fed: Federation) -> None:
+async def test_health_is_served_on_both_ports_and_reflection_on_the_local_socket_only(
+    fed: Federation,
+) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    async def services(channel: grpc.aio.Channel) -> list[str]:
+        stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        return [s.name async for reply in stream for s in reply.list_services_response.service]
 
     async with fed.channel(client=UNIT, server=AUTHORITY) as channel:
         health = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="comity.v1.Federation"), timeout=5
         )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
-        stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
-        )
-        names = [s.name async for reply in stream for s in reply.list_services_response.service]
-    assert "comity.v1.Federation" in names
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await services(channel)
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    async with grpc.aio.insecure_channel(f"unix:{fed.configs[AUTHORITY].local_socket}") as local:
+        names = await services(local)
+    assert "comity.v1.Local" in names
     assert "grpc.health.v1.Health" in names

@@ -20,7 +20,6 @@ from node.errors import (
     ReplayError,
     SignatureError,
     SupersededDirectoryError,
-    UnknownSenderError,
 )
 from node.ids import AgencyId
 from node.model.envelope import SealedEnvelope, SignedReceipt
@@ -31,7 +30,6 @@ from tests.services.federation import (
     Federation,
     Tuning,
     example_form,
-    identity,
     in_memory_federation,
 )
 
@@ -42,9 +40,9 @@ async def receive(
     fed: Federation, envelope: SealedEnvelope, *, client: str = UNIT
 ) -> SignedReceipt:
     """Hand ``envelope`` to the authority as if ``client``'s node had called it."""
-    return await fed[AUTHORITY].exchange.receive(
-        envelope, peer_fingerprint=identity(client).tls_fingerprint
-    )
+    peer = fed[AUTHORITY].directory.find(client)
+    assert peer is not None
+    return await fed[AUTHORITY].exchange.receive(envelope, peer=peer)
 
 
 def flip_signature(envelope: SealedEnvelope) -> SealedEnvelope:
@@ -86,8 +84,8 @@ REFUSALS = {
         FreshnessError,
         "future",
     ),
-    "unknown sender": Refusal(
-        lambda fed: request(fed, sender=AgencyId("zz-nobody")), UnknownSenderError, "zz-nobody"
+    "an unknown sender, not the TLS client": Refusal(
+        lambda fed: request(fed, sender=AgencyId("zz-nobody")), PeerIdentityError, "zz-nobody"
     ),
     "from another TLS client than the sender": Refusal(
         request, PeerIdentityError, UNIT, client=AUTHORITY

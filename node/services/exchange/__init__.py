@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from node.crypto.keys import AgencyKeys
 from node.ids import AgencyId
-from node.members import Directory
+from node.members import Directory, Member
 from node.model.envelope import SealedEnvelope, SignedReceipt
 from node.model.request import Direction, NodeStatusView, RequestPreview, RequestView
 from node.services.delivery import DeliveryWorker
@@ -129,11 +129,9 @@ class ExchangeService:
             request_id=request_id, kind=kind, body_json=body_json, within=within
         )
 
-    async def receive(
-        self, sealed: SealedEnvelope, *, peer_fingerprint: str | None
-    ) -> SignedReceipt:
+    async def receive(self, sealed: SealedEnvelope, *, peer: Member) -> SignedReceipt:
         """See :meth:`Receiving.receive`."""
-        return await self.receiving.receive(sealed, peer_fingerprint=peer_fingerprint)
+        return await self.receiving.receive(sealed, peer=peer)
 
     async def get_request(self, request_id: str) -> RequestView:
         """See :meth:`Views.get_request`."""

@@ -77,13 +77,11 @@ class Receiving:
         self._party = party
         self._catch_up = catch_up
 
-    async def receive(
-        self, sealed: SealedEnvelope, *, peer_fingerprint: str | None
-    ) -> SignedReceipt:
+    async def receive(self, sealed: SealedEnvelope, *, peer: Member) -> SignedReceipt:
         """Check, open, validate and store an inbound envelope; return the signed receipt.
 
-        ``peer_fingerprint`` is the SHA-256 fingerprint of the mutual-TLS client certificate.
-        A repeated delivery of the same envelope returns the original receipt.
+        ``peer`` is the member whose listed certificate the mutual-TLS client presented. A
+        repeated delivery of the same envelope returns the original receipt.
 
         Raises:
             ComityError: the subclass names the check that failed (proto/README.md).
@@ -98,32 +96,49 @@ class Receiving:
                 payload_type=header.payload_type,
             ),
         ):
-            await self._catch_up_with(header)
-            opened = self._verify(sealed, peer_fingerprint=peer_fingerprint)
+            self._check_addressing(header, peer)
+            await self._catch_up_with(header, peer)
+            opened = self._verify(sealed, peer=peer)
             receipt = await self._party.run(lambda: self._store_inbound(sealed, opened))
             kill_point("receive.after_commit")
             return receipt
 
-    async def _catch_up_with(self, header: EnvelopeHeader) -> None:
-        """An envelope addressed under a newer directory: fetch it from the sender first."""
-        if header.directory_version <= self._party.directory.version or self._catch_up is None:
-            return
-        await self._catch_up.catch_up_to(
-            header.sender,
-            header.directory_version,
-            timeout_s=self._party.settings.directory_catch_up_s,
-        )
+    def _check_addressing(self, header: EnvelopeHeader, peer: Member) -> None:
+        """What holds under any directory version: this node is the recipient, and the TLS
+        client is the sender the header names.
 
-    def _verify(self, sealed: SealedEnvelope, *, peer_fingerprint: str | None) -> OpenedEnvelope:
-        header = sealed.header
+        Only then may the header's directory version make this node fetch a directory (which
+        may also end an expired one's freeze), and only from that authenticated sender.
+        """
         if header.recipient != self._party.me:
             raise MisaddressedError(
                 f"envelope is addressed to {header.recipient}, this node is {self._party.me}"
             )
+        if header.sender != peer.agency_id:
+            raise PeerIdentityError(
+                f"the envelope names {header.sender} as its sender; the TLS client is "
+                f"{peer.agency_id}"
+            )
+
+    async def _catch_up_with(self, header: EnvelopeHeader, peer: Member) -> None:
+        """An envelope addressed under a newer directory: fetch it first from the TLS client,
+        which :meth:`_check_addressing` found to be the sender."""
+        if header.directory_version <= self._party.directory.version or self._catch_up is None:
+            return
+        await self._catch_up.catch_up_to(
+            peer.agency_id,
+            header.directory_version,
+            timeout_s=self._party.settings.directory_catch_up_s,
+        )
+
+    def _verify(self, sealed: SealedEnvelope, *, peer: Member) -> OpenedEnvelope:
+        header = sealed.header
         self._party.check_not_expired()
         self._check_directory_version(header)
         sender = self._sender(sealed)
-        if peer_fingerprint != sender.tls_fingerprint:
+        # The directory may have changed since the call was admitted (a catch-up): the client
+        # must still present the certificate listed for the sender now.
+        if peer.tls_fingerprint != sender.tls_fingerprint:
             raise PeerIdentityError(
                 f"the TLS client certificate is not the one listed for {header.sender}"
             )
