@@ -177,6 +177,10 @@ class Directory(Protocol):
         """Everything listed for an agency, expired and revoked keys included."""
         ...
 
+    def entries(self) -> Sequence[MemberEntry]:
+        """Every listed member, with or without active keys."""
+        ...
+
     def superseded_at(self, version: int) -> int | None:
         """When this node accepted a newer version than ``version`` (None: not superseded)."""
         ...

@@ -67,6 +67,9 @@ class FederationDirectory:
     def members(self) -> Sequence[Member]:
         return current_members(self._current, now_ms=self._clock())
 
+    def entries(self) -> Sequence[MemberEntry]:
+        return self._current.body.members
+
     def trust_roots(self) -> bytes:
         """PEM certificates of every listed member: the only TLS peers a node accepts."""
         return b"".join(m.tls_certificate for m in self._current.body.members)

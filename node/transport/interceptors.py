@@ -38,7 +38,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from node.errors import ComityError
-from node.members import Member
 from node.telemetry import extract_context
 from node.transport.peer_gate import PeerGate
 from node.transport.status import ERROR_TRAILER, INTERNAL_CODE, INTERNAL_MESSAGE, status_for
@@ -102,7 +101,7 @@ class _Rpc:
         service, _, method = name.partition("/")
         return cls(name=name, service=service, method=method, tracer=tracer, gate=gate)
 
-    def admitted(self, context: Context) -> AbstractAsyncContextManager[Member | None]:
+    def admitted(self, context: Context) -> AbstractAsyncContextManager[None]:
         """The caller's admission for the length of the call (none without a gate)."""
         if self.gate is None:
             return nullcontext()

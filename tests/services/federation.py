@@ -47,7 +47,7 @@ from node.storage.database import Database
 from node.storage.engine import create_engine, upgrade
 from node.timeutil import now_ms
 from node.tls import certificate_fingerprint
-from node.transport.peer_gate import PeerGate
+from node.transport.peer_gate import PeerGate, current_peer
 from tests.federation.build import card_with_keys
 
 UNIT, AUTHORITY, OTHER = (
@@ -214,11 +214,11 @@ class InMemoryNetwork:
         try:
             if conditions.refuse_with is not None:
                 raise conditions.refuse_with
-            # As the federation server's interceptor admits the call: by its certificate.
-            peer = PeerGate(directory=target.directory, max_calls_per_peer=1).member(
-                identity(sender).tls_fingerprint
-            )
-            receipt = await target.exchange.receive(wire.envelope_from_bytes(data), peer=peer)
+            # Admitted as the federation server's interceptor admits a call: by its certificate.
+            gate = PeerGate(directory=target.directory, max_calls_per_peer=1)
+            async with gate.admit({"x509_pem_cert": [identity(sender).card.tls_certificate]}):
+                envelope = wire.envelope_from_bytes(data)
+                receipt = await target.exchange.receive(envelope, peer=current_peer())
         except ComityError as e:
             raise _as_seen_by_sender(e, peer=target.agency_id) from e
         return wire.receipt_to_bytes(receipt)
