@@ -81,6 +81,14 @@ BAD_CONFIGS = [
         "max_concurrent_rpcs must be positive",
     ),
     (
+        'agency_id = "aa-unit"\n[federation]\nlisten = "h:1"\nmax_calls_per_peer = 300\n',
+        "max_calls_per_peer must be positive and at most federation.max_concurrent_rpcs",
+    ),
+    (
+        'agency_id = "aa-unit"\n[federation]\nlisten = "h:1"\nmax_connection_age_s = 0\n',
+        "max_connection_age_s must be positive",
+    ),
+    (
         'agency_id = "aa-unit"\n[federation]\nlisten = "h:1"\n[telemetry]\nexporter = "jaeger"\n',
         "telemetry.exporter",
     ),
@@ -114,3 +122,13 @@ def test_missing_configuration_file(tmp_path: Path) -> None:
 def test_example_configuration_loads() -> None:
     config = load_config(Path(__file__).parents[2] / "ops" / "examples" / "comity.toml")
     assert config.telemetry_exporter == "none"
+
+
+def test_a_member_gets_at_most_half_of_a_small_call_budget(tmp_path: Path) -> None:
+    path = tmp_path / "comity.toml"
+    path.write_text(
+        'agency_id = "aa-unit"\n[federation]\nlisten = "h:1"\nmax_concurrent_rpcs = 8\n'
+    )
+    assert load_config(path).max_calls_per_peer == 4
+    path.write_text('agency_id = "aa-unit"\n[federation]\nlisten = "h:1"\n')
+    assert load_config(path).max_calls_per_peer == 32
