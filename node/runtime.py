@@ -299,6 +299,8 @@ def _services(base: _Foundation) -> _Services:
             directory=base.directory,
             keys=exchange.current_keys,
             clock=now_ms,
+            # Evidence streams in beside the node's own files, not on a RAM-backed /tmp.
+            spool_dir=base.config.config_path.parent,
         ),
         audit=audit,
         disclosure=DisclosureService(

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import mimetypes
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from node.cli import output
-from node.cli.local_client import LocalClient
+from node.cli.local_client import LocalClient, UploadFile
 from node.config import load_config
 from node.errors import ComityError, ConfigError
 from node.gen.comity.v1 import local_pb2
@@ -25,10 +28,12 @@ def _client(args: argparse.Namespace) -> LocalClient:
 
 
 def send(args: argparse.Namespace, console: Console) -> int:
-    """The requested party returns files: FILE or FILE:MEDIA/TYPE."""
-    files = [_file(spec) for spec in args.files]
-    with _client(args) as client:
-        detail = client.send_evidence(request_id=args.request_id, files=files, note=args.note)
+    """The requested party returns files: FILE or FILE:MEDIA/TYPE, opened here, with the
+    rights of whoever runs the command, and streamed to the node (which never opens them)."""
+    with contextlib.ExitStack() as stack:
+        files = [_file(spec, stack) for spec in args.files]
+        with _client(args) as client:
+            detail = client.upload_evidence(request_id=args.request_id, files=files, note=args.note)
     console.print(
         f"Evidence manifest sent on request [bold]{detail.summary.request_id}[/bold] "
         f"({len(files)} file(s)); the files follow in sealed chunks. "
@@ -37,13 +42,17 @@ def send(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _file(spec: str) -> tuple[str, str]:
+def _file(spec: str, stack: contextlib.ExitStack) -> UploadFile:
     path, _, media_type = spec.partition(":")
-    resolved = Path(path).resolve()
-    if not resolved.is_file():
-        raise ConfigError(f"{path} is not a file")
-    guessed = mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
-    return str(resolved), media_type or guessed
+    try:
+        stream = stack.enter_context(Path(path).open("rb"))  # noqa: SIM115 (the stack closes it)
+    except OSError as e:
+        raise ConfigError(f"cannot read evidence file {path}: {e.strerror}") from e
+    if stat.S_ISDIR(os.fstat(stream.fileno()).st_mode):
+        raise ConfigError(f"{path} is a directory, not a file")
+    name = Path(path).name
+    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return UploadFile(name=name, media_type=media_type or guessed, stream=stream)
 
 
 def list_sets(args: argparse.Namespace, console: Console) -> int:

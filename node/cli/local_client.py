@@ -3,19 +3,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import BinaryIO, Self, TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from node.errors import ComityError, ErrorKind
+from node.errors import ComityError, ConfigError, ErrorKind
 from node.gen.comity.v1 import audit_pb2, local_pb2, local_pb2_grpc
 from node.transport.channel_options import LOCAL_OPTIONS
-from node.transport.status import ERROR_TRAILER
+from node.transport.status import ERROR_TRAILER, INTERNAL_CODE
 
 LOCAL_CALL_TIMEOUT_S = 60.0
+REACH_TIMEOUT_S = 5.0
+UPLOAD_TIMEOUT_S = 1800.0
+"""Up to 256 MiB of evidence from a slow disk."""
+UPLOAD_PIECE_BYTES = 256 * 1024
+PAGE_LIMIT = 1000
+"""Requests per page when the CLI reads every page."""
 OVERLAP_TIMEOUT_S = 600.0
 """An overlap check of large sets is seconds of arithmetic at each end."""
 
@@ -23,9 +31,30 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
+@dataclass(frozen=True, kw_only=True)
+class UploadFile:
+    """A file the caller opened (with its own rights) to stream as evidence."""
+
+    name: str
+    media_type: str
+    stream: BinaryIO
+
+
 class LocalNodeUnreachableError(ComityError):
     kind = ErrorKind.UNAVAILABLE
     code = "local_node_unreachable"
+
+
+class OutcomeUnknownError(ComityError):
+    """A call that changes something was cut off after it reached the node: whether the
+    change was made is unknown. Repeating it under the same idempotency key is safe."""
+
+    kind = ErrorKind.UNAVAILABLE
+    code = "outcome_unknown"
+
+    def __init__(self, message: str, *, idempotency_key: str) -> None:
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
 
 
 class LocalNodeError(ComityError):
@@ -62,15 +91,54 @@ class LocalClient:
         form_json: bytes,
         strip: bool = False,
         campaign_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> local_pb2.RequestDetail:
+        """File a request. With ``idempotency_key``, a call that ends without an answer
+        (the node died, the connection broke) raises :class:`OutcomeUnknownError`: repeating
+        it under the same key is safe.
+
+        Raises:
+            LocalNodeUnreachableError: the node was not reached; nothing was filed.
+            OutcomeUnknownError: the node was reached, then stopped answering.
+            LocalNodeError: the node refused the request.
+        """
         request = local_pb2.FileRequestRequest(
             request_type=request_type,
             recipient=recipient,
             form_json=form_json,
             strip_identifiers=strip,
             campaign_id=campaign_id or "",
+            idempotency_key=idempotency_key or "",
         )
-        return self._call(self._stub.FileRequest, request)
+        if idempotency_key is None:
+            return self._call(self._stub.FileRequest, request)
+        self.check_reachable()  # before this, a failure means nothing was sent
+        try:
+            return self._stub.FileRequest(request, timeout=LOCAL_CALL_TIMEOUT_S)
+        except grpc.RpcError as e:
+            error = _error_from(e, self._socket)
+            if _outcome_unknown(e):
+                raise OutcomeUnknownError(
+                    f"the local node stopped answering before it said whether the request "
+                    f"was filed ({_status_name(e)}); it may have been. Repeating the call "
+                    f"with idempotency key {idempotency_key} is safe: it files the request "
+                    "if it was not filed, and shows it if it was",
+                    idempotency_key=idempotency_key,
+                ) from e
+            raise error from e
+
+    def check_reachable(self) -> None:
+        """Raise unless the node answers its health check now.
+
+        Raises:
+            LocalNodeUnreachableError: it does not.
+        """
+        try:
+            health_pb2_grpc.HealthStub(self._channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=REACH_TIMEOUT_S
+            )
+        except grpc.RpcError as e:
+            raise _unreachable(self._socket) from e
 
     def preview_request(
         self, *, request_type: str, recipient: str, form_json: bytes, strip: bool = False
@@ -87,10 +155,25 @@ class LocalClient:
         return self._call(self._stub.ListOverdue, local_pb2.ListOverdueRequest())
 
     def list_requests(
-        self, *, direction: local_pb2.Direction.ValueType, limit: int
+        self, *, direction: local_pb2.Direction.ValueType, limit: int, page_token: str = ""
     ) -> local_pb2.ListRequestsResponse:
-        request = local_pb2.ListRequestsRequest(direction=direction, limit=limit)
+        """One page of requests, newest first; its ``next_page_token`` asks for the next."""
+        request = local_pb2.ListRequestsRequest(
+            direction=direction, limit=limit, page_token=page_token
+        )
         return self._call(self._stub.ListRequests, request)
+
+    def all_requests(
+        self, *, direction: local_pb2.Direction.ValueType
+    ) -> Iterator[local_pb2.RequestSummary]:
+        """Every request, newest first, page after page."""
+        token = ""
+        while True:
+            page = self.list_requests(direction=direction, limit=PAGE_LIMIT, page_token=token)
+            yield from page.requests
+            token = page.next_page_token
+            if not token:
+                return
 
     def node_status(self) -> local_pb2.NodeStatus:
         return self._call(self._stub.GetNodeStatus, local_pb2.GetNodeStatusRequest())
@@ -106,15 +189,49 @@ class LocalClient:
         )
         return self._call(self._stub.SendMessage, request)
 
-    def send_evidence(
-        self, *, request_id: str, files: list[tuple[str, str]], note: str | None
+    def upload_evidence(
+        self, *, request_id: str, files: Sequence[UploadFile], note: str | None
     ) -> local_pb2.RequestDetail:
-        request = local_pb2.SendEvidenceRequest(
-            request_id=request_id,
-            files=[local_pb2.EvidenceFile(path=p, media_type=m) for p, m in files],
-            note=note or "",
-        )
-        return self._call(self._stub.SendEvidence, request)
+        """Stream files this process opened to the node as one set of evidence: the header,
+        then each file's bytes in pieces (never a whole file in memory).
+
+        Raises:
+            ConfigError: a file could not be read while streaming (the upload is cancelled,
+                nothing is stored).
+            LocalNodeError: the node refused the set (its size, a name, the request's state).
+        """
+        failed: list[OSError] = []
+
+        def messages() -> Iterator[local_pb2.EvidenceUpload]:
+            yield local_pb2.EvidenceUpload(
+                header=local_pb2.EvidenceUploadHeader(
+                    request_id=request_id,
+                    files=[
+                        local_pb2.EvidenceUploadFile(name=f.name, media_type=f.media_type)
+                        for f in files
+                    ],
+                    note=note or "",
+                )
+            )
+            for number, file in enumerate(files):
+                while True:
+                    try:
+                        data = file.stream.read(UPLOAD_PIECE_BYTES)
+                    except OSError as e:
+                        failed.append(e)
+                        raise  # cancels the call: an incomplete set must not be stored
+                    if not data:
+                        break
+                    yield local_pb2.EvidenceUpload(
+                        data=local_pb2.EvidenceUploadData(file=number, data=data)
+                    )
+
+        try:
+            return self._stub.UploadEvidence(messages(), timeout=UPLOAD_TIMEOUT_S)
+        except grpc.RpcError as e:
+            if failed:
+                raise ConfigError(f"cannot read evidence: {failed[0].strerror}") from e
+            raise _error_from(e, self._socket) from e
 
     def list_evidence(self, request_id: str) -> local_pb2.EvidenceList:
         request = local_pb2.GetRequestRequest(request_id=request_id)
@@ -272,13 +389,9 @@ def _error_from(error: grpc.RpcError, socket: Path) -> ComityError:
         return LocalNodeError(str(error), kind=ErrorKind.INTERNAL, code="internal_error")
     code = error.code()
     details = error.details() or code.name
-    trailer = next(
-        (value for key, value in error.trailing_metadata() or () if key == ERROR_TRAILER), None
-    )
+    trailer = _trailer(error)
     if trailer is None and code == grpc.StatusCode.UNAVAILABLE:
-        return LocalNodeUnreachableError(
-            f"cannot reach the local node at {socket}: is `comity node serve` running?"
-        )
+        return _unreachable(socket)
     kind = {
         grpc.StatusCode.INVALID_ARGUMENT: ErrorKind.INVALID_INPUT,
         grpc.StatusCode.NOT_FOUND: ErrorKind.NOT_FOUND,
@@ -290,3 +403,41 @@ def _error_from(error: grpc.RpcError, socket: Path) -> ComityError:
         grpc.StatusCode.UNAUTHENTICATED: ErrorKind.UNAUTHENTICATED,
     }.get(code, ErrorKind.INTERNAL)
     return LocalNodeError(details, kind=kind, code=str(trailer or code.name.lower()))
+
+
+def _trailer(error: grpc.Call) -> str | None:
+    return next(
+        (str(value) for key, value in error.trailing_metadata() or () if key == ERROR_TRAILER),
+        None,
+    )
+
+
+def _unreachable(socket: Path) -> LocalNodeUnreachableError:
+    return LocalNodeUnreachableError(
+        f"cannot reach the local node at {socket}: is `comity node serve` running?"
+    )
+
+
+# Statuses with which a call can end after the node took it, without the node's answer: the
+# connection broke or the node died (no Comity error code), or the call ran out of time.
+_CUT_OFF = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+
+
+def _outcome_unknown(error: grpc.RpcError) -> bool:
+    """Whether a failed call may have had its effect: it was cut off rather than refused (a
+    refusal carries the node's error code; an unexpected error may come after the commit)."""
+    if not isinstance(error, grpc.Call) or error.code() not in _CUT_OFF:
+        return False
+    return _trailer(error) in {None, INTERNAL_CODE}
+
+
+def _status_name(error: grpc.RpcError) -> str:
+    return error.code().name if isinstance(error, grpc.Call) else "no status"

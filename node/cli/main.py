@@ -246,6 +246,7 @@ def _request_commands(parser: argparse.ArgumentParser) -> None:
     file_.add_argument("--to", required=True, dest="recipient", help="recipient agency id")
     file_.add_argument("--form", required=True, type=Path, help="the form, a JSON file")
     file_.add_argument("--campaign", help="the campaign (its id) the request belongs to")
+    request_cmd.add_file_options(file_)
     file_.set_defaults(handler=request_cmd.file_request)
     preview = sub.add_parser("preview", help="show exactly what filing would send; send nothing")
     preview.add_argument("request_type", help="request type, e.g. preservation")
@@ -263,7 +264,7 @@ def _request_commands(parser: argparse.ArgumentParser) -> None:
     overdue.set_defaults(handler=request_cmd.overdue)
     list_ = sub.add_parser("list", help="list requests, newest first")
     list_.add_argument("--direction", choices=("outbound", "inbound"))
-    list_.add_argument("--limit", type=int, default=50)
+    request_cmd.add_list_options(list_)
     list_.set_defaults(handler=request_cmd.list_requests)
     show = sub.add_parser("show", help="one request with its form and signed receipt")
     show.add_argument("request_id")
@@ -299,7 +300,9 @@ def _evidence_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="evidence_command", required=True, metavar="COMMAND")
     send = sub.add_parser("send", help="return files for a request this agency received")
     send.add_argument("request_id")
-    send.add_argument("files", nargs="+", help="FILE or FILE:MEDIA/TYPE (the node reads them)")
+    send.add_argument(
+        "files", nargs="+", help="FILE or FILE:MEDIA/TYPE (read here, streamed to the node)"
+    )
     send.add_argument("--note", help="what the evidence is (no personal data)")
     send.set_defaults(handler=evidence_cmd.send)
     list_ = sub.add_parser("list", help="a request's evidence and each file's progress")

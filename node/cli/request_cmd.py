@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import uuid
 
 from rich.console import Console
 
 from node.cli import output
-from node.cli.local_client import LocalClient
+from node.cli.local_client import LocalClient, OutcomeUnknownError
 from node.config import load_config
 from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
@@ -67,16 +68,43 @@ def preview_request(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def add_file_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="file under this key (default: a new one); a request filed under it before is "
+        "shown instead of being filed again. Use the key an interrupted run printed",
+    )
+
+
+def add_list_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--limit", type=int, default=50, help="requests per page (1-1000)")
+    pages = command.add_mutually_exclusive_group()
+    pages.add_argument("--page-token", default="", help="the page a previous listing named")
+    pages.add_argument("--all", action="store_true", help="every request, page after page")
+
+
 def file_request(args: argparse.Namespace, console: Console) -> int:
     form = _read_form(args)
+    # One key per invocation, so that repeating an interrupted run under it is safe.
+    key = args.idempotency_key or f"cli-{uuid.uuid4()}"
     with _client(args) as client:
-        detail = client.file_request(
-            request_type=args.request_type,
-            recipient=args.recipient,
-            form_json=form,
-            strip=args.strip_identifiers,
-            campaign_id=args.campaign,
-        )
+        try:
+            detail = client.file_request(
+                request_type=args.request_type,
+                recipient=args.recipient,
+                form_json=form,
+                strip=args.strip_identifiers,
+                campaign_id=args.campaign,
+                idempotency_key=key,
+            )
+        except OutcomeUnknownError as e:
+            raise OutcomeUnknownError(
+                "the local node stopped answering before it said whether the request was "
+                "filed; it may have been. Run the same command again with --idempotency-key "
+                f"{key}: it files the request if it was not filed, and shows it if it was",
+                idempotency_key=key,
+            ) from e
     if args.json:
         output.print_json(console, output.detail_dict(detail))
         return 0
@@ -92,15 +120,28 @@ def file_request(args: argparse.Namespace, console: Console) -> int:
 
 
 def list_requests(args: argparse.Namespace, console: Console) -> int:
+    """One page of requests (the next page's token follows it), or with --all every one."""
     if not 1 <= args.limit <= 1000:
         raise ConfigError("--limit must be between 1 and 1000")
+    direction = _DIRECTIONS[args.direction]
+    next_token = ""
     with _client(args) as client:
-        response = client.list_requests(direction=_DIRECTIONS[args.direction], limit=args.limit)
-    summaries = list(response.requests)
+        if args.all:
+            summaries = list(client.all_requests(direction=direction))
+        else:
+            response = client.list_requests(
+                direction=direction, limit=args.limit, page_token=args.page_token
+            )
+            summaries, next_token = list(response.requests), response.next_page_token
     if args.json:
         output.print_json(console, [output.summary_dict(s) for s in summaries])
     else:
         output.print_list(console, summaries)
+    if next_token:
+        # On standard error, so that --json output stays one JSON document.
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"More requests follow: add --page-token {next_token} (or list --all)."
+        )
     return 0
 
 

@@ -21,8 +21,6 @@ from node.errors import ConfigError
 from node.gen.comity.v1 import local_pb2
 from node.model.lifecycle import AWAITING_REVIEWER
 
-QUEUE_LIMIT = 1000
-
 
 def _client(args: argparse.Namespace) -> LocalClient:
     return LocalClient(load_config(args.config).local_socket)
@@ -31,9 +29,9 @@ def _client(args: argparse.Namespace) -> LocalClient:
 def queue(args: argparse.Namespace, console: Console) -> int:
     """Inbound requests waiting for this agency's reviewers, oldest first."""
     with _client(args) as client:
-        response = client.list_requests(direction=local_pb2.DIRECTION_INBOUND, limit=QUEUE_LIMIT)
+        inbound = list(client.all_requests(direction=local_pb2.DIRECTION_INBOUND))
     waiting = sorted(
-        (s for s in response.requests if s.state in AWAITING_REVIEWER),
+        (s for s in inbound if s.state in AWAITING_REVIEWER),
         key=lambda s: s.created_at_ms,
     )
     if args.json:

@@ -135,3 +135,5 @@ class RequestView:
     overdue: bool = False
     history: tuple[MessageView, ...] = ()
     """Every message of the exchange, oldest first."""
+    idempotency_key: str | None = None
+    """The key an outbound request was filed under, if any."""

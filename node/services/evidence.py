@@ -29,15 +29,25 @@ from sqlmodel import Session
 from node.crypto.keys import AgencyKeys
 from node.errors import (
     ComityError,
-    ConfigError,
     ErrorKind,
     NotFoundError,
     PeerIdentityError,
     SealError,
 )
+from node.forms.registry import get_message_type
+from node.forms.validate import validate_form
 from node.ids import new_exchange_id, parse_exchange_id
 from node.members import Directory, Member
 from node.model.request import Direction, RequestView
+from node.services.evidence_upload import (
+    CHUNK_SIZE,
+    MAX_EVIDENCE_BYTES,
+    EvidenceFile,
+    EvidenceSpool,
+    header_manifest,
+    manifest_body,
+)
+from node.services.lifecycle import move, own_role
 from node.storage import evidence_repo, exchange_repo
 from node.storage.database import Database
 from node.storage.engine import transaction
@@ -45,9 +55,6 @@ from node.storage.tables import Evidence, Exchange
 
 _LOG = logging.getLogger(__name__)
 
-CHUNK_SIZE = 256 * 1024
-MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
-"""Per set of evidence; larger results are split into several sets."""
 UPLOAD_BATCH = 16
 """Chunks read from the database at a time while uploading (bounded memory)."""
 
@@ -97,12 +104,6 @@ class Progress:
         return all(i.verified for i in self.items)
 
 
-@dataclass(frozen=True, kw_only=True)
-class EvidenceFile:
-    path: Path
-    media_type: str
-
-
 class EvidenceTransport(Protocol):
     async def evidence_status(self, member: Member, evidence_id: str) -> Progress: ...
 
@@ -127,7 +128,7 @@ def build_manifest(
     evidence_id: str, files: Sequence[tuple[str, str, bytes]], note: str | None
 ) -> tuple[bytes, list[list[bytes]]]:
     """The manifest body (canonical JSON) and each file's chunks, for (name, media type,
-    content) triples."""
+    content) triples held in memory (small sets: tests, tools)."""
     items, chunked = [], []
     for name, media_type, content in files:
         chunks = [content[i : i + CHUNK_SIZE] for i in range(0, len(content), CHUNK_SIZE)]
@@ -141,46 +142,12 @@ def build_manifest(
                 "chunks": [hashlib.sha256(c).hexdigest() for c in chunks],
             }
         )
-    manifest: dict[str, Any] = {
-        "form_version": "evidence.v1",
-        "evidence_id": evidence_id,
-        "chunk_size": CHUNK_SIZE,
-        "items": items,
-    }
-    if note:
-        manifest["note"] = note
-    return _canonical(manifest), chunked
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return manifest_body(evidence_id, items, note, CHUNK_SIZE), chunked
 
 
 def manifest_items(manifest: bytes) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = json.loads(manifest)["items"]
     return items
-
-
-def read_files(files: Sequence[EvidenceFile]) -> list[tuple[str, str, bytes]]:
-    """Read the files to return, refusing what the manifest could not describe.
-
-    Raises:
-        ConfigError: a file is unreadable, badly named, or the set is too large.
-    """
-    result, total = [], 0
-    for file in files:
-        try:
-            content = file.path.read_bytes()
-        except OSError as e:
-            raise ConfigError(f"cannot read evidence file {file.path}: {e.strerror}") from e
-        total += len(content)
-        if total > MAX_EVIDENCE_BYTES:
-            raise ConfigError(
-                f"a set of evidence holds at most {MAX_EVIDENCE_BYTES // 2**20} MiB; "
-                "send the rest as another set"
-            )
-        result.append((file.path.name, file.media_type, content))
-    return result
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -198,7 +165,13 @@ class EvidenceService:
         directory: Directory,
         keys: Callable[[], AgencyKeys],
         clock: Callable[[], int],
+        max_bytes: int = MAX_EVIDENCE_BYTES,
+        spool_dir: Path | None = None,
     ) -> None:
+        """``spool_dir`` holds evidence while it streams in (an unlinked temporary file per
+        upload; the system's temporary directory when None), at most ``max_bytes`` a set."""
+        self._max_bytes = max_bytes
+        self._spool_dir = spool_dir
         self._database = database
         self._messages = messages
         self._transport = transport
@@ -207,40 +180,73 @@ class EvidenceService:
         self._clock = clock
         self._wake = asyncio.Event()
 
-    async def send(
-        self, *, request_id: str, files: Sequence[EvidenceFile], note: str | None
+    async def upload(
+        self,
+        *,
+        request_id: str,
+        files: Sequence[EvidenceFile],
+        note: str | None,
+        data: AsyncIterator[tuple[int, bytes]],
     ) -> RequestView:
-        """Store the files with their manifest message, then upload them in the background.
+        """Take a set of evidence as its sender streams it (``data``: file number and bytes,
+        file after file), store it with its manifest message, then upload it in the
+        background. The header (request, names, media types, note) is checked before any
+        data is taken; nothing is stored unless the whole stream arrived.
 
         Raises:
-            ConfigError: a file cannot be read or named in a manifest.
-            ComityError: as for any lifecycle message (not this party's move, wrong state …).
+            FormValidationError: a name, media type or note the manifest cannot carry.
+            NotFoundError, ComityError: no such request, or evidence is not this party's
+                move now (as for any lifecycle message).
+            UploadOrderError: data out of order, or a data message too large.
+            EvidenceTooLargeError: the set passed its size limit (the rest is not read).
         """
-        content = await asyncio.to_thread(read_files, files)
         evidence_id = str(new_exchange_id())
-        manifest, chunks = build_manifest(evidence_id, content, note)
+        await self._database.run(partial(self._check_header, request_id, files, note))
+        with EvidenceSpool(files, max_bytes=self._max_bytes, directory=self._spool_dir) as spool:
+            async for file, chunk in data:
+                await asyncio.to_thread(spool.write, file, chunk)
+            manifest = spool.manifest(evidence_id, note)
 
-        def store(session: Session, row: Exchange) -> None:
-            now = self._clock()
-            evidence_repo.insert_evidence(
-                session,
-                evidence_id=evidence_id,
-                exchange_id=row.id,
-                direction=Direction.OUTBOUND,
-                manifest=manifest,
-                now_ms=now,
-            )
-            for item, item_chunks in enumerate(chunks):
-                for index, data in enumerate(item_chunks):
+            def store(session: Session, row: Exchange) -> None:
+                evidence_repo.insert_evidence(
+                    session,
+                    evidence_id=evidence_id,
+                    exchange_id=row.id,
+                    direction=Direction.OUTBOUND,
+                    manifest=manifest,
+                    now_ms=self._clock(),
+                )
+                session.flush()  # the chunks refer to it
+                for item, index, chunk in spool.chunks():
                     evidence_repo.insert_chunk(
-                        session, evidence_id=evidence_id, item=item, idx=index, data=data
+                        session, evidence_id=evidence_id, item=item, idx=index, data=chunk
                     )
 
-        view = await self._messages.send_message(
-            request_id=request_id, kind="evidence", body_json=manifest, within=store
-        )
+            view = await self._messages.send_message(
+                request_id=request_id, kind="evidence", body_json=manifest, within=store
+            )
         self._wake.set()
         return view
+
+    def _check_header(
+        self, request_id: str, files: Sequence[EvidenceFile], note: str | None
+    ) -> None:
+        """Refuse, before any data is taken, what sending the set would refuse anyway."""
+        body = validate_form(
+            get_message_type("evidence"), header_manifest(str(new_exchange_id()), files, note)
+        )
+        exchange_id = parse_exchange_id(request_id)
+        with transaction(self._database.engine) as session:
+            row = exchange_repo.get_exchange(session, exchange_id)
+            if row is None:
+                raise NotFoundError(f"no request {exchange_id} at this node")
+            move(
+                row,
+                kind="evidence",
+                fields=json.loads(body),
+                by=own_role(row),
+                now_ms=self._clock(),
+            )
 
     # --- uploading (the requested party) ---
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from node.storage.tables import Evidence, EvidenceChunk
@@ -54,7 +54,11 @@ def set_evidence_complete(session: Session, evidence_id: str) -> None:
 
 
 def insert_chunk(session: Session, *, evidence_id: str, item: int, idx: int, data: bytes) -> None:
-    session.add(EvidenceChunk(evidence_id=evidence_id, item=item, idx=idx, data=data))
+    """Written at once, outside the session's identity map: a set of a thousand chunks is
+    stored in one transaction without the session holding every chunk until it commits."""
+    session.connection().execute(
+        insert(EvidenceChunk).values(evidence_id=evidence_id, item=item, idx=idx, data=data)
+    )
 
 
 def chunks_held(session: Session, evidence_id: str, item: int) -> int:

@@ -5,7 +5,7 @@ commit together."""
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from node.errors import NotFoundError
@@ -22,6 +22,8 @@ def insert_exchange(
     state: str,
     form_json: bytes,
     now_ms: int,
+    idempotency_key: str | None = None,
+    idempotency_digest: bytes | None = None,
 ) -> Exchange:
     row = Exchange(
         id=exchange_id,
@@ -32,6 +34,8 @@ def insert_exchange(
         form_json=form_json,
         created_at_ms=now_ms,
         updated_at_ms=now_ms,
+        idempotency_key=idempotency_key,
+        idempotency_digest=idempotency_digest,
     )
     session.add(row)
     return row
@@ -44,10 +48,27 @@ def get_exchange(session: Session, exchange_id: str, *, lock: bool = False) -> E
     return session.get(Exchange, exchange_id, with_for_update=lock)
 
 
-def list_exchanges(session: Session, *, direction: str | None, limit: int) -> list[Exchange]:
+def exchange_by_idempotency_key(session: Session, key: str) -> Exchange | None:
+    query = select(Exchange).where(Exchange.idempotency_key == key)
+    return session.exec(query).first()
+
+
+def list_exchanges(
+    session: Session, *, direction: str | None, limit: int, after: tuple[int, str] | None = None
+) -> list[Exchange]:
+    """Up to ``limit`` exchanges, newest first (ties by id); ``after`` (created_at_ms, id) of
+    the last one a previous page held continues from there."""
     query = select(Exchange)
     if direction is not None:
         query = query.where(Exchange.direction == direction)
+    if after is not None:
+        created, exchange_id = after
+        query = query.where(
+            or_(
+                col(Exchange.created_at_ms) < created,
+                and_(col(Exchange.created_at_ms) == created, col(Exchange.id) > exchange_id),
+            )
+        )
     query = query.order_by(col(Exchange.created_at_ms).desc(), col(Exchange.id)).limit(limit)
     return list(session.exec(query))
 

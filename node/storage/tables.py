@@ -62,6 +62,16 @@ class Exchange(Base, table=True):
     due_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
     """When the requested party must have decided or executed it (legal-basis profile), counted
     from receipt; both ends compute it from the receipt's time."""
+    idempotency_key: str | None = Field(
+        default=None, sa_column=Column(String(128), nullable=True, unique=True)
+    )
+    """The key an outbound request was filed under (the caller's, so a call whose outcome it
+    does not know can be repeated without filing twice)."""
+    idempotency_digest: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary(32), nullable=True)
+    )
+    """SHA-256 of what was asked under the key (type, recipient, form, options): the same key
+    with a different request is refused."""
 
 
 class Message(Base, table=True):

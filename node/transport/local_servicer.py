@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,7 +15,8 @@ from node.ids import AgencyId
 from node.model.request import Direction, NodeStatusView, RequestView
 from node.services.campaigns import CampaignService
 from node.services.disclosure import DisclosureService, Release
-from node.services.evidence import EvidenceFile, EvidenceService, EvidenceSetView
+from node.services.evidence import EvidenceService, EvidenceSetView
+from node.services.evidence_upload import EvidenceFile, EvidencePathRefusedError, UploadOrderError
 from node.services.exchange import ExchangeService
 from node.services.groups import GroupService
 from node.services.indicators import IndicatorService
@@ -84,6 +84,7 @@ class LocalServicer(
             form_json=request.form_json,
             strip=request.strip_identifiers,
             campaign_id=request.campaign_id or None,
+            idempotency_key=request.idempotency_key or None,
         )
         return request_detail_to_proto(view)
 
@@ -117,10 +118,14 @@ class LocalServicer(
         self, request: local_pb2.ListRequestsRequest, _context: Context
     ) -> local_pb2.ListRequestsResponse:
         limit = min(request.limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
-        views = await self._exchange.list_requests(
-            direction=_DIRECTION_FROM_PROTO.get(request.direction), limit=limit
+        page = await self._exchange.list_requests(
+            direction=_DIRECTION_FROM_PROTO.get(request.direction),
+            limit=limit,
+            page_token=request.page_token,
         )
-        return local_pb2.ListRequestsResponse(requests=[_summary(v) for v in views])
+        return local_pb2.ListRequestsResponse(
+            requests=[_summary(v) for v in page.requests], next_page_token=page.next_page_token
+        )
 
     async def GetRequest(  # noqa: N802
         self, request: local_pb2.GetRequestRequest, _context: Context
@@ -146,11 +151,27 @@ class LocalServicer(
         return request_detail_to_proto(view)
 
     async def SendEvidence(  # noqa: N802
-        self, request: local_pb2.SendEvidenceRequest, _context: Context
+        self, _request: local_pb2.SendEvidenceRequest, _context: Context
     ) -> local_pb2.RequestDetail:
-        files = [EvidenceFile(path=Path(f.path), media_type=f.media_type) for f in request.files]
-        view = await self._evidence.send(
-            request_id=request.request_id, files=files, note=request.note or None
+        # The node would open the paths with its own rights (its keys, its database),
+        # whoever named them: the caller streams the files' bytes instead.
+        raise EvidencePathRefusedError(
+            "the node does not read evidence from paths; stream the files with "
+            "UploadEvidence (`comity evidence send` does)"
+        )
+
+    async def UploadEvidence(  # noqa: N802
+        self, request_iterator: AsyncIterator[local_pb2.EvidenceUpload], _context: Context
+    ) -> local_pb2.RequestDetail:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise UploadOrderError("an evidence upload starts with its header")
+        header = first.header
+        view = await self._evidence.upload(
+            request_id=header.request_id,
+            files=[EvidenceFile(name=f.name, media_type=f.media_type) for f in header.files],
+            note=header.note or None,
+            data=_upload_data(request_iterator),
         )
         return request_detail_to_proto(view)
 
@@ -190,6 +211,16 @@ class LocalServicer(
     ) -> local_pb2.ErasureSummary:
         erased = await self._disclosure.erase_expired()
         return local_pb2.ErasureSummary(leaves=erased.leaves, exchanges=erased.exchanges)
+
+
+async def _upload_data(
+    messages: AsyncIterator[local_pb2.EvidenceUpload],
+) -> AsyncIterator[tuple[int, bytes]]:
+    """(file, bytes) of an upload's data messages, after its header."""
+    async for message in messages:
+        if message.WhichOneof("part") != "data":
+            raise UploadOrderError("an evidence upload has one header, first")
+        yield message.data.file, message.data.data
 
 
 def _evidence_set(view: EvidenceSetView) -> local_pb2.EvidenceSet:
@@ -262,6 +293,7 @@ def request_detail_to_proto(view: RequestView) -> local_pb2.RequestDetail:
         last_error=view.last_error or "",
         signed_by=view.signed_by,
         preserved_until_ms=view.preserved_until_ms or 0,
+        idempotency_key=view.idempotency_key or "",
         history=[
             local_pb2.HistoryEntry(
                 kind=m.kind,

@@ -102,7 +102,7 @@ async def test_refusal_no_retry_can_cure_fails_the_delivery_for_good(
         with pytest.raises(PeerRejectedError) as caught:
             await file(fed)
         assert caught.value.peer_code == "superseded_directory"
-        [view] = await fed.nodes[UNIT].exchange.list_requests(direction=None, limit=5)
+        [view] = (await fed.nodes[UNIT].exchange.list_requests(direction=None, limit=5)).requests
         assert view.state is RequestState.DELIVERY_FAILED
         assert view.delivery is not None
         assert view.delivery.status == "failed"

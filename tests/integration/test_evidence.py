@@ -20,7 +20,7 @@ from node.gen.comity.v1 import evidence_pb2, evidence_pb2_grpc
 from node.ids import AgencyId, ExchangeId, new_exchange_id, new_message_id
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
 from node.model.lifecycle import WrongRequestTypeError
-from node.model.request import RequestState
+from node.model.request import RequestState, RequestView
 from node.services.evidence import CHUNK_SIZE, EvidenceFile, build_manifest
 from node.timeutil import now_ms
 from tests.integration.harness import Federation
@@ -50,15 +50,39 @@ async def accepted_request(
     return view.request_id
 
 
-def files(tmp_path: Path) -> list[EvidenceFile]:
+def files(tmp_path: Path) -> list[tuple[Path, str]]:
+    """Two files to return, with their media types."""
     big = tmp_path / "posts.jsonl"
     big.write_bytes(os.urandom(CHUNK_SIZE * 3 + 1234))  # four chunks
     small = tmp_path / "subscriber.csv"
     small.write_bytes(b"account,registered\\nchirper:orbit_watch_77,2026-02-27\\n")
-    return [
-        EvidenceFile(path=big, media_type="application/jsonl"),
-        EvidenceFile(path=small, media_type="text/csv"),
-    ]
+    return [(big, "application/jsonl"), (small, "text/csv")]
+
+
+async def send(
+    fed: Federation,
+    request_id: str,
+    sent: list[tuple[Path, str]],
+    *,
+    note: str | None = None,
+    agency: str = AUTHORITY,
+    piece: int = 100_000,
+) -> RequestView:
+    """Stream ``sent`` to ``agency``'s evidence service in pieces, as Local.UploadEvidence
+    does (pieces that do not fall on chunk boundaries)."""
+
+    async def data() -> AsyncIterator[tuple[int, bytes]]:
+        for number, (path, _) in enumerate(sent):
+            content = path.read_bytes()
+            for start in range(0, len(content), piece):
+                yield number, content[start : start + piece]
+
+    return await fed.nodes[agency].evidence.upload(
+        request_id=request_id,
+        files=[EvidenceFile(name=path.name, media_type=media) for path, media in sent],
+        note=note,
+        data=data(),
+    )
 
 
 async def wait_complete(fed: Federation, request_id: str) -> None:
@@ -81,20 +105,16 @@ async def test_evidence_arrives_verified_and_both_ends_agree(
 ) -> None:
     request_id = await accepted_request(fed)
     sent = files(tmp_path)
-    view = await fed.nodes[AUTHORITY].evidence.send(
-        request_id=request_id, files=sent, note="Posts and subscriber records."
-    )
+    view = await send(fed, request_id, sent, note="Posts and subscriber records.")
     assert view.state is RequestState.ACCEPTED  # evidence does not move the request
     await wait_complete(fed, request_id)
     [received] = await fed.nodes[UNIT].evidence.list_sets(request_id)
     assert [i.name for i in received.items] == ["posts.jsonl", "subscriber.csv"]
     assert [i.chunks_total for i in received.items] == [4, 1]
     assert all(i.verified for i in received.items)
-    for index, file in enumerate(sent):
+    for index, (path, _) in enumerate(sent):
         data = await read_back(fed, request_id, received.evidence_id, index)
-        assert (
-            hashlib.sha256(data).hexdigest() == hashlib.sha256(file.path.read_bytes()).hexdigest()
-        )
+        assert hashlib.sha256(data).hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
     # The sender learns that the receiver holds everything.
     for _ in range(50):
         [outbound] = await fed.nodes[AUTHORITY].evidence.list_sets(request_id)
@@ -115,7 +135,7 @@ async def test_an_interrupted_upload_resumes_where_it_stopped(
     assert authority._uploading is not None
     authority._uploading.cancel()
     await asyncio.gather(authority._uploading, return_exceptions=True)
-    await authority.evidence.send(request_id=request_id, files=files(tmp_path), note=None)
+    await send(fed, request_id, files(tmp_path))
     [entry] = await fed.nodes[UNIT].evidence.list_sets(request_id)
     # Two chunks of the first file arrive, then the link "breaks".
     await push(fed, entry.evidence_id, [(0, 0), (0, 1)])
@@ -184,7 +204,7 @@ async def test_bad_chunks_are_refused_each_with_its_own_status(
     assert authority._uploading is not None
     authority._uploading.cancel()
     await asyncio.gather(authority._uploading, return_exceptions=True)
-    await authority.evidence.send(request_id=request_id, files=files(tmp_path), note=None)
+    await send(fed, request_id, files(tmp_path))
     [entry] = await fed.nodes[UNIT].evidence.list_sets(request_id)
     eid = entry.evidence_id
 
@@ -227,13 +247,9 @@ async def test_evidence_only_from_the_requested_party_and_after_a_decision(
         request_type="production", recipient=AUTHORITY, form_json=FORM
     )
     with pytest.raises(Exception, match="evidence is not allowed while the request is registered"):
-        await fed.nodes[AUTHORITY].evidence.send(
-            request_id=view.request_id, files=files(tmp_path), note=None
-        )
+        await send(fed, view.request_id, files(tmp_path))
     with pytest.raises(Exception, match="only the requested party sends evidence"):
-        await fed.nodes[UNIT].evidence.send(
-            request_id=view.request_id, files=files(tmp_path), note=None
-        )
+        await send(fed, view.request_id, files(tmp_path), agency=UNIT)
     assert await fed.nodes[UNIT].evidence.list_sets(view.request_id) == []
 
 
@@ -243,9 +259,7 @@ async def test_a_preservation_request_takes_no_evidence_at_either_end(
     request_id = await accepted_request(fed, "preservation", PRESERVATION_FORM)
     # The requested party's node refuses to send it ...
     with pytest.raises(WrongRequestTypeError, match="only preserves data"):
-        await fed.nodes[AUTHORITY].evidence.send(
-            request_id=request_id, files=files(tmp_path), note=None
-        )
+        await send(fed, request_id, files(tmp_path))
     assert await fed.nodes[AUTHORITY].evidence.list_sets(request_id) == []
     # ... and the requester's node refuses one that arrives anyway, storing nothing.
     manifest, _ = build_manifest(str(new_exchange_id()), [("a.csv", "text/csv", b"x")], None)

@@ -67,7 +67,9 @@ async def retried(fed: Federation, request_id: str, *, attempts: int) -> Request
 
 async def assert_registered_once(fed: Federation, request_id: str) -> None:
     """The peer holds the request once, logged once, and the sender logged its receipt once."""
-    [inbound] = await fed[AUTHORITY].exchange.list_requests(direction=Direction.INBOUND, limit=10)
+    [inbound] = (
+        await fed[AUTHORITY].exchange.list_requests(direction=Direction.INBOUND, limit=10)
+    ).requests
     assert inbound.request_id == request_id
     assert await fed[AUTHORITY].events() == ["request.received", "receipt.sent"]
     assert await fed[UNIT].events() == ["request.sent", "receipt.received"]
@@ -87,7 +89,7 @@ async def test_a_request_filed_while_the_peer_is_unreachable_arrives_once_it_ret
     assert "peer_unavailable" in (pending.delivery.last_error or "")
     [backlog] = (await fed[UNIT].exchange.node_status()).peers
     assert (backlog.peer, backlog.pending) == (AUTHORITY, 1)
-    assert await fed[AUTHORITY].exchange.list_requests(direction=None, limit=10) == []
+    assert (await fed[AUTHORITY].exchange.list_requests(direction=None, limit=10)).requests == ()
 
     fed.network.heal()
     await delivered(fed, filed.request_id)
@@ -152,7 +154,7 @@ async def refused_for_good(fed: Federation) -> None:
             request_type="preservation", recipient=AUTHORITY, form_json=example_form()
         )
     assert caught.value.peer_code == "form_invalid"
-    [view] = await fed[UNIT].exchange.list_requests(direction=None, limit=10)
+    [view] = (await fed[UNIT].exchange.list_requests(direction=None, limit=10)).requests
     assert view.state is RequestState.DELIVERY_FAILED
     assert view.delivery is not None
     assert view.delivery.status == "failed"
@@ -160,7 +162,7 @@ async def refused_for_good(fed: Federation) -> None:
     fed.network.heal()
     await asyncio.sleep(0.2)  # several poll intervals: nothing claims a failed delivery
     assert len(fed.network.calls) == 1
-    assert await fed[AUTHORITY].exchange.list_requests(direction=None, limit=10) == []
+    assert (await fed[AUTHORITY].exchange.list_requests(direction=None, limit=10)).requests == ()
 
 
 async def test_an_envelope_that_expires_before_it_could_be_delivered_is_given_up(
@@ -205,4 +207,6 @@ async def test_a_peer_that_cannot_be_reached_holds_up_no_delivery_to_another(
         )
         [backlog] = (await fed[UNIT].exchange.node_status()).peers
         assert backlog.peer == AUTHORITY
-        assert len(await fed[OTHER].exchange.list_requests(direction=None, limit=10)) == 1
+        assert (
+            len((await fed[OTHER].exchange.list_requests(direction=None, limit=10)).requests) == 1
+        )

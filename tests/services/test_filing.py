@@ -36,8 +36,8 @@ def with_identifiers_in_free_text() -> bytes:
 
 
 async def nothing_stored(agency: Agency) -> bool:
-    requests = await agency.exchange.list_requests(direction=None, limit=10)
-    return requests == [] and await agency.leaves() == []
+    requests = (await agency.exchange.list_requests(direction=None, limit=10)).requests
+    return requests == () and await agency.leaves() == []
 
 
 async def test_a_form_with_identifiers_in_free_text_is_refused_and_nothing_is_kept(
@@ -119,7 +119,9 @@ async def test_a_filed_request_is_stored_delivered_and_logged_on_both_sides(
     assert filed.receipt is not None
     assert filed.delivery is not None
     assert filed.delivery.status == "delivered"
-    [outbound] = await fed[UNIT].exchange.list_requests(direction=Direction.OUTBOUND, limit=10)
+    [outbound] = (
+        await fed[UNIT].exchange.list_requests(direction=Direction.OUTBOUND, limit=10)
+    ).requests
     assert outbound.request_id == filed.request_id
     assert outbound.peer == AUTHORITY
 
@@ -169,7 +171,7 @@ async def test_a_full_outbox_refuses_new_requests_and_stores_nothing(
             await fed[UNIT].exchange.file_request(
                 request_type="preservation", recipient=AUTHORITY, form_json=example_form()
             )
-        assert len(await fed[UNIT].exchange.list_requests(direction=None, limit=10)) == 1
+        assert len((await fed[UNIT].exchange.list_requests(direction=None, limit=10)).requests) == 1
         status = await fed[UNIT].exchange.node_status()
         assert status.outbox_pending == 1
         [backlog] = status.peers

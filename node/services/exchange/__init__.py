@@ -25,7 +25,7 @@ from node.services.delivery import DeliveryWorker
 from node.services.exchange.filing import Filing
 from node.services.exchange.party import ExchangeSettings, Party
 from node.services.exchange.receiving import CLOCK_SKEW_MS, MAX_LIFETIME_MS, CatchUp, Receiving
-from node.services.exchange.views import Views
+from node.services.exchange.views import RequestPage, Views
 from node.storage.database import Database
 from node.storage.tables import Exchange
 from node.timeutil import now_ms
@@ -39,6 +39,7 @@ __all__ = [
     "Filing",
     "Party",
     "Receiving",
+    "RequestPage",
     "Views",
 ]
 
@@ -106,6 +107,7 @@ class ExchangeService:
         form_json: bytes,
         strip: bool = False,
         campaign_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> RequestView:
         """See :meth:`Filing.file_request`."""
         return await self.filing.file_request(
@@ -114,6 +116,7 @@ class ExchangeService:
             form_json=form_json,
             strip=strip,
             campaign_id=campaign_id,
+            idempotency_key=idempotency_key,
         )
 
     async def send_message(
@@ -139,8 +142,13 @@ class ExchangeService:
         """See :meth:`Views.get_request`."""
         return await self.views.get_request(request_id)
 
-    async def list_requests(self, *, direction: Direction | None, limit: int) -> list[RequestView]:
-        return await self.views.list_requests(direction=direction, limit=limit)
+    async def list_requests(
+        self, *, direction: Direction | None, limit: int, page_token: str = ""
+    ) -> RequestPage:
+        """See :meth:`Views.list_requests`."""
+        return await self.views.list_requests(
+            direction=direction, limit=limit, page_token=page_token
+        )
 
     async def overdue_requests(self) -> list[RequestView]:
         """See :meth:`Views.overdue_requests`."""

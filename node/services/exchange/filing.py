@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Callable
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from node import wire
@@ -34,6 +35,7 @@ from node.model.envelope import EnvelopeHeader, SealedEnvelope
 from node.model.request import Direction, RequestPreview, RequestState, RequestView
 from node.services.audit import record_event
 from node.services.delivery import Claim, DeliveryWorker
+from node.services.exchange.idempotency import FilingKey
 from node.services.exchange.party import Party, insert_message
 from node.services.exchange.views import Views
 from node.services.lifecycle import apply_message, move, own_role, refusal_ground
@@ -90,6 +92,7 @@ class Filing:
         form_json: bytes,
         strip: bool = False,
         campaign_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> RequestView:
         """Validate, minimize, sign and seal a request, and store it with its delivery in
         the outbox. ``strip`` removes identifiers found in free text instead of refusing;
@@ -97,6 +100,8 @@ class Filing:
 
         Waits up to ``file_wait_s`` for the signed receipt, then answers with the request as
         it stands: delivered, or submitted with its delivery pending (it will be retried).
+        With ``idempotency_key``, a request filed under that key before is answered as it
+        stands instead (the key is stored with the request, in the same transaction).
 
         Raises:
             UnknownRequestTypeError, UnknownAgencyError, FormValidationError: bad input;
@@ -105,10 +110,25 @@ class Filing:
             CampaignError: the form names another campaign; nothing is stored.
             NotFoundError: no such campaign at this node; nothing is stored.
             OverloadedError: the outbox is full; nothing is stored.
+            MalformedError: the idempotency key is malformed; nothing is stored.
+            IdempotencyKeyReusedError: the key was used to file a different request.
             ComityError: the peer refused the request for good while filing waited (the
                 request stays stored as ``delivery_failed`` with the reason).
         """
         self._party.check_not_expired()
+        key = None
+        if idempotency_key is not None:
+            key = FilingKey.of(
+                idempotency_key,
+                request_type=request_type,
+                recipient=recipient,
+                form_json=form_json,
+                strip=strip,
+                campaign_id=campaign_id,
+            )
+            filed = await self._filed_under(key)
+            if filed is not None:
+                return filed
         preview = self.preview_request(
             request_type=request_type,
             recipient=recipient,
@@ -131,14 +151,45 @@ class Filing:
                     recipient=member.agency_id,
                 )
             )
-            await self._store_and_dispatch(
-                header.message_id,
-                lambda carrier, owner: self._store_outbound(
-                    form_type, sealed, canonical, carrier, owner, campaign_id=campaign_id
-                ),
-                after_commit="file.after_commit",
-            )
+            try:
+                await self._store_and_dispatch(
+                    header.message_id,
+                    lambda carrier, owner: self._store_outbound(
+                        form_type,
+                        sealed,
+                        canonical,
+                        carrier,
+                        owner,
+                        campaign_id=campaign_id,
+                        key=key,
+                    ),
+                    after_commit="file.after_commit",
+                )
+            except IntegrityError:
+                # Another call under the same key stored its request first: answer with it.
+                filed = await self._filed_under(key) if key is not None else None
+                if filed is None:
+                    raise
+                return filed
         return await self._views.get_request(header.exchange_id)
+
+    async def _filed_under(self, key: FilingKey) -> RequestView | None:
+        """The request filed under ``key`` as it stands, if one was.
+
+        Raises:
+            IdempotencyKeyReusedError: the key was used to file a different request.
+        """
+
+        def find() -> str | None:
+            with transaction(self._party.engine) as session:
+                row = exchange_repo.exchange_by_idempotency_key(session, key.key)
+                if row is None:
+                    return None
+                key.check_same(row.idempotency_digest, row.id)
+                return row.id
+
+        exchange_id = await self._party.run(find)
+        return None if exchange_id is None else await self._views.get_request(exchange_id)
 
     async def send_message(
         self,
@@ -275,8 +326,10 @@ class Filing:
         owner: str | None,
         *,
         campaign_id: str | None,
+        key: FilingKey | None,
     ) -> Claim:
-        """The request, its envelope and its outbox row: one transaction, all or nothing."""
+        """The request (with its idempotency key), its envelope and its outbox row: one
+        transaction, all or nothing."""
         header = sealed.header
         now = self._party.clock()
         with transaction(self._party.engine) as session:
@@ -292,6 +345,8 @@ class Filing:
                 state=RequestState.SUBMITTED,
                 form_json=form,
                 now_ms=now,
+                idempotency_key=key.key if key else None,
+                idempotency_digest=key.digest if key else None,
             )
             claim = self._enqueue(
                 session, sealed, payload=form, trace_context=trace_context, owner=owner, now=now

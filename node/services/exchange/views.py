@@ -4,10 +4,13 @@ ones, and the node's delivery backlog."""
 
 from __future__ import annotations
 
+import base64
+from dataclasses import dataclass
+
 from sqlmodel import Session
 
 from node import wire
-from node.errors import NotFoundError
+from node.errors import MalformedError, NotFoundError
 from node.forms.registry import form_type_for_payload
 from node.ids import AgencyId, ExchangeId, parse_exchange_id
 from node.model.request import (
@@ -23,6 +26,33 @@ from node.services.lifecycle import effective_state, is_overdue
 from node.storage import exchange_repo, outbox_repo
 from node.storage.engine import transaction
 from node.storage.tables import Exchange, Message, Outbox
+
+MAX_ID_CHARS = 36
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestPage:
+    """One page of requests, and the token that asks for the next ("" on the last page)."""
+
+    requests: tuple[RequestView, ...]
+    next_page_token: str
+
+
+def _token(row: Exchange) -> str:
+    """An opaque page token: where the page after ``row`` starts."""
+    return base64.urlsafe_b64encode(f"{row.created_at_ms}:{row.id}".encode()).decode()
+
+
+def _position(token: str) -> tuple[int, str]:
+    bad = MalformedError("the page token is not one this node gave out")
+    try:
+        created, _, exchange_id = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        position = int(created), exchange_id
+    except ValueError as e:  # bad base64, text or number
+        raise bad from e
+    if not 0 < len(exchange_id) <= MAX_ID_CHARS:
+        raise bad
+    return position
 
 
 class Views:
@@ -41,11 +71,30 @@ class Views:
         exchange_id = parse_exchange_id(request_id)
         return await self._party.run(lambda: self._load_view(exchange_id))
 
-    async def list_requests(self, *, direction: Direction | None, limit: int) -> list[RequestView]:
-        def load() -> list[RequestView]:
+    async def list_requests(
+        self, *, direction: Direction | None, limit: int, page_token: str = ""
+    ) -> RequestPage:
+        """Up to ``limit`` requests, newest first, from where ``page_token`` (a previous
+        page's ``next_page_token``, or empty for the first page) left off.
+
+        Raises:
+            MalformedError: the page token is not one this node gave out.
+        """
+        after = _position(page_token) if page_token else None
+
+        def load() -> RequestPage:
             with transaction(self._party.engine) as session:
-                rows = exchange_repo.list_exchanges(session, direction=direction, limit=limit)
-                return [_view(session, row, self._party.clock()) for row in rows]
+                # One more than asked tells whether another page follows.
+                rows = exchange_repo.list_exchanges(
+                    session, direction=direction, limit=limit + 1, after=after
+                )
+                now = self._party.clock()
+                views = tuple(_view(session, row, now) for row in rows[:limit])
+                last = rows[limit - 1] if len(rows) > limit else None
+                return RequestPage(
+                    requests=views,
+                    next_page_token=_token(last) if last is not None else "",
+                )
 
         return await self._party.run(load)
 
@@ -142,6 +191,7 @@ def _view(session: Session, row: Exchange, now_ms: int) -> RequestView:
         preserved_until_ms=row.preserved_until_ms,
         due_at_ms=row.due_at_ms,
         overdue=is_overdue(row, now_ms),
+        idempotency_key=row.idempotency_key,
         history=tuple(
             _message_view(session, m, is_request=m is request)
             for m in sorted(messages, key=lambda m: (m.created_at_ms, m.direction, m.sequence))

@@ -891,12 +891,13 @@ Global___ErasureSummary: _TypeAlias = ErasureSummary  # noqa: Y015
 
 @_typing.final
 class EvidenceFile(_message.Message):
+    """SendEvidence's file (refused): a path on the node's machine."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PATH_FIELD_NUMBER: _builtins.int
     MEDIA_TYPE_FIELD_NUMBER: _builtins.int
     path: _builtins.str
-    """A path on the node's machine that the node's user can read."""
     media_type: _builtins.str
     """e.g. "application/json", "text/csv", "image/png"."""
     def __init__(
@@ -938,6 +939,113 @@ class SendEvidenceRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendEvidenceRequest: _TypeAlias = SendEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class EvidenceUpload(_message.Message):
+    """One message of UploadEvidence: the header first, then the files' data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> Global___EvidenceUploadHeader: ...
+    @_builtins.property
+    def data(self) -> Global___EvidenceUploadData: ...
+    def __init__(
+        self,
+        *,
+        header: Global___EvidenceUploadHeader | None = ...,
+        data: Global___EvidenceUploadData | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "header", b"header", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "header", b"header", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "data"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___EvidenceUpload: _TypeAlias = EvidenceUpload  # noqa: Y015
+
+@_typing.final
+class EvidenceUploadHeader(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    note: _builtins.str
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceUploadFile]:
+        """The files, in order (1 to 100)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        files: _abc.Iterable[Global___EvidenceUploadFile] | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "note", b"note", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceUploadHeader: _TypeAlias = EvidenceUploadHeader  # noqa: Y015
+
+@_typing.final
+class EvidenceUploadFile(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The file name, without directories (A-Z a-z 0-9 . _ -, at most 128)."""
+    media_type: _builtins.str
+    """e.g. "application/json", "text/csv", "image/png"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media_type", b"media_type", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceUploadFile: _TypeAlias = EvidenceUploadFile  # noqa: Y015
+
+@_typing.final
+class EvidenceUploadData(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    file: _builtins.int
+    """Which file of the header these bytes continue (0-based). Files come in
+    order: once data of file n came, data of an earlier file is refused. A
+    file that gets no data is empty.
+    """
+    data: _builtins.bytes
+    """At most 1 MiB a message."""
+    def __init__(
+        self,
+        *,
+        file: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceUploadData: _TypeAlias = EvidenceUploadData  # noqa: Y015
 
 @_typing.final
 class EvidenceItem(_message.Message):
@@ -1205,6 +1313,7 @@ class FileRequestRequest(_message.Message):
     FORM_JSON_FIELD_NUMBER: _builtins.int
     STRIP_IDENTIFIERS_FIELD_NUMBER: _builtins.int
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     request_type: _builtins.str
     """Request type, e.g. "preservation"."""
     recipient: _builtins.str
@@ -1221,6 +1330,13 @@ class FileRequestRequest(_message.Message):
     and signing (INVALID_ARGUMENT if the form names another campaign,
     NOT_FOUND when filing and the campaign is not held here).
     """
+    idempotency_key: _builtins.str
+    """Optional: a key the caller makes once per request it means to file (at
+    most 128 characters: A-Z a-z 0-9 . _ : -), and repeats when it retries
+    a call whose outcome it does not know. A request filed under the key
+    before is answered as it stands, not filed again; the same key with a
+    different request (type, recipient, form, strip, campaign) is refused.
+    """
     def __init__(
         self,
         *,
@@ -1229,10 +1345,11 @@ class FileRequestRequest(_message.Message):
         form_json: _builtins.bytes = ...,
         strip_identifiers: _builtins.bool = ...,
         campaign_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "form_json", b"form_json", "recipient", b"recipient", "request_type", b"request_type", "strip_identifiers", b"strip_identifiers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "form_json", b"form_json", "idempotency_key", b"idempotency_key", "recipient", b"recipient", "request_type", b"request_type", "strip_identifiers", b"strip_identifiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1356,6 +1473,7 @@ class RequestDetail(_message.Message):
     SIGNED_BY_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
     PRESERVED_UNTIL_MS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     form_json: _builtins.bytes
     """The form as filed (outbound) or as received and opened (inbound)."""
     receipt_verified: _builtins.bool
@@ -1366,6 +1484,8 @@ class RequestDetail(_message.Message):
     """Why the last delivery attempt failed, if it did (no case content)."""
     preserved_until_ms: _builtins.int
     """For preserved data: when the preservation ends (ms since the Unix epoch)."""
+    idempotency_key: _builtins.str
+    """The idempotency key it was filed under, if any (outbound requests)."""
     @_builtins.property
     def summary(self) -> Global___RequestSummary: ...
     @_builtins.property
@@ -1400,10 +1520,11 @@ class RequestDetail(_message.Message):
         signed_by: _abc.Iterable[_builtins.str] | None = ...,
         history: _abc.Iterable[Global___HistoryEntry] | None = ...,
         preserved_until_ms: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "receipt", b"receipt", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "form_json", b"form_json", "history", b"history", "last_error", b"last_error", "preserved_until_ms", b"preserved_until_ms", "receipt", b"receipt", "receipt_verified", b"receipt_verified", "signed_by", b"signed_by", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "form_json", b"form_json", "history", b"history", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "preserved_until_ms", b"preserved_until_ms", "receipt", b"receipt", "receipt_verified", b"receipt_verified", "signed_by", b"signed_by", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1448,19 +1569,25 @@ class ListRequestsRequest(_message.Message):
 
     DIRECTION_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     direction: Global___Direction.ValueType
     """DIRECTION_UNSPECIFIED lists both directions."""
     limit: _builtins.int
-    """At most this many (default 50, at most 1000)."""
+    """At most this many per page (default 50, at most 1000)."""
+    page_token: _builtins.str
+    """Empty for the first page; else a previous answer's next_page_token, with
+    the same direction.
+    """
     def __init__(
         self,
         *,
         direction: Global___Direction.ValueType = ...,
         limit: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "limit", b"limit", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1471,16 +1598,22 @@ class ListRequestsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUESTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set when more requests follow: ask again with it as page_token. (Empty
+    in ListOverdue's answer, which is never paged.)
+    """
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestSummary]: ...
     def __init__(
         self,
         *,
         requests: _abc.Iterable[Global___RequestSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1531,6 +1664,8 @@ class PeerDeliveries(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_AT_MS_FIELD_NUMBER: _builtins.int
     ALERT_FIELD_NUMBER: _builtins.int
+    CLAIMED_ELSEWHERE_FIELD_NUMBER: _builtins.int
+    CLAIMS_END_AT_MS_FIELD_NUMBER: _builtins.int
     peer: _builtins.str
     pending: _builtins.int
     """Deliveries still pending to this peer, and the age of the oldest."""
@@ -1542,6 +1677,13 @@ class PeerDeliveries(_message.Message):
     """True when the oldest pending delivery has waited longer than the node's
     alert threshold: the peer has stayed unreachable.
     """
+    claimed_elsewhere: _builtins.int
+    """Pending deliveries held by another process's claim (another replica, or
+    one that died: its claims lapse at their lease end), and when the last of
+    those leases ends. This node releases the claims of its own earlier runs
+    when it starts.
+    """
+    claims_end_at_ms: _builtins.int
     def __init__(
         self,
         *,
@@ -1552,10 +1694,12 @@ class PeerDeliveries(_message.Message):
         last_error: _builtins.str = ...,
         next_attempt_at_ms: _builtins.int = ...,
         alert: _builtins.bool = ...,
+        claimed_elsewhere: _builtins.int = ...,
+        claims_end_at_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "last_error", b"last_error", "max_attempts", b"max_attempts", "next_attempt_at_ms", b"next_attempt_at_ms", "oldest_pending_since_ms", b"oldest_pending_since_ms", "peer", b"peer", "pending", b"pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "claimed_elsewhere", b"claimed_elsewhere", "claims_end_at_ms", b"claims_end_at_ms", "last_error", b"last_error", "max_attempts", b"max_attempts", "next_attempt_at_ms", b"next_attempt_at_ms", "oldest_pending_since_ms", b"oldest_pending_since_ms", "peer", b"peer", "pending", b"pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

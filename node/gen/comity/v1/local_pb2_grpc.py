@@ -81,6 +81,11 @@ class LocalStub:
                 request_serializer=comity_dot_v1_dot_local__pb2.SendEvidenceRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
                 _registered_method=True)
+        self.UploadEvidence = channel.stream_unary(
+                '/comity.v1.Local/UploadEvidence',
+                request_serializer=comity_dot_v1_dot_local__pb2.EvidenceUpload.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
+                _registered_method=True)
         self.ListEvidence = channel.unary_unary(
                 '/comity.v1.Local/ListEvidence',
                 request_serializer=comity_dot_v1_dot_local__pb2.GetRequestRequest.SerializeToString,
@@ -246,10 +251,15 @@ class LocalServicer:
         delivery in the node's durable outbox: from then on the request will reach
         the recipient exactly once, through crashes and outages. Waits a short
         while for the signed receipt and answers with the request as it stands
-        ("delivered", or "submitted" with the pending delivery). Errors:
+        ("delivered", or "submitted" with the pending delivery). With an
+        idempotency key, a request filed under that key before is answered as it
+        stands instead of being filed again, so a call whose outcome is unknown
+        (the node died, the connection broke) can be repeated safely. Errors:
         INVALID_ARGUMENT (unknown request type or recipient, form that fails its
-        schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
-        it refused the request for good while the call waited.
+        schema, malformed key), ALREADY_EXISTS (idempotency_key_reused: the key
+        was used for a different request), RESOURCE_EXHAUSTED (the outbox is
+        full), and the peer's refusal if it refused the request for good while
+        the call waited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -273,7 +283,7 @@ class LocalServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRequests(self, request, context):
-        """Lists requests, newest first.
+        """Lists requests, newest first, a page at a time (next_page_token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -317,10 +327,26 @@ class LocalServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SendEvidence(self, request, context):
-        """Returns evidence for a request this agency received: reads the files
-        (paths the node can read), stores them in chunks with a manifest of
-        SHA-256 digests, sends the manifest as an "evidence" message, and pushes
-        the sealed chunks to the requester (resuming after any interruption).
+        """Refused (FAILED_PRECONDITION, evidence_path_refused): the node would read
+        the files by path with its own rights, whoever named them. Use
+        UploadEvidence, which takes the files' bytes from the caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadEvidence(self, request_iterator, context):
+        """Returns evidence for a request this agency received. The caller streams
+        the files: first an EvidenceUpload with the header (request, files' names
+        and media types, note), then their bytes in data messages, file after
+        file. The node checks the header before taking any data (NOT_FOUND,
+        INVALID_ARGUMENT for a bad name or media type, FAILED_PRECONDITION when
+        evidence is not this party's move now), refuses the stream as soon as the
+        set passes its size limit (RESOURCE_EXHAUSTED, evidence_too_large), and
+        never holds a whole file in memory. Then it stores the files in chunks
+        with a manifest of SHA-256 digests, sends the manifest as an "evidence"
+        message, and pushes the sealed chunks to the requester (resuming after
+        any interruption).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -615,6 +641,11 @@ def add_LocalServicer_to_server(servicer, server):
             'SendEvidence': grpc.unary_unary_rpc_method_handler(
                     servicer.SendEvidence,
                     request_deserializer=comity_dot_v1_dot_local__pb2.SendEvidenceRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_local__pb2.RequestDetail.SerializeToString,
+            ),
+            'UploadEvidence': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadEvidence,
+                    request_deserializer=comity_dot_v1_dot_local__pb2.EvidenceUpload.FromString,
                     response_serializer=comity_dot_v1_dot_local__pb2.RequestDetail.SerializeToString,
             ),
             'ListEvidence': grpc.unary_unary_rpc_method_handler(
@@ -1015,6 +1046,33 @@ class Local:
             target,
             '/comity.v1.Local/SendEvidence',
             comity_dot_v1_dot_local__pb2.SendEvidenceRequest.SerializeToString,
+            comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadEvidence(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/comity.v1.Local/UploadEvidence',
+            comity_dot_v1_dot_local__pb2.EvidenceUpload.SerializeToString,
             comity_dot_v1_dot_local__pb2.RequestDetail.FromString,
             options,
             channel_credentials,

@@ -15,6 +15,7 @@ from node.gen.comity.v1 import local_groups_pb2 as _local_groups_pb2
 from node.gen.comity.v1 import local_pb2 as _local_pb2
 from grpc import aio as _aio
 import abc as _abc_1
+import builtins as _builtins
 import grpc as _grpc
 import sys
 import typing as _typing
@@ -23,6 +24,11 @@ if sys.version_info >= (3, 11):
     from typing import Self as _Self
 else:
     from typing_extensions import Self as _Self
+
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
 
 _T = _typing.TypeVar("_T")
 
@@ -44,10 +50,15 @@ class LocalStub:
     delivery in the node's durable outbox: from then on the request will reach
     the recipient exactly once, through crashes and outages. Waits a short
     while for the signed receipt and answers with the request as it stands
-    ("delivered", or "submitted" with the pending delivery). Errors:
+    ("delivered", or "submitted" with the pending delivery). With an
+    idempotency key, a request filed under that key before is answered as it
+    stands instead of being filed again, so a call whose outcome is unknown
+    (the node died, the connection broke) can be repeated safely. Errors:
     INVALID_ARGUMENT (unknown request type or recipient, form that fails its
-    schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
-    it refused the request for good while the call waited.
+    schema, malformed key), ALREADY_EXISTS (idempotency_key_reused: the key
+    was used for a different request), RESOURCE_EXHAUSTED (the outbox is
+    full), and the peer's refusal if it refused the request for good while
+    the call waited.
     """
     PreviewRequest: _grpc.UnaryUnaryMultiCallable[_local_pb2.FileRequestRequest, _local_pb2.RequestPreview]
     """Exactly what FileRequest would sign and send (the canonical, minimized
@@ -59,7 +70,7 @@ class LocalStub:
     that have not reached the step it is for, most overdue first.
     """
     ListRequests: _grpc.UnaryUnaryMultiCallable[_local_pb2.ListRequestsRequest, _local_pb2.ListRequestsResponse]
-    """Lists requests, newest first."""
+    """Lists requests, newest first, a page at a time (next_page_token)."""
     GetRequest: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.RequestDetail]
     """One request with its form and the signed receipt. NOT_FOUND if unknown."""
     GetNodeStatus: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetNodeStatusRequest, _local_pb2.NodeStatus]
@@ -80,11 +91,25 @@ class LocalStub:
     PERMISSION_DENIED (the other party sends this kind), FAILED_PRECONDITION
     (not allowed in the request's current state), RESOURCE_EXHAUSTED.
     """
-    SendEvidence: _grpc.UnaryUnaryMultiCallable[_local_pb2.SendEvidenceRequest, _local_pb2.RequestDetail]
-    """Returns evidence for a request this agency received: reads the files
-    (paths the node can read), stores them in chunks with a manifest of
-    SHA-256 digests, sends the manifest as an "evidence" message, and pushes
-    the sealed chunks to the requester (resuming after any interruption).
+    @_builtins.property
+    @_deprecated("""This method has been marked as deprecated using proto method options.""")
+    def SendEvidence(self) -> _grpc.UnaryUnaryMultiCallable[_local_pb2.SendEvidenceRequest, _local_pb2.RequestDetail]:
+        """Refused (FAILED_PRECONDITION, evidence_path_refused): the node would read
+        the files by path with its own rights, whoever named them. Use
+        UploadEvidence, which takes the files' bytes from the caller.
+        """
+    UploadEvidence: _grpc.StreamUnaryMultiCallable[_local_pb2.EvidenceUpload, _local_pb2.RequestDetail]
+    """Returns evidence for a request this agency received. The caller streams
+    the files: first an EvidenceUpload with the header (request, files' names
+    and media types, note), then their bytes in data messages, file after
+    file. The node checks the header before taking any data (NOT_FOUND,
+    INVALID_ARGUMENT for a bad name or media type, FAILED_PRECONDITION when
+    evidence is not this party's move now), refuses the stream as soon as the
+    set passes its size limit (RESOURCE_EXHAUSTED, evidence_too_large), and
+    never holds a whole file in memory. Then it stores the files in chunks
+    with a manifest of SHA-256 digests, sends the manifest as an "evidence"
+    message, and pushes the sealed chunks to the requester (resuming after
+    any interruption).
     """
     ListEvidence: _grpc.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.EvidenceList]
     """The evidence sets of a request, with each file's progress."""
@@ -201,10 +226,15 @@ class LocalAsyncStub(LocalStub):
     delivery in the node's durable outbox: from then on the request will reach
     the recipient exactly once, through crashes and outages. Waits a short
     while for the signed receipt and answers with the request as it stands
-    ("delivered", or "submitted" with the pending delivery). Errors:
+    ("delivered", or "submitted" with the pending delivery). With an
+    idempotency key, a request filed under that key before is answered as it
+    stands instead of being filed again, so a call whose outcome is unknown
+    (the node died, the connection broke) can be repeated safely. Errors:
     INVALID_ARGUMENT (unknown request type or recipient, form that fails its
-    schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
-    it refused the request for good while the call waited.
+    schema, malformed key), ALREADY_EXISTS (idempotency_key_reused: the key
+    was used for a different request), RESOURCE_EXHAUSTED (the outbox is
+    full), and the peer's refusal if it refused the request for good while
+    the call waited.
     """
     PreviewRequest: _aio.UnaryUnaryMultiCallable[_local_pb2.FileRequestRequest, _local_pb2.RequestPreview]  # type: ignore[assignment]
     """Exactly what FileRequest would sign and send (the canonical, minimized
@@ -216,7 +246,7 @@ class LocalAsyncStub(LocalStub):
     that have not reached the step it is for, most overdue first.
     """
     ListRequests: _aio.UnaryUnaryMultiCallable[_local_pb2.ListRequestsRequest, _local_pb2.ListRequestsResponse]  # type: ignore[assignment]
-    """Lists requests, newest first."""
+    """Lists requests, newest first, a page at a time (next_page_token)."""
     GetRequest: _aio.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.RequestDetail]  # type: ignore[assignment]
     """One request with its form and the signed receipt. NOT_FOUND if unknown."""
     GetNodeStatus: _aio.UnaryUnaryMultiCallable[_local_pb2.GetNodeStatusRequest, _local_pb2.NodeStatus]  # type: ignore[assignment]
@@ -237,11 +267,25 @@ class LocalAsyncStub(LocalStub):
     PERMISSION_DENIED (the other party sends this kind), FAILED_PRECONDITION
     (not allowed in the request's current state), RESOURCE_EXHAUSTED.
     """
-    SendEvidence: _aio.UnaryUnaryMultiCallable[_local_pb2.SendEvidenceRequest, _local_pb2.RequestDetail]  # type: ignore[assignment]
-    """Returns evidence for a request this agency received: reads the files
-    (paths the node can read), stores them in chunks with a manifest of
-    SHA-256 digests, sends the manifest as an "evidence" message, and pushes
-    the sealed chunks to the requester (resuming after any interruption).
+    @_builtins.property
+    @_deprecated("""This method has been marked as deprecated using proto method options.""")
+    def SendEvidence(self) -> _aio.UnaryUnaryMultiCallable[_local_pb2.SendEvidenceRequest, _local_pb2.RequestDetail]:  # type: ignore[override]
+        """Refused (FAILED_PRECONDITION, evidence_path_refused): the node would read
+        the files by path with its own rights, whoever named them. Use
+        UploadEvidence, which takes the files' bytes from the caller.
+        """
+    UploadEvidence: _aio.StreamUnaryMultiCallable[_local_pb2.EvidenceUpload, _local_pb2.RequestDetail]  # type: ignore[assignment]
+    """Returns evidence for a request this agency received. The caller streams
+    the files: first an EvidenceUpload with the header (request, files' names
+    and media types, note), then their bytes in data messages, file after
+    file. The node checks the header before taking any data (NOT_FOUND,
+    INVALID_ARGUMENT for a bad name or media type, FAILED_PRECONDITION when
+    evidence is not this party's move now), refuses the stream as soon as the
+    set passes its size limit (RESOURCE_EXHAUSTED, evidence_too_large), and
+    never holds a whole file in memory. Then it stores the files in chunks
+    with a manifest of SHA-256 digests, sends the manifest as an "evidence"
+    message, and pushes the sealed chunks to the requester (resuming after
+    any interruption).
     """
     ListEvidence: _aio.UnaryUnaryMultiCallable[_local_pb2.GetRequestRequest, _local_pb2.EvidenceList]  # type: ignore[assignment]
     """The evidence sets of a request, with each file's progress."""
@@ -361,10 +405,15 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         delivery in the node's durable outbox: from then on the request will reach
         the recipient exactly once, through crashes and outages. Waits a short
         while for the signed receipt and answers with the request as it stands
-        ("delivered", or "submitted" with the pending delivery). Errors:
+        ("delivered", or "submitted" with the pending delivery). With an
+        idempotency key, a request filed under that key before is answered as it
+        stands instead of being filed again, so a call whose outcome is unknown
+        (the node died, the connection broke) can be repeated safely. Errors:
         INVALID_ARGUMENT (unknown request type or recipient, form that fails its
-        schema), RESOURCE_EXHAUSTED (the outbox is full), and the peer's refusal if
-        it refused the request for good while the call waited.
+        schema, malformed key), ALREADY_EXISTS (idempotency_key_reused: the key
+        was used for a different request), RESOURCE_EXHAUSTED (the outbox is
+        full), and the peer's refusal if it refused the request for good while
+        the call waited.
         """
 
     @_abc_1.abstractmethod
@@ -394,7 +443,7 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         request: _local_pb2.ListRequestsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_local_pb2.ListRequestsResponse, _abc.Awaitable[_local_pb2.ListRequestsResponse]]:
-        """Lists requests, newest first."""
+        """Lists requests, newest first, a page at a time (next_page_token)."""
 
     @_abc_1.abstractmethod
     def GetRequest(
@@ -440,16 +489,35 @@ class LocalServicer(metaclass=_abc_1.ABCMeta):
         (not allowed in the request's current state), RESOURCE_EXHAUSTED.
         """
 
+    @_deprecated("""Refused (FAILED_PRECONDITION, evidence_path_refused): the node would read\nthe files by path with its own rights, whoever named them. Use\nUploadEvidence, which takes the files' bytes from the caller.""")
     @_abc_1.abstractmethod
     def SendEvidence(
         self,
         request: _local_pb2.SendEvidenceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_local_pb2.RequestDetail, _abc.Awaitable[_local_pb2.RequestDetail]]:
-        """Returns evidence for a request this agency received: reads the files
-        (paths the node can read), stores them in chunks with a manifest of
-        SHA-256 digests, sends the manifest as an "evidence" message, and pushes
-        the sealed chunks to the requester (resuming after any interruption).
+        """Refused (FAILED_PRECONDITION, evidence_path_refused): the node would read
+        the files by path with its own rights, whoever named them. Use
+        UploadEvidence, which takes the files' bytes from the caller.
+        """
+
+    @_abc_1.abstractmethod
+    def UploadEvidence(
+        self,
+        request_iterator: _MaybeAsyncIterator[_local_pb2.EvidenceUpload],
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_pb2.RequestDetail, _abc.Awaitable[_local_pb2.RequestDetail]]:
+        """Returns evidence for a request this agency received. The caller streams
+        the files: first an EvidenceUpload with the header (request, files' names
+        and media types, note), then their bytes in data messages, file after
+        file. The node checks the header before taking any data (NOT_FOUND,
+        INVALID_ARGUMENT for a bad name or media type, FAILED_PRECONDITION when
+        evidence is not this party's move now), refuses the stream as soon as the
+        set passes its size limit (RESOURCE_EXHAUSTED, evidence_too_large), and
+        never holds a whole file in memory. Then it stores the files in chunks
+        with a manifest of SHA-256 digests, sends the manifest as an "evidence"
+        message, and pushes the sealed chunks to the requester (resuming after
+        any interruption).
         """
 
     @_abc_1.abstractmethod
