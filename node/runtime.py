@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +19,7 @@ from node.errors import ComityError, ConfigError
 from node.federation.trusted import FederationDirectory
 from node.indicators.campaigns import LinkRules
 from node.indicators.psi_workers import PsiWorkers
+from node.replica import Incarnation, start_incarnation
 from node.services.audit import AuditService
 from node.services.campaigns import CampaignService
 from node.services.delivery import DeliverySettings, DeliveryWorker
@@ -31,7 +29,7 @@ from node.services.evidence import EvidenceService
 from node.services.exchange import ExchangeService, ExchangeSettings
 from node.services.groups import GroupService
 from node.services.indicators import IndicatorService
-from node.services.outbox import RetryPolicy
+from node.services.outbox import RetryPolicy, release_earlier_claims
 from node.services.overlap import OverlapService
 from node.services.overlap_reveal import RevealService
 from node.services.set_offers import OfferSettings
@@ -79,6 +77,7 @@ class RunningNode:
     reveal: RevealService
     campaigns: CampaignService
     sightings: SightingService
+    incarnation: Incarnation
     _uploading: asyncio.Task[None] | None = None
     _erasing: asyncio.Task[None] | None = None
     _witnessing: asyncio.Task[None] | None = None
@@ -160,6 +159,7 @@ class RunningNode:
         # After the servers, so no overlap check still uses the worker processes.
         await asyncio.to_thread(self.psi.close)
         self.database.close()
+        self.incarnation.close()
         self.tracer_provider.shutdown()
         _LOG.info("stopped")
 
@@ -176,12 +176,14 @@ async def start_node(
         StorageUnavailableError: the database cannot be reached.
     """
     keys = AgencyKeys.load(config.keys_dir)
+    incarnation = start_incarnation(config)
     database = Database(create_engine(config.database_url))
     try:
-        return await _start_on(database, config, keys, tracer_provider)
+        return await _start_on(database, config, keys, tracer_provider, incarnation)
     except BaseException:
         # A node that cannot start (its port taken, say) leaves no connection open behind it.
         database.close()
+        incarnation.close()
         raise
 
 
@@ -190,8 +192,9 @@ async def _start_on(
     config: NodeConfig,
     keys: AgencyKeys,
     tracer_provider: TracerProvider | None,
+    incarnation: Incarnation,
 ) -> RunningNode:
-    base = await _foundation(database, config, keys, tracer_provider)
+    base = await _foundation(database, config, keys, tracer_provider, incarnation)
     services = _services(base)
     servers = _servers(base, services)
     await servers.start()
@@ -220,6 +223,7 @@ class _Foundation:
     tls: TlsIdentity
     provider: TracerProvider
     tracer: Tracer
+    incarnation: Incarnation
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,9 +250,16 @@ async def _foundation(
     config: NodeConfig,
     keys: AgencyKeys,
     tracer_provider: TracerProvider | None,
+    incarnation: Incarnation,
 ) -> _Foundation:
-    """Migrate the database, open the trusted directory and connect to peers."""
+    """Migrate the database, release the claims of this replica's earlier (dead) runs, open
+    the trusted directory and connect to peers."""
     await database.run(lambda: upgrade(database.engine))
+    released = await release_earlier_claims(
+        database, replica=incarnation.replica, owner=incarnation.owner
+    )
+    if released:
+        _LOG.info("released %d claims left by an earlier run of this node", released)
     directory = await FederationDirectory.open(
         database=database, bootstrap=config.directory_file, clock=now_ms
     )
@@ -276,6 +287,7 @@ async def _foundation(
         ),
         provider=provider,
         tracer=provider.get_tracer(TRACER_NAME),
+        incarnation=incarnation,
     )
 
 
@@ -332,7 +344,7 @@ def _services(base: _Foundation) -> _Services:
 
 def _delivery_worker(base: _Foundation) -> DeliveryWorker:
     return DeliveryWorker(
-        settings=_delivery_settings(base.config),
+        settings=_delivery_settings(base.config, base.incarnation.owner),
         database=base.database,
         directory=base.directory,
         transport=base.peers,
@@ -399,7 +411,7 @@ def _indicator_service(base: _Foundation, keys: Callable[[], AgencyKeys]) -> Ind
         transport=base.peers,
         agency_id=base.config.agency_id,
         clock=now_ms,
-        offers=_offer_settings(base.config),
+        offers=_offer_settings(base),
     )
 
 
@@ -411,7 +423,7 @@ def _sighting_service(base: _Foundation, keys: Callable[[], AgencyKeys]) -> Sigh
         transport=base.peers,
         agency_id=base.config.agency_id,
         clock=now_ms,
-        reports=_offer_settings(base.config),
+        reports=_offer_settings(base),
     )
 
 
@@ -501,6 +513,7 @@ def _running(base: _Foundation, services: _Services, servers: NodeServers) -> Ru
         reveal=services.reveal,
         campaigns=services.campaigns,
         sightings=services.sightings,
+        incarnation=base.incarnation,
         _uploading=asyncio.create_task(
             services.evidence.run(config.poll_interval_s * 5), name="comity-evidence-upload"
         ),
@@ -515,17 +528,15 @@ def _running(base: _Foundation, services: _Services, servers: NodeServers) -> Ru
     )
 
 
-def _offer_settings(config: NodeConfig) -> OfferSettings:
-    """Indicator set offers and sighting reports retry like deliveries, under claims of their
-    own."""
-    delivery = _delivery_settings(config)
+def _offer_settings(base: _Foundation) -> OfferSettings:
+    """Indicator set offers and sighting reports retry like deliveries."""
+    delivery = _delivery_settings(base.config, base.incarnation.owner)
     return OfferSettings(owner=delivery.owner, retry=delivery.retry, lease_ms=delivery.lease_ms)
 
 
-def _delivery_settings(config: NodeConfig) -> DeliverySettings:
+def _delivery_settings(config: NodeConfig, owner: str) -> DeliverySettings:
     return DeliverySettings(
-        # Unique per process: replicas sharing a database tell their claims apart.
-        owner=f"{config.agency_id}/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}",
+        owner=owner,  # this run of this replica (node/replica.py)
         retry=RetryPolicy(base_s=config.retry_base_s, cap_s=config.retry_cap_s),
         # A claim outlives any single attempt (the call deadline) with room to record it.
         lease_ms=int(config.delivery_timeout_s * 2000) + 5000,

@@ -238,6 +238,8 @@ def status_dict(status: local_pb2.NodeStatus) -> dict[str, Any]:
                 "next_attempt_at": format_ms(p.next_attempt_at_ms),
                 "last_error": p.last_error or None,
                 "alert": p.alert,
+                "claimed_elsewhere": p.claimed_elsewhere,
+                "claims_end_at": format_ms(p.claims_end_at_ms) if p.claimed_elsewhere else None,
             }
             for p in status.peers
         ],
@@ -293,3 +295,10 @@ def print_status(console: Console, status: local_pb2.NodeStatus) -> None:
             p["last_error"] or "",
         )
     console.print(table)
+    for p in d["peers"]:
+        if p["claimed_elsewhere"]:
+            console.print(
+                f"{p['claimed_elsewhere']} delivery(ies) to {p['peer']} held by another "
+                f"process's claim until {p['claims_end_at']}: another replica is sending them, "
+                "or one that stopped; its claims lapse then and this node takes them over."
+            )

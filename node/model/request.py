@@ -99,6 +99,11 @@ class PeerBacklogView:
     next_attempt_at_ms: int
     last_error: str | None
     alert: bool
+    claimed_elsewhere: int = 0
+    """Pending deliveries under another process's live claim (a replica at work, or one that
+    died: its claims lapse when their leases end)."""
+    claims_end_at_ms: int = 0
+    """When the last of those leases ends."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -133,6 +133,11 @@ class DeliveryWorker:
         return self._settings.owner if self._worker.has_slot() else None
 
     @property
+    def owner(self) -> str:
+        """This worker's owner id in claims."""
+        return self._settings.owner
+
+    @property
     def lease_ms(self) -> int:
         return self._settings.lease_ms
 

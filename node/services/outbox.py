@@ -31,6 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlmodel import Session
 
 from node.errors import ComityError, ErrorKind
+from node.storage import leased
 from node.storage.database import Database
 from node.storage.engine import transaction
 
@@ -74,6 +75,19 @@ class Lease:
     def claim(self, now_ms: int) -> tuple[str, int]:
         """(owner, lease end) of a claim taken at ``now_ms``."""
         return self.owner, now_ms + self.lease_ms
+
+
+async def release_earlier_claims(database: Database, *, replica: str, owner: str) -> int:
+    """Release the claims that earlier runs of this replica left on pending rows of every
+    kind (request deliveries, set offers, sighting reports), so a restarted node attempts them
+    at once instead of after their leases end; how many were released. Only for a caller that
+    knows those runs are dead (``node/replica.py``)."""
+
+    def release() -> int:
+        with transaction(database.engine) as session:
+            return sum(leased.release_claims(session, replica=replica, keep=owner).values())
+
+    return await database.run(release)
 
 
 class OwedState(Enum):

@@ -55,3 +55,25 @@ def pending_and_failed(session: Session, table: type[Leased]) -> tuple[int, int]
         count_by_status(session, table, status=PENDING),
         count_by_status(session, table, status=FAILED),
     )
+
+
+def release_claims(session: Session, *, replica: str, keep: str) -> dict[str, int]:
+    """Release the claims on pending rows that earlier runs of ``replica`` hold (owners
+    ``replica/…`` other than ``keep``, this run's): those runs are dead, so their rows are due
+    at once instead of when the leases end. How many rows of each table were released."""
+    released = {}
+    for table in (Outbox, IndicatorOffer, SightingReport):
+        rows = session.exec(
+            select(table).where(
+                col(table.status) == PENDING,
+                col(table.claimed_by).startswith(f"{replica}/", autoescape=True),
+                col(table.claimed_by) != keep,
+            )
+        )
+        count = 0
+        for row in rows:
+            row.claimed_by, row.claim_expires_at_ms = None, None
+            session.add(row)
+            count += 1
+        released[table.__tablename__] = count
+    return released

@@ -21,6 +21,7 @@ __all__ = [
     "PeerBacklog",
     "backlog_by_peer",
     "claim_due",
+    "claims_elsewhere",
     "count_outbox",
     "get_outbox",
     "insert_outbox",
@@ -172,6 +173,21 @@ def backlog_by_peer(session: Session) -> list[PeerBacklog]:
         )
         for peer, pending, oldest, attempts, next_at in session.execute(query).all()
     ]
+
+
+def claims_elsewhere(session: Session, *, owner: str, now_ms: int) -> dict[str, tuple[int, int]]:
+    """Per peer: pending deliveries under a live claim of an owner other than ``owner``, and
+    when the last of those leases ends."""
+    query = (
+        sa_select(col(Outbox.recipient), func.count(), func.max(Outbox.claim_expires_at_ms))
+        .where(
+            col(Outbox.status) == PENDING,
+            col(Outbox.claim_expires_at_ms) >= now_ms,
+            col(Outbox.claimed_by) != owner,
+        )
+        .group_by(col(Outbox.recipient))
+    )
+    return {peer: (count, until) for peer, count, until in session.execute(query).all()}
 
 
 def _last_error(session: Session, peer: str) -> str | None:

@@ -263,6 +263,8 @@ def node_status_to_proto(status: NodeStatusView) -> local_pb2.NodeStatus:
                 last_error=p.last_error or "",
                 next_attempt_at_ms=p.next_attempt_at_ms,
                 alert=p.alert,
+                claimed_elsewhere=p.claimed_elsewhere,
+                claims_end_at_ms=p.claims_end_at_ms,
             )
             for p in status.peers
         ],

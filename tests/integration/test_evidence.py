@@ -21,7 +21,8 @@ from node.ids import AgencyId, ExchangeId, new_exchange_id, new_message_id
 from node.model.envelope import EnvelopeHeader, SealedEnvelope
 from node.model.lifecycle import WrongRequestTypeError
 from node.model.request import RequestState, RequestView
-from node.services.evidence import CHUNK_SIZE, EvidenceFile, build_manifest
+from node.services.evidence import build_manifest
+from node.services.evidence_upload import CHUNK_SIZE, EvidenceFile
 from node.timeutil import now_ms
 from tests.integration.harness import Federation
 from tests.integration.test_exchange import deliver_raw, request_bytes

@@ -69,7 +69,7 @@ class ExchangeService:
             tracer=tracer,
             clock=clock,
         )
-        self.views = Views(party=self.party)
+        self.views = Views(party=self.party, claim_owner=delivery.owner)
         self.filing = Filing(party=self.party, delivery=delivery, views=self.views)
         self.receiving = Receiving(party=self.party, catch_up=catch_up)
 

@@ -58,8 +58,11 @@ def _position(token: str) -> tuple[int, str]:
 class Views:
     """Assembles the views of requests and of the node's status from what is stored."""
 
-    def __init__(self, *, party: Party) -> None:
+    def __init__(self, *, party: Party, claim_owner: str = "") -> None:
+        """``claim_owner`` is this process's delivery worker's owner id: claims of others
+        show in the node's status."""
         self._party = party
+        self._claim_owner = claim_owner
 
     async def get_request(self, request_id: str) -> RequestView:
         """One request with its form and receipt.
@@ -120,6 +123,7 @@ class Views:
 
         def load() -> NodeStatusView:
             with transaction(self._party.engine) as session:
+                claimed = outbox_repo.claims_elsewhere(session, owner=self._claim_owner, now_ms=now)
                 peers = tuple(
                     PeerBacklogView(
                         peer=AgencyId(b.peer),
@@ -129,6 +133,8 @@ class Views:
                         next_attempt_at_ms=b.next_attempt_at_ms,
                         last_error=b.last_error,
                         alert=now - b.oldest_pending_since_ms > self._party.settings.alert_after_ms,
+                        claimed_elsewhere=claimed.get(b.peer, (0, 0))[0],
+                        claims_end_at_ms=claimed.get(b.peer, (0, 0))[1],
                     )
                     for b in outbox_repo.backlog_by_peer(session)
                 )
