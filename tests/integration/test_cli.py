@@ -140,3 +140,62 @@ def test_cli_says_when_the_local_node_is_not_running(
     code = main(["request", "list", "--config", str(config.config_path)])
     assert code == 1
     assert "is `comity node serve` running?" in capsys.readouterr().err
+    # Filing says so too: the node was never reached, so nothing can have been filed.
+    form = ["--form", str(EXAMPLE), "--config", str(config.config_path)]
+    code = main(["request", "file", "preservation", "--to", "bb-central-authority", *form])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "local_node_unreachable" in err
+    assert "outcome_unknown" not in err
+
+
+async def test_filing_again_under_the_printed_key_files_once(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["request", "file", "preservation", "--to", AUTHORITY, "--form", str(EXAMPLE)]
+    code, out, _ = await comity(capsys, fed, UNIT, *args, "--idempotency-key", "k-42", "--json")
+    assert code == 0
+    first = json.loads(out)
+    code, out, _ = await comity(capsys, fed, UNIT, *args, "--idempotency-key", "k-42", "--json")
+    assert code == 0
+    assert json.loads(out)["request_id"] == first["request_id"]
+    code, out, _ = await comity(capsys, fed, AUTHORITY, "request", "list", "--json")
+    assert [r["request_id"] for r in json.loads(out)] == [first["request_id"]]
+    # Each run without the option makes a key of its own: a new request.
+    code, out, _ = await comity(capsys, fed, UNIT, *args, "--json")
+    assert code == 0
+    assert json.loads(out)["request_id"] != first["request_id"]
+    code, _, err = await comity(
+        capsys, fed, UNIT, "request", "file", "preservation", "--to", "cc-central-authority",
+        "--form", str(EXAMPLE), "--idempotency-key", "k-42",
+    )  # fmt: skip
+    assert code == 1
+    assert "idempotency_key_reused" in err
+
+
+async def test_request_list_pages_past_any_limit(
+    fed: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(3):
+        code, _, _ = await comity(
+            capsys, fed, UNIT, "request", "file", "preservation", "--to", AUTHORITY,
+            "--form", str(EXAMPLE),
+        )  # fmt: skip
+        assert code == 0
+    code, out, err = await comity(capsys, fed, UNIT, "request", "list", "--limit", "2", "--json")
+    assert code == 0
+    first = [r["request_id"] for r in json.loads(out)]
+    assert len(first) == 2
+    token = err.split("--page-token ")[1].split()[0]
+    code, out, err = await comity(
+        capsys, fed, UNIT, "request", "list", "--limit", "2", "--page-token", token, "--json"
+    )
+    assert code == 0
+    second = [r["request_id"] for r in json.loads(out)]
+    assert len(second) == 1
+    assert "--page-token" not in err  # the last page
+    code, out, _ = await comity(capsys, fed, UNIT, "request", "list", "--all", "--json")
+    assert [r["request_id"] for r in json.loads(out)] == first + second
+    code, _, err = await comity(capsys, fed, UNIT, "request", "list", "--page-token", "zz")
+    assert code == 1
+    assert "malformed" in err
