@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -31,13 +31,19 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
+class Readable(Protocol):
+    """What evidence is read from: an open file, a pipe."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class UploadFile:
     """A file the caller opened (with its own rights) to stream as evidence."""
 
     name: str
     media_type: str
-    stream: BinaryIO
+    stream: Readable
 
 
 class LocalNodeUnreachableError(ComityError):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
 from pathlib import Path
 
@@ -103,7 +102,7 @@ def rss_bytes() -> int:
     return 0
 
 
-class EndlessFifo(io.RawIOBase):
+class EndlessFifo:
     """A file without end, as a FIFO someone keeps writing to: counts what was read from it,
     and the process's peak resident memory meanwhile."""
 
@@ -111,9 +110,6 @@ class EndlessFifo(io.RawIOBase):
         self.read_bytes = 0
         self.baseline = self.peak = rss_bytes()
         self._piece = os.urandom(256 * 1024)
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         self.read_bytes += len(self._piece[:size])

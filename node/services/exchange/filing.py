@@ -100,8 +100,7 @@ class Filing:
 
         Waits up to ``file_wait_s`` for the signed receipt, then answers with the request as
         it stands: delivered, or submitted with its delivery pending (it will be retried).
-        With ``idempotency_key``, a request filed under that key before is answered as it
-        stands instead (the key is stored with the request, in the same transaction).
+        With ``idempotency_key``, a request filed under that key before is answered instead.
 
         Raises:
             UnknownRequestTypeError, UnknownAgencyError, FormValidationError: bad input;
@@ -110,8 +109,8 @@ class Filing:
             CampaignError: the form names another campaign; nothing is stored.
             NotFoundError: no such campaign at this node; nothing is stored.
             OverloadedError: the outbox is full; nothing is stored.
-            MalformedError: the idempotency key is malformed; nothing is stored.
-            IdempotencyKeyReusedError: the key was used to file a different request.
+            MalformedError, IdempotencyKeyReusedError: a bad key, or one used to file a
+                different request; nothing is stored.
             ComityError: the peer refused the request for good while filing waited (the
                 request stays stored as ``delivery_failed`` with the reason).
         """
@@ -136,6 +135,20 @@ class Filing:
             strip=strip,
             campaign_id=campaign_id,
         )
+        try:
+            exchange_id = await self._file(preview, campaign_id=campaign_id, key=key)
+        except IntegrityError:
+            # Another call under the same key stored its request first: answer with it.
+            filed = await self._filed_under(key) if key is not None else None
+            if filed is None:
+                raise
+            return filed
+        return await self._views.get_request(exchange_id)
+
+    async def _file(
+        self, preview: RequestPreview, *, campaign_id: str | None, key: FilingKey | None
+    ) -> ExchangeId:
+        """Sign and seal the previewed request, store it and hand it to delivery."""
         form_type = get_form_type(preview.request_type)
         member = self._recipient(preview.recipient)
         canonical = preview.form_json
@@ -151,27 +164,14 @@ class Filing:
                     recipient=member.agency_id,
                 )
             )
-            try:
-                await self._store_and_dispatch(
-                    header.message_id,
-                    lambda carrier, owner: self._store_outbound(
-                        form_type,
-                        sealed,
-                        canonical,
-                        carrier,
-                        owner,
-                        campaign_id=campaign_id,
-                        key=key,
-                    ),
-                    after_commit="file.after_commit",
-                )
-            except IntegrityError:
-                # Another call under the same key stored its request first: answer with it.
-                filed = await self._filed_under(key) if key is not None else None
-                if filed is None:
-                    raise
-                return filed
-        return await self._views.get_request(header.exchange_id)
+            await self._store_and_dispatch(
+                header.message_id,
+                lambda carrier, owner: self._store_outbound(
+                    form_type, sealed, canonical, carrier, owner, campaign_id=campaign_id, key=key
+                ),
+                after_commit="file.after_commit",
+            )
+        return header.exchange_id
 
     async def _filed_under(self, key: FilingKey) -> RequestView | None:
         """The request filed under ``key`` as it stands, if one was.
